@@ -1,0 +1,3 @@
+"""
+msnp: an MSNP18 (Windows Live Messenger 2009) client library for Twisted.
+"""

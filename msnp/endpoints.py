@@ -1,0 +1,91 @@
+# -*- test-case-name: test.test_endpoints -*-
+"""
+Where the services are, and who the client says it is.
+
+Both are plain values a caller can build once and share: today's users point
+msnp at revival networks and self-hosted servers, so every address a server
+would decide is configurable, and the defaults are documented as the
+historical Microsoft ones that no longer answer.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field, replace
+from typing import Optional
+
+#: The historical Microsoft addresses (all switched off long ago).
+HISTORICAL_DISPATCH = "tcp:messenger.hotmail.com:1863"
+HISTORICAL_SSO = "https://login.live.com/RST2.srf"
+HISTORICAL_SHARING = "https://contacts.msn.com/abservice/SharingService.asmx"
+HISTORICAL_ADDRESS_BOOK = "https://contacts.msn.com/abservice/abservice.asmx"
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """
+    The network a client signs in to.
+
+    @ivar dispatch: a Twisted client endpoint string for the dispatch
+        server (C{"tcp:host:port"}); a server that is already the
+        notification server works too.
+    @ivar sso: URL of the Passport RST2 service.
+    @ivar sharing: URL of the ABCH sharing (membership) service.
+    @ivar addressBook: URL of the ABCH address-book service.
+    @ivar trustRoot: path of a PEM file with the CA certificates to trust
+        for https URLs, for self-signed revival servers; L{None} uses the
+        platform's trust store. Certificates are always verified.
+    """
+
+    dispatch: str = HISTORICAL_DISPATCH
+    sso: str = HISTORICAL_SSO
+    sharing: str = HISTORICAL_SHARING
+    addressBook: str = HISTORICAL_ADDRESS_BOOK
+    trustRoot: Optional[str] = None
+
+    def replace(self, **changes: object) -> "Endpoints":
+        """
+        A copy with some fields changed.
+        """
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def newMachineGuid() -> str:
+    """
+    A fresh endpoint id in the registry form WLM uses: upper case, braces.
+    """
+    return "{" + str(uuid.uuid4()).upper() + "}"
+
+
+@dataclass(frozen=True)
+class ClientIdentity:
+    """
+    What the client tells the server about itself (C{CVR}, C{CHG}, C{QRY}).
+
+    The defaults are Windows Live Messenger 2009 (14.0.8089) on Windows 7,
+    which is what MSNP18 servers expect to see.
+
+    @ivar machineGuid: this endpoint's id (MPOP). Generated once per
+        L{ClientIdentity} unless given, so it stays the same for the life of
+        the client; persist it to appear as the same place across runs.
+    """
+
+    localeId: str = "0x0409"
+    osType: str = "winnt"
+    osVersion: str = "6.1.0"
+    architecture: str = "i386"
+    clientName: str = "MSNMSGR"
+    clientVersion: str = "14.0.8089.0726"
+    brand: str = "msmsgs"
+    machineGuid: str = field(default_factory=newMachineGuid)
+    protocolVersions: tuple[str, ...] = ("MSNP18", "MSNP17")
+    capabilities: str = "2789003324:48"
+    productId: str = "PROD0120PW!CCV9@"
+    productKey: str = field(default="C1BX{V4W}Q3*10SM", repr=False)
+    placeName: str = "MSNP"
+
+    def replace(self, **changes: object) -> "ClientIdentity":
+        """
+        A copy with some fields changed.
+        """
+        return replace(self, **changes)  # type: ignore[arg-type]

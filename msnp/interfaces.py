@@ -1,0 +1,153 @@
+# -*- test-case-name: test.test_interfaces -*-
+"""
+The events a messenger session reports, as one zope interface.
+
+Users pass an observer to L{msnp.MSNClient}; nobody has to subclass a
+protocol to hear about a message. An observer may implement any subset of
+these methods (missing ones are skipped), and an exception raised by one is
+logged and never breaks the session.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from twisted.logger import Logger
+from zope.interface import Interface
+
+_log = Logger()
+
+
+class IMessengerObserver(Interface):
+    """
+    Receives everything that happens to a signed-in session.
+
+    Arguments are msnp value objects: C{session} is an L{msnp.client.Session},
+    C{contact} an L{msnp.contacts.Contact}, C{conversation} an
+    L{msnp.switchboard.Conversation}, C{message} an
+    L{msnp.switchboard.TextMessage}.
+    """
+
+    # -- the session ----------------------------------------------------------
+
+    def loginStep(step: str, elapsed: float) -> None:
+        """
+        A step of the sign-in finished (C{"VER"}, C{"XFR"}, C{"SSO"},
+        C{"USR OK"}, C{"contacts"}, C{"ADL"}, C{"online"}, ...), after
+        C{elapsed} seconds since L{msnp.MSNClient.login} was called; for
+        progress displays.
+        """
+
+    def signedIn(session: Any) -> None:
+        """
+        The session is ready: contacts are known and presence is announced.
+        """
+
+    def signedOut(session: Any, reason: Optional[str]) -> None:
+        """
+        The session ended. C{reason} is the server's C{OUT} code (C{"OTH"}:
+        signed in elsewhere, C{"SSD"}: server going down), C{"logout"} for
+        L{msnp.client.Session.logout}, or C{"connection lost"}.
+        """
+
+    def profileReceived(session: Any, profile: dict[str, str]) -> None:
+        """
+        The server sent the account profile headers after sign-in.
+        """
+
+    def endpointsChanged(session: Any, endpoints: dict[str, Any]) -> None:
+        """
+        The set of places this account is signed in at changed (MPOP).
+        """
+
+    # -- contacts and presence ----------------------------------------------
+
+    def contactStatusChanged(contact: Any, status: Any) -> None:
+        """
+        A contact went online, offline or changed status (an
+        L{msnp.contacts.Status}).
+        """
+
+    def contactNameChanged(contact: Any, displayName: str) -> None:
+        """
+        A contact changed their display name.
+        """
+
+    def contactPersonalMessageChanged(contact: Any, personalMessage: str) -> None:
+        """
+        A contact changed their personal message (or current media).
+        """
+
+    def contactAddedYou(email: str, displayName: Optional[str]) -> None:
+        """
+        Someone put you on their contact list; accept or decline with
+        L{msnp.client.Session.acceptContactRequest} /
+        L{msnp.client.Session.declineContactRequest}.
+        """
+
+    def contactRemovedYou(email: str) -> None:
+        """
+        Someone took you off their contact list.
+        """
+
+    def contactListChanged(session: Any) -> None:
+        """
+        The contact list changed on the server (from another place, or a
+        list update the server pushed).
+        """
+
+    # -- conversations --------------------------------------------------------
+
+    def conversationStarted(conversation: Any) -> None:
+        """
+        Someone invited you to a conversation and you joined it.
+        """
+
+    def messageReceived(conversation: Any, message: Any) -> None:
+        """
+        A text message arrived (whole, after reassembly of chunks).
+        """
+
+    def typingReceived(conversation: Any, email: str) -> None:
+        """
+        A participant is typing.
+        """
+
+    def nudgeReceived(conversation: Any, email: str) -> None:
+        """
+        A participant sent a nudge.
+        """
+
+    def participantJoined(conversation: Any, email: str) -> None:
+        """
+        Someone joined the conversation.
+        """
+
+    def participantLeft(conversation: Any, email: str) -> None:
+        """
+        Someone left the conversation.
+        """
+
+    def conversationEnded(conversation: Any) -> None:
+        """
+        The conversation's switchboard closed (everyone left, idle, or the
+        connection dropped). Sending again opens a new one.
+        """
+
+
+def notifyObserver(observer: Optional[object], event: str, *args: Any) -> None:
+    """
+    Call C{observer.<event>(*args)} if the observer has that method.
+
+    Observer code is user code: whatever it raises is logged here and goes
+    no further, so a buggy bot cannot break the protocol underneath it.
+    """
+    if observer is None:
+        return
+    method = getattr(observer, event, None)
+    if method is None:
+        return
+    try:
+        method(*args)
+    except Exception:
+        _log.failure("Observer {observer!r} failed in {event}", observer=observer, event=event)

@@ -1,0 +1,340 @@
+# -*- test-case-name: test.test_protocol -*-
+"""
+The framing and request layer shared by every MSNP connection (DS, NS, SB),
+client or server side.
+
+L{MSNPProtocol} turns the byte stream into L{Command}s with the codec of
+L{msnp.wire}, using C{LineReceiver}'s raw mode for payloads; correlates
+replies with requests by TrID; runs a timeout per request on an injectable
+clock; and fails every pending request when the connection goes away. It
+knows nothing of what the commands mean: subclasses add C{handle_XXX}
+methods for the commands that arrive on their own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Collection, Optional
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.protocol import connectionDone
+from twisted.logger import Logger
+from twisted.protocols.basic import LineReceiver
+from twisted.python.failure import Failure
+
+from msnp.errors import ConnectionLost, ProtocolError, RequestTimeout, ServerError
+from msnp.wire import Command, Direction, MalformedLine, ParsedLine, parseLine, serializeCommand
+
+#: Default cap on one command line, terminator excluded.
+DEFAULT_MAX_LINE_LENGTH = 16 * 1024
+#: Default cap on one payload. The largest legitimate payloads (address-book
+#: ADL chunks, UBX of an account with many endpoints) are a few kilobytes.
+DEFAULT_MAX_PAYLOAD_LENGTH = 1024 * 1024
+#: Default seconds a request waits for its reply.
+DEFAULT_REQUEST_TIMEOUT = 30.0
+
+
+@dataclass
+class _PendingRequest:
+    name: str
+    expect: frozenset[str]
+    deferred: "Deferred[Command]"
+    timer: Optional[IDelayedCall] = field(default=None)
+
+
+class MSNPProtocol(LineReceiver):
+    """
+    One MSNP connection: framing, TrIDs, replies, timeouts.
+
+    @cvar receiving: the direction of the commands this side reads;
+        client protocols read L{Direction.FROM_SERVER}.
+    @ivar clock: the clock for request timeouts.
+    @ivar requestTimeout: default seconds before a request fails with
+        L{RequestTimeout}; L{None} disables it.
+    @ivar maxLineLength: longer lines drop the connection.
+    @ivar maxPayloadLength: a larger announced payload drops the connection
+        before a single byte of it is buffered.
+    @ivar trace: log every command both ways (secrets redacted).
+    """
+
+    delimiter = b"\n"
+    receiving: Direction = Direction.FROM_SERVER
+    log = Logger()
+
+    def __init__(
+        self,
+        clock: Optional[IReactorTime] = None,
+        requestTimeout: Optional[float] = DEFAULT_REQUEST_TIMEOUT,
+        maxLineLength: int = DEFAULT_MAX_LINE_LENGTH,
+        maxPayloadLength: int = DEFAULT_MAX_PAYLOAD_LENGTH,
+        trace: bool = False,
+    ) -> None:
+        if clock is None:
+            from twisted.internet import reactor
+
+            clock = reactor  # type: ignore[assignment]
+        assert clock is not None
+        self.clock: IReactorTime = clock
+        self.requestTimeout = requestTimeout
+        self.maxLineLength = maxLineLength
+        self.MAX_LENGTH = maxLineLength
+        self.maxPayloadLength = maxPayloadLength
+        self.trace = trace
+        self._nextTrid = 1
+        self._pending: dict[int, _PendingRequest] = {}
+        self._payloadLine: Optional[ParsedLine] = None
+        self._payloadChunks: list[bytes] = []
+        self._payloadReceived = 0
+        self._discardPayload = False
+        self._broken = False
+        self._payloadLength = 0
+
+    # -- connection ---------------------------------------------------------
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.connected = False
+        message = reason.getErrorMessage()
+        self.failAllPending(ConnectionLost(f"connection lost: {message}"))
+
+    def failAllPending(self, error: Exception) -> None:
+        """
+        Fail every request still waiting for a reply with C{error}.
+        """
+        pending, self._pending = self._pending, {}
+        for request in pending.values():
+            if request.timer is not None and request.timer.active():
+                request.timer.cancel()
+            request.deferred.errback(Failure(error))
+
+    def protocolViolation(self, error: ProtocolError) -> None:
+        """
+        The peer broke the framing: log it, fail what is pending, and drop
+        the connection. Nothing more is read from it.
+        """
+        if self._broken:
+            return
+        self._broken = True
+        self.log.warn("Dropping MSNP connection: {error}", error=str(error))
+        self.failAllPending(error)
+        if self.transport is not None:
+            self.transport.loseConnection()
+
+    # -- reading ------------------------------------------------------------
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._broken:
+            return
+        try:
+            LineReceiver.dataReceived(self, data)
+        except Exception:
+            self.log.failure("Unexpected error while reading MSNP data")
+            self.protocolViolation(ProtocolError("internal error while reading"))
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        self.protocolViolation(
+            ProtocolError(f"line longer than {self.maxLineLength} bytes")
+        )
+
+    def lineReceived(self, line: bytes) -> None:
+        if self._broken:
+            return
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        if not line:
+            return
+        try:
+            parsed = parseLine(line, self.receiving)
+        except MalformedLine as e:
+            self.log.warn("Ignoring malformed MSNP line: {error}", error=str(e))
+            if e.payloadLength:
+                self._startPayload(None, e.payloadLength)
+            return
+        if parsed.payloadLength is None:
+            self._dispatch(parsed.withPayload(None))
+        elif parsed.payloadLength == 0:
+            self._dispatch(parsed.withPayload(b""))
+        else:
+            self._startPayload(parsed, parsed.payloadLength)
+
+    def _startPayload(self, parsed: Optional[ParsedLine], length: int) -> None:
+        if length > self.maxPayloadLength:
+            self.protocolViolation(
+                ProtocolError(
+                    f"announced payload of {length} bytes exceeds the "
+                    f"{self.maxPayloadLength}-byte limit"
+                )
+            )
+            return
+        self._payloadLine = parsed
+        self._payloadChunks = []
+        self._payloadReceived = 0
+        self._payloadLength = length
+        self.setRawMode()
+
+    def rawDataReceived(self, data: bytes) -> None:
+        if self._broken:
+            return
+        needed = self._payloadLength - self._payloadReceived
+        chunk, rest = data[:needed], data[needed:]
+        self._payloadChunks.append(chunk)
+        self._payloadReceived += len(chunk)
+        if self._payloadReceived < self._payloadLength:
+            return
+        parsed, payload = self._payloadLine, b"".join(self._payloadChunks)
+        self._payloadLine, self._payloadChunks = None, []
+        if parsed is not None:
+            self._dispatch(parsed.withPayload(payload))
+        # LineReceiver buffers the leftover bytes while it is busy receiving,
+        # so this does not recurse once per payload command.
+        self.setLineMode(rest)
+
+    # -- dispatching ----------------------------------------------------------
+
+    def _dispatch(self, command: Command) -> None:
+        if self.trace:
+            self.log.debug("<<< {line}", line=command.describe())
+        try:
+            if command.trid is not None and command.trid in self._pending:
+                request = self._pending[command.trid]
+                if command.isError or command.name in request.expect:
+                    del self._pending[command.trid]
+                    if request.timer is not None and request.timer.active():
+                        request.timer.cancel()
+                    if command.isError:
+                        assert command.errorCode is not None
+                        request.deferred.errback(
+                            ServerError(command.errorCode, request.name, command.payload)
+                        )
+                    else:
+                        request.deferred.callback(command)
+                    return
+            self.commandReceived(command)
+        except Exception:
+            self.log.failure("Error while handling {command}", command=command.describe())
+
+    def commandReceived(self, command: Command) -> None:
+        """
+        A command that is not the reply to a pending request: route it to
+        C{handle_<NAME>}, numeric errors to L{errorReceived}, anything else
+        to L{unknownCommand}.
+        """
+        if command.isError:
+            self.errorReceived(command)
+            return
+        handler = getattr(self, "handle_" + command.name, None)
+        if handler is None:
+            self.unknownCommand(command)
+        else:
+            handler(command)
+
+    def errorReceived(self, command: Command) -> None:
+        """
+        A numeric error no request was waiting for.
+        """
+        self.log.info(
+            "Unsolicited error {code} ({meaning})",
+            code=command.name,
+            meaning=ServerError(int(command.name)).meaning,
+        )
+
+    def unknownCommand(self, command: Command) -> None:
+        """
+        A command this protocol has no handler for: logged and ignored.
+        """
+        self.log.info("Ignoring unhandled command {command}", command=command.describe())
+
+    # -- writing --------------------------------------------------------------
+
+    def allocateTrid(self) -> int:
+        trid = self._nextTrid
+        self._nextTrid += 1
+        return trid
+
+    def sendRaw(self, command: Command) -> None:
+        """
+        Write C{command} exactly as given (TrID included).
+        """
+        if self.trace:
+            self.log.debug(">>> {line}", line=command.describe())
+        if self.transport is not None:
+            self.transport.write(
+                serializeCommand(command.name, command.trid, command.arguments, command.payload)
+            )
+
+    def sendNoReply(
+        self, name: str, *arguments: str, payload: Optional[bytes] = None, withTrid: bool = True
+    ) -> Optional[int]:
+        """
+        Send a command whose reply nobody waits for (C{PNG}, C{OUT}, C{MSG U}).
+
+        @return: the TrID used, or L{None}.
+        """
+        trid = self.allocateTrid() if withTrid else None
+        self.sendRaw(Command(name, trid, tuple(arguments), payload))
+        return trid
+
+    def sendCommand(
+        self,
+        name: str,
+        *arguments: str,
+        payload: Optional[bytes] = None,
+        expect: Optional[Collection[str]] = None,
+        timeout: Optional[float] = -1.0,
+    ) -> "Deferred[Command]":
+        """
+        Send a command and wait for its reply.
+
+        @param expect: names of commands that count as the reply (default:
+            the command's own name). Other commands with the same TrID
+            (C{IRO} before C{ANS OK}) go to the handlers.
+        @param timeout: seconds to wait; the default uses
+            C{self.requestTimeout}; L{None} waits without limit.
+        @return: a L{Deferred} firing with the reply L{Command}, or failing
+            with L{ServerError} (numeric error), L{RequestTimeout} or
+            L{ConnectionLost}. Cancelling it forgets the request.
+        """
+        if timeout is not None and timeout < 0:
+            timeout = self.requestTimeout
+        trid = self.allocateTrid()
+
+        def cancel(d: "Deferred[Command]") -> None:
+            request = self._pending.pop(trid, None)
+            if request is not None and request.timer is not None and request.timer.active():
+                request.timer.cancel()
+
+        d: "Deferred[Command]" = Deferred(cancel)
+        if self._broken or not self.connected:
+            d.errback(ConnectionLost(f"cannot send {name}: not connected"))
+            return d
+        request = _PendingRequest(name, frozenset(expect or (name,)), d)
+        if timeout is not None:
+            request.timer = self.clock.callLater(timeout, self._timedOut, trid, timeout)
+        self._pending[trid] = request
+        self.sendRaw(Command(name, trid, tuple(arguments), payload))
+        return d
+
+    def _timedOut(self, trid: int, timeout: float) -> None:
+        request = self._pending.pop(trid, None)
+        if request is not None:
+            request.deferred.errback(
+                RequestTimeout(f"no reply to {request.name} within {timeout:g}s")
+            )
+
+    @property
+    def pendingCount(self) -> int:
+        """
+        How many requests are waiting for their replies.
+        """
+        return len(self._pending)
+
+
+def reactorOrDefault(reactor: Any) -> Any:
+    """
+    The given reactor, or the global one when L{None}.
+    """
+    if reactor is None:
+        from twisted.internet import reactor as globalReactor
+
+        return globalReactor
+    return reactor

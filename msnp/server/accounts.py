@@ -1,0 +1,377 @@
+# -*- test-case-name: test.test_server_accounts -*-
+"""
+The local network's account store: who exists, their passwords, their
+address books and memberships, and the tickets the SSO service issued.
+
+Every server part (the SSO and ABCH HTTP services, the notification and
+switchboard servers) reads and writes this one store, so what the SOAP
+services say and what the notification server routes never disagree.
+All methods are synchronous and run in the reactor thread.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Optional
+
+#: Membership roles of the sharing service (reference section 3.1).
+ALLOW = "Allow"
+BLOCK = "Block"
+REVERSE = "Reverse"
+PENDING = "Pending"
+ROLES = (ALLOW, BLOCK, REVERSE, PENDING)
+
+
+class AccountFileError(ValueError):
+    """
+    An accounts file could not be used; the message names the problem.
+    """
+
+
+def normalizeEmail(email: str) -> str:
+    """
+    The canonical form of an address used as a key: stripped, lower case.
+    """
+    return email.strip().lower()
+
+
+@dataclass
+class Group:
+    """
+    A group of the owner's address book.
+    """
+
+    groupId: str
+    name: str
+
+
+@dataclass
+class AddressBookEntry:
+    """
+    One contact of an owner's address book (the forward list when
+    C{isMessengerUser} is true).
+    """
+
+    email: str
+    contactId: str
+    displayName: str
+    groupIds: set[str] = field(default_factory=set)
+    isMessengerUser: bool = True
+
+
+@dataclass
+class Membership:
+    """
+    One member of a sharing-service role list.
+    """
+
+    email: str
+    membershipId: int
+    displayName: str = ""
+
+
+@dataclass
+class Account:
+    """
+    A user of the local network.
+
+    The password is kept only to check logins; it is excluded from the
+    C{repr} so it cannot leak into logs.
+    """
+
+    email: str
+    password: str = field(repr=False)
+    displayName: str
+    cid: int
+    puid: int
+    personalMessage: str = ""
+    blp: str = "AL"
+    addressBook: dict[str, AddressBookEntry] = field(default_factory=dict)
+    groups: dict[str, Group] = field(default_factory=dict)
+    memberships: dict[str, dict[str, Membership]] = field(
+        default_factory=lambda: {role: {} for role in ROLES}
+    )
+
+    def onForwardList(self, email: str) -> bool:
+        entry = self.addressBook.get(normalizeEmail(email))
+        return entry is not None and entry.isMessengerUser
+
+    def hasRole(self, role: str, email: str) -> bool:
+        return normalizeEmail(email) in self.memberships[role]
+
+
+@dataclass
+class TicketGrant:
+    """
+    What one SSO login issued: the NS ticket and its proof key, and the
+    ticket for the address-book services. Secrets stay out of the C{repr}.
+    """
+
+    email: str
+    clearTicket: str = field(repr=False)
+    binarySecret: str = field(repr=False)
+    contactsTicket: str = field(repr=False)
+    webTicket: str = field(repr=False)
+
+
+def _randomTicket() -> str:
+    return "t=" + secrets.token_urlsafe(48) + "&p=" + secrets.token_urlsafe(24)
+
+
+class AccountStore:
+    """
+    The accounts and lists of the local network.
+    """
+
+    def __init__(self) -> None:
+        self._accounts: dict[str, Account] = {}
+        self._tickets: dict[str, TicketGrant] = {}
+        self._contactsTickets: dict[str, TicketGrant] = {}
+        self._nextMembershipId = 100
+
+    # -- accounts -----------------------------------------------------------
+
+    def addAccount(
+        self, email: str, password: str, displayName: Optional[str] = None
+    ) -> Account:
+        """
+        Create an account; its display name defaults to the e-mail address.
+
+        @raise ValueError: the address is malformed or already exists.
+        """
+        key = normalizeEmail(email)
+        if key.count("@") != 1 or key.startswith("@") or key.endswith("@") or " " in key:
+            raise ValueError(f"not an e-mail address: {email!r}")
+        if key in self._accounts:
+            raise ValueError(f"account already exists: {email!r}")
+        cid = int.from_bytes(os.urandom(8), "big", signed=True)
+        puid = int.from_bytes(os.urandom(8), "big") >> 8
+        account = Account(
+            email=key,
+            password=password,
+            displayName=displayName if displayName is not None else key,
+            cid=cid,
+            puid=puid,
+        )
+        self._accounts[key] = account
+        return account
+
+    def get(self, email: str) -> Optional[Account]:
+        """
+        The account for C{email}, or L{None}.
+        """
+        return self._accounts.get(normalizeEmail(email))
+
+    def __iter__(self) -> Iterator[Account]:
+        return iter(list(self._accounts.values()))
+
+    def __len__(self) -> int:
+        return len(self._accounts)
+
+    def checkPassword(self, email: str, password: str) -> Optional[Account]:
+        """
+        The account if C{password} is right (compared in constant time), else
+        L{None}. Passwords are compared after the 16-character truncation the
+        historical clients applied.
+        """
+        account = self.get(email)
+        if account is None:
+            return None
+        if secrets.compare_digest(
+            account.password[:16].encode("utf-8"), password[:16].encode("utf-8")
+        ):
+            return account
+        return None
+
+    # -- lists --------------------------------------------------------------
+
+    def newMembershipId(self) -> int:
+        self._nextMembershipId += 1
+        return self._nextMembershipId
+
+    def setRole(self, owner: Account, role: str, email: str, displayName: str = "") -> Membership:
+        """
+        Put C{email} on C{owner}'s C{role} list (idempotent). Allow and Block
+        exclude each other, as the real service insists.
+        """
+        key = normalizeEmail(email)
+        if role == ALLOW:
+            owner.memberships[BLOCK].pop(key, None)
+        elif role == BLOCK:
+            owner.memberships[ALLOW].pop(key, None)
+        existing = owner.memberships[role].get(key)
+        if existing is not None:
+            return existing
+        membership = Membership(key, self.newMembershipId(), displayName)
+        owner.memberships[role][key] = membership
+        return membership
+
+    def clearRole(self, owner: Account, role: str, email: str) -> bool:
+        """
+        Take C{email} off C{owner}'s C{role} list; whether it was there.
+        """
+        return owner.memberships[role].pop(normalizeEmail(email), None) is not None
+
+    def addToAddressBook(
+        self, owner: Account, email: str, displayName: Optional[str] = None
+    ) -> AddressBookEntry:
+        """
+        Add C{email} to C{owner}'s forward list (idempotent) and record on the
+        other account, if it exists, that C{owner} has it on their list
+        (Reverse, and Pending unless it already allowed or blocked C{owner}).
+        """
+        key = normalizeEmail(email)
+        entry = owner.addressBook.get(key)
+        if entry is None:
+            other = self.get(key)
+            name = displayName or (other.displayName if other else key)
+            entry = AddressBookEntry(key, str(uuid.uuid4()), name)
+            owner.addressBook[key] = entry
+        entry.isMessengerUser = True
+        other = self.get(key)
+        if other is not None:
+            self.setRole(other, REVERSE, owner.email, owner.displayName)
+            if not (other.hasRole(ALLOW, owner.email) or other.hasRole(BLOCK, owner.email)):
+                self.setRole(other, PENDING, owner.email, owner.displayName)
+        return entry
+
+    def removeFromAddressBook(self, owner: Account, email: str) -> Optional[AddressBookEntry]:
+        """
+        Remove C{email} from C{owner}'s address book, and C{owner} from the
+        other account's Reverse and Pending lists.
+        """
+        key = normalizeEmail(email)
+        entry = owner.addressBook.pop(key, None)
+        other = self.get(key)
+        if entry is not None and other is not None:
+            self.clearRole(other, REVERSE, owner.email)
+            self.clearRole(other, PENDING, owner.email)
+        return entry
+
+    def addContact(self, owner: str, contact: str, mutual: bool = False) -> None:
+        """
+        Give C{owner} the contact C{contact}: forward and allow lists.
+        With C{mutual}, the contact gets C{owner} the same way, so both see
+        each other without any request to accept.
+
+        @raise KeyError: an account does not exist.
+        """
+        ownerAccount = self._require(owner)
+        contactAccount = self._require(contact)
+        self.addToAddressBook(ownerAccount, contactAccount.email)
+        self.setRole(ownerAccount, ALLOW, contactAccount.email)
+        if mutual:
+            self.addToAddressBook(contactAccount, ownerAccount.email)
+            self.setRole(contactAccount, ALLOW, ownerAccount.email)
+            self.clearRole(contactAccount, PENDING, ownerAccount.email)
+            self.clearRole(ownerAccount, PENDING, contactAccount.email)
+
+    def addGroup(self, owner: Account, name: str) -> Group:
+        group = Group(str(uuid.uuid4()), name)
+        owner.groups[group.groupId] = group
+        return group
+
+    def canSee(self, watcher: Account, subject: Account) -> bool:
+        """
+        Whether C{watcher} may see C{subject}'s presence: C{watcher} has the
+        subject on its forward list and the subject does not block it (and,
+        with C{BLP BL}, explicitly allows it).
+        """
+        if not watcher.onForwardList(subject.email):
+            return False
+        if subject.hasRole(BLOCK, watcher.email):
+            return False
+        if subject.blp == "BL" and not subject.hasRole(ALLOW, watcher.email):
+            return False
+        return True
+
+    def watchersOf(self, subject: Account) -> list[Account]:
+        """
+        Every account allowed to see C{subject}'s presence.
+        """
+        return [a for a in self._accounts.values() if a is not subject and self.canSee(a, subject)]
+
+    # -- tickets ------------------------------------------------------------
+
+    def issueTickets(self, account: Account) -> TicketGrant:
+        """
+        Issue a fresh ticket set and a fresh 24-byte proof key for one login.
+        """
+        grant = TicketGrant(
+            email=account.email,
+            clearTicket=_randomTicket(),
+            binarySecret=base64.b64encode(os.urandom(24)).decode("ascii"),
+            contactsTicket=_randomTicket(),
+            webTicket=_randomTicket(),
+        )
+        self._tickets[grant.clearTicket] = grant
+        self._contactsTickets[grant.contactsTicket] = grant
+        return grant
+
+    def grantForTicket(self, clearTicket: str) -> Optional[TicketGrant]:
+        """
+        The grant a C{messengerclear.live.com} ticket belongs to, or L{None}.
+        """
+        return self._tickets.get(clearTicket)
+
+    def accountForContactsTicket(self, ticket: str) -> Optional[Account]:
+        """
+        The account a C{contacts.msn.com} ticket was issued to, or L{None}.
+        """
+        grant = self._contactsTickets.get(ticket)
+        return None if grant is None else self.get(grant.email)
+
+    # -- files --------------------------------------------------------------
+
+    def loadJSON(self, text: str) -> None:
+        """
+        Add the accounts of a JSON document: a list of objects with
+        C{email}, C{password}, optional C{displayName} and optional
+        C{contacts} (addresses of other accounts in the same document, made
+        mutual).
+
+        @raise AccountFileError: naming exactly what is wrong.
+        """
+        try:
+            document: Any = json.loads(text)
+        except ValueError as e:
+            raise AccountFileError(f"not valid JSON: {e}") from None
+        if not isinstance(document, list):
+            raise AccountFileError("the document must be a JSON list of accounts")
+        pairs: list[tuple[str, str]] = []
+        for index, item in enumerate(document):
+            where = f"account #{index + 1}"
+            if not isinstance(item, dict):
+                raise AccountFileError(f"{where} is not a JSON object")
+            email = item.get("email")
+            password = item.get("password")
+            if not isinstance(email, str) or not email:
+                raise AccountFileError(f"{where} has no 'email' string")
+            if not isinstance(password, str) or not password:
+                raise AccountFileError(f"{where} ({email}) has no 'password' string")
+            displayName = item.get("displayName", item.get("display_name"))
+            if displayName is not None and not isinstance(displayName, str):
+                raise AccountFileError(f"{where} ({email}): 'displayName' must be a string")
+            contacts = item.get("contacts", [])
+            if not isinstance(contacts, list) or not all(isinstance(c, str) for c in contacts):
+                raise AccountFileError(f"{where} ({email}): 'contacts' must be a list of e-mail strings")
+            try:
+                self.addAccount(email, password, displayName)
+            except ValueError as e:
+                raise AccountFileError(f"{where}: {e}") from None
+            pairs.extend((email, c) for c in contacts)
+        for owner, contact in pairs:
+            if self.get(contact) is None:
+                raise AccountFileError(f"{owner} lists unknown contact {contact!r}")
+            self.addContact(owner, contact, mutual=True)
+
+    def _require(self, email: str) -> Account:
+        account = self.get(email)
+        if account is None:
+            raise KeyError(f"no such account: {email}")
+        return account

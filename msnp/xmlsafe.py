@@ -1,0 +1,127 @@
+# -*- test-case-name: test.test_xmlsafe -*-
+"""
+Parsing XML that came from a peer we do not trust.
+
+Every XML document msnp reads (SOAP responses, C{ADL}/C{UBX}/C{NOT}/C{GCF}
+payloads) arrives from the network. A document type declaration is the door
+to external entities and entity-expansion bombs, and MSN never uses one, so
+any document declaring a DTD or an entity is refused before the parser sees
+it. Sizes are capped as well.
+
+Namespaces differ between servers (and between RST and RST2), so lookups go
+by local name and never by prefix.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterator, Optional
+from xml.etree.ElementTree import Element, ParseError, XMLParser
+
+from msnp.errors import UnsafeXML
+
+#: Default cap on a document's size: far above any real address book page.
+DEFAULT_MAX_XML_BYTES = 16 * 1024 * 1024
+
+_FORBIDDEN = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
+
+
+class XMLError(UnsafeXML):
+    """
+    A document could not be parsed, or was refused as unsafe.
+    """
+
+
+def parseXML(data: bytes | str, maxBytes: int = DEFAULT_MAX_XML_BYTES) -> Element:
+    """
+    Parse C{data} into an element tree, refusing anything dangerous.
+
+    @param data: the document; C{str} is encoded as UTF-8 first.
+    @param maxBytes: documents larger than this are refused unread.
+    @raise XMLError: the document is too large, declares a DTD or entity,
+        or is not well-formed.
+    """
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    if len(data) > maxBytes:
+        raise XMLError(f"XML document of {len(data)} bytes exceeds the {maxBytes}-byte cap")
+    if _FORBIDDEN.search(data):
+        raise XMLError("XML document declares a DTD or entity; refused")
+    parser = XMLParser()
+    try:
+        parser.feed(data)
+        root: Element = parser.close()
+    except ParseError as e:
+        raise XMLError(f"malformed XML: {e}") from None
+    return root
+
+
+def localName(tag: str) -> str:
+    """
+    Strip the C{{namespace}} part from an ElementTree tag.
+    """
+    return tag.rsplit("}", 1)[-1]
+
+
+def iterByName(element: Element, name: str) -> Iterator[Element]:
+    """
+    Every descendant of C{element} (itself included) whose local name is
+    C{name}, in document order.
+    """
+    for child in element.iter():
+        if localName(child.tag) == name:
+            yield child
+
+
+def children(element: Element, name: str) -> list[Element]:
+    """
+    The direct children of C{element} whose local name is C{name}.
+    """
+    return [child for child in element if localName(child.tag) == name]
+
+
+def child(element: Optional[Element], name: str) -> Optional[Element]:
+    """
+    The first direct child of C{element} named C{name}, or L{None}.
+    """
+    if element is None:
+        return None
+    for c in element:
+        if localName(c.tag) == name:
+            return c
+    return None
+
+
+def findPath(element: Optional[Element], *names: str) -> Optional[Element]:
+    """
+    Walk down direct children by local names; L{None} when a step is missing.
+    """
+    current = element
+    for name in names:
+        current = child(current, name)
+        if current is None:
+            return None
+    return current
+
+
+def textOf(element: Optional[Element], *names: str, default: str = "") -> str:
+    """
+    The text of the element at C{names} below C{element}, or C{default}.
+    """
+    found = findPath(element, *names) if names else element
+    if found is None or found.text is None:
+        return default
+    return found.text
+
+
+def escapeText(text: str) -> str:
+    """
+    Escape C{text} for use as XML character data or an attribute value.
+    """
+    return (
+        text.replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace('"', "&quot;")
+        .replace("'", "&apos;")
+    )
