@@ -78,7 +78,9 @@ class MSNPProtocol(LineReceiver):
         self.clock: IReactorTime = clock
         self.requestTimeout = requestTimeout
         self.maxLineLength = maxLineLength
-        self.MAX_LENGTH = maxLineLength
+        # LineReceiver counts the CR of CRLF as part of the line; allow it,
+        # and check the line without its terminator in lineReceived.
+        self.MAX_LENGTH = maxLineLength + 1
         self.maxPayloadLength = maxPayloadLength
         self.trace = trace
         self._nextTrid = 1
@@ -94,8 +96,16 @@ class MSNPProtocol(LineReceiver):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.connected = False
+        self._broken = True
+        self._forgetBufferedData()
         message = reason.getErrorMessage()
         self.failAllPending(ConnectionLost(f"connection lost: {message}"))
+
+    def _forgetBufferedData(self) -> None:
+        # Nothing more will be read: release what was buffered at once.
+        self.clearLineBuffer()
+        self._payloadLine, self._payloadChunks = None, []
+        self._payloadReceived = self._payloadLength = 0
 
     def failAllPending(self, error: Exception) -> None:
         """
@@ -115,6 +125,7 @@ class MSNPProtocol(LineReceiver):
         if self._broken:
             return
         self._broken = True
+        self._forgetBufferedData()
         self.log.warn("Dropping MSNP connection: {error}", error=str(error))
         self.failAllPending(error)
         if self.transport is not None:
@@ -142,6 +153,9 @@ class MSNPProtocol(LineReceiver):
         if line.endswith(b"\r"):
             line = line[:-1]
         if not line:
+            return
+        if len(line) > self.maxLineLength:
+            self.lineLengthExceeded(line)
             return
         try:
             parsed = parseLine(line, self.receiving)
@@ -177,7 +191,9 @@ class MSNPProtocol(LineReceiver):
             return
         needed = self._payloadLength - self._payloadReceived
         chunk, rest = data[:needed], data[needed:]
-        self._payloadChunks.append(chunk)
+        if self._payloadLine is not None:
+            # The payload of a malformed line is counted but not kept.
+            self._payloadChunks.append(chunk)
         self._payloadReceived += len(chunk)
         if self._payloadReceived < self._payloadLength:
             return
@@ -255,12 +271,13 @@ class MSNPProtocol(LineReceiver):
         """
         Write C{command} exactly as given (TrID included).
         """
+        self._write(command, serializeCommand(command.name, command.trid, command.arguments, command.payload))
+
+    def _write(self, command: Command, data: bytes) -> None:
         if self.trace:
             self.log.debug(">>> {line}", line=command.describe())
         if self.transport is not None:
-            self.transport.write(
-                serializeCommand(command.name, command.trid, command.arguments, command.payload)
-            )
+            self.transport.write(data)
 
     def sendNoReply(
         self, name: str, *arguments: str, payload: Optional[bytes] = None, withTrid: bool = True
@@ -290,6 +307,8 @@ class MSNPProtocol(LineReceiver):
             (C{IRO} before C{ANS OK}) go to the handlers.
         @param timeout: seconds to wait; the default uses
             C{self.requestTimeout}; L{None} waits without limit.
+        @raise ValueError: an argument is empty or holds a space or line
+            break (nothing is sent or registered then).
         @return: a L{Deferred} firing with the reply L{Command}, or failing
             with L{ServerError} (numeric error), L{RequestTimeout} or
             L{ConnectionLost}. Cancelling it forgets the request.
@@ -297,6 +316,9 @@ class MSNPProtocol(LineReceiver):
         if timeout is not None and timeout < 0:
             timeout = self.requestTimeout
         trid = self.allocateTrid()
+        command = Command(name, trid, tuple(arguments), payload)
+        # Refuse bad arguments (ValueError) before anything is registered.
+        data = serializeCommand(name, trid, command.arguments, payload)
 
         def cancel(d: "Deferred[Command]") -> None:
             request = self._pending.pop(trid, None)
@@ -311,7 +333,7 @@ class MSNPProtocol(LineReceiver):
         if timeout is not None:
             request.timer = self.clock.callLater(timeout, self._timedOut, trid, timeout)
         self._pending[trid] = request
-        self.sendRaw(Command(name, trid, tuple(arguments), payload))
+        self._write(command, data)
         return d
 
     def _timedOut(self, trid: int, timeout: float) -> None:

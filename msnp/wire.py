@@ -117,31 +117,34 @@ def isErrorCode(name: str) -> bool:
     return len(name) == 3 and name.isdigit()
 
 
-# Commands whose arguments hold credentials, and which argument indexes
-# (TrID included, 0-based) are secret.
-_SECRET_ARGUMENTS: dict[tuple[str, str], tuple[int, ...]] = {
-    ("USR", "S"): (3, 4),  # USR trid SSO S ticket response guid
-    ("USR", "SB"): (2,),  # USR trid account;{guid} authstring  (switchboard)
-    ("ANS", ""): (2,),  # ANS trid account;{guid} authstring sessionid
-    ("XFR", "SB"): (4,),  # XFR trid SB host:port CKI authstring ...
-    ("RNG", ""): (3,),  # RNG sessid host:port CKI authstring ...
-    ("USR", "A"): (3,),  # USR trid SHA A ticket
-}
-
 REDACTED = "<redacted>"
+
+#: C{USR} forms that carry no switchboard auth string after the account.
+_USR_PUBLIC_FORMS = frozenset({"SSO", "SHA", "OK", "TWN", "MD5"})
 
 
 def _secretIndexes(name: str, arguments: Sequence[str]) -> tuple[int, ...]:
-    if name == "USR":
-        if len(arguments) >= 3 and arguments[2] in ("S", "A") and arguments[1] in ("SSO", "SHA"):
-            return _SECRET_ARGUMENTS[("USR", arguments[2])]
-        if len(arguments) == 3 and arguments[1] != "SSO" and arguments[1] != "OK":
-            return _SECRET_ARGUMENTS[("USR", "SB")]
+    # Indexes count the TrID; a missing TrID must not shift a secret out of
+    # view, so positions are taken relative to the first non-TrID token.
+    if name in ("XFR", "RNG"):
+        # XFR trid SB host:port CKI <auth> ... / RNG sessid host:port CKI <auth> ...
+        for i, token in enumerate(arguments[:-1]):
+            if token == "CKI":
+                return (i + 1,)
         return ()
-    if name == "XFR" and len(arguments) >= 2 and arguments[1] == "SB":
-        return _SECRET_ARGUMENTS[("XFR", "SB")]
-    if name in ("ANS", "RNG"):
-        return _SECRET_ARGUMENTS[(name, "")]
+    if name not in ("USR", "ANS"):
+        return ()
+    start = 1 if arguments and arguments[0].isdigit() else 0
+    rest = arguments[start:]
+    if name == "ANS" or (rest and rest[0] not in _USR_PUBLIC_FORMS):
+        # ANS trid account;{guid} <auth> sessid / SB USR trid account;{guid} <auth>
+        return (start + 1,)
+    if len(rest) >= 3 and rest[0] == "SSO" and rest[1] == "S":
+        # USR trid SSO S <ticket> <response> {guid}
+        return (start + 2, start + 3)
+    if len(rest) >= 3 and rest[0] == "SHA" and rest[1] == "A":
+        # USR trid SHA A <circle ticket>
+        return (start + 2,)
     return ()
 
 
@@ -243,15 +246,18 @@ def parseLine(line: bytes, direction: Direction) -> ParsedLine:
     if len(rawName) != 3 or not (rawName.isalpha() and rawName.isupper() or rawName.isdigit()) or not rawName.isascii():
         raise MalformedLine(f"not a command line: {line[:40]!r}")
     name = rawName.decode("ascii")
-    rawArgs = tokens[1:]
+    # Doubled or trailing spaces: tolerated as real servers do, and dropped
+    # before looking for the length so that "MSG a b 12 " still frames.
+    rawArgs = [t for t in tokens[1:] if t]
 
     payloadLength: Optional[int] = None
     if isErrorCode(name):
+        # ERR trid len carries a payload; ERR trid (or an odd ERR trid x)
+        # does not, and is still worth delivering to the waiting request.
         if len(rawArgs) == 2:
             payloadLength = _parseLength(rawArgs[1])
-            if payloadLength is None:
-                raise MalformedLine(f"error {name} with a non-numeric length")
-            rawArgs = rawArgs[:1]
+            if payloadLength is not None:
+                rawArgs = rawArgs[:1]
     else:
         rule = payloadRules(direction).get(name)
         if rule is not None and not (name == "QRY" and direction is Direction.FROM_SERVER):
@@ -269,9 +275,6 @@ def parseLine(line: bytes, direction: Direction) -> ParsedLine:
         arguments = [a.decode("utf-8") for a in rawArgs]
     except UnicodeDecodeError:
         raise MalformedLine(f"{name} line is not valid UTF-8", payloadLength) from None
-    if any(a == "" for a in arguments):
-        # Doubled or trailing spaces: tolerate them as real servers do.
-        arguments = [a for a in arguments if a != ""]
 
     trid: Optional[int] = None
     if arguments and name not in noTridCommands(direction):
@@ -319,17 +322,24 @@ def serializeCommand(
     Encode a command for the wire. A payload's length is measured in bytes
     and appended as the last token.
 
-    @raise ValueError: an argument contains a space or line break (encode
-        such values with L{encodeParameter} first).
+    @raise ValueError: an argument is empty or contains a space or line
+        break (encode such values with L{encodeParameter} first), or the
+        TrID is negative.
+    @raise TypeError: the payload is not bytes.
     """
+    if payload is not None and not isinstance(payload, (bytes, bytearray)):
+        # A str payload would be measured in characters, not bytes.
+        raise TypeError(f"MSNP payload must be bytes, not {type(payload).__name__}")
     tokens = [_checkToken(name)]
     if trid is not None:
+        if not isinstance(trid, int) or trid < 0:
+            raise ValueError(f"TrID must be a non-negative integer: {trid!r}")
         tokens.append(str(trid))
     tokens.extend(_checkToken(a) for a in arguments)
     if payload is not None:
         tokens.append(str(len(payload)))
     line = " ".join(tokens).encode("utf-8") + b"\r\n"
-    return line + payload if payload is not None else line
+    return line + bytes(payload) if payload is not None else line
 
 
 def serialize(command: Command) -> bytes:

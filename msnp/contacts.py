@@ -1,0 +1,597 @@
+# -*- test-case-name: test.test_contacts -*-
+"""
+The client's model of the contact list, and the C{ADL}/C{RML} payload codec.
+
+Everything here is pure: no sockets, no Deferreds. The session keeps one
+L{ContactList} and changes it only after the server confirmed a change;
+L{ContactList.snapshot} and L{ContactList.restore} let it undo a tentative
+change when the server refuses.
+
+The list payloads (reference section 3.5) are XML documents sent as the
+payload of C{ADL}/C{RML}; the server limits their size, so
+L{buildListPayloads} splits a long list into several complete documents.
+"""
+
+from __future__ import annotations
+
+import copy
+import enum
+import re
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator, Optional
+from urllib.parse import unquote
+from xml.etree.ElementTree import Element
+
+from msnp.errors import ProtocolError
+from msnp.xmlsafe import XMLError, escapeText, localName, parseXML
+
+#: The address the historical clients never put into an C{ADL} (pidgin).
+MESSENGER_BOT = "messenger@microsoft.com"
+
+#: Network ids (reference section 3.1) used by this library.
+NETWORK_PASSPORT = 1
+NETWORK_PHONE = 4
+NETWORK_YAHOO = 32
+
+
+class Status(enum.Enum):
+    """
+    A presence status and its three-letter wire code (reference section 4.1).
+    """
+
+    ONLINE = "NLN"
+    BUSY = "BSY"
+    IDLE = "IDL"
+    BE_RIGHT_BACK = "BRB"
+    AWAY = "AWY"
+    ON_THE_PHONE = "PHN"
+    OUT_TO_LUNCH = "LUN"
+    HIDDEN = "HDN"
+    OFFLINE = "FLN"
+
+    @property
+    def code(self) -> str:
+        """
+        The code as it appears in C{CHG}, C{NLN} and C{ILN}.
+        """
+        return str(self.value)
+
+    @classmethod
+    def fromCode(cls, code: str) -> "Status":
+        """
+        The status for a wire code.
+
+        @raise ValueError: the code is not one of the nine of MSNP18.
+        """
+        try:
+            return cls(code.strip().upper())
+        except (ValueError, AttributeError):
+            raise ValueError(f"unknown status code: {code!r}") from None
+
+
+class Lists(enum.IntFlag):
+    """
+    The list bits of C{ADL}/C{RML} (reference section 3.1).
+    """
+
+    FORWARD = 1
+    ALLOW = 2
+    BLOCK = 4
+    REVERSE = 8
+    PENDING = 16
+
+
+#: The only bits a client may send in C{ADL}/C{RML}; RL and PL are the
+#: server's to maintain (error 241).
+SENDABLE_LISTS = Lists.FORWARD | Lists.ALLOW | Lists.BLOCK
+
+#: Sharing-service role names and the list bit each stands for.
+ROLE_LISTS: dict[str, Lists] = {
+    "Allow": Lists.ALLOW,
+    "Block": Lists.BLOCK,
+    "Reverse": Lists.REVERSE,
+    "Pending": Lists.PENDING,
+}
+
+
+def normalizeEmail(email: str) -> str:
+    """
+    The key an address is stored under: stripped and lower-cased, since
+    Passport names are case-insensitive.
+    """
+    return email.strip().lower()
+
+
+def normalizeGuid(text: str) -> str:
+    """
+    The canonical form of an endpoint GUID: upper case, in braces.
+
+    Servers echo GUIDs lower-cased, with or without braces (reference
+    section 10.3), so every comparison goes through this.
+
+    @raise ValueError: C{text} holds no GUID at all.
+    """
+    inner = text.strip()
+    if inner.startswith("{"):
+        inner = inner[1:]
+    if inner.endswith("}"):
+        inner = inner[:-1]
+    inner = inner.strip()
+    if not inner:
+        raise ValueError(f"not a GUID: {text!r}")
+    return "{" + inner.upper() + "}"
+
+
+@dataclass
+class Group:
+    """
+    A group of the address book (groups are unknown to the NS in MSNP18).
+    """
+
+    groupId: str
+    name: str
+
+
+@dataclass
+class Endpoint:
+    """
+    One signed-in place of a contact (or of the user, with MPOP).
+
+    The GUID is stored normalised (L{normalizeGuid}) so that equality does
+    not depend on how a server spelled it.
+    """
+
+    guid: str
+    capabilities: str = ""
+    name: str = ""
+    idle: bool = False
+    clientType: str = ""
+    state: str = ""
+
+    def __post_init__(self) -> None:
+        self.guid = normalizeGuid(self.guid)
+
+
+@dataclass
+class Contact:
+    """
+    Everything the client knows about one address.
+
+    @ivar lists: the list bits, L{Lists.REVERSE} and L{Lists.PENDING}
+        included (those come from the sharing service, never from us).
+    @ivar membershipIds: sharing-service membership id per role
+        (C{"Pending"} → id), needed to delete a Pending membership.
+    @ivar endpoints: the contact's signed-in places, keyed by normalised GUID.
+    """
+
+    email: str
+    displayName: str = ""
+    network: int = NETWORK_PASSPORT
+    cid: Optional[int] = None
+    contactId: Optional[str] = None
+    lists: Lists = Lists(0)
+    groupIds: set[str] = field(default_factory=set)
+    isMessengerUser: bool = False
+    status: Status = Status.OFFLINE
+    personalMessage: str = ""
+    currentMedia: str = ""
+    capabilities: str = "0:0"
+    msnObject: Optional[str] = None
+    endpoints: dict[str, Endpoint] = field(default_factory=dict)
+    membershipIds: dict[str, int] = field(default_factory=dict)
+    inviteMessage: Optional[str] = None
+
+    @property
+    def isOnline(self) -> bool:
+        """
+        Whether the contact is visibly signed in (hidden looks offline).
+        """
+        return self.status not in (Status.OFFLINE, Status.HIDDEN)
+
+    @property
+    def onForwardList(self) -> bool:
+        return bool(self.lists & Lists.FORWARD)
+
+    @property
+    def isAllowed(self) -> bool:
+        return bool(self.lists & Lists.ALLOW)
+
+    @property
+    def isBlocked(self) -> bool:
+        return bool(self.lists & Lists.BLOCK)
+
+    @property
+    def isPending(self) -> bool:
+        """
+        Whether the contact added us and waits for our accept or decline.
+        """
+        return bool(self.lists & Lists.PENDING)
+
+    @property
+    def onReverseList(self) -> bool:
+        return bool(self.lists & Lists.REVERSE)
+
+    def addEndpoint(self, endpoint: Endpoint) -> None:
+        """
+        Record or replace one place of this contact.
+        """
+        self.endpoints[endpoint.guid] = endpoint
+
+    def removeEndpoint(self, guid: str) -> Optional[Endpoint]:
+        return self.endpoints.pop(normalizeGuid(guid), None)
+
+
+@dataclass(frozen=True)
+class ContactListSnapshot:
+    """
+    A frozen copy of a L{ContactList}'s state, for L{ContactList.restore}.
+    """
+
+    contacts: dict[str, Contact]
+    groups: dict[str, Group]
+
+
+class ContactList:
+    """
+    The contacts and groups of one session, keyed by lower-cased address.
+
+    Iteration yields L{Contact}s in the order they were added, which keeps
+    payloads and displays stable.
+    """
+
+    def __init__(
+        self, contacts: Iterable[Contact] = (), groups: Iterable[Group] = ()
+    ) -> None:
+        self._contacts: dict[str, Contact] = {}
+        self.groups: dict[str, Group] = {g.groupId: g for g in groups}
+        for contact in contacts:
+            self.add(contact)
+
+    def __repr__(self) -> str:
+        return f"<ContactList {len(self._contacts)} contacts, {len(self.groups)} groups>"
+
+    def get(self, email: str) -> Optional[Contact]:
+        """
+        The contact for C{email} (any case), or L{None}.
+        """
+        return self._contacts.get(normalizeEmail(email))
+
+    def __contains__(self, email: object) -> bool:
+        return isinstance(email, str) and normalizeEmail(email) in self._contacts
+
+    def __iter__(self) -> Iterator[Contact]:
+        return iter(list(self._contacts.values()))
+
+    def __len__(self) -> int:
+        return len(self._contacts)
+
+    def add(self, contact: Contact) -> Contact:
+        """
+        Add C{contact}, replacing any contact with the same address.
+        """
+        self._contacts[normalizeEmail(contact.email)] = contact
+        return contact
+
+    def remove(self, email: str) -> Optional[Contact]:
+        """
+        Forget C{email}; the removed contact, or L{None} if it was unknown.
+        """
+        return self._contacts.pop(normalizeEmail(email), None)
+
+    def withList(self, flag: Lists) -> list[Contact]:
+        """
+        The contacts that have every bit of C{flag}.
+        """
+        return [c for c in self._contacts.values() if (c.lists & flag) == flag]
+
+    def pending(self) -> list[Contact]:
+        """
+        The people who added us and await an answer.
+        """
+        return self.withList(Lists.PENDING)
+
+    def byContactId(self, contactId: str) -> Optional[Contact]:
+        """
+        The contact with this address-book id (GUIDs compared case-insensitively).
+        """
+        wanted = contactId.lower()
+        for contact in self._contacts.values():
+            if contact.contactId is not None and contact.contactId.lower() == wanted:
+                return contact
+        return None
+
+    def groupNamed(self, name: str) -> Optional[Group]:
+        """
+        The group called C{name}, or L{None}.
+        """
+        for group in self.groups.values():
+            if group.name == name:
+                return group
+        return None
+
+    def snapshot(self) -> ContactListSnapshot:
+        """
+        A deep copy of the current state, to L{restore} if the server
+        refuses a change made tentatively.
+        """
+        return ContactListSnapshot(
+            copy.deepcopy(self._contacts), copy.deepcopy(self.groups)
+        )
+
+    def restore(self, snapshot: ContactListSnapshot) -> None:
+        """
+        Return to the state of C{snapshot}. The snapshot stays usable.
+
+        Contacts are restored into the existing L{Contact} objects where the
+        address still exists, so references held by callers stay valid.
+        """
+        restored: dict[str, Contact] = {}
+        for key, saved in snapshot.contacts.items():
+            current = self._contacts.get(key)
+            fresh = copy.deepcopy(saved)
+            if current is not None:
+                current.__dict__.update(fresh.__dict__)
+                restored[key] = current
+            else:
+                restored[key] = fresh
+        self._contacts = restored
+        self.groups = copy.deepcopy(snapshot.groups)
+
+
+@dataclass
+class Profile:
+    """
+    The user's own data, from the Me contact of the address book.
+
+    @ivar blp: C{"AL"} (everybody not blocked may see me) or C{"BL"} (only
+        allowed people).
+    @ivar mpop: whether other places stay signed in (C{MSN.IM.MPOP}).
+    @ivar gtc: whether to prompt when someone adds me (C{MSN.IM.GTC}).
+    """
+
+    email: str
+    displayName: str = ""
+    cid: Optional[int] = None
+    blp: str = "AL"
+    mpop: bool = True
+    gtc: bool = True
+    annotations: dict[str, str] = field(default_factory=dict)
+
+
+def blpFromAnnotation(value: Optional[str], freshAccount: bool = False) -> str:
+    """
+    Read the C{MSN.IM.BLP} annotation of the Me contact.
+
+    C{1} means C{AL}. Servers disagree on the rest (reference sections 4.13
+    and 10.3): the historical service wrote C{0} for C{BL}, one emulator
+    writes C{0} on an account that never sent C{BLP} and C{2} for C{BL}.
+    So anything but C{1} is C{BL}, except a missing value, or C{0} on a fresh
+    account, where C{AL} (the default) is the safe reading.
+    """
+    text = (value or "").strip()
+    if text == "" or text == "1":
+        return "AL"
+    if text == "0" and freshAccount:
+        return "AL"
+    return "BL"
+
+
+@dataclass(frozen=True)
+class ListEntry:
+    """
+    One address of an C{ADL}/C{RML}/C{FQY} payload.
+
+    @ivar displayName: the C{f} attribute (server-initiated C{ADL} only),
+        already percent-decoded.
+    """
+
+    email: str
+    lists: Lists
+    network: int = NETWORK_PASSPORT
+    displayName: Optional[str] = None
+
+
+def _split(email: str) -> tuple[str, str]:
+    local, sep, domain = email.rpartition("@")
+    if not sep or not local or not domain:
+        raise ValueError(f"not an e-mail address: {email!r}")
+    return local, domain
+
+
+def buildListPayloads(
+    entries: Iterable[ListEntry], initial: bool, maxBytes: int = 7500
+) -> list[bytes]:
+    """
+    Build the C{ADL}/C{RML} payload(s) for C{entries} (reference section 3.5).
+
+    Addresses are grouped by domain in first-appearance order, one
+    C{<d n="domain">} per domain and chunk; only the FL/AL/BL bits are sent
+    and entries left with no bit are skipped; duplicates are merged. When the
+    list does not fit into C{maxBytes}, it is split into several complete
+    documents, each with C{l="1"} on the root when C{initial}.
+    Telephone entries (network 4, C{tel:} addresses) go into a C{<t>} element.
+
+    @param initial: whether this is the login-time list (C{<ml l="1">}).
+    @return: the payloads to send one after the other; C{[b'<ml l="1"></ml>']}
+        for an empty initial list, C{[]} for an empty incremental one.
+    @raise ValueError: an address is not an e-mail address, or a single
+        entry cannot fit into C{maxBytes}.
+    """
+    merged: dict[tuple[str, int], int] = {}
+    for entry in entries:
+        bits = int(entry.lists & SENDABLE_LISTS)
+        if not bits:
+            continue
+        email = normalizeEmail(entry.email)
+        key = (email, int(entry.network))
+        merged[key] = merged.get(key, 0) | bits
+
+    # domain key -> list of <c> elements; the key "" with phone=True is <t>.
+    sections: dict[tuple[bool, str], list[str]] = {}
+    for (email, network), bits in merged.items():
+        if network == NETWORK_PHONE or email.startswith("tel:"):
+            element = f'<c n="{escapeText(email)}" l="{bits}" />'
+            sections.setdefault((True, ""), []).append(element)
+            continue
+        local, domain = _split(email)
+        element = f'<c n="{escapeText(local)}" l="{bits}" t="{network}" />'
+        sections.setdefault((False, domain), []).append(element)
+
+    head = '<ml l="1">' if initial else "<ml>"
+    tail = "</ml>"
+    if not sections:
+        return [(head + tail).encode("utf-8")] if initial else []
+
+    def opening(phone: bool, domain: str) -> str:
+        return "<t>" if phone else f'<d n="{escapeText(domain)}">'
+
+    def closing(phone: bool) -> str:
+        return "</t>" if phone else "</d>"
+
+    fixed = len(head.encode("utf-8")) + len(tail.encode("utf-8"))
+    payloads: list[bytes] = []
+    parts: list[str] = []
+    size = fixed
+    for (phone, domain), elements in sections.items():
+        openTag = opening(phone, domain)
+        closeTag = closing(phone)
+        wrapper = len(openTag.encode("utf-8")) + len(closeTag.encode("utf-8"))
+        open_ = False
+        for element in elements:
+            cost = len(element.encode("utf-8")) + (0 if open_ else wrapper)
+            if size + cost > maxBytes and parts:
+                if open_:
+                    parts.append(closeTag)
+                payloads.append((head + "".join(parts) + tail).encode("utf-8"))
+                parts, size, open_ = [], fixed, False
+                cost = len(element.encode("utf-8")) + wrapper
+            if size + cost > maxBytes:
+                raise ValueError(f"a single list entry does not fit into {maxBytes} bytes")
+            if not open_:
+                parts.append(openTag)
+                open_ = True
+            parts.append(element)
+            size += cost
+        if open_:
+            parts.append(closeTag)
+    if parts:
+        payloads.append((head + "".join(parts) + tail).encode("utf-8"))
+    return payloads
+
+
+def _intAttribute(element: Element, name: str, default: int) -> int:
+    value = element.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ProtocolError(f"list payload: {name}={value!r} is not a number") from None
+
+
+def parseListPayload(data: bytes) -> list[ListEntry]:
+    """
+    Read an C{ADL}/C{RML}/C{FQY} payload (reference sections 3.5–3.7).
+
+    A missing C{l} reads as no bits (FQY replies), a missing C{t} as
+    network 1; C{f} is percent-decoded (never with C{+} as space); unknown
+    attributes are ignored; telephone (C{<t>}) entries are skipped.
+
+    @raise ProtocolError: the payload is not well-formed XML, not an
+        C{<ml>} document, or an element lacks its name.
+    """
+    try:
+        root = parseXML(data)
+    except XMLError as e:
+        raise ProtocolError(f"list payload is not usable XML: {e}") from None
+    if localName(root.tag) != "ml":
+        raise ProtocolError(f"list payload root is <{localName(root.tag)}>, not <ml>")
+    entries: list[ListEntry] = []
+    for section in root:
+        kind = localName(section.tag)
+        if kind == "t":
+            continue
+        if kind != "d":
+            continue
+        domain = (section.get("n") or "").strip()
+        if not domain:
+            raise ProtocolError("list payload has a <d> without a domain")
+        for element in section:
+            if localName(element.tag) != "c":
+                continue
+            local = (element.get("n") or "").strip()
+            if not local:
+                raise ProtocolError(f"list payload has a <c> without a name in {domain!r}")
+            bits = _intAttribute(element, "l", 0)
+            network = _intAttribute(element, "t", NETWORK_PASSPORT)
+            if bits < 0 or bits > 0xFF:
+                raise ProtocolError(f"list payload: impossible list bits {bits}")
+            encodedName = element.get("f")
+            name = unquote(encodedName, errors="replace") if encodedName is not None else None
+            entries.append(
+                ListEntry(f"{local}@{domain}".lower(), Lists(bits & 0x1F), network, name)
+            )
+    return entries
+
+
+# -- current media -----------------------------------------------------------------
+
+#: The field separator of C{CurrentMedia}: backslash and zero, as text.
+MEDIA_SEPARATOR = "\\0"
+_PLACEHOLDER = re.compile(r"\{(\d+)\}")
+
+
+def parseCurrentMedia(text: str) -> str:
+    """
+    Turn a C{CurrentMedia} value (reference section 4.5) into the line a
+    client shows, e.g. C{"Song Title - Artist"}.
+
+    @return: C{""} when the value is empty, hidden (enabled flag C{0}) or
+        unusable.
+    """
+    if not text or MEDIA_SEPARATOR not in text:
+        return ""
+    fields = text.split(MEDIA_SEPARATOR)
+    # fields[0] is the application (usually empty), [1] the category,
+    # [2] the enabled flag, [3] the format, [4:] the values.
+    if len(fields) < 5:
+        return ""
+    if fields[2].strip() == "0":
+        return ""
+    template = fields[3]
+    values = fields[4:]
+    if template:
+
+        def substitute(match: re.Match[str]) -> str:
+            index = int(match.group(1))
+            return values[index] if index < len(values) else ""
+
+        shown = _PLACEHOLDER.sub(substitute, template)
+    else:
+        shown = " - ".join(v for v in values if v)
+    shown = shown.strip()
+    # A missing artist leaves "Title - "; drop the dangling separator.
+    while shown.endswith(" -") or shown.endswith("-"):
+        shown = shown[:-1].rstrip()
+    while shown.startswith("- "):
+        shown = shown[2:].lstrip()
+    return shown
+
+
+def formatCurrentMedia(
+    title: str, artist: str = "", album: str = "", category: str = "Music"
+) -> str:
+    """
+    Build a C{CurrentMedia} value for C{UUX}; C{""} (clears it) when
+    C{title} is empty. The separator sequence is removed from the values,
+    since the format has no way to escape it.
+    """
+
+    def clean(value: str) -> str:
+        return value.replace(MEDIA_SEPARATOR, "")
+
+    if not title:
+        return ""
+    template = "{0} - {1}" if artist else "{0}"
+    fields = ["", clean(category), "1", template, clean(title), clean(artist), clean(album), ""]
+    return MEDIA_SEPARATOR.join(fields) + MEDIA_SEPARATOR

@@ -1,0 +1,333 @@
+# -*- test-case-name: test.test_server_notification -*-
+"""
+L{LocalNetwork}: a whole MSNP18 network on loopback, in one object.
+
+It starts the dispatch server, the notification server, the switchboard
+server and the HTTP site (Passport STS and ABCH) on ephemeral ports, hands
+back the L{Endpoints} a client needs, and stops everything — listeners and
+every open connection — so tests end with a clean reactor. All the servers
+share one L{AccountStore}; presence routing is in
+L{msnp.server.notification.Presence}.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.endpoints import TCP4ServerEndpoint
+from twisted.internet.interfaces import IListeningPort, IReactorTime
+from twisted.internet.protocol import Factory, connectionDone
+from twisted.logger import Logger
+from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
+from twisted.python.failure import Failure
+from twisted.web.resource import Resource
+from twisted.web.server import Site
+
+from msnp.endpoints import Endpoints
+from msnp.server.accounts import Account, AccountStore, normalizeEmail
+from msnp.server.dispatch import DispatchServerFactory
+from msnp.server.notification import NotificationServer, NotificationServerFactory, Presence
+from msnp.server.sso import SSOResource
+from msnp.wire import Command, encodeParameter
+
+log = Logger()
+
+
+class _TrackedConnection(ProtocolWrapper):
+    """
+    A connection L{LocalNetwork.stop} can close and wait for.
+    """
+
+    def __init__(self, factory: Any, wrappedProtocol: Any) -> None:
+        super().__init__(factory, wrappedProtocol)
+        self._waiters: list[Deferred[None]] = []
+        self.closed = False
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        try:
+            ProtocolWrapper.connectionLost(self, reason)
+        finally:
+            self.closed = True
+            waiters, self._waiters = self._waiters, []
+            for d in waiters:
+                d.callback(None)
+
+    def whenClosed(self) -> "Deferred[None]":
+        if self.closed:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._waiters.append(d)
+        return d
+
+    def abort(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.abortConnection()  # type: ignore[attr-defined]
+
+
+class _TrackingFactory(WrappingFactory):
+    """
+    Wraps a server factory so that its open connections are known.
+    """
+
+    protocol = _TrackedConnection  # type: ignore[assignment]
+
+    def connections(self) -> list[_TrackedConnection]:
+        return list(self.protocols)  # type: ignore[arg-type]
+
+
+class LocalNetwork:
+    """
+    A complete local MSNP18 network: DS, NS, SB and the HTTP services.
+
+    @ivar store: the accounts and lists all servers share.
+    @ivar presence: who is signed in where (the NS sessions).
+    @ivar switchboards: the switchboard directory, or L{None} when the
+        switchboard server is not available.
+    @ivar switchboardAddress: C{"127.0.0.1:port"} of the switchboard server
+        once started.
+    @ivar endpoints: the L{Endpoints} of the running network, or L{None}.
+    """
+
+    def __init__(
+        self,
+        reactor: Any = None,
+        interface: str = "127.0.0.1",
+        dispatchPort: int = 0,
+        notificationPort: int = 0,
+        switchboardPort: int = 0,
+        httpPort: int = 0,
+        redirect: bool = True,
+        sendChallenge: bool = True,
+        pingInterval: int = 50,
+        store: Optional[AccountStore] = None,
+        clock: Optional[IReactorTime] = None,
+    ) -> None:
+        """
+        @param reactor: the reactor to listen with (the global one by default).
+        @param interface: the address to listen on.
+        @param dispatchPort: port of the first server a client connects to
+            (0: ephemeral).
+        @param redirect: whether the first server is a dispatch server
+            redirecting to the NS (C{XFR NS}), or the NS itself.
+        @param sendChallenge: whether the NS sends C{CHL} after login.
+        @param pingInterval: the value of C{QNG}.
+        @param store: an existing account store to serve.
+        @param clock: the clock for login times and timeouts (the reactor by
+            default).
+        """
+        if reactor is None:
+            from twisted.internet import reactor as globalReactor
+
+            reactor = globalReactor
+        self.reactor = reactor
+        self.clock: IReactorTime = clock if clock is not None else reactor
+        self.interface = interface
+        self.dispatchPort = dispatchPort
+        self.notificationPort = notificationPort
+        self.switchboardPort = switchboardPort
+        self.httpPort = httpPort
+        self.redirect = redirect
+        self.sendChallenge = sendChallenge
+        self.pingInterval = pingInterval
+        self.store = store if store is not None else AccountStore()
+        self.presence = Presence(self.store)
+        self.switchboards: Any = None
+        self.switchboardAddress: str = ""
+        self.notificationAddress: str = ""
+        self.endpoints: Optional[Endpoints] = None
+        self._ports: list[IListeningPort] = []
+        self._factories: list[_TrackingFactory] = []
+
+    def __repr__(self) -> str:
+        return f"<LocalNetwork {self.endpoints!r} accounts={len(self.store)}>"
+
+    # -- accounts ---------------------------------------------------------------
+
+    def addAccount(self, email: str, password: str, displayName: Optional[str] = None) -> Account:
+        """
+        Create an account (see L{AccountStore.addAccount}).
+        """
+        return self.store.addAccount(email, password, displayName)
+
+    def addContact(self, owner: str, contact: str, mutual: bool = False) -> None:
+        """
+        Give C{owner} the contact C{contact} (see L{AccountStore.addContact}).
+        This is an administrative change: signed-in places follow the new
+        contact at once, as if they had sent the C{ADL} themselves.
+        """
+        self.store.addContact(owner, contact, mutual)
+        self.presence.follow(owner, contact)
+        if mutual:
+            self.presence.follow(contact, owner)
+        self.presence.refreshBetween(owner, contact)
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    def start(self) -> "Deferred[Endpoints]":
+        """
+        Listen on every port.
+
+        @return: a L{Deferred} firing with the L{Endpoints} to give a client.
+        """
+        from twisted.internet.defer import ensureDeferred
+
+        return ensureDeferred(self._start())
+
+    async def _listen(self, port: int, factory: Any) -> IListeningPort:
+        tracking = _TrackingFactory(factory)
+        endpoint = TCP4ServerEndpoint(self.reactor, port, interface=self.interface)
+        listening: IListeningPort = await endpoint.listen(tracking)
+        self._ports.append(listening)
+        self._factories.append(tracking)
+        return listening
+
+    def _address(self, port: IListeningPort) -> str:
+        return f"{self.interface}:{port.getHost().port}"  # type: ignore[attr-defined]
+
+    async def _start(self) -> Endpoints:
+        try:
+            return await self._startListening()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _startListening(self) -> Endpoints:
+        if self._ports:
+            raise RuntimeError("LocalNetwork is already started")
+        nsFactory = NotificationServerFactory(
+            self, self.presence, self.sendChallenge, self.pingInterval, self.clock
+        )
+        if self.redirect:
+            nsPort = await self._listen(self.notificationPort, nsFactory)
+            self.notificationAddress = self._address(nsPort)
+            dsPort = await self._listen(
+                self.dispatchPort, DispatchServerFactory(lambda: self.notificationAddress, self.clock)
+            )
+        else:
+            dsPort = await self._listen(self.dispatchPort, nsFactory)
+            self.notificationAddress = self._address(dsPort)
+
+        switchboardFactory = self._switchboardFactory()
+        if switchboardFactory is not None:
+            sbPort = await self._listen(self.switchboardPort, switchboardFactory)
+            self.switchboardAddress = self._address(sbPort)
+
+        httpPort = await self._listen(self.httpPort, Site(self._httpRoot()))
+        base = f"http://{self._address(httpPort)}"
+        self.endpoints = Endpoints(
+            dispatch=f"tcp:{self._address(dsPort)}",
+            sso=f"{base}/RST2.srf",
+            sharing=f"{base}/abservice/SharingService.asmx",
+            addressBook=f"{base}/abservice/abservice.asmx",
+        )
+        log.info("Local MSNP18 network started: {endpoints}", endpoints=self.endpoints)
+        return self.endpoints
+
+    def _switchboardFactory(self) -> Optional[Factory]:
+        try:
+            from msnp.server import switchboard  # type: ignore[attr-defined]
+        except ImportError:
+            log.warn("Switchboard server not available; XFR SB will fail")
+            return None
+        self.switchboards = switchboard.SwitchboardDirectory(self)
+        factory: Factory = switchboard.SwitchboardServerFactory(self)
+        return factory
+
+    def _httpRoot(self) -> Resource:
+        root = SSOResource(self.store, clock=self.clock)
+        try:
+            from msnp.server.abch import ABCHResource
+        except ImportError:
+            log.warn("ABCH services not available")
+        else:
+            root.putChild(b"abservice", ABCHResource(self.store, clock=self.clock, onChange=self._listsChanged))
+        return root
+
+    def _listsChanged(self, account: Account, action: str) -> None:
+        """
+        The ABCH services changed C{account}'s lists with C{action}: make
+        every view match the store (the local network is small, so all of
+        them are recomputed; only real differences are sent).
+        """
+        self.presence.refreshEverything()
+
+    def stop(self) -> "Deferred[None]":
+        """
+        Stop listening and close every open connection.
+
+        @return: a L{Deferred} firing once every port and connection is closed.
+        """
+        ports, self._ports = self._ports, []
+        factories, self._factories = self._factories, []
+        waiting: list[Deferred[Any]] = []
+        for port in ports:
+            result = port.stopListening()
+            if isinstance(result, Deferred):
+                waiting.append(result)
+        for factory in factories:
+            for connection in factory.connections():
+                waiting.append(connection.whenClosed())
+                connection.abort()
+        done: Deferred[None] = DeferredList(waiting, consumeErrors=True).addCallback(lambda _: None)
+        return done
+
+    # -- for the switchboard and other servers ------------------------------------
+
+    def onlineSessions(self, email: str) -> list[NotificationServer]:
+        """
+        The signed-in NS connections of C{email} (each with C{.account},
+        C{.machineGuid}, C{.status}, C{.capabilities}, C{.displayName}).
+        """
+        return self.presence.sessionsOf(email)
+
+    def isReachable(self, email: str) -> bool:
+        """
+        Whether C{email} is signed in, after its first C{CHG}, and not hidden.
+        """
+        return self.presence.isReachable(email)
+
+    def ring(self, callee: str, sessionId: str, authToken: str, caller: Account, callerName: str) -> bool:
+        """
+        Invite every NS session of C{callee} to a switchboard session.
+
+        @return: L{False} when C{callee} is not reachable.
+        """
+        if not self.isReachable(callee):
+            return False
+        sent = False
+        for session in self.onlineSessions(callee):
+            if session.status is None:
+                continue
+            session.sendRaw(
+                Command(
+                    "RNG",
+                    None,
+                    (
+                        str(sessionId),
+                        self.switchboardAddress,
+                        "CKI",
+                        authToken,
+                        caller.email,
+                        encodeParameter(callerName) or caller.email,
+                        "U",
+                        "messenger.msn.com",
+                        "1",
+                    ),
+                )
+            )
+            sent = True
+        return sent
+
+    def signOutEveryone(self, reason: str = "SSD") -> None:
+        """
+        Send C{OUT reason} to every NS session and close it.
+        """
+        for session in self.presence.allSessions():
+            session.signOut(reason)
+
+    def account(self, email: str) -> Optional[Account]:
+        """
+        The account record of C{email}, or L{None}.
+        """
+        return self.store.get(normalizeEmail(email))

@@ -1,0 +1,245 @@
+# -*- test-case-name: test.test_soap_client -*-
+"""
+What every ABCH (address book and sharing service) call has in common.
+
+Each call is one SOAP 1.1 POST carrying two headers: C{ABApplicationHeader}
+(application id, partner scenario, the service's last C{CacheKey}) and
+C{ABAuthHeader} (the C{contacts.msn.com} ticket). The answer is either the
+method's response element or a C{soap:Fault}, and a fault may come with
+HTTP 500 as well as with HTTP 200 (reference section 10.3), so every body is
+searched for one whatever the status. A service that refuses the ticket
+answers a bare HTTP 403.
+
+The ticket is a credential: it is read from a provider at each call (so a
+renewed ticket is used at once) and never logged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+from xml.etree.ElementTree import Element
+
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+
+from msnp.errors import ServiceError
+from msnp.http import DEFAULT_HTTP_TIMEOUT, DEFAULT_MAX_BODY_BYTES, postXML
+from msnp.xmlsafe import XMLError, child, escapeText, findPath, iterByName, localName, parseXML, textOf
+
+log = Logger()
+
+#: The namespace of every ABCH element.
+AB_NS = "http://www.msn.com/webservices/AddressBook"
+#: SOAP 1.1.
+SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"
+XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
+XSD_NS = "http://www.w3.org/2001/XMLSchema"
+SOAPENC_NS = "http://schemas.xmlsoap.org/soap/encoding/"
+#: The application id WLM 2009 sends (reference section 3.2).
+APPLICATION_ID = "AAD9B99B-58E6-4F23-B975-D9EC1F9EC24A"
+#: The prefix of every C{SOAPAction}.
+ACTION_PREFIX = "http://www.msn.com/webservices/AddressBook/"
+#: The id of the personal address book.
+PERSONAL_AB_ID = "00000000-0000-0000-0000-000000000000"
+
+
+class ABCHFault(ServiceError):
+    """
+    An ABCH service answered with a SOAP fault.
+
+    @ivar errorCode: the text of C{detail/errorcode} (C{InvalidPassportUser},
+        C{ABDoesNotExist}, C{FullSyncRequired}, ...), or L{None}; this is
+        what a caller should branch on.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        status: Optional[int] = None,
+        faultCode: Optional[str] = None,
+        faultString: Optional[str] = None,
+        errorCode: Optional[str] = None,
+    ) -> None:
+        super().__init__(message, status=status, faultCode=faultCode, faultString=faultString)
+        self.errorCode = errorCode
+
+
+@dataclass
+class ABCHCache:
+    """
+    What the ABCH asks a client to remember between calls: the latest
+    C{CacheKey} and C{PreferredHostName}.
+
+    One instance is shared by the sharing and address-book clients of a
+    session, because the service hands out one key for both (the key of the
+    C{FindMembership} answer goes into the next C{ABFindContactsPaged}).
+    The preferred host is only recorded: the configured URLs stay in use,
+    since a local or revival server may name a host the client cannot reach.
+    """
+
+    cacheKey: Optional[str] = None
+    preferredHostName: Optional[str] = None
+
+
+def buildEnvelope(
+    body: str, ticket: str, scenario: str, cacheKey: Optional[str] = None
+) -> bytes:
+    """
+    Wrap the method element C{body} (already XML text) into a SOAP 1.1
+    envelope with the two ABCH headers (reference section 3.2).
+
+    The result reproduces the requests of reference section 8.3 byte for byte.
+    """
+    key = f"<CacheKey>{escapeText(cacheKey)}</CacheKey>" if cacheKey else ""
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>'
+        f'<soap:Envelope xmlns:soap="{SOAP_NS}" xmlns:xsi="{XSI_NS}" '
+        f'xmlns:xsd="{XSD_NS}" xmlns:soapenc="{SOAPENC_NS}">'
+        "<soap:Header>"
+        f'<ABApplicationHeader xmlns="{AB_NS}">'
+        f"<ApplicationId>{APPLICATION_ID}</ApplicationId>"
+        "<IsMigration>false</IsMigration>"
+        f"<PartnerScenario>{escapeText(scenario)}</PartnerScenario>"
+        f"{key}"
+        "</ABApplicationHeader>"
+        f'<ABAuthHeader xmlns="{AB_NS}">'
+        "<ManagedGroupRequest>false</ManagedGroupRequest>"
+        f"<TicketToken>{escapeText(ticket)}</TicketToken>"
+        "</ABAuthHeader>"
+        "</soap:Header>"
+        f"<soap:Body>{body}</soap:Body>"
+        "</soap:Envelope>"
+    ).encode("utf-8")
+
+
+def faultFromDocument(root: Element, status: Optional[int]) -> Optional[ABCHFault]:
+    """
+    The L{ABCHFault} a response document carries, or L{None}.
+    """
+    fault = next(iterByName(root, "Fault"), None)
+    if fault is None:
+        return None
+    faultCode = textOf(fault, "faultcode").strip() or None
+    faultString = textOf(fault, "faultstring").strip() or None
+    detail = child(fault, "detail")
+    errorCode = None
+    errorString = None
+    if detail is not None:
+        errorCode = next((e.text.strip() for e in iterByName(detail, "errorcode") if e.text), None)
+        errorString = next(
+            (e.text.strip() for e in iterByName(detail, "errorstring") if e.text), None
+        )
+    message = f"ABCH fault {faultCode or '(no code)'}"
+    if errorCode:
+        message += f" [{errorCode}]"
+    message += f": {faultString or errorString or 'no reason given'}"
+    if status is not None:
+        message += f" (HTTP {status})"
+    return ABCHFault(
+        message, status=status, faultCode=faultCode, faultString=faultString, errorCode=errorCode
+    )
+
+
+class ABCHService:
+    """
+    The base of the ABCH SOAP clients: one method, L{call}.
+
+    @ivar url: the service URL (C{.../SharingService.asmx} or
+        C{.../abservice.asmx}).
+    @ivar cache: the L{ABCHCache} shared with the session's other ABCH client.
+    """
+
+    #: Largest accepted response body: a big address book is a few MB.
+    maxBodyBytes = DEFAULT_MAX_BODY_BYTES
+
+    def __init__(
+        self,
+        httpClient: Any,
+        url: str,
+        ticketProvider: Callable[[], str],
+        clock: IReactorTime,
+        timeout: float = DEFAULT_HTTP_TIMEOUT,
+        cache: Optional[ABCHCache] = None,
+    ) -> None:
+        """
+        @param httpClient: a L{treq.client.HTTPClient} or L{treq.testing.StubTreq}.
+        @param ticketProvider: returns the current C{contacts.msn.com} ticket.
+        @param clock: the clock the request deadlines run on.
+        @param timeout: seconds allowed for each call.
+        @param cache: share one L{ABCHCache} between the sharing and
+            address-book clients; a fresh one by default.
+        """
+        self.httpClient = httpClient
+        self.url = url
+        self.ticketProvider = ticketProvider
+        self.clock = clock
+        self.timeout = timeout
+        self.cache = cache if cache is not None else ABCHCache()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.url}>"
+
+    @property
+    def cacheKey(self) -> Optional[str]:
+        """
+        The last C{CacheKey} the service returned (sent with the next call).
+        """
+        return self.cache.cacheKey
+
+    def call(self, action: str, body: str, scenario: str) -> "Deferred[Element]":
+        """
+        POST one ABCH method call.
+
+        @param action: the method name (C{FindMembership}, C{ABContactAdd}, ...).
+        @param body: the method element as XML text (values already escaped).
+        @param scenario: the C{PartnerScenario}.
+        @return: a L{Deferred} firing with the first child of C{soap:Body}
+            (the C{...Response} element), or failing with L{ABCHFault} for a
+            SOAP fault (any HTTP status) and L{ServiceError} for a transport
+            error, a timeout, an HTTP error status without a fault (403: the
+            ticket was refused), or a body that is not a SOAP response
+            (L{msnp.errors.UnsafeXML} for a document with a DTD).
+        """
+        return ensureDeferred(self._call(action, body, scenario))
+
+    async def _call(self, action: str, body: str, scenario: str) -> Element:
+        envelope = buildEnvelope(body, self.ticketProvider(), scenario, self.cache.cacheKey)
+        headers = {
+            "SOAPAction": f'"{ACTION_PREFIX}{action}"',
+            "Content-Type": "text/xml; charset=utf-8",
+        }
+        log.debug("ABCH {action} ({scenario}) to {url}", action=action, scenario=scenario, url=self.url)
+        result = await postXML(
+            self.httpClient, self.url, envelope, headers, self.clock, self.timeout, self.maxBodyBytes
+        )
+        status = result.status
+        if not result.body.strip():
+            if 200 <= status < 300:
+                raise ServiceError(f"ABCH {action}: empty response (HTTP {status})", status=status)
+            raise ServiceError(f"ABCH {action}: HTTP {status}", status=status)
+        try:
+            root = parseXML(result.body, self.maxBodyBytes)
+        except XMLError as e:
+            raise XMLError(f"ABCH {action}: unusable response (HTTP {status}): {e}", status=status) from None
+        fault = faultFromDocument(root, status)
+        if fault is not None:
+            log.info("ABCH {action} failed: {fault}", action=action, fault=str(fault))
+            raise fault
+        if not (200 <= status < 300):
+            raise ServiceError(f"ABCH {action}: HTTP {status}", status=status)
+        if localName(root.tag) != "Envelope":
+            raise ServiceError(f"ABCH {action}: response is not a SOAP envelope", status=status)
+        header = findPath(root, "Header", "ServiceHeader")
+        if header is not None:
+            key = textOf(header, "CacheKey").strip()
+            if key:
+                self.cache.cacheKey = key
+            host = textOf(header, "PreferredHostName").strip()
+            if host:
+                self.cache.preferredHostName = host
+        soapBody = child(root, "Body")
+        if soapBody is None or len(soapBody) == 0:
+            raise ServiceError(f"ABCH {action}: SOAP body is missing or empty", status=status)
+        return soapBody[0]

@@ -1,0 +1,147 @@
+# -*- test-case-name: test.test_soap_client -*-
+"""
+Merge the two ABCH downloads into the session's L{ContactList} and
+L{Profile}, and decide what the initial C{ADL} says (reference sections
+3.3–3.5).
+
+The address book gives the forward list (contact ids, names, groups) and
+the Me contact; the sharing service gives the Allow, Block, Reverse and
+Pending bits. A contact may be known from either side only: someone who
+added us but whom we never added is on Reverse/Pending and nowhere else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from msnp.contacts import (
+    MESSENGER_BOT,
+    ROLE_LISTS,
+    Contact,
+    ContactList,
+    Group,
+    ListEntry,
+    Lists,
+    Profile,
+    blpFromAnnotation,
+    normalizeEmail,
+)
+from msnp.soap.addressbook import AddressBookResult
+from msnp.soap.sharing import MembershipResult
+
+
+@dataclass
+class SyncedList:
+    """
+    The result of a full ABCH sync: the contacts and the user's own profile.
+    """
+
+    contacts: ContactList
+    profile: Profile
+
+
+def buildContactList(
+    membership: MembershipResult, addressBook: AddressBookResult, ownEmail: str
+) -> SyncedList:
+    """
+    Build the contact list and profile from a C{FindMembership} and an
+    C{ABFindContactsPaged} result.
+
+    Rules: the forward list is every address-book contact other than Me
+    with C{isMessengerUser}; the role bits come from the memberships;
+    membership ids are kept per role (Pending ones are needed to accept or
+    decline); an address on both Allow and Block keeps Block only (the
+    server refuses the combination); the user's own address is never a
+    contact. Contacts appear address-book first, then membership-only ones.
+
+    @param ownEmail: the signed-in account.
+    """
+    own = normalizeEmail(ownEmail)
+    contacts = ContactList(groups=[Group(g.groupId, g.name) for g in addressBook.groups])
+
+    for entry in addressBook.contacts:
+        email = normalizeEmail(entry.email)
+        if email == own or not entry.isMessengerUser:
+            continue
+        existing = contacts.get(email)
+        if existing is not None:
+            existing.groupIds |= set(entry.groupIds)
+            continue
+        contacts.add(
+            Contact(
+                email=email,
+                displayName=entry.displayName or email,
+                network=entry.network,
+                cid=entry.cid,
+                contactId=entry.contactId,
+                lists=Lists.FORWARD,
+                groupIds=set(entry.groupIds),
+                isMessengerUser=True,
+            )
+        )
+
+    for role, flag in ROLE_LISTS.items():
+        for email, member in membership.members(role).items():
+            if email == own:
+                continue
+            contact = contacts.get(email)
+            if contact is None:
+                contact = contacts.add(
+                    Contact(
+                        email=email,
+                        displayName=member.displayName or email,
+                        network=member.network,
+                        cid=member.cid,
+                    )
+                )
+            contact.lists |= flag
+            if member.membershipId is not None:
+                contact.membershipIds[role] = member.membershipId
+            if contact.cid is None:
+                contact.cid = member.cid
+            if member.inviteMessage and role == "Pending":
+                contact.inviteMessage = member.inviteMessage
+            if contact.displayName == email and member.displayName:
+                contact.displayName = member.displayName
+
+    for contact in contacts:
+        if contact.isBlocked and contact.isAllowed:
+            contact.lists &= ~Lists.ALLOW
+
+    me = addressBook.me
+    annotations = dict(me.annotations) if me is not None else {}
+    fresh = not addressBook.contacts and not any(
+        membership.members(role) for role in ("Allow", "Block")
+    )
+    profile = Profile(
+        email=own,
+        displayName=(me.displayName if me is not None and me.displayName else own),
+        cid=me.cid if me is not None else None,
+        blp=blpFromAnnotation(annotations.get("MSN.IM.BLP"), freshAccount=fresh),
+        mpop=annotations.get("MSN.IM.MPOP", "1").strip() != "0",
+        gtc=annotations.get("MSN.IM.GTC", "1").strip() != "0",
+        annotations=annotations,
+    )
+    return SyncedList(contacts=contacts, profile=profile)
+
+
+def initialListEntries(contactList: ContactList) -> list[ListEntry]:
+    """
+    What the initial C{ADL} must say: every contact with a forward, allow
+    or block bit, with those bits only. A forward-list contact that is
+    neither allowed, blocked nor pending is put on the allow list as well,
+    because the server wants an explicit decision (reference section 3.5);
+    a pending one is left for the user to accept or decline.
+    C{messenger@microsoft.com} is never listed.
+    """
+    entries: list[ListEntry] = []
+    for contact in contactList:
+        if normalizeEmail(contact.email) == MESSENGER_BOT:
+            continue
+        bits = contact.lists & (Lists.FORWARD | Lists.ALLOW | Lists.BLOCK)
+        if bits == Lists.FORWARD and not contact.isPending:
+            bits |= Lists.ALLOW
+        if not bits:
+            continue
+        entries.append(ListEntry(normalizeEmail(contact.email), Lists(bits), contact.network))
+    return entries

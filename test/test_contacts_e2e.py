@@ -1,0 +1,258 @@
+"""
+Contact management end to end: real L{msnp.client.MSNClient}s signed in to
+a L{msnp.server.network.LocalNetwork} over loopback sockets.
+
+Each test waits for events the observers receive (never for wall-clock
+time); a missing event fails the test through a per-wait timeout.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, succeed
+from twisted.trial.unittest import TestCase
+
+from msnp.contacts import Lists, Status
+from msnp.errors import ContactListError, ServiceError
+from msnp.server.accounts import Account
+from msnp.server.network import LocalNetwork
+
+try:
+    from msnp.client import MSNClient
+except ImportError:  # the session module is not there yet
+    MSNClient = None  # type: ignore[assignment,misc]
+
+#: Seconds one wait may take before the test fails (loopback is fast).
+WAIT = 10.0
+PASSWORD = "secret-pw"
+
+
+class Recorder:
+    """
+    An observer that records events and lets a test wait until a condition
+    holds; the condition is re-checked after every event.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.events: list[tuple[Any, ...]] = []
+        self._waiters: list[tuple[Callable[[], bool], Deferred[None]]] = []
+
+    def __repr__(self) -> str:
+        return f"<Recorder {self.name}>"
+
+    def _record(self, *event: Any) -> None:
+        self.events.append(event)
+        for entry in list(self._waiters):
+            check, d = entry
+            if check():
+                self._waiters.remove(entry)
+                d.callback(None)
+
+    def waitFor(self, check: Callable[[], bool], what: str) -> Deferred[None]:
+        """
+        Fire once C{check()} is true; fail after L{WAIT} seconds, naming C{what}.
+        """
+        if check():
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        entry = (check, d)
+        self._waiters.append(entry)
+
+        def timedOut(failure: Any, timeout: float) -> None:
+            if entry in self._waiters:
+                self._waiters.remove(entry)
+            raise AssertionError(f"{self.name}: still waiting for {what}; events: {self.events[-10:]}")
+
+        d.addTimeout(WAIT, reactor, onTimeoutCancel=timedOut)
+        return d
+
+    def names(self, event: str) -> list[tuple[Any, ...]]:
+        return [e[1:] for e in self.events if e[0] == event]
+
+    # IMessengerObserver
+    def contactStatusChanged(self, contact: Any, status: Any) -> None:
+        self._record("contactStatusChanged", contact.email, status)
+
+    def contactAddedYou(self, email: str, displayName: Optional[str]) -> None:
+        self._record("contactAddedYou", email, displayName)
+
+    def contactRemovedYou(self, email: str) -> None:
+        self._record("contactRemovedYou", email)
+
+    def contactListChanged(self, session: Any) -> None:
+        self._record("contactListChanged")
+
+    def signedIn(self, session: Any) -> None:
+        self._record("signedIn")
+
+    def signedOut(self, session: Any, reason: Optional[str]) -> None:
+        self._record("signedOut", reason)
+
+
+class ContactsEndToEndTests(TestCase):
+    """
+    alice, bob and carol on one local network, strangers to each other
+    unless a test says otherwise.
+    """
+
+    timeout = 60
+
+    async def setUp(self) -> None:  # type: ignore[override]
+        if MSNClient is None:
+            raise self.skipTest("msnp.client is not available yet")
+        self.network = LocalNetwork(reactor=reactor)
+        for name in ("alice", "bob", "carol"):
+            self.network.addAccount(f"{name}@example.com", PASSWORD, name.capitalize())
+        self.endpoints = await self.network.start()
+        self.addCleanup(self.network.stop)
+
+    async def signIn(self, name: str) -> tuple[Any, Recorder]:
+        recorder = Recorder(name)
+        client = MSNClient(
+            f"{name}@example.com",
+            PASSWORD,
+            endpoints=self.endpoints,
+            observer=recorder,
+            reactor=reactor,
+        )
+        session = await client.login()
+        self.addCleanup(self._logout, session)
+        return session, recorder
+
+    def account(self, email: str) -> Account:
+        """
+        The server's record of C{email}.
+        """
+        found = self.network.store.get(email)
+        assert found is not None
+        return found
+
+    async def _logout(self, session: Any) -> None:
+        try:
+            await session.logout()
+        except Exception:
+            pass
+
+    def seesOnline(self, session: Any, email: str) -> Callable[[], bool]:
+        def check() -> bool:
+            contact = session.contacts.get(email)
+            return contact is not None and contact.status not in (Status.OFFLINE, Status.HIDDEN)
+
+        return check
+
+    def seesOffline(self, session: Any, email: str) -> Callable[[], bool]:
+        online = self.seesOnline(session, email)
+        return lambda: not online()
+
+    async def test_addAcceptSeeEachOther(self) -> None:
+        """
+        alice adds bob: bob hears contactAddedYou and has alice pending;
+        bob accepts: both see each other online, and the store has both on
+        each other's forward and allow lists.
+        """
+        alice, aliceEvents = await self.signIn("alice")
+        bob, bobEvents = await self.signIn("bob")
+        contact = await alice.addContact("bob@example.com")
+        self.assertEqual(contact.lists & (Lists.FORWARD | Lists.ALLOW), Lists.FORWARD | Lists.ALLOW)
+        await bobEvents.waitFor(lambda: bool(bobEvents.names("contactAddedYou")), "contactAddedYou")
+        self.assertEqual(bobEvents.names("contactAddedYou")[0][0], "alice@example.com")
+        pending = bob.contacts.get("alice@example.com")
+        self.assertTrue(pending is not None and pending.isPending)
+
+        await bob.acceptContactRequest("alice@example.com")
+        self.assertFalse(bob.contacts.get("alice@example.com").isPending)
+        await aliceEvents.waitFor(self.seesOnline(alice, "bob@example.com"), "bob online")
+        await bobEvents.waitFor(self.seesOnline(bob, "alice@example.com"), "alice online")
+        self.assertTrue(self.account("alice@example.com").onForwardList("bob@example.com"))
+        self.assertTrue(self.account("bob@example.com").onForwardList("alice@example.com"))
+        self.assertFalse(self.account("bob@example.com").hasRole("Pending", "alice@example.com"))
+
+    async def test_threeClientsAcceptAndDecline(self) -> None:
+        """
+        alice adds bob and carol; bob accepts and carol declines: alice
+        sees bob online and never carol, carol has alice blocked.
+        """
+        alice, aliceEvents = await self.signIn("alice")
+        bob, bobEvents = await self.signIn("bob")
+        carol, carolEvents = await self.signIn("carol")
+        await alice.addContact("bob@example.com")
+        await alice.addContact("carol@example.com")
+        await bobEvents.waitFor(lambda: bool(bobEvents.names("contactAddedYou")), "bob's request")
+        await carolEvents.waitFor(lambda: bool(carolEvents.names("contactAddedYou")), "carol's request")
+        await bob.acceptContactRequest("alice@example.com")
+        declined = await carol.declineContactRequest("alice@example.com")
+        self.assertTrue(declined.isBlocked)
+        await aliceEvents.waitFor(self.seesOnline(alice, "bob@example.com"), "bob online")
+        self.assertTrue(self.seesOffline(alice, "carol@example.com")())
+        self.assertTrue(self.account("carol@example.com").hasRole("Block", "alice@example.com"))
+
+    async def test_removeContact(self) -> None:
+        """
+        alice removes her mutual contact bob: bob hears contactRemovedYou,
+        alice's list keeps him only as allowed, the store forgets him.
+        """
+        self.network.addContact("alice@example.com", "bob@example.com", mutual=True)
+        alice, _ = await self.signIn("alice")
+        bob, bobEvents = await self.signIn("bob")
+        await alice.removeContact("bob@example.com")
+        await bobEvents.waitFor(lambda: bool(bobEvents.names("contactRemovedYou")), "contactRemovedYou")
+        self.assertEqual(bobEvents.names("contactRemovedYou"), [("alice@example.com",)])
+        left = alice.contacts.get("bob@example.com")
+        self.assertTrue(left is None or not left.onForwardList)
+        self.assertFalse(self.account("alice@example.com").onForwardList("bob@example.com"))
+
+    async def test_blockHidesPresence(self) -> None:
+        """
+        With alice and bob mutual and online, alice blocking bob makes alice
+        appear offline to bob; unblocking makes her appear again.
+        """
+        self.network.addContact("alice@example.com", "bob@example.com", mutual=True)
+        alice, _ = await self.signIn("alice")
+        bob, bobEvents = await self.signIn("bob")
+        await bobEvents.waitFor(self.seesOnline(bob, "alice@example.com"), "alice online")
+        await alice.blockContact("bob@example.com")
+        self.assertTrue(alice.contacts.get("bob@example.com").isBlocked)
+        await bobEvents.waitFor(self.seesOffline(bob, "alice@example.com"), "alice offline after block")
+        await alice.unblockContact("bob@example.com")
+        self.assertFalse(alice.contacts.get("bob@example.com").isBlocked)
+        await bobEvents.waitFor(self.seesOnline(bob, "alice@example.com"), "alice online after unblock")
+
+    async def test_groupsSurviveFreshLogin(self) -> None:
+        """
+        Groups created, renamed, filled and deleted in one session are what
+        a fresh login of the same account downloads.
+        """
+        self.network.addContact("alice@example.com", "bob@example.com", mutual=True)
+        alice, _ = await self.signIn("alice")
+        friends = await alice.addGroup("Friends")
+        work = await alice.addGroup("Work")
+        await alice.renameGroup(friends.groupId, "Pals")
+        await alice.moveContactToGroup("bob@example.com", "Pals")
+        await alice.moveContactToGroup("bob@example.com", work)
+        await alice.moveContactToGroup("bob@example.com", "Pals")
+        await alice.removeGroup("Work")
+        await alice.logout()
+
+        again, _ = await self.signIn("alice")
+        groups = {g.name: g.groupId for g in again.contacts.groups.values()}
+        self.assertEqual(sorted(groups), ["Pals"])
+        self.assertEqual(again.contacts.get("bob@example.com").groupIds, {groups["Pals"]})
+
+    async def test_soapFaultLeavesListUnchanged(self) -> None:
+        """
+        Adding an address with no account fails with the service's fault
+        and leaves the session's list exactly as it was; adding an existing
+        contact again is refused locally.
+        """
+        self.network.addContact("alice@example.com", "bob@example.com", mutual=True)
+        alice, _ = await self.signIn("alice")
+        before = alice.contacts.snapshot()
+        with self.assertRaises(ServiceError):
+            await alice.addContact("ghost@example.com")
+        self.assertEqual(alice.contacts.snapshot(), before)
+        with self.assertRaises(ContactListError):
+            await alice.addContact("bob@example.com")
+        self.assertEqual(alice.contacts.snapshot(), before)
