@@ -22,9 +22,10 @@ the HTTP connection pool it created.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
 from twisted.internet.defer import (
+    CancelledError,
     Deferred,
     FirstError,
     TimeoutError,
@@ -33,6 +34,7 @@ from twisted.internet.defer import (
     gatherResults,
     succeed,
 )
+from twisted.internet.error import ConnectingCancelledError
 from twisted.internet.endpoints import clientFromString, connectProtocol, quoteStringArgument
 from twisted.logger import Logger
 
@@ -54,10 +56,7 @@ from msnp.soap.envelope import ABCHCache, ABCHFault
 from msnp.soap.sharing import MembershipResult, SharingService
 from msnp.soap.sync import buildContactList, initialListEntries
 from msnp.sso import SSOClient, SSOResult, mbiResponse
-
-if TYPE_CHECKING:
-    from treq.client import HTTPClient
-    from twisted.web.client import HTTPConnectionPool
+from msnp.tls import HTTPClientHandle, makeHTTPClient
 
 log = Logger()
 
@@ -68,42 +67,14 @@ DEFAULT_MAX_REDIRECTS = 5
 # -- HTTP ------------------------------------------------------------------------------
 
 
-@dataclass
-class OwnedHTTPClient:
+def httpClientFor(reactor: Any, endpoints: Endpoints) -> HTTPClientHandle:
     """
-    A treq client together with the connection pool the library created
-    for it, so the pool can be closed when the session ends.
-    """
-
-    client: "HTTPClient"
-    pool: "HTTPConnectionPool"
-
-    def close(self) -> "Deferred[None]":
-        """
-        Close the pool's idle connections (and its timers).
-        """
-        return self.pool.closeCachedConnections()
-
-
-def httpClientFor(reactor: Any, endpoints: Endpoints) -> OwnedHTTPClient:
-    """
-    A treq client on C{reactor} that verifies certificates, trusting only
+    The HTTP client a session uses when the caller gave none: on
+    C{reactor}, certificates always verified, trusting only
     C{endpoints.trustRoot} when it is set (self-hosted servers), else the
-    platform's trust store.
+    platform's store. The session closes it when it ends.
     """
-    from treq.client import HTTPClient
-    from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool
-
-    pool = HTTPConnectionPool(reactor, persistent=True)
-    if endpoints.trustRoot:
-        from twisted.internet.ssl import Certificate
-
-        with open(endpoints.trustRoot, "rb") as f:
-            root = Certificate.loadPEM(f.read())
-        agent = Agent(reactor, contextFactory=BrowserLikePolicyForHTTPS(trustRoot=root), pool=pool)
-    else:
-        agent = Agent(reactor, pool=pool)
-    return OwnedHTTPClient(HTTPClient(agent), pool)
+    return makeHTTPClient(reactor, endpoints.trustRoot, persistent=True)
 
 
 # -- the login ----------------------------------------------------------------------------
@@ -119,10 +90,54 @@ class _LoginAttempt:
     protocols: list[NotificationProtocol] = field(default_factory=list)
     step: str = "connect"
     timedOut: bool = False
+    timer: Any = None
+    deferred: "Optional[Deferred[Any]]" = None
+
+    def checkCancelled(self) -> None:
+        """
+        Stop at a step boundary if the login was cancelled while it was
+        running (e.g. from an observer's C{loginStep}): the coroutine's
+        L{Deferred} only counts as called before the chain returns when a
+        cancellation was requested, and such a request cannot interrupt
+        code that is not waiting on anything.
+
+        @raise CancelledError: it was.
+        """
+        if self.deferred is not None and self.deferred.called:
+            raise CancelledError()
+
+    def stopTimer(self) -> None:
+        """
+        Cancel the login deadline (once the login is over, or while a
+        failed one is cleaning up, which must not be interrupted).
+        """
+        if self.timer is not None and self.timer.active():
+            self.timer.cancel()
 
 
 def _tcpEndpoint(redirect: NSRedirect) -> str:
     return f"tcp:host={quoteStringArgument(redirect.host)}:port={redirect.port}"
+
+
+def _initialPayloads(contacts: ContactList) -> list[bytes]:
+    """
+    The initial C{ADL} payloads. An address the payload format cannot
+    express (no domain, say, from a damaged address book) is left out and
+    logged rather than failing the whole login.
+    """
+    entries = initialListEntries(contacts)
+    try:
+        return buildListPayloads(entries, initial=True)
+    except ValueError:
+        usable = []
+        for entry in entries:
+            try:
+                buildListPayloads([entry], initial=True)
+            except ValueError as e:
+                log.warn("Leaving {email} out of the initial ADL: {error}", email=entry.email, error=str(e))
+            else:
+                usable.append(entry)
+        return buildListPayloads(usable, initial=True)
 
 
 def _unwrapFirstError(error: BaseException) -> BaseException:
@@ -216,16 +231,16 @@ class MSNClient:
         """
         attempt = _LoginAttempt(started=self.reactor.seconds())
         d = ensureDeferred(self._attemptLogin(attempt))
+        attempt.deferred = d
 
         def timedOut() -> None:
             attempt.timedOut = True
             d.cancel()
 
-        timer = self.reactor.callLater(self.loginTimeout, timedOut)
+        attempt.timer = self.reactor.callLater(self.loginTimeout, timedOut)
 
         def finished(result: Any) -> Any:
-            if timer.active():
-                timer.cancel()
+            attempt.stopTimer()
             return result
 
         return d.addBoth(finished)
@@ -233,12 +248,13 @@ class MSNClient:
     # -- the chain --------------------------------------------------------------------------
 
     async def _attemptLogin(self, attempt: _LoginAttempt) -> "Session":
-        http: Optional[OwnedHTTPClient] = None
+        http: Optional[HTTPClientHandle] = None
         if self.httpClient is None:
             http = httpClientFor(self.reactor, self.endpoints)
         try:
             return await self._login(attempt, http)
         except BaseException as e:
+            attempt.stopTimer()
             error = self._loginError(e, attempt)
             log.info(
                 "Login of {account} failed at {step}: {error}",
@@ -253,11 +269,13 @@ class MSNClient:
         error = _unwrapFirstError(error)
         if attempt.timedOut:
             return LoginTimeout(f"login did not finish within {self.loginTimeout:g}s (at {attempt.step})")
+        if isinstance(error, ConnectingCancelledError):
+            return CancelledError()
         if isinstance(error, (RequestTimeout, TimeoutError)):
             return LoginTimeout(f"login step {attempt.step} timed out: {error}")
         return error
 
-    async def _cleanUp(self, attempt: _LoginAttempt, http: Optional[OwnedHTTPClient]) -> None:
+    async def _cleanUp(self, attempt: _LoginAttempt, http: Optional[HTTPClientHandle]) -> None:
         for protocol in attempt.protocols:
             protocol.onEnded = None
             protocol.stopKeepAlive()
@@ -275,6 +293,7 @@ class MSNClient:
         elapsed = self.reactor.seconds() - attempt.started
         log.debug("Login of {account}: {step} done after {elapsed:.3f}s", account=self.account, step=step, elapsed=elapsed)
         notifyObserver(self.observer, "loginStep", step, elapsed)
+        attempt.checkCancelled()
 
     async def _connect(self, attempt: _LoginAttempt, description: str) -> NotificationProtocol:
         attempt.step = "connect"
@@ -289,12 +308,28 @@ class MSNClient:
         attempt.protocols.append(protocol)
         endpoint = clientFromString(self.reactor, description)
         connecting = connectProtocol(endpoint, protocol)
-        connecting.addTimeout(self.requestTimeout, self.reactor)
-        await connecting
+        expired: list[bool] = []
+
+        def expire() -> None:
+            expired.append(True)
+            connecting.cancel()
+
+        timer = self.reactor.callLater(self.requestTimeout, expire)
+        try:
+            await connecting
+        except BaseException:
+            if expired:
+                # Cancelling a connection attempt fails it with
+                # ConnectingCancelledError, not CancelledError.
+                raise LoginTimeout(f"could not connect within {self.requestTimeout:g}s") from None
+            raise
+        finally:
+            if timer.active():
+                timer.cancel()
         self._step(attempt, "connect")
         return protocol
 
-    async def _login(self, attempt: _LoginAttempt, http: Optional[OwnedHTTPClient]) -> "Session":
+    async def _login(self, attempt: _LoginAttempt, http: Optional[HTTPClientHandle]) -> "Session":
         httpClient = self.httpClient if self.httpClient is not None else http.client  # type: ignore[union-attr]
         target = self.endpoints.dispatch
         tokens: Optional[SSOResult] = None
@@ -357,7 +392,7 @@ class MSNClient:
         # Tell the NS who we are interested in, one ADL at a time.
         attempt.step = "ADL"
         await ns.setPrivacy(synced.profile.blp)
-        for payload in buildListPayloads(initialListEntries(state.contacts), initial=True):
+        for payload in _initialPayloads(state.contacts):
             await ns.sendListCommand("ADL", payload)
         self._step(attempt, "ADL")
 
@@ -433,7 +468,7 @@ class Session:
     them only when the server echoes the change.
     """
 
-    def __init__(self, client: MSNClient, protocol: NotificationProtocol, http: Optional[OwnedHTTPClient]) -> None:
+    def __init__(self, client: MSNClient, protocol: NotificationProtocol, http: Optional[HTTPClientHandle]) -> None:
         self.client = client
         self.protocol = protocol
         self.observer = client.observer
@@ -535,6 +570,8 @@ class Session:
             requestSwitchboard=self.protocol.requestSwitchboard,
             observer=self.observer,
             reactor=self.client.reactor,
+            requestTimeout=self.client.requestTimeout,
+            trace=self.client.trace,
         )
         self.protocol.conversationManager = self.conversationManager
 

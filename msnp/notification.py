@@ -54,23 +54,7 @@ from msnp.protocol import DEFAULT_REQUEST_TIMEOUT
 from msnp.wire import Command, decodeParameter, encodeParameter
 from msnp.xmlsafe import children, escapeText, localName, parseXML, textOf
 
-try:
-    from msnp.switchboard import Invitation, SwitchboardTicket
-except ImportError:  # pragma: no cover - the switchboard module is not there yet
-
-    @dataclass(frozen=True)
-    class SwitchboardTicket:  # type: ignore[no-redef]
-        address: str
-        authToken: str = field(repr=False)
-
-    @dataclass(frozen=True)
-    class Invitation:  # type: ignore[no-redef]
-        sessionId: str
-        address: str
-        authToken: str = field(repr=False)
-        inviter: str = ""
-        inviterName: str = ""
-
+from msnp.switchboard import Invitation, SwitchboardTicket
 
 log = Logger()
 

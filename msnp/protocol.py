@@ -134,13 +134,21 @@ class MSNPProtocol(LineReceiver):
     # -- reading ------------------------------------------------------------
 
     def dataReceived(self, data: bytes) -> None:
-        if self._broken:
+        if self._broken or self._isClosing():
             return
         try:
             LineReceiver.dataReceived(self, data)
         except Exception:
             self.log.failure("Unexpected error while reading MSNP data")
             self.protocolViolation(ProtocolError("internal error while reading"))
+        if self._isClosing():
+            # Once this side has asked to close (a handler dropped the
+            # peer), LineReceiver stops reading lines; what it buffered,
+            # and anything still in flight, will never be read.
+            self._forgetBufferedData()
+
+    def _isClosing(self) -> bool:
+        return bool(getattr(self.transport, "disconnecting", False))
 
     def lineLengthExceeded(self, line: bytes) -> None:
         self.protocolViolation(
@@ -271,9 +279,9 @@ class MSNPProtocol(LineReceiver):
         """
         Write C{command} exactly as given (TrID included).
         """
-        self._write(command, serializeCommand(command.name, command.trid, command.arguments, command.payload))
+        self._writeCommand(command, serializeCommand(command.name, command.trid, command.arguments, command.payload))
 
-    def _write(self, command: Command, data: bytes) -> None:
+    def _writeCommand(self, command: Command, data: bytes) -> None:
         if self.trace:
             self.log.debug(">>> {line}", line=command.describe())
         if self.transport is not None:
@@ -333,7 +341,7 @@ class MSNPProtocol(LineReceiver):
         if timeout is not None:
             request.timer = self.clock.callLater(timeout, self._timedOut, trid, timeout)
         self._pending[trid] = request
-        self._write(command, data)
+        self._writeCommand(command, data)
         return d
 
     def _timedOut(self, trid: int, timeout: float) -> None:

@@ -495,8 +495,9 @@ class RosterManager:
 
         Steps (reference section 3.8): C{AddMember Allow} + C{ADL l="2"};
         with C{addToList}, C{ABContactAdd} + C{ADL l="1"} so that both see
-        each other; C{DeleteMember Pending} by membership id; C{AddMember
-        Reverse}. Sharing calls use C{ContactMsgrAPI}. Steps whose result
+        each other; C{AddMember Reverse}; C{DeleteMember Pending} by
+        membership id (last, because a deleted Pending membership cannot be
+        restored if a later step failed). Sharing calls use C{ContactMsgrAPI}. Steps whose result
         already holds (already allowed, already on the forward list) are
         skipped; a blocked requester is unblocked first.
 
@@ -549,17 +550,16 @@ class RosterManager:
                 rollback.push(
                     "ADL l=1", lambda: self._listCommand("RML", key, Lists.FORWARD, network)
                 )
+            # Reverse first: it only acknowledges what is true anyway (they
+            # have us on their list), so it needs no undo, and the Pending
+            # membership, which cannot be put back once deleted, goes last.
+            await self.sharing.addMember("Reverse", key, scenario, network=network)
             if pendingId is not None:
                 await self.sharing.deleteMember("Pending", membershipId=pendingId, scenario=scenario)
             else:
                 await self.sharing.deleteMember(
                     "Pending", email=key, scenario=scenario, network=network
                 )
-            rollback.push(
-                "DeleteMember Pending",
-                lambda: self.sharing.addMember("Pending", key, scenario, network=network),
-            )
-            await self.sharing.addMember("Reverse", key, scenario, network=network)
         except Exception as e:
             await rollback.run(e)
             raise
@@ -692,7 +692,9 @@ class RosterManager:
         (C{added}) or removed us: the memberships are re-read with
         C{MessengerPendingList}, the Reverse/Pending bits merged into the
         list, and the observer told C{contactAddedYou(email, displayName)}
-        or C{contactRemovedYou(email)}. Other bits mean another place of ours
+        (only when the person now waits for an answer; someone we already
+        allowed or blocked gives C{contactListChanged} instead) or
+        C{contactRemovedYou(email)}. Other bits mean another place of ours
         changed the list (MPOP): the whole list is re-read and the observer
         told C{contactListChanged(session)}.
 
@@ -717,6 +719,7 @@ class RosterManager:
                 other.append(entry)
         if not reverse and not other:
             return
+        quiet = False
 
         if reverse:
             self._guessReverse(reverse, added)
@@ -728,18 +731,25 @@ class RosterManager:
                 self._mergeReversePending(membership)
             for entry in reverse:
                 email = normalizeEmail(entry.email)
-                if added:
-                    contact = self.contacts.get(email)
-                    name = entry.displayName
-                    if not name and contact is not None and contact.displayName != email:
-                        name = contact.displayName
-                    notifyObserver(self.observer, "contactAddedYou", email, name or None)
-                else:
+                if not added:
                     notifyObserver(self.observer, "contactRemovedYou", email)
+                    continue
+                contact = self.contacts.get(email)
+                if contact is None or not contact.isPending:
+                    # Someone we already allowed or blocked (typically a
+                    # contact accepting our own request): nothing to
+                    # answer, only the reverse bit changed.
+                    quiet = True
+                    continue
+                name = entry.displayName
+                if not name and contact.displayName != email:
+                    name = contact.displayName
+                notifyObserver(self.observer, "contactAddedYou", email, name or None)
 
         if other:
             self._guessOther(other, added)
             await self._refreshAll(SCENARIO_CHANGE_ALERT)
+        if other or quiet:
             notifyObserver(self.observer, "contactListChanged", self.session)
 
     def addressBookChanged(self) -> "Deferred[None]":

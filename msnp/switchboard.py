@@ -52,7 +52,7 @@ from msnp.errors import (
 )
 from msnp.interfaces import notifyObserver
 from msnp.protocol import MSNPProtocol, reactorOrDefault
-from msnp.wire import Command, Direction, decodeParameter
+from msnp.wire import Command, Direction, decodeParameter, encodeParameter
 
 log = Logger()
 
@@ -148,8 +148,6 @@ class MessageFormat:
         The C{X-MMS-IM-Format} value, as WLM writes it (colour without
         leading zeros, C{RL} only when set).
         """
-        from msnp.wire import encodeParameter
-
         effects = "".join(c for c in self.effects.upper() if c in "BIUS")
         value = (
             f"FN={encodeParameter(self.font)}; EF={effects}; CO={self.color & 0xFFFFFF:x}; "
@@ -510,8 +508,8 @@ class SwitchboardProtocol(MSNPProtocol):
 
     It authenticates (L{authenticate} or L{answer}), invites (L{call}),
     sends messages and reports what arrives to its C{listener} (a
-    L{Conversation}): C{switchboardJoined(protocol, email, name)},
-    C{switchboardLeft(protocol, email)}, C{switchboardMessage(protocol,
+    L{Conversation}): C{switchboardJoined(protocol, email, guid, name)},
+    C{switchboardLeft(protocol, email, guid)}, C{switchboardMessage(protocol,
     email, name, MimeMessage)} and C{switchboardClosed(protocol)}. Lines
     about the user's own address (other endpoints, the self-C{JOI} after
     C{ANS OK}) are dropped here.
@@ -637,11 +635,11 @@ class SwitchboardProtocol(MSNPProtocol):
         address = command.arg(first)
         if not address:
             return
-        email, _ = splitAddress(address)
+        email, guid = splitAddress(address)
         if email == self.account:
             return
         name = decodeParameter(command.arg(first + 1, email))
-        self._tell("switchboardJoined", email, name)
+        self._tell("switchboardJoined", email, guid, name)
 
     def handle_JOI(self, command: Command) -> None:
         self._participant(command, 0)
@@ -657,11 +655,7 @@ class SwitchboardProtocol(MSNPProtocol):
         email, guid = splitAddress(address)
         if email == self.account:
             return
-        # The endpoint lines come with the bare-address line of MPOP; only
-        # the bare line (or a line of a pre-MPOP server) removes the person.
-        if guid is not None:
-            return
-        self._tell("switchboardLeft", email)
+        self._tell("switchboardLeft", email, guid)
 
     def handle_MSG(self, command: Command) -> None:
         sender, _ = splitAddress(command.arg(0))
@@ -679,6 +673,12 @@ class SwitchboardProtocol(MSNPProtocol):
         whole = self.assembler.feed(sender, mime)
         if whole is not None:
             self._tell("switchboardMessage", sender, name, whole)
+
+    def handle_OUT(self, command: Command) -> None:
+        # The server is closing this switchboard (shutdown, idle).
+        log.info("Switchboard closed by the server: {reason}", reason=command.arg(0, "-"))
+        if self.transport is not None:
+            self.transport.loseConnection()
 
     def handle_ACK(self, command: Command) -> None:
         log.debug("Late or unexpected ACK {trid}", trid=command.trid)
@@ -765,6 +765,8 @@ class Conversation:
         self._joinWaiters: dict[str, list[Deferred[None]]] = {}
         self._firstJoin: Optional[Deferred[None]] = None
         self._invitation: Optional[Invitation] = None
+        self._endpoints: dict[str, set[str]] = {}
+        self._called: set[str] = set()
 
     def __repr__(self) -> str:
         return f"<Conversation with {sorted(self.participants or self._callList)} ({self._state})>"
@@ -843,6 +845,7 @@ class Conversation:
 
         waiter.addBoth(stopTimer)
         if self._isUsable() and self._switchboard is not None:
+            self._called.add(email)
             self._switchboard.call(email).addErrback(self._inviteFailed, email)
         else:
             self._ensureOpen()
@@ -860,7 +863,7 @@ class Conversation:
         switchboard = self._switchboard
         if self._opening is not None:
             self._opening.cancel()
-        if switchboard is None or switchboard.closed:
+        if switchboard is None or switchboard.closed or switchboard.transport is None:
             return succeed(None)
         d = switchboard.whenClosed()
         switchboard.leave()
@@ -955,6 +958,7 @@ class Conversation:
         )
         switchboard.listener = self
         self._switchboard = switchboard
+        self._called = set()
         firstJoin: Deferred[None] = Deferred()
         self._firstJoin = firstJoin
         try:
@@ -968,6 +972,7 @@ class Conversation:
             if not self._callList:
                 raise ProtocolError("nobody to call")
             people = sorted(self._callList)
+            self._called.update(people)
             results: list[tuple[bool, Any]] = await DeferredList(  # type: ignore[assignment]
                 [switchboard.call(email) for email in people], consumeErrors=True
             )
@@ -993,6 +998,19 @@ class Conversation:
         waiters, self._readyWaiters = self._readyWaiters, []
         for d in waiters:
             d.callback(None)
+        switchboard = self._switchboard
+        if not self.participants and switchboard is not None:
+            # Answered an invitation, but the inviter had already gone: this
+            # switchboard is of no use; queued messages go to a new one.
+            log.info("Nobody left on the switchboard just joined; leaving it")
+            self._detach()
+            switchboard.leave()
+            return
+        if switchboard is not None:
+            # invite() calls made while this switchboard was being set up.
+            for email in sorted(set(self._joinWaiters) - self._called - self.participants):
+                self._called.add(email)
+                switchboard.call(email).addErrback(self._inviteFailed, email)
         self._flush()
 
     def _openFailed(self, failure: Failure) -> None:
@@ -1001,6 +1019,7 @@ class Conversation:
         self._switchboard = None
         self._state = "idle"
         self.participants.clear()
+        self._endpoints.clear()
         error = failure.value
         if isinstance(error, DeferredTimeoutError):
             error = RequestTimeout("the switchboard was not set up in time")
@@ -1049,10 +1068,14 @@ class Conversation:
 
     # -- switchboard events ------------------------------------------------------
 
-    def switchboardJoined(self, switchboard: SwitchboardProtocol, email: str, name: str) -> None:
+    def switchboardJoined(
+        self, switchboard: SwitchboardProtocol, email: str, guid: Optional[str], name: str
+    ) -> None:
         if switchboard is not self._switchboard:
             return
         self.names[email] = name
+        if guid is not None:
+            self._endpoints.setdefault(email, set()).add(guid.strip("{}").lower())
         isNew = email not in self.participants
         self.participants.add(email)
         self._callList.add(email)
@@ -1063,9 +1086,20 @@ class Conversation:
         if isNew:
             notifyObserver(self.manager.observer, "participantJoined", self, email)
 
-    def switchboardLeft(self, switchboard: SwitchboardProtocol, email: str) -> None:
+    def switchboardLeft(self, switchboard: SwitchboardProtocol, email: str, guid: Optional[str]) -> None:
+        """
+        A C{BYE}. With MPOP a person leaves with one line per endpoint and
+        one bare line: the bare line, or the line of the last endpoint we
+        knew of, removes them; the other lines change nothing.
+        """
         if switchboard is not self._switchboard or email not in self.participants:
             return
+        if guid is not None:
+            endpoints = self._endpoints.get(email, set())
+            endpoints.discard(guid.strip("{}").lower())
+            if endpoints:
+                return
+        self._endpoints.pop(email, None)
         self.participants.discard(email)
         if self.participants:
             self._callList.discard(email)
@@ -1088,9 +1122,9 @@ class Conversation:
             text = message.body.decode("utf-8", "replace")
             notifyObserver(observer, "messageReceived", self, TextMessage(email, name, text, format))
         elif kind == "text/x-msmsgscontrol":
-            typing = message.header("TypingUser")
-            who = splitAddress(typing)[0] if typing else email
-            notifyObserver(observer, "typingReceived", self, who if who else email)
+            # The sender, not the TypingUser header: a peer cannot make
+            # someone else appear to type.
+            notifyObserver(observer, "typingReceived", self, email)
         elif kind == "text/x-msnmsgr-datacast":
             ident = datacastId(message)
             if ident == 1:
@@ -1119,6 +1153,7 @@ class Conversation:
         self._switchboard = None
         self._state = "idle"
         self.participants.clear()
+        self._endpoints.clear()
         self._failJoinWaiters(ConnectionLost("the switchboard closed"))
         if wasReady:
             notifyObserver(self.manager.observer, "conversationEnded", self)
@@ -1130,6 +1165,15 @@ class Conversation:
 class ConversationManager:
     """
     Every conversation of one session.
+
+    Observer events (through L{notifyObserver}): C{conversationStarted} when
+    an invitation was answered (a conversation opened with
+    L{openConversation} is handed back by its L{Deferred} instead);
+    C{participantJoined} / C{participantLeft} for each person (once, however
+    many places they are signed in at), C{messageReceived} with a
+    L{TextMessage}, C{typingReceived}, C{nudgeReceived}, and
+    C{conversationEnded} when a conversation's switchboard closes (the
+    conversation stays usable: the next text opens a new one).
 
     @ivar conversations: the conversations in use (active or dormant),
         newest last.

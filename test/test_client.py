@@ -1,29 +1,693 @@
-from twisted.trial.unittest import TestCase
-from twisted.internet import reactor
-from msnp.server.network import LocalNetwork
-from msnp.client import MSNClient
-from msnp.endpoints import ClientIdentity
+"""
+End-to-end tests for L{msnp.client}: real loopback sockets against
+L{msnp.server.LocalNetwork} (and a few deliberately broken servers),
+on the real reactor. Every test leaves the reactor clean: sessions are
+logged out, networks stopped, HTTP pools closed.
+"""
 
-class SmokeTest(TestCase):
-    async def _go(self, redirect):
-        net = LocalNetwork(redirect=redirect)
-        net.addAccount("alice@example.com", "pw", "Alice")
-        net.addAccount("bob@example.com", "pw2", "Bob")
-        net.addContact("alice@example.com", "bob@example.com", mutual=True)
-        ep = await net.start()
-        steps = []
-        class Obs:
-            def loginStep(self, s, e): steps.append(s)
-        try:
-            c = MSNClient("alice@example.com", "pw", ep, observer=Obs(), loginTimeout=10, requestTimeout=5, trace=True)
-            s = await c.login()
-            print(steps, s, list(s.contacts), s.hotmailProfile, s.places)
-            await s.logout()
-        finally:
-            await net.stop()
-    def test_redirect(self):
-        from twisted.internet.defer import ensureDeferred
-        return ensureDeferred(self._go(True))
-    def test_noredirect(self):
-        from twisted.internet.defer import ensureDeferred
-        return ensureDeferred(self._go(False))
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, Coroutine, Optional
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, DeferredList, ensureDeferred
+from twisted.internet.endpoints import TCP4ServerEndpoint
+from twisted.internet.protocol import Factory, Protocol, connectionDone
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from msnp.client import MSNClient, Session
+from msnp.contacts import Status
+from msnp.endpoints import ClientIdentity, Endpoints, newMachineGuid
+from msnp.errors import (
+    AuthenticationError,
+    ConnectionLost,
+    LoginTimeout,
+    UnsupportedProtocol,
+)
+from msnp.server import LocalNetwork
+
+ALICE = "alice@example.com"
+BOB = "bob@example.com"
+CAROL = "carol@example.net"
+PASSWORD = "s3cret!"
+
+#: Seconds any single wait in these tests may take before it fails.
+WAIT = 10.0
+
+
+def asyncTest(f: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[..., "Deferred[Any]"]:
+    @functools.wraps(f)
+    def wrapper(self: Any) -> "Deferred[Any]":
+        return ensureDeferred(f(self))
+
+    return wrapper
+
+
+class Observer:
+    """
+    Records every event and lets a test wait for one.
+    """
+
+    def __init__(self) -> None:
+        self.events: list[tuple[Any, ...]] = []
+        self._waiters: list[tuple[str, Callable[..., bool], Deferred[tuple[Any, ...]]]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+
+        def record(*args: Any) -> None:
+            self.events.append((name, *args))
+            for waiter in list(self._waiters):
+                event, predicate, d = waiter
+                if event == name and predicate(*args):
+                    self._waiters.remove(waiter)
+                    d.callback(args)
+
+        return record
+
+    def named(self, name: str) -> list[tuple[Any, ...]]:
+        return [e[1:] for e in self.events if e[0] == name]
+
+    def waitFor(self, name: str, predicate: Callable[..., bool] = lambda *a: True) -> "Deferred[tuple[Any, ...]]":
+        """
+        Fire with the arguments of the first (past or future) C{name} event
+        matching C{predicate}; fail after L{WAIT} seconds.
+        """
+        for event in self.events:
+            if event[0] == name and predicate(*event[1:]):
+                return _fired(event[1:])
+        d: Deferred[tuple[Any, ...]] = Deferred()
+        self._waiters.append((name, predicate, d))
+        d.addTimeout(WAIT, reactor)
+        return d
+
+
+def _fired(value: Any) -> "Deferred[Any]":
+    d: Deferred[Any] = Deferred()
+    d.callback(value)
+    return d
+
+
+class NetworkTestCase(TestCase):
+    """
+    A started L{LocalNetwork} with alice, bob (mutual contacts) and carol.
+    """
+
+    redirect = True
+
+    async def startNetwork(self, **kwargs: Any) -> Endpoints:
+        self.network = LocalNetwork(redirect=self.redirect, **kwargs)
+        self.network.addAccount(ALICE, PASSWORD, "Alice")
+        self.network.addAccount(BOB, "b0b-pass", "Bob")
+        self.network.addAccount(CAROL, "carol-pass", "Carol")
+        self.network.addContact(ALICE, BOB, mutual=True)
+        self.network.addContact(ALICE, CAROL)
+        self.endpoints = await self.network.start()
+        self.addCleanup(self.network.stop)
+        return self.endpoints
+
+    async def signIn(
+        self,
+        account: str = ALICE,
+        password: str = PASSWORD,
+        observer: Optional[Observer] = None,
+        **kwargs: Any,
+    ) -> Session:
+        kwargs.setdefault("loginTimeout", WAIT)
+        kwargs.setdefault("requestTimeout", WAIT)
+        client = MSNClient(account, password, self.endpoints, observer=observer, reactor=reactor, **kwargs)
+        session = await client.login()
+        self.addCleanup(session.logout)
+        return session
+
+
+class LoginTests(NetworkTestCase):
+    """
+    Signing in through a dispatch server that redirects to the NS.
+    """
+
+    @asyncTest
+    async def test_loginViaRedirect(self) -> None:
+        """
+        The login follows the XFR, reports every step in order, and fires
+        with a session that already has its contacts, profile and status.
+        """
+        await self.startNetwork()
+        observer = Observer()
+        session = await self.signIn(observer=observer)
+        steps = [step for step, _ in observer.named("loginStep")]
+        self.assertEqual(
+            steps,
+            ["connect", "VER", "CVR", "XFR", "connect", "VER", "CVR", "SSO", "USR OK",
+             "contacts", "ADL", "profile", "online"],
+        )
+        self.assertEqual(session.account, ALICE)
+        self.assertEqual(session.status, Status.ONLINE)
+        self.assertEqual(session.displayName, "Alice")
+        self.assertEqual({c.email for c in session.contacts}, {BOB, CAROL})
+        bob = session.contacts.get(BOB)
+        assert bob is not None
+        self.assertTrue(bob.onForwardList and bob.isAllowed and bob.onReverseList)
+        self.assertIn("LoginTime", session.hotmailProfile)
+        self.assertEqual(observer.named("signedIn"), [(session,)])
+        self.assertEqual([s for s, _ in observer.named("profileReceived")], [session])
+        self.assertIsNotNone(session.profile)
+        self.assertTrue(session.policy and session.policy.startswith(b"<Policies>"))
+        self.assertIn(session.machineGuid, session.places)
+        self.assertEqual(len(self.network.onlineSessions(ALICE)), 1)
+
+    @asyncTest
+    async def test_logout(self) -> None:
+        """
+        L{Session.logout} closes the connection (the server forgets the
+        session), and L{Session.whenEnded} fires with C{"logout"}.
+        """
+        await self.startNetwork()
+        observer = Observer()
+        session = await self.signIn(observer=observer)
+        ended = session.whenEnded()
+        await session.logout()
+        self.assertEqual(await ended, "logout")
+        self.assertEqual(observer.named("signedOut"), [(session, "logout")])
+        self.assertEqual(await session.whenEnded(), "logout")
+        # The server notices the close.
+        for _ in range(50):
+            if not self.network.onlineSessions(ALICE):
+                break
+            await _sleep(0.02)
+        self.assertEqual(self.network.onlineSessions(ALICE), [])
+
+    @asyncTest
+    async def test_connectionLost(self) -> None:
+        """
+        When the server goes away, the session ends with "connection
+        lost" and the observer hears C{signedOut}.
+        """
+        await self.startNetwork()
+        observer = Observer()
+        session = await self.signIn(observer=observer)
+        await self.network.stop()
+        self.assertEqual(await session.whenEnded(), "connection lost")
+        self.assertEqual(observer.named("signedOut"), [(session, "connection lost")])
+        self.assertFalse(session.isActive)
+        await session.logout()
+
+    @asyncTest
+    async def test_wrongPassword(self) -> None:
+        """
+        A wrong password fails with L{AuthenticationError}, and nothing is
+        left open (trial checks the reactor).
+        """
+        await self.startNetwork()
+        client = MSNClient(ALICE, "wrong", self.endpoints, reactor=reactor, loginTimeout=WAIT)
+        await self.assertFailure(client.login(), AuthenticationError)
+
+    @asyncTest
+    async def test_unknownAccount(self) -> None:
+        """
+        An unknown account fails with L{AuthenticationError}.
+        """
+        await self.startNetwork()
+        client = MSNClient("nobody@example.com", "x", self.endpoints, reactor=reactor, loginTimeout=WAIT)
+        await self.assertFailure(client.login(), AuthenticationError)
+
+    @asyncTest
+    async def test_serviceFailure(self) -> None:
+        """
+        An address-book service that does not answer SOAP (a 404 page)
+        fails the login with L{ServiceError} after the NS login, and the
+        NS connection is closed again.
+        """
+        from msnp.errors import ServiceError
+
+        await self.startNetwork()
+        broken = self.endpoints.replace(addressBook=self.endpoints.sso.replace("RST2.srf", "nothing-here"))
+        observer = Observer()
+        client = MSNClient(ALICE, PASSWORD, broken, observer=observer, reactor=reactor, loginTimeout=WAIT)
+        await self.assertFailure(client.login(), ServiceError)
+        self.assertIn("USR OK", [s for s, _ in observer.named("loginStep")])
+        for _ in range(50):
+            if not self.network.onlineSessions(ALICE):
+                break
+            await _sleep(0.02)
+        self.assertEqual(self.network.onlineSessions(ALICE), [])
+
+    @asyncTest
+    async def test_cancelLogin(self) -> None:
+        """
+        Cancelling the login abandons it cleanly with L{CancelledError}.
+        """
+        from twisted.internet.defer import CancelledError
+
+        await self.startNetwork()
+        observer = Observer()
+        client = MSNClient(ALICE, PASSWORD, self.endpoints, observer=observer, reactor=reactor, loginTimeout=WAIT)
+        d = client.login()
+        await observer.waitFor("loginStep", lambda step, _: step == "USR OK")
+        # The contact download needs the network, so the login is waiting.
+        self.assertNoResult(d)
+        d.cancel()
+        await self.assertFailure(d, CancelledError)
+        self.assertNotIn("contacts", [s for s, _ in observer.named("loginStep")])
+
+    @asyncTest
+    async def test_passwordNotInRepr(self) -> None:
+        """
+        Neither the client nor the session shows the password.
+        """
+        await self.startNetwork()
+        client = MSNClient(ALICE, PASSWORD, self.endpoints, reactor=reactor)
+        self.assertNotIn(PASSWORD, repr(client))
+        session = await self.signIn()
+        self.assertNotIn(PASSWORD, repr(session))
+
+    @asyncTest
+    async def test_traceHidesSecrets(self) -> None:
+        """
+        With C{trace=True} every line is logged, but never the password,
+        the ticket or the MBI response (whose base64 always starts with
+        the same header bytes).
+        """
+        from twisted.logger import formatEvent, globalLogPublisher
+
+        lines: list[str] = []
+
+        def observe(event: dict[str, Any]) -> None:
+            lines.append(formatEvent(event))
+
+        globalLogPublisher.addObserver(observe)  # type: ignore[arg-type]
+        self.addCleanup(globalLogPublisher.removeObserver, observe)  # type: ignore[arg-type]
+        await self.startNetwork()
+        await self.signIn(trace=True)
+        text = "\n".join(lines)
+        self.assertIn("CHG", text)
+        self.assertRegex(text, r">>> USR \d+ SSO S <redacted> <redacted> \{")
+        self.assertNotIn(PASSWORD, text)
+        self.assertNotIn("HAAAAAEAAAAD", text)
+
+    @asyncTest
+    async def test_signedInElsewhere(self) -> None:
+        """
+        Signing in again with the same machine GUID ends the first session
+        with C{OUT OTH}: its L{Session.whenEnded} fires with C{"OTH"}.
+        """
+        await self.startNetwork()
+        identity = ClientIdentity(machineGuid=newMachineGuid())
+        observer = Observer()
+        first = await self.signIn(observer=observer, identity=identity)
+        second = await self.signIn(identity=identity)
+        self.assertEqual(await first.whenEnded(), "OTH")
+        self.assertEqual(observer.named("signedOut"), [(first, "OTH")])
+        self.assertEqual(second.status, Status.ONLINE)
+
+    @asyncTest
+    async def test_mpopPlaces(self) -> None:
+        """
+        Two places with different GUIDs both stay signed in, and each sees
+        the other in L{Session.places}.
+        """
+        await self.startNetwork()
+        observer = Observer()
+        first = await self.signIn(observer=observer)
+        second = await self.signIn()
+        await observer.waitFor("endpointsChanged", lambda s, places: second.machineGuid in places)
+        self.assertIn(first.machineGuid, first.places)
+        self.assertIn(second.machineGuid, first.places)
+        self.assertTrue(first.isActive and second.isActive)
+
+    @asyncTest
+    async def test_initialSettings(self) -> None:
+        """
+        The configured initial status, display name and personal message
+        are what the session starts with.
+        """
+        await self.startNetwork()
+        session = await self.signIn(
+            initialStatus=Status.BUSY, displayName="Al\u00efce", personalMessage="hi \u2615"
+        )
+        self.assertEqual(session.status, Status.BUSY)
+        self.assertEqual(session.displayName, "Al\u00efce")
+        self.assertEqual(session.personalMessage, "hi \u2615")
+
+
+class DirectLoginTests(NetworkTestCase):
+    """
+    Signing in where the first server is already the NS (no redirect).
+    """
+
+    redirect = False
+
+    @asyncTest
+    async def test_loginWithoutRedirect(self) -> None:
+        """
+        The SSO challenge comes on the first connection and the login goes
+        on there: no C{XFR} step, one connection.
+        """
+        await self.startNetwork()
+        observer = Observer()
+        session = await self.signIn(observer=observer)
+        steps = [step for step, _ in observer.named("loginStep")]
+        self.assertEqual(
+            steps, ["connect", "VER", "CVR", "SSO", "USR OK", "contacts", "ADL", "profile", "online"]
+        )
+        self.assertEqual(session.status, Status.ONLINE)
+        self.assertEqual({c.email for c in session.contacts}, {BOB, CAROL})
+
+
+class PresenceTests(NetworkTestCase):
+    """
+    What one session does is seen by the other.
+    """
+
+    async def bothOnline(self) -> tuple[Session, Observer, Session, Observer]:
+        await self.startNetwork()
+        aliceObserver, bobObserver = Observer(), Observer()
+        alice = await self.signIn(observer=aliceObserver)
+        bob = await self.signIn(BOB, "b0b-pass", observer=bobObserver)
+        await bobObserver.waitFor("contactStatusChanged", lambda c, s: c.email == ALICE and s is Status.ONLINE)
+        await aliceObserver.waitFor("contactStatusChanged", lambda c, s: c.email == BOB and s is Status.ONLINE)
+        return alice, aliceObserver, bob, bobObserver
+
+    @asyncTest
+    async def test_contactOnlineAtLogin(self) -> None:
+        """
+        Someone already online is known as online from the presence that
+        follows C{CHG}.
+        """
+        alice, _, bob, _ = await self.bothOnline()
+        contact = bob.contacts.get(ALICE)
+        assert contact is not None
+        self.assertEqual(contact.status, Status.ONLINE)
+        self.assertEqual(contact.displayName, "Alice")
+
+    @asyncTest
+    async def test_statusChange(self) -> None:
+        """
+        L{Session.setStatus} fires on the echo and the contact sees it.
+        """
+        alice, _, bob, bobObserver = await self.bothOnline()
+        self.assertEqual(await alice.setStatus(Status.BUSY), Status.BUSY)
+        self.assertEqual(alice.status, Status.BUSY)
+        await bobObserver.waitFor("contactStatusChanged", lambda c, s: c.email == ALICE and s is Status.BUSY)
+
+    @asyncTest
+    async def test_displayNameChange(self) -> None:
+        """
+        A non-ASCII display name with C{+} and C{%} arrives intact.
+        """
+        alice, _, bob, bobObserver = await self.bothOnline()
+        name = "Al\u00efce \u2615 +100%"
+        self.assertEqual(await alice.setDisplayName(name), name)
+        self.assertEqual(alice.displayName, name)
+        await bobObserver.waitFor("contactNameChanged", lambda c, n: c.email == ALICE and n == name)
+
+    @asyncTest
+    async def test_personalMessage(self) -> None:
+        """
+        A non-ASCII personal message with markup characters arrives intact.
+        """
+        alice, _, bob, bobObserver = await self.bothOnline()
+        text = "caf\u00e9 <b>&</b> \u2615"
+        await alice.setPersonalMessage(text)
+        self.assertEqual(alice.personalMessage, text)
+        await bobObserver.waitFor("contactPersonalMessageChanged", lambda c, t: c.email == ALICE and t == text)
+
+    @asyncTest
+    async def test_currentMedia(self) -> None:
+        """
+        "Now playing" reaches the contact in the C{CurrentMedia} format.
+        """
+        alice, _, bob, bobObserver = await self.bothOnline()
+        await alice.setCurrentMedia("Song", "Artist")
+
+        def playing(contact: Any, _: str) -> bool:
+            return contact.email == ALICE and "Song" in contact.currentMedia
+
+        await bobObserver.waitFor("contactPersonalMessageChanged", playing)
+
+    @asyncTest
+    async def test_signOutSeenAsOffline(self) -> None:
+        """
+        When alice logs out, bob sees her go offline.
+        """
+        alice, _, bob, bobObserver = await self.bothOnline()
+        await alice.logout()
+        await bobObserver.waitFor("contactStatusChanged", lambda c, s: c.email == ALICE and s is Status.OFFLINE)
+        contact = bob.contacts.get(ALICE)
+        assert contact is not None
+        self.assertFalse(contact.isOnline)
+
+    @asyncTest
+    async def test_conversation(self) -> None:
+        """
+        L{Session.openConversation} reaches the contact through the
+        switchboard: bob is invited (C{RNG}) and receives the text.
+        """
+        alice, _, bob, bobObserver = await self.bothOnline()
+        conversation = await alice.openConversation(BOB)
+        self.assertIn(conversation, list(alice.conversations))
+        await conversation.sendText("h\u00e9llo \u2615")
+        (_, message) = await bobObserver.waitFor("messageReceived")
+        self.assertEqual((message.sender, message.text), (ALICE, "h\u00e9llo \u2615"))
+
+    @asyncTest
+    async def test_serverShutdown(self) -> None:
+        """
+        C{OUT SSD} from the server ends the session with C{"SSD"}.
+        """
+        alice, aliceObserver, bob, _ = await self.bothOnline()
+        self.network.signOutEveryone("SSD")
+        self.assertEqual(await alice.whenEnded(), "SSD")
+        self.assertEqual(await bob.whenEnded(), "SSD")
+        self.assertEqual(aliceObserver.named("signedOut"), [(alice, "SSD")])
+
+
+# -- broken servers ---------------------------------------------------------------------------
+
+
+class ScriptedServer(Protocol):
+    """
+    A server that answers each received line through C{factory.script}
+    (a function from the line to the bytes to send, or L{None} to hang up).
+    """
+
+    factory: "ScriptedFactory"
+
+    def connectionMade(self) -> None:
+        self.factory.connections.append(self)
+        self.buffer = b""
+        self.lost: Deferred[None] = Deferred()
+
+    def dataReceived(self, data: bytes) -> None:
+        self.buffer += data
+        while b"\r\n" in self.buffer:
+            line, self.buffer = self.buffer.split(b"\r\n", 1)
+            answer = self.factory.script(line)
+            if answer is None:
+                self.transport.loseConnection()  # type: ignore[union-attr]
+                return
+            self.transport.write(answer)  # type: ignore[union-attr]
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.lost.callback(None)
+
+
+class ScriptedFactory(Factory):
+    protocol = ScriptedServer  # type: ignore[assignment]
+
+    def __init__(self, script: Callable[[bytes], Optional[bytes]]) -> None:
+        self.script = script
+        self.connections: list[ScriptedServer] = []
+
+
+class BrokenServerTests(TestCase):
+    """
+    Servers that hang up, go silent or answer nonsense: every failure is
+    typed, prompt, and leaves nothing open.
+    """
+
+    async def listen(self, factory: Any) -> Endpoints:
+        port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(factory)
+
+        async def stop() -> None:
+            await port.stopListening()
+            connections = getattr(factory, "connections", [])
+            for connection in connections:
+                connection.transport.abortConnection()
+            await DeferredList([c.lost for c in connections])
+
+        self.addCleanup(lambda: ensureDeferred(stop()))
+        # HTTP services that do not exist: the login must fail before them.
+        return Endpoints(
+            dispatch=f"tcp:127.0.0.1:{port.getHost().port}",
+            sso="http://127.0.0.1:9/RST2.srf",
+            sharing="http://127.0.0.1:9/s",
+            addressBook="http://127.0.0.1:9/a",
+        )
+
+    @asyncTest
+    async def test_silentServer(self) -> None:
+        """
+        A server that accepts the connection and never answers makes the
+        login fail with L{LoginTimeout} when the login timeout expires,
+        even though the per-request timeout is longer.
+        """
+        factory = ScriptedFactory(lambda line: b"")
+        endpoints = await self.listen(factory)
+        client = MSNClient(ALICE, PASSWORD, endpoints, reactor=reactor, loginTimeout=0.3, requestTimeout=30)
+        started = reactor.seconds()
+        await self.assertFailure(client.login(), LoginTimeout)
+        self.assertLess(reactor.seconds() - started, 2.0)
+        self.assertEqual(len(factory.connections), 1)
+
+    @asyncTest
+    async def test_bareFactoryTimeout(self) -> None:
+        """
+        A bare L{Factory} that never answers: a short request timeout
+        ends the login with L{LoginTimeout} as well.
+        """
+
+        class Mute(Protocol):
+            def connectionMade(self) -> None:
+                mutes.append(self)
+                self.lost: Deferred[None] = Deferred()
+
+            def connectionLost(self, reason: Failure = connectionDone) -> None:
+                self.lost.callback(None)
+
+        mutes: list[Mute] = []
+        factory = Factory.forProtocol(Mute)
+        factory.connections = mutes  # type: ignore[attr-defined]
+        endpoints = await self.listen(factory)
+        client = MSNClient(ALICE, PASSWORD, endpoints, reactor=reactor, loginTimeout=30, requestTimeout=0.3)
+        started = reactor.seconds()
+        failure = await self.assertFailure(client.login(), LoginTimeout)
+        self.assertIn("VER", str(failure))
+        self.assertLess(reactor.seconds() - started, 2.0)
+
+    @asyncTest
+    async def test_hangUpMidLogin(self) -> None:
+        """
+        A server that answers C{VER} and hangs up on C{CVR} makes the login
+        fail with L{ConnectionLost}.
+        """
+
+        def script(line: bytes) -> Optional[bytes]:
+            if line.startswith(b"VER"):
+                return b"VER 1 MSNP18\r\n"
+            return None
+
+        endpoints = await self.listen(ScriptedFactory(script))
+        client = MSNClient(ALICE, PASSWORD, endpoints, reactor=reactor, loginTimeout=WAIT)
+        await self.assertFailure(client.login(), ConnectionLost)
+
+    @asyncTest
+    async def test_noCommonVersion(self) -> None:
+        """
+        C{VER 1 0} fails with L{UnsupportedProtocol}.
+        """
+        endpoints = await self.listen(ScriptedFactory(lambda line: b"VER 1 0\r\n"))
+        client = MSNClient(ALICE, PASSWORD, endpoints, reactor=reactor, loginTimeout=WAIT)
+        await self.assertFailure(client.login(), UnsupportedProtocol)
+
+    @asyncTest
+    async def test_redirectLoop(self) -> None:
+        """
+        A dispatch server that keeps redirecting to itself is given up on
+        after the configured number of redirects.
+        """
+        from msnp.errors import ProtocolError
+
+        holder: list[int] = []
+
+        def script(line: bytes) -> Optional[bytes]:
+            trid = line.split(b" ")[1]
+            if line.startswith(b"USR"):
+                return b"XFR " + trid + b" NS 127.0.0.1:%d U D\r\n" % holder[0]
+            if line.startswith(b"VER"):
+                return b"VER " + trid + b" MSNP18\r\n"
+            return b"CVR " + trid + b" 1 1 1 a b\r\n"
+
+        factory = ScriptedFactory(script)
+        endpoints = await self.listen(factory)
+        holder.append(int(endpoints.dispatch.rsplit(":", 1)[1]))
+        observer = Observer()
+        client = MSNClient(
+            ALICE, PASSWORD, endpoints, observer=observer, reactor=reactor, loginTimeout=WAIT, maxRedirects=2
+        )
+        await self.assertFailure(client.login(), ProtocolError)
+        self.assertEqual([s for s, _ in observer.named("loginStep")].count("XFR"), 3)
+
+    @asyncTest
+    async def test_refusedConnection(self) -> None:
+        """
+        Nothing listening: the connection error comes back as a failure
+        (not a hang), with nothing left open.
+        """
+        from twisted.internet.error import ConnectError
+
+        port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(Factory())
+        number = port.getHost().port
+        await port.stopListening()
+        endpoints = Endpoints(dispatch=f"tcp:127.0.0.1:{number}")
+        client = MSNClient(ALICE, PASSWORD, endpoints, reactor=reactor, loginTimeout=WAIT)
+        await self.assertFailure(client.login(), ConnectError)
+
+
+def _sleep(seconds: float) -> "Deferred[None]":
+    from twisted.internet.task import deferLater
+
+    return deferLater(reactor, seconds, lambda: None)
+
+
+class InjectedClockTests(SynchronousTestCase):
+    """
+    The login's deadlines run on the injected reactor's clock.
+    """
+
+    def test_loginTimeoutOnInjectedClock(self) -> None:
+        """
+        With a memory reactor whose connection attempt never completes, the
+        login fails with L{LoginTimeout} exactly when the injected clock
+        passes C{loginTimeout}, and no timer is left behind.
+        """
+        from twisted.internet.testing import MemoryReactorClock
+
+        memory = MemoryReactorClock()
+        client = MSNClient(
+            ALICE, PASSWORD, Endpoints(dispatch="tcp:127.0.0.1:1863"), reactor=memory,
+            loginTimeout=5, requestTimeout=60,
+        )
+        d = client.login()
+        self.assertEqual(memory.tcpClients[0][:2], ("127.0.0.1", 1863))
+        memory.advance(4.9)
+        self.assertNoResult(d)
+        memory.advance(0.2)
+        failure = self.failureResultOf(d, LoginTimeout)
+        self.assertIn("connect", str(failure.value))
+        self.assertEqual(memory.getDelayedCalls(), [])
+
+    def test_connectStepTimeout(self) -> None:
+        """
+        The connection step has its own deadline (the request timeout).
+        """
+        from twisted.internet.testing import MemoryReactorClock
+
+        memory = MemoryReactorClock()
+        client = MSNClient(
+            ALICE, PASSWORD, Endpoints(dispatch="tcp:127.0.0.1:1863"), reactor=memory,
+            loginTimeout=60, requestTimeout=3,
+        )
+        d = client.login()
+        memory.advance(3)
+        self.failureResultOf(d, LoginTimeout)
+        self.assertEqual(memory.getDelayedCalls(), [])
+
+    def test_offlineInitialStatusRefused(self) -> None:
+        """
+        Signing in as FLN is refused up front.
+        """
+        self.assertRaises(ValueError, MSNClient, ALICE, PASSWORD, initialStatus=Status.OFFLINE)

@@ -166,6 +166,13 @@ class ContactsEndToEndTests(TestCase):
         self.assertFalse(bob.contacts.get("alice@example.com").isPending)
         await aliceEvents.waitFor(self.seesOnline(alice, "bob@example.com"), "bob online")
         await bobEvents.waitFor(self.seesOnline(bob, "alice@example.com"), "alice online")
+        # bob's ADL tells alice she is on his list; she allowed him already,
+        # so that is a list change, not a request to answer.
+        await aliceEvents.waitFor(
+            lambda: ("contactListChanged",) in aliceEvents.events, "alice's contactListChanged"
+        )
+        self.assertEqual(aliceEvents.names("contactAddedYou"), [])
+        self.assertTrue(alice.contacts.get("bob@example.com").onReverseList)
         self.assertTrue(self.account("alice@example.com").onForwardList("bob@example.com"))
         self.assertTrue(self.account("bob@example.com").onForwardList("alice@example.com"))
         self.assertFalse(self.account("bob@example.com").hasRole("Pending", "alice@example.com"))
@@ -186,7 +193,10 @@ class ContactsEndToEndTests(TestCase):
         declined = await carol.declineContactRequest("alice@example.com")
         self.assertTrue(declined.isBlocked)
         await aliceEvents.waitFor(self.seesOnline(alice, "bob@example.com"), "bob online")
-        self.assertTrue(self.seesOffline(alice, "carol@example.com")())
+        await aliceEvents.waitFor(self.seesOffline(alice, "carol@example.com"), "carol offline")
+        self.assertFalse(
+            self.network.store.canSee(self.account("alice@example.com"), self.account("carol@example.com"))
+        )
         self.assertTrue(self.account("carol@example.com").hasRole("Block", "alice@example.com"))
 
     async def test_removeContact(self) -> None:
@@ -256,3 +266,18 @@ class ContactsEndToEndTests(TestCase):
         with self.assertRaises(ContactListError):
             await alice.addContact("bob@example.com")
         self.assertEqual(alice.contacts.snapshot(), before)
+
+    async def test_otherPlaceChangeAfterRefresh(self) -> None:
+        """
+        With alice signed in at two places, a contact added at one reaches
+        the other's list through the address-book refresh the ABCH C{NOT}
+        triggers (called directly here: the local network sends no C{NOT}).
+        """
+        first, _ = await self.signIn("alice")
+        second, secondEvents = await self.signIn("alice")
+        await first.addContact("bob@example.com")
+        await second.roster.addressBookChanged()
+        contact = second.contacts.get("bob@example.com")
+        self.assertTrue(contact is not None and contact.onForwardList and contact.isAllowed)
+        self.assertEqual(contact.contactId, first.contacts.get("bob@example.com").contactId)
+        self.assertIn(("contactListChanged",), secondEvents.events)

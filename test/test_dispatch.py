@@ -9,7 +9,6 @@ from typing import Any
 
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransportWithDisconnection
-from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from msnp.dispatch import (
@@ -212,8 +211,8 @@ class FailureTests(SynchronousTestCase):
             if event.get("isError") or "log_failure" in event:
                 self.errors.append(event)
 
-        globalLogPublisher.addObserver(observe)
-        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        globalLogPublisher.addObserver(observe)  # type: ignore[arg-type]
+        self.addCleanup(globalLogPublisher.removeObserver, observe)  # type: ignore[arg-type]
 
     def test_cvrError(self) -> None:
         """
@@ -327,6 +326,3 @@ class TransferAddressTests(SynchronousTestCase):
         for token in ("host:http", "host:0", "host:70000", ":1863", "a/b:1"):
             self.assertRaises(ProtocolError, parseTransferAddress, token)
 
-
-def _unused(_: Failure) -> None:  # pragma: no cover
-    pass

@@ -184,8 +184,12 @@ class AuthenticationTests(SynchronousTestCase):
         from twisted.logger import formatEvent, globalLogPublisher
 
         lines: list[str] = []
-        globalLogPublisher.addObserver(lambda e: lines.append(formatEvent(e)))
-        self.addCleanup(globalLogPublisher.removeObserver, globalLogPublisher._observers[-1])
+
+        def observe(event: Any) -> None:
+            lines.append(formatEvent(event))
+
+        globalLogPublisher.addObserver(observe)  # type: ignore[arg-type]
+        self.addCleanup(globalLogPublisher.removeObserver, observe)  # type: ignore[arg-type]
         h = Harness(self)
         h.protocol.trace = True
         h.protocol.authenticate(TICKET, RESPONSE)

@@ -5,7 +5,7 @@ protocol and conversations, over StringTransport and a Clock.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.error import ConnectionDone
@@ -580,6 +580,72 @@ class ParticipantTests(SynchronousTestCase):
         self.assertEqual(conversation.contacts, {"bob@example.com"})
         self.assertFalse(conversation.isActive)
 
+    def test_mpopEndpointsLeaveOneByOne(self) -> None:
+        """
+        With bob at two places, one place leaving changes nothing; bob
+        leaves when his last place and his bare line go, reported once.
+        """
+        h = Harness()
+        conversation = h.openWithBob()
+        h.feed(b"JOI carol@example.net Carol 1:0\r\n")
+        second = "{33333333-3333-4444-5555-666666666666}"
+        h.feed(f"JOI bob@example.com;{second} Bob 1:0\r\n".encode())
+        h.feed(f"BYE bob@example.com;{second}\r\n".encode())
+        self.assertEqual(conversation.participants, {"bob@example.com", "carol@example.net"})
+        h.feed(f"BYE bob@example.com;{BOB_GUID.lower()}\r\nBYE bob@example.com\r\n".encode())
+        self.assertEqual(conversation.participants, {"carol@example.net"})
+        self.assertEqual([e[2] for e in h.observer.named("participantLeft")], ["bob@example.com"])
+
+    def test_endpointOnlyBye(self) -> None:
+        """
+        A server that sends only the endpoint line on BYE still removes the
+        person once their only known endpoint leaves.
+        """
+        h = Harness()
+        conversation = h.openWithBob()
+        h.feed(b"JOI carol@example.net;{22222222-3333-4444-5555-666666666666} Carol 1:0\r\n")
+        h.feed(b"BYE carol@example.net;{22222222-3333-4444-5555-666666666666}\r\n")
+        self.assertEqual(conversation.participants, {"bob@example.com"})
+
+    def test_leaveDuringSetup(self) -> None:
+        """
+        leave() while the switchboard is still being requested fires at
+        once and fails what was queued; nothing is left waiting.
+        """
+        h = Harness()
+        h.autoTicket = False
+        conversation = Conversation(h.manager, ["bob@example.com"])
+        text = conversation.sendText("queued")
+        self.successResultOf(conversation.leave())
+        self.failureResultOf(text, MessageNotDelivered)
+        self.assertEqual(h.clock.getDelayedCalls(), [])
+
+    def test_invitationReusesDormant(self) -> None:
+        """
+        An invitation from bob reuses the dormant one-to-one conversation
+        with him.
+        """
+        h = Harness()
+        conversation = h.openWithBob()
+        h.drop()
+        h.manager.invited(Invitation("s2", "127.0.0.1:1865", "tok", "bob@example.com", "Bob"))
+        h.feed(b"IRO 1 1 1 bob@example.com Bob 1:0\r\nANS 1 OK\r\n")
+        self.assertEqual(h.observer.named("conversationStarted"), [("conversationStarted", conversation)])
+        self.assertTrue(conversation.isActive)
+
+    def test_invitedButEmpty(self) -> None:
+        """
+        If nobody is left when the invitation is answered, the client leaves
+        that switchboard at once.
+        """
+        h = Harness()
+        h.manager.invited(Invitation("s2", "127.0.0.1:1865", "tok", "bob@example.com", "Bob"))
+        h.feed(b"ANS 1 OK\r\n")
+        self.assertTrue(h.transport.disconnecting)
+        conversation = h.observer.named("conversationStarted")[0][1]
+        self.assertFalse(conversation.isActive)
+        self.assertEqual(conversation.contacts, {"bob@example.com"})
+
     def test_invitedAnswers(self) -> None:
         """
         An invitation is answered with ANS; IRO lines (endpoint and bare)
@@ -700,6 +766,22 @@ class InviteTests(SynchronousTestCase):
         h.feed(b"JOI carol@example.net Carol 1:0\r\n")
         self.successResultOf(d)
 
+    def test_inviteWhileAnswering(self) -> None:
+        """
+        An invite() made while an invitation is being answered is called
+        once ANS OK arrives.
+        """
+        h = Harness()
+        h.manager.invited(Invitation("s1", "127.0.0.1:1865", "tok", "bob@example.com", "Bob"))
+        conversation = h.manager.conversations[0]
+        d = conversation.invite("carol@example.net")
+        h.feed(b"IRO 1 1 1 bob@example.com Bob 1:0\r\nANS 1 OK\r\n")
+        cal = h.sent()[-1]
+        self.assertEqual((cal.name, cal.arguments), ("CAL", ("carol@example.net",)))
+        h.feed(f"CAL {cal.trid} RINGING s1\r\nJOI carol@example.net Carol 1:0\r\n".encode())
+        self.successResultOf(d)
+        self.assertEqual(conversation.participants, {"bob@example.com", "carol@example.net"})
+
     def test_inviteOffline(self) -> None:
         """
         217 fails invite() with ContactOffline.
@@ -735,3 +817,67 @@ class InviteTests(SynchronousTestCase):
         self.assertTrue(h.connections[0][2].disconnecting)
         self.failureResultOf(pending, MessageNotDelivered)
         self.assertEqual(h.manager.conversations, [])
+
+
+class PropertyTests(SynchronousTestCase):
+    """
+    Round trips over generated input.
+    """
+
+    def test_anyTextRoundTrips(self) -> None:
+        """
+        Any text, split or not, fits the payload limit part by part and
+        reassembles exactly.
+        """
+        from hypothesis import given, settings, strategies as st
+
+        @settings(max_examples=60, deadline=None)
+        @given(st.text(min_size=0, max_size=3000))
+        def check(text: str) -> None:
+            payloads = buildTextPayloads(text)
+            assembler = ChunkAssembler(Clock())
+            whole = None
+            for payload in payloads:
+                self.assertLessEqual(len(payload), MAX_PAYLOAD)
+                whole = assembler.feed("bob@example.com", parseMime(payload))
+            assert whole is not None
+            self.assertEqual(whole.body.decode("utf-8"), text)
+
+        check()
+
+    def test_anyFormatRoundTrips(self) -> None:
+        """
+        Any format survives toHeader/fromHeader.
+        """
+        from hypothesis import given, settings, strategies as st
+
+        @settings(max_examples=100, deadline=None)
+        @given(
+            st.text(min_size=1, max_size=40).filter(lambda f: f.strip() == f and f),
+            st.text(alphabet="BIUS", max_size=4),
+            st.integers(0, 0xFFFFFF),
+            st.integers(0, 0xFF),
+            st.integers(0, 0xFF),
+            st.booleans(),
+        )
+        def check(font: str, effects: str, color: int, charset: int, pitch: int, rtl: bool) -> None:
+            fmt = MessageFormat(font, effects, color, charset, pitch, rtl)
+            self.assertEqual(MessageFormat.fromHeader(fmt.toHeader()), fmt)
+
+        check()
+
+    def test_anyPayloadHandled(self) -> None:
+        """
+        Arbitrary bytes from a peer never raise out of the protocol.
+        """
+        from hypothesis import given, settings, strategies as st
+
+        @settings(max_examples=100, deadline=None)
+        @given(st.binary(max_size=400))
+        def check(payload: bytes) -> None:
+            h = Harness()
+            h.openWithBob()
+            h.feed(serverMSG("bob@example.com", "Bob", payload))
+            self.assertFalse(h.transport.disconnecting)
+
+        check()

@@ -1,0 +1,299 @@
+# -*- test-case-name: test.test_handlers -*-
+"""
+Ready-made observers (bot handlers) for C{twistd msnp --handler}.
+
+A handler is any object with some of the methods of
+L{msnp.interfaces.IMessengerObserver}; missing methods are skipped and an
+exception in one is logged without harming the session. C{twistd msnp}
+builds it from a I{factory}: a callable taking the L{msnp.client.MSNClient}
+and returning the observer. A class whose constructor takes the client is
+such a factory, so a bot of your own is::
+
+    # mybot.py
+    from msnp.handlers import ObserverBase
+
+    class ShoutBot(ObserverBase):
+        def __init__(self, client):
+            self.client = client
+
+        def messageReceived(self, conversation, message):
+            conversation.sendText(message.text.upper())
+
+and C{twistd -n msnp --account bot@example.com --handler mybot.ShoutBot}
+(with C{mybot} importable, e.g. from the current directory or
+C{PYTHONPATH}). In your own program, pass the observer straight to
+L{msnp.client.MSNClient}.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from msnp.interfaces import IMessengerObserver
+
+#: A handler factory: the client in, the observer out.
+HandlerFactory = Callable[[Any], object]
+
+
+def _statusCode(status: Any) -> str:
+    return str(getattr(status, "code", status))
+
+
+def _participants(conversation: Any) -> list[str]:
+    people: Any = getattr(conversation, "participants", None) or getattr(conversation, "contacts", None) or ()
+    return sorted(people)
+
+
+@implementer(IMessengerObserver)
+class ObserverBase:
+    """
+    An observer that ignores every event: subclass it and override the
+    events a bot cares about (implementing only some methods of a plain
+    class works too; this base just makes the interface complete).
+    """
+
+    def loginStep(self, step: str, elapsed: float) -> None:
+        pass
+
+    def signedIn(self, session: Any) -> None:
+        pass
+
+    def signedOut(self, session: Any, reason: Optional[str]) -> None:
+        pass
+
+    def profileReceived(self, session: Any, profile: dict[str, str]) -> None:
+        pass
+
+    def endpointsChanged(self, session: Any, endpoints: dict[str, Any]) -> None:
+        pass
+
+    def contactStatusChanged(self, contact: Any, status: Any) -> None:
+        pass
+
+    def contactNameChanged(self, contact: Any, displayName: str) -> None:
+        pass
+
+    def contactPersonalMessageChanged(self, contact: Any, personalMessage: str) -> None:
+        pass
+
+    def contactAddedYou(self, email: str, displayName: Optional[str]) -> None:
+        pass
+
+    def contactRemovedYou(self, email: str) -> None:
+        pass
+
+    def contactListChanged(self, session: Any) -> None:
+        pass
+
+    def conversationStarted(self, conversation: Any) -> None:
+        pass
+
+    def messageReceived(self, conversation: Any, message: Any) -> None:
+        pass
+
+    def typingReceived(self, conversation: Any, email: str) -> None:
+        pass
+
+    def nudgeReceived(self, conversation: Any, email: str) -> None:
+        pass
+
+    def participantJoined(self, conversation: Any, email: str) -> None:
+        pass
+
+    def participantLeft(self, conversation: Any, email: str) -> None:
+        pass
+
+    def conversationEnded(self, conversation: Any) -> None:
+        pass
+
+
+@implementer(IMessengerObserver)
+class EchoHandler(ObserverBase):
+    """
+    Answers every text message with the same text, in the same
+    conversation. The simplest useful bot, and the one the end-to-end
+    tests talk to.
+
+    @ivar echoed: how many messages were sent back.
+    """
+
+    log = Logger()
+
+    def __init__(self, client: Any = None) -> None:
+        """
+        @param client: the client it serves (unused; accepted so the class
+            is a handler factory).
+        """
+        self.client = client
+        self.echoed = 0
+
+    def messageReceived(self, conversation: Any, message: Any) -> None:
+        """
+        Send C{message.text} back to the conversation it came from.
+        """
+        text = getattr(message, "text", "")
+        if not text:
+            return
+        self.echoed += 1
+        d = conversation.sendText(text)
+        d.addErrback(self._failed, getattr(message, "sender", "?"))
+
+    def _failed(self, failure: Failure, sender: str) -> None:
+        self.log.warn(
+            "Could not echo a message back to {sender}: {error}",
+            sender=sender,
+            error=failure.getErrorMessage(),
+        )
+
+
+@implementer(IMessengerObserver)
+class LogHandler:
+    """
+    Turns every session event into a structured C{twisted.logger} event.
+
+    Each event carries C{msnpEvent} (the observer method's name) and the
+    event's fields as plain values (addresses, status codes, texts), so
+    they can be filtered or written as JSON with
+    C{twistd --logger} / C{jsonFileLogObserver}.
+    """
+
+    def __init__(self, client: Any = None, logger: Optional[Logger] = None) -> None:
+        """
+        @param client: the client it serves (unused; accepted so the class
+            is a handler factory).
+        @param logger: where to log (a new L{Logger} by default).
+        """
+        self.client = client
+        self.log = logger if logger is not None else Logger(namespace="msnp.events")
+
+    def _emit(self, event: str, format: str, **fields: Any) -> None:
+        self.log.info(format, msnpEvent=event, **fields)
+
+    # -- the session -------------------------------------------------------------
+
+    def loginStep(self, step: str, elapsed: float) -> None:
+        self._emit("loginStep", "login step {step} after {elapsed:.3f}s", step=step, elapsed=elapsed)
+
+    def signedIn(self, session: Any) -> None:
+        self._emit("signedIn", "signed in as {account}", account=getattr(session, "account", None))
+
+    def signedOut(self, session: Any, reason: Optional[str]) -> None:
+        self._emit(
+            "signedOut", "{account} signed out ({reason})", account=getattr(session, "account", None), reason=reason
+        )
+
+    def profileReceived(self, session: Any, profile: dict[str, str]) -> None:
+        self._emit("profileReceived", "profile received ({count} headers)", count=len(profile))
+
+    def endpointsChanged(self, session: Any, endpoints: dict[str, Any]) -> None:
+        self._emit(
+            "endpointsChanged", "signed in at {count} place(s)", count=len(endpoints), places=sorted(endpoints)
+        )
+
+    # -- contacts and presence ---------------------------------------------------
+
+    def contactStatusChanged(self, contact: Any, status: Any) -> None:
+        self._emit(
+            "contactStatusChanged",
+            "{contact} is now {status}",
+            contact=getattr(contact, "email", contact),
+            status=_statusCode(status),
+        )
+
+    def contactNameChanged(self, contact: Any, displayName: str) -> None:
+        self._emit(
+            "contactNameChanged",
+            "{contact} is now called {displayName!r}",
+            contact=getattr(contact, "email", contact),
+            displayName=displayName,
+        )
+
+    def contactPersonalMessageChanged(self, contact: Any, personalMessage: str) -> None:
+        self._emit(
+            "contactPersonalMessageChanged",
+            "{contact} set the personal message {personalMessage!r}",
+            contact=getattr(contact, "email", contact),
+            personalMessage=personalMessage,
+        )
+
+    def contactAddedYou(self, email: str, displayName: Optional[str]) -> None:
+        self._emit("contactAddedYou", "{email} added you", email=email, displayName=displayName)
+
+    def contactRemovedYou(self, email: str) -> None:
+        self._emit("contactRemovedYou", "{email} removed you", email=email)
+
+    def contactListChanged(self, session: Any) -> None:
+        self._emit("contactListChanged", "the contact list changed")
+
+    # -- conversations -----------------------------------------------------------
+
+    def conversationStarted(self, conversation: Any) -> None:
+        self._emit(
+            "conversationStarted",
+            "conversation started with {participants}",
+            participants=_participants(conversation),
+        )
+
+    def messageReceived(self, conversation: Any, message: Any) -> None:
+        self._emit(
+            "messageReceived",
+            "message from {sender}: {text!r}",
+            sender=getattr(message, "sender", None),
+            senderName=getattr(message, "senderName", None),
+            text=getattr(message, "text", None),
+        )
+
+    def typingReceived(self, conversation: Any, email: str) -> None:
+        self._emit("typingReceived", "{email} is typing", email=email)
+
+    def nudgeReceived(self, conversation: Any, email: str) -> None:
+        self._emit("nudgeReceived", "{email} sent a nudge", email=email)
+
+    def participantJoined(self, conversation: Any, email: str) -> None:
+        self._emit("participantJoined", "{email} joined the conversation", email=email)
+
+    def participantLeft(self, conversation: Any, email: str) -> None:
+        self._emit("participantLeft", "{email} left the conversation", email=email)
+
+    def conversationEnded(self, conversation: Any) -> None:
+        self._emit(
+            "conversationEnded",
+            "conversation with {participants} ended",
+            participants=_participants(conversation),
+        )
+
+
+#: The handlers C{--handler} knows by name.
+BUILTIN_HANDLERS: dict[str, HandlerFactory] = {
+    "echo": EchoHandler,
+    "log": LogHandler,
+}
+
+
+def loadHandlerFactory(name: str) -> HandlerFactory:
+    """
+    The handler factory for C{--handler}: a built-in name (C{echo},
+    C{log}) or the dotted path of a callable.
+
+    @raise ValueError: the path does not import or does not name a callable.
+    """
+    from twisted.python.reflect import namedAny
+
+    if name in BUILTIN_HANDLERS:
+        return BUILTIN_HANDLERS[name]
+    if "." not in name:
+        raise ValueError(
+            f"unknown handler {name!r}: use {', '.join(sorted(BUILTIN_HANDLERS))} "
+            "or the dotted path of a factory (package.module.name)"
+        )
+    try:
+        factory = namedAny(name)
+    except Exception as e:
+        raise ValueError(f"handler {name!r} does not import: {type(e).__name__}: {e}") from None
+    if not callable(factory):
+        raise ValueError(f"handler {name!r} is not callable")
+    return factory  # type: ignore[no-any-return]
