@@ -11,7 +11,7 @@ incrementally and abandoned as soon as it exceeds the cap.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping
 
 import treq
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError, ensureDeferred
@@ -87,16 +87,31 @@ def postXML(
         L{ServiceError} on a transport error, a timeout or an oversized body.
     """
     d = ensureDeferred(_post(httpClient, url, body, headers, maxBytes))
-    d.addTimeout(timeout, clock)
+    timedOut = False
+
+    def expire() -> None:
+        nonlocal timedOut
+        timedOut = True
+        d.cancel()
+
+    timer = clock.callLater(timeout, expire)
+
+    def stopTimer(result: object) -> object:
+        if timer.active():
+            timer.cancel()
+        return result
 
     def translate(failure: Failure) -> Failure:
+        # However the HTTP client wraps the cancellation, a deadline that
+        # fired is reported as a timeout.
+        if timedOut or failure.check(CancelledError, TimeoutError):
+            raise ServiceError(f"no complete response from {url} within {timeout:g}s")
         if failure.check(ServiceError):
             return failure
-        if failure.check(CancelledError, TimeoutError):
-            raise ServiceError(f"no complete response from {url} within {timeout:g}s")
         raise ServiceError(
             f"HTTP request to {url} failed: {failure.getErrorMessage() or repr(failure.value)}"
         )
 
+    d.addBoth(stopTimer)
     d.addErrback(translate)
     return d

@@ -88,7 +88,6 @@ class MSNPProtocol(LineReceiver):
         self._payloadLine: Optional[ParsedLine] = None
         self._payloadChunks: list[bytes] = []
         self._payloadReceived = 0
-        self._discardPayload = False
         self._broken = False
         self._payloadLength = 0
 

@@ -13,7 +13,9 @@ trusted, not the platform's store as well.
 A certificate that does not verify would otherwise surface as an opaque
 C{ResponseNeverReceived([Failure(...)])}; it is turned into a
 L{ServiceError} that says so and names the host, which
-L{msnp.http.postXML} passes through unchanged.
+L{msnp.http.postXML} passes through unchanged. Likewise a request cancelled
+by a deadline fails with a plain L{CancelledError}, so that the deadline is
+reported as a timeout.
 
 The handle also knows every connection its pool ever opened, so
 L{HTTPClientHandle.close} can wait until all of them are really gone: a
@@ -171,7 +173,8 @@ def verificationFailure(error: BaseException, host: str) -> Optional[TLSVerifica
 class _ExplainingAgent:
     """
     An L{IAgent} that turns TLS verification failures of the agent it wraps
-    into L{TLSVerificationError}; everything else passes through untouched.
+    into L{TLSVerificationError}, and a cancelled request back into a plain
+    L{CancelledError}; everything else passes through untouched.
     """
 
     def __init__(self, agent: IAgent) -> None:

@@ -218,7 +218,7 @@ class ParsedLine:
         return Command(self.name, self.trid, self.arguments, payload)
 
 
-def _parseLength(token: bytes) -> Optional[int]:
+def _parseLength(token: str) -> Optional[int]:
     if not token.isdigit() or not token.isascii():
         return None
     if len(token) > _MAX_LENGTH_DIGITS:
@@ -231,9 +231,9 @@ def parseLine(line: bytes, direction: Direction) -> ParsedLine:
     """
     Decode one command line (without its line terminator).
 
-    The payload length is found from the raw bytes before any text decoding,
-    so that even a line with broken UTF-8 tells the reader how many payload
-    bytes to skip.
+    A line that is not UTF-8 is still split and measured (as Latin-1, one
+    character per byte, which leaves names and digits as they are), so that
+    it tells the reader how many payload bytes to skip.
 
     @raise MalformedLine: the line is empty, has an impossible command name,
         is not UTF-8, or announces a non-numeric length; C{payloadLength} on
@@ -241,40 +241,43 @@ def parseLine(line: bytes, direction: Direction) -> ParsedLine:
     """
     if line.endswith(b"\r"):
         line = line[:-1]
-    tokens = line.split(b" ")
-    rawName = tokens[0]
-    if len(rawName) != 3 or not (rawName.isalpha() and rawName.isupper() or rawName.isdigit()) or not rawName.isascii():
+    try:
+        tokens = line.decode("utf-8").split(" ")
+        decodable = True
+    except UnicodeDecodeError:
+        tokens = line.decode("latin-1").split(" ")
+        decodable = False
+    name = tokens[0]
+    if len(name) != 3 or not name.isascii() or not (name.isdigit() or name.isalpha() and name.isupper()):
         raise MalformedLine(f"not a command line: {line[:40]!r}")
-    name = rawName.decode("ascii")
-    # Doubled or trailing spaces: tolerated as real servers do, and dropped
-    # before looking for the length so that "MSG a b 12 " still frames.
-    rawArgs = [t for t in tokens[1:] if t]
+    arguments = tokens[1:]
+    if "" in arguments:
+        # Doubled or trailing spaces: tolerated as real servers do, and
+        # dropped before looking for the length ("MSG a b 12 " frames).
+        arguments = [a for a in arguments if a]
 
     payloadLength: Optional[int] = None
-    if isErrorCode(name):
+    if name.isdigit():
         # ERR trid len carries a payload; ERR trid (or an odd ERR trid x)
         # does not, and is still worth delivering to the waiting request.
-        if len(rawArgs) == 2:
-            payloadLength = _parseLength(rawArgs[1])
+        if len(arguments) == 2:
+            payloadLength = _parseLength(arguments[1])
             if payloadLength is not None:
-                rawArgs = rawArgs[:1]
+                arguments = arguments[:1]
     else:
         rule = payloadRules(direction).get(name)
         if rule is not None and not (name == "QRY" and direction is Direction.FROM_SERVER):
-            if rawArgs:
-                last = rawArgs[rule.position]
+            if arguments:
+                last = arguments[rule.position]
                 payloadLength = _parseLength(last)
                 if payloadLength is not None:
-                    del rawArgs[rule.position]
-                elif last.decode("ascii", "replace") not in rule.replyForms:
+                    del arguments[rule.position]
+                elif last not in rule.replyForms:
                     raise MalformedLine(f"{name} with a non-numeric payload length")
-            elif direction is Direction.FROM_CLIENT or rule.replyForms == frozenset():
+            elif direction is Direction.FROM_CLIENT or not rule.replyForms:
                 raise MalformedLine(f"{name} without a payload length")
-
-    try:
-        arguments = [a.decode("utf-8") for a in rawArgs]
-    except UnicodeDecodeError:
-        raise MalformedLine(f"{name} line is not valid UTF-8", payloadLength) from None
+    if not decodable:
+        raise MalformedLine(f"{name} line is not valid UTF-8", payloadLength)
 
     trid: Optional[int] = None
     if arguments and name not in noTridCommands(direction):

@@ -45,6 +45,10 @@ def parseXML(data: bytes | str, maxBytes: int = DEFAULT_MAX_XML_BYTES) -> Elemen
         data = data.encode("utf-8")
     if len(data) > maxBytes:
         raise XMLError(f"XML document of {len(data)} bytes exceeds the {maxBytes}-byte cap")
+    if b"\x00" in data:
+        # UTF-8 XML never contains a NUL; UTF-16 and UTF-32 do, and would
+        # hide a DTD from the byte search below.
+        raise XMLError("malformed XML: NUL bytes (not a UTF-8 document); refused")
     if _FORBIDDEN.search(data):
         raise XMLError("XML document declares a DTD or entity; refused")
     parser = XMLParser()

@@ -9,9 +9,9 @@ server, through the library's own client (L{msnp.tls.makeHTTPClient}).
 
 from __future__ import annotations
 
+
 from typing import Any, Optional
 
-import pytest
 from treq.testing import StubTreq
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, DeferredList, succeed
@@ -28,6 +28,7 @@ from zope.interface import implementer
 from msnp.errors import ServiceError
 from msnp.http import BodyTooLarge, HTTPResult, postXML
 from msnp.tls import HTTPClientHandle, makeHTTPClient
+
 
 URL = "http://127.0.0.1/service"
 #: Deadline used with real sockets; loopback answers in milliseconds.
@@ -147,12 +148,6 @@ class InMemoryTests(SynchronousTestCase):
         clock.advance(0.1)
         self.failureResultOf(d, ServiceError)
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="msnp.http.postXML only recognises a bare CancelledError as its timeout; "
-        "an agent that wraps it (ResponseNeverReceived) gets 'HTTP request ... failed: "
-        "[<Failure CancelledError>]' (reported to the lead; msnp.tls's agent unwraps it)",
-    )
     def test_noResponseAtAllMessage(self) -> None:
         """
         The headers deadline is reported as a timeout.

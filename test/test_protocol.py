@@ -594,6 +594,41 @@ class HostileInputTests(SynchronousTestCase):
         self.assertEqual(p.received, [Command("CHL", 0, ("1",))])
         self.assertFalse(transport.disconnecting)
 
+    def test_handlerClosesConnection(self) -> None:
+        """
+        Once a handler has closed the connection, the rest of the chunk and
+        anything arriving later are dropped, and the buffer is released.
+        """
+        p, transport, _, _ = connect()
+        p.handle_OUT = lambda command: transport.loseConnection()  # type: ignore[attr-defined]
+        p.dataReceived(b"OUT OTH\r\nCHL 0 1\r\nNOT 5\r\nab")
+        self.assertEqual(p.received, [])
+        self.assertEqual(p._buffer, b"")
+        p.dataReceived(b"CHL 0 2\r\n" * 1000)
+        self.assertEqual(p.received, [])
+        self.assertEqual(p._buffer, b"")
+
+    def test_violationFromPayloadHandler(self) -> None:
+        """
+        A handler that declares a protocol violation while handling a
+        payload command stops the reading of the rest of the chunk.
+        """
+        p, transport, _, _ = connect()
+        p.handle_IPG = lambda command: p.protocolViolation(ProtocolError("no"))  # type: ignore[attr-defined]
+        d = results(p.sendCommand("CHG"))
+        p.dataReceived(b"IPG 2\r\nxyCHG 1 NLN\r\nCHL 0 1\r\n")
+        self.assertIsInstance(d[0].value, ProtocolError)
+        self.assertEqual(p.received, [])
+        self.assertTrue(transport.disconnecting)
+
+    def test_trailingSpaceOnPayloadLine(self) -> None:
+        """
+        A payload line with a trailing space still frames its payload.
+        """
+        p, _, _, _ = connect()
+        p.dataReceived(b"NOT 3 \r\nabcCHL 0 1\r\n")
+        self.assertEqual(p.received, [Command("NOT", None, (), b"abc"), Command("CHL", 0, ("1",))])
+
     def test_traceRedacts(self) -> None:
         """
         With C{trace=True}, commands are logged both ways but secrets are

@@ -553,7 +553,7 @@ class ParticipantTests(SynchronousTestCase):
         """
         h = Harness()
         conversation = h.openWithBob()
-        h.feed(f"JOI alice@example.com;{{11111111-2222-3333-4444-555555555555}} Alice 1:0\r\n".encode())
+        h.feed("JOI alice@example.com;{11111111-2222-3333-4444-555555555555} Alice 1:0\r\n".encode())
         h.feed(b"JOI ALICE@example.com Alice 1:0\r\n")
         h.feed(b"JOI carol@example.net;{22222222-3333-4444-5555-666666666666} Carol 1:0\r\n")
         h.feed(b"JOI carol@example.net Carol 1:0\r\n")

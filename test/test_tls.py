@@ -14,6 +14,8 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -24,11 +26,13 @@ from cryptography.x509.oid import NameOID
 from OpenSSL import SSL
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IOpenSSLContextFactory
 from twisted.internet.protocol import connectionDone
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.web.client import ResponseNeverReceived
 from twisted.web.server import Site
 
 from msnp.errors import ServiceError
@@ -39,7 +43,7 @@ from msnp.server.sso import SSOResource
 from msnp.soap.addressbook import AddressBookService
 from msnp.soap.sharing import SharingService
 from msnp.sso import MBI_KEY_OLD, SSOClient
-from msnp.tls import HTTPClientHandle, TLSVerificationError, loadTrustRoot, makeHTTPClient
+from msnp.tls import HTTPClientHandle, TLSVerificationError, loadTrustRoot, makeHTTPClient, verificationFailure
 from zope.interface import implementer
 
 ACCOUNT = "alice@example.com"
@@ -191,6 +195,18 @@ class _TrackingFactory(WrappingFactory):
         return protocol
 
 
+class _CountingSite(Site):
+    """
+    A site that counts the requests it served.
+    """
+
+    requests = 0
+
+    def getResourceFor(self, request: Any) -> Any:
+        self.requests += 1
+        return super().getResourceFor(request)
+
+
 @implementer(IOpenSSLContextFactory)
 class ServerContext:
     """
@@ -220,8 +236,9 @@ class Services:
         self.store.addContact(ACCOUNT, "bob@example.com", mutual=True)
         root = SSOResource(self.store, clock=reactor)
         root.putChild(b"abservice", ABCHResource(self.store, clock=reactor))
-        site = Site(root)
+        site = _CountingSite(root)
         site.displayTracebacks = False
+        self.site = site
         self.factory = _TrackingFactory(site)
         listener: Any = reactor
         if issued is not None:
@@ -256,8 +273,12 @@ class Services:
 
 
 def writeFile(testCase: SynchronousTestCase, data: bytes, name: str = "roots.pem") -> str:
-    directory = testCase.mktemp()
-    os.makedirs(directory)
+    """
+    Write C{data} to a file in a fresh temporary directory (outside the
+    working tree, whichever runner is used) removed after the test.
+    """
+    directory = tempfile.mkdtemp(prefix="msnp-tls-")
+    testCase.addCleanup(shutil.rmtree, directory, True)
     path = os.path.join(directory, name)
     with open(path, "wb") as f:
         f.write(data)
@@ -277,7 +298,7 @@ class TrustRootTests(SynchronousTestCase):
         A trust root that does not exist is a L{ValueError} naming the file,
         at construction, not a failure at the first request.
         """
-        path = os.path.join(self.mktemp(), "absent.pem")
+        path = os.path.join(tempfile.gettempdir(), "msnp-no-such-dir", "absent.pem")
         error = self.assertRaises(ValueError, makeHTTPClient, reactor, trustRoot=path)
         self.assertIn("absent.pem", str(error))
         self.assertIn("cannot read", str(error))
@@ -414,7 +435,7 @@ class VerifiedHTTPSTests(TestCase):
         """
         services = Services(self, pki().unknown)
         d = self.assertVerificationFailure(self.signIn(self.client(self.caPath), services))
-        d.addCallback(lambda _: self.assertEqual(len(list(services.store._tickets)), 0))
+        d.addCallback(lambda _: self.assertEqual(services.site.requests, 0))
         return d
 
     def test_unknownAuthorityABCH(self) -> "Deferred[Any]":
@@ -509,3 +530,39 @@ class VerifiedHTTPSTests(TestCase):
             self.assertEqual([p.state for p in opened], ["CONNECTION_LOST"])
 
         return d.addCallback(close).addCallback(check)
+
+
+class ExplainTests(SynchronousTestCase):
+    """
+    Turning the web client's nested failures into messages.
+    """
+
+    def test_sslError(self) -> None:
+        """
+        An OpenSSL verification error nested in C{ResponseNeverReceived}
+        becomes a L{TLSVerificationError} naming the host and the reason.
+        """
+        nested = SSL.Error([("SSL routines", "", "certificate verify failed")])
+        error = verificationFailure(ResponseNeverReceived([Failure(nested)]), "example.com:443")
+        assert error is not None
+        self.assertIsInstance(error, ServiceError)
+        self.assertIn("certificate verification failed for example.com:443", str(error))
+        self.assertIn("certificate verify failed", str(error))
+
+    def test_otherHandshakeError(self) -> None:
+        """
+        A handshake failure that is not about the certificate is still a
+        L{TLSVerificationError}, saying verification never completed.
+        """
+        nested = SSL.Error([("SSL routines", "", "wrong version number")])
+        error = verificationFailure(ResponseNeverReceived([Failure(nested)]), "h:1")
+        assert error is not None
+        self.assertIn("TLS handshake with h:1 failed", str(error))
+        self.assertIn("wrong version number", str(error))
+
+    def test_notTLS(self) -> None:
+        """
+        Anything else is left alone.
+        """
+        self.assertIsNone(verificationFailure(ResponseNeverReceived([Failure(ConnectionDone())]), "h:1"))
+        self.assertIsNone(verificationFailure(ValueError("x"), "h:1"))

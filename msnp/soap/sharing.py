@@ -18,7 +18,7 @@ from twisted.internet.defer import Deferred, fail
 from msnp.contacts import NETWORK_PASSPORT, NETWORK_YAHOO, normalizeEmail
 from msnp.errors import ServiceError
 from msnp.soap.envelope import AB_NS, XSI_NS, ABCHService
-from msnp.xmlsafe import child, children, escapeText, findPath, localName, textOf
+from msnp.xmlsafe import child, children, escapeText, localName, textOf
 
 #: The role names of the Messenger service this library understands.
 ROLES = ("Allow", "Block", "Reverse", "Pending")
