@@ -19,13 +19,13 @@ import os
 import random
 import sys
 import time
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
 
 from twisted.internet.task import Clock  # noqa: E402
 from twisted.internet.testing import StringTransport  # noqa: E402
-from twisted.logger import globalLogBeginner  # noqa: E402
+from twisted.logger import ILogObserver, globalLogBeginner  # noqa: E402
 from twisted.protocols.basic import LineReceiver  # noqa: E402
 
 from msnp.protocol import MSNPProtocol  # noqa: E402
@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="runs per implementation; the best is kept")
     options = parser.parse_args(argv)
     # Keep the real protocol's log calls cheap and quiet.
-    globalLogBeginner.beginLoggingTo([lambda event: None], discardBuffer=True, redirectStandardIO=False)
+    globalLogBeginner.beginLoggingTo([cast(ILogObserver, lambda event: None)], discardBuffer=True, redirectStandardIO=False)
 
     stream, commands = buildStream(options.megabytes)
     EXPECTED[0] = commands

@@ -35,8 +35,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.p
 from twisted.internet.error import ConnectionDone  # noqa: E402
 from twisted.internet.task import Clock  # noqa: E402
 from twisted.internet.testing import StringTransport  # noqa: E402
-from twisted.logger import globalLogBeginner  # noqa: E402
+from twisted.logger import ILogObserver, globalLogBeginner  # noqa: E402
 from twisted.python.failure import Failure  # noqa: E402
+from zope.interface import implementer  # noqa: E402
 
 from msnp.errors import ProtocolError  # noqa: E402
 from msnp.protocol import MSNPProtocol  # noqa: E402
@@ -355,6 +356,7 @@ def targets() -> list[Target]:
 # -- running ----------------------------------------------------------------------------------
 
 
+@implementer(ILogObserver)
 class LogTally:
     """
     Counts log events by kind, cheaply (no formatting).

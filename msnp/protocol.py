@@ -93,6 +93,17 @@ class MSNPProtocol(LineReceiver):
 
     # -- connection ---------------------------------------------------------
 
+    def connectionMade(self) -> None:
+        # MSNP is interactive: small commands waiting for their replies.
+        # With Nagle's algorithm on, each one sits behind the peer's delayed
+        # ACK (about 40 ms per message on loopback).
+        setNoDelay = getattr(self.transport, "setTcpNoDelay", None)
+        if setNoDelay is not None:
+            try:
+                setNoDelay(True)
+            except Exception:
+                self.log.debug("Could not disable Nagle's algorithm on {transport!r}", transport=self.transport)
+
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.connected = False
         self._broken = True
@@ -114,7 +125,9 @@ class MSNPProtocol(LineReceiver):
         for request in pending.values():
             if request.timer is not None and request.timer.active():
                 request.timer.cancel()
-            request.deferred.errback(Failure(error))
+            # An errback of an earlier request may have cancelled this one.
+            if not request.deferred.called:
+                request.deferred.errback(Failure(error))
 
     def protocolViolation(self, error: ProtocolError) -> None:
         """

@@ -6,12 +6,12 @@ handling of hostile input, over a L{StringTransport}.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, cast
 
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
-from twisted.logger import Logger, formatEvent
+from twisted.logger import ILogObserver, Logger, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -64,7 +64,7 @@ def connect(
     clock = Clock()
     protocol = cls(clock=clock, **kw)
     events: list[dict[str, Any]] = []
-    protocol.log = Logger(observer=events.append)  # type: ignore[misc]
+    protocol.log = Logger(observer=cast(ILogObserver, events.append))  # type: ignore[misc]
     transport = StringTransport()
     protocol.makeConnection(transport)
     return protocol, transport, clock, events
@@ -311,7 +311,7 @@ class RequestTests(SynchronousTestCase):
         clock = Clock()
         p = MSNPProtocol(clock=clock)
         events: list[dict[str, Any]] = []
-        p.log = Logger(observer=events.append)  # type: ignore[misc]
+        p.log = Logger(observer=cast(ILogObserver, events.append))  # type: ignore[misc]
         p.makeConnection(StringTransport())
         p.dataReceived(b"600 0\r\nXYZ 1\r\n")
         text = " ".join(formatEvent(e) for e in events)
@@ -406,6 +406,38 @@ class ConnectionLossTests(SynchronousTestCase):
             self.assertIsInstance(d[0].value, ConnectionLost)
         self.assertEqual(p.pendingCount, 0)
         self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_errbackCancelsAnotherPending(self) -> None:
+        """
+        When the failure of one pending request makes its caller cancel
+        another (a login abandoning the USR sent with a failed CVR), that
+        one ends once, cancelled, and nothing raises.
+        """
+        p, _, _, _ = connect()
+        first = p.sendCommand("CVR")
+        second = p.sendCommand("USR")
+        outcome = results(second)
+        first.addErrback(lambda _: second.cancel())
+        p.connectionLost(Failure(Exception("gone")))
+        self.assertEqual(len(outcome), 1)
+        self.assertIsInstance(outcome[0].value, CancelledError)
+        self.assertEqual(p.pendingCount, 0)
+
+    def test_noDelayOnConnect(self) -> None:
+        """
+        A connection disables Nagle's algorithm when the transport allows it,
+        so small commands are not held back behind delayed ACKs.
+        """
+
+        class TCPLikeTransport(StringTransport):
+            noDelay = False
+
+            def setTcpNoDelay(self, enabled: bool) -> None:
+                self.noDelay = enabled
+
+        transport = TCPLikeTransport()
+        RecordingProtocol(clock=Clock()).makeConnection(transport)
+        self.assertTrue(transport.noDelay)
 
     def test_sendAfterLoss(self) -> None:
         """

@@ -9,14 +9,14 @@ few seconds.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
-from twisted.logger import Logger
+from twisted.logger import ILogObserver, Logger
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -33,7 +33,7 @@ MAX_PAYLOAD = 2000
 # -- generated commands -----------------------------------------------------------
 
 token = st.text(
-    alphabet=st.characters(blacklist_characters=" \r\n", blacklist_categories=("Cs",)), min_size=1, max_size=12
+    alphabet=st.characters(exclude_characters=" \r\n", codec="utf-8"), min_size=1, max_size=12
 )
 payloads = st.binary(max_size=300) | st.sampled_from([b"", b"\r\n", b"MSG 1 N 3\r\nabc", b"\xff\xfe"])
 trids = st.integers(min_value=0, max_value=2**31)
@@ -86,7 +86,7 @@ class Recorder(MSNPProtocol):
 def connect(**kw: Any) -> tuple[Recorder, StringTransport, list[dict[str, Any]]]:
     p = Recorder(clock=Clock(), **kw)
     events: list[dict[str, Any]] = []
-    p.log = Logger(observer=events.append)  # type: ignore[misc]
+    p.log = Logger(observer=cast(ILogObserver, events.append))  # type: ignore[misc]
     transport = StringTransport()
     p.makeConnection(transport)
     return p, transport, events
