@@ -719,28 +719,56 @@ class Session:
         return self._delegate("addContact", email, group)
 
     def removeContact(self, email: str) -> "Deferred[Any]":
+        """
+        Take C{email} off the contact list (address book and forward list).
+        """
         return self._delegate("removeContact", email)
 
     def blockContact(self, email: str) -> "Deferred[Any]":
+        """
+        Block C{email}: they see you offline and cannot talk to you.
+        """
         return self._delegate("blockContact", email)
 
     def unblockContact(self, email: str) -> "Deferred[Any]":
+        """
+        Allow C{email} again.
+        """
         return self._delegate("unblockContact", email)
 
-    def acceptContactRequest(self, email: str) -> "Deferred[Any]":
-        return self._delegate("acceptContactRequest", email)
+    def acceptContactRequest(self, email: str, addToList: bool = True) -> "Deferred[Any]":
+        """
+        Accept someone who added you; with C{addToList} (the default) add
+        them to your list too, so you see each other.
+        """
+        return self._delegate("acceptContactRequest", email, addToList)
 
     def declineContactRequest(self, email: str) -> "Deferred[Any]":
+        """
+        Decline someone who added you: they are blocked.
+        """
         return self._delegate("declineContactRequest", email)
 
     def addGroup(self, name: str) -> "Deferred[Any]":
+        """
+        Create a group; fires with the new L{msnp.contacts.Group}.
+        """
         return self._delegate("addGroup", name)
 
     def renameGroup(self, group: Any, newName: str) -> "Deferred[Any]":
+        """
+        Rename a group, given as a L{msnp.contacts.Group}, its id or its name.
+        """
         return self._delegate("renameGroup", group, newName)
 
     def removeGroup(self, group: Any) -> "Deferred[Any]":
+        """
+        Delete a group (its contacts stay on the list, without the group).
+        """
         return self._delegate("removeGroup", group)
 
     def moveContactToGroup(self, email: str, group: Any) -> "Deferred[Any]":
+        """
+        Put a contact in C{group} only (L{None}: in no group).
+        """
         return self._delegate("moveContactToGroup", email, group)
