@@ -11,12 +11,14 @@ incrementally and abandoned as soon as it exceeds the cap.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
-import treq
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError, ensureDeferred
 from twisted.internet.interfaces import IReactorTime
+from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
+from twisted.web.client import ResponseDone
+from twisted.web.http import PotentialDataLoss
 
 from msnp.errors import ServiceError
 
@@ -42,30 +44,71 @@ class HTTPResult:
     body: bytes
 
 
+class _BoundedBody(Protocol):
+    """
+    Collects a response body up to a cap.
+
+    Unlike C{treq.collect}, cancelling L{finished} (the deadline of
+    L{postXML}) stops the transfer and closes the connection at once, so a
+    server stalling in the middle of its body does not keep a socket open.
+    """
+
+    def __init__(self, url: str, status: int, maxBytes: int) -> None:
+        self.url = url
+        self.status = status
+        self.maxBytes = maxBytes
+        self.received = 0
+        self.chunks: list[bytes] = []
+        self.finished: "Deferred[HTTPResult]" = Deferred(lambda _: self._stop())
+
+    def _stop(self) -> None:
+        # The body's transport is a producer: stopping it drops the
+        # connection underneath.
+        stopProducing = getattr(self.transport, "stopProducing", None)
+        if stopProducing is not None:
+            stopProducing()
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.finished.called:
+            return
+        self.received += len(data)
+        if self.received > self.maxBytes:
+            self._stop()
+            self.finished.errback(
+                BodyTooLarge(
+                    f"response from {self.url} exceeded {self.maxBytes} bytes", status=self.status
+                )
+            )
+            return
+        self.chunks.append(data)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if self.finished.called:
+            return
+        if reason.check(ResponseDone, PotentialDataLoss):
+            self.finished.callback(HTTPResult(self.status, b"".join(self.chunks)))
+        else:
+            self.finished.errback(reason)
+
+
 async def _post(
     httpClient: Any,
     url: str,
     body: bytes,
     headers: Mapping[str, str],
     maxBytes: int,
+    expired: Callable[[], bool],
 ) -> HTTPResult:
     response = await httpClient.post(
         url, data=body, headers={k: [v] for k, v in headers.items()}
     )
-    chunks: list[bytes] = []
-    received = 0
-
-    def collect(data: bytes) -> None:
-        nonlocal received
-        received += len(data)
-        if received > maxBytes:
-            raise BodyTooLarge(
-                f"response from {url} exceeded {maxBytes} bytes", status=response.code
-            )
-        chunks.append(data)
-
-    await treq.collect(response, collect)
-    return HTTPResult(response.code, b"".join(chunks))
+    collector = _BoundedBody(url, response.code, maxBytes)
+    response.deliverBody(collector)
+    if expired():
+        # The deadline passed while the headers were being delivered, when
+        # there was nothing to cancel yet: stop the body here.
+        collector.finished.cancel()
+    return await collector.finished
 
 
 def postXML(
@@ -86,8 +129,8 @@ def postXML(
         (SOAP faults come with 200 and 500 alike), or failing with
         L{ServiceError} on a transport error, a timeout or an oversized body.
     """
-    d = ensureDeferred(_post(httpClient, url, body, headers, maxBytes))
     timedOut = False
+    d = ensureDeferred(_post(httpClient, url, body, headers, maxBytes, lambda: timedOut))
 
     def expire() -> None:
         nonlocal timedOut

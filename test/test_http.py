@@ -359,6 +359,40 @@ class LoopbackTests(TestCase):
         d.addCallback(lambda e: self.assertNotIsInstance(e, BodyTooLarge))
         return d
 
+    def test_stallMidBodyClosesConnection(self) -> "Deferred[Any]":
+        """
+        Over a real connection, a server that sent its headers and part of
+        the body and then stalls is given up on at the deadline (on a
+        L{Clock}), and the connection is closed at once rather than left
+        open until the server gives up.
+        """
+        stall = Stall()
+        url = self.serve(stall)
+        clock = Clock()
+        handle = self.client()
+        responded: Deferred[None] = Deferred()
+
+        class Spy:
+            def post(self, *args: Any, **kwargs: Any) -> "Deferred[Any]":
+                def seen(response: Any) -> Any:
+                    responded.callback(None)
+                    return response
+
+                return handle.client.post(*args, **kwargs).addCallback(seen)
+
+        d = self.assertFailure(postXML(Spy(), url, b"", {}, clock, 5.0), ServiceError)
+
+        def midBody(_: Any) -> "Deferred[Any]":
+            self.assertNoResult(d)
+            clock.advance(5.0)
+            return d
+
+        def check(error: ServiceError) -> "Deferred[Any]":
+            self.assertIn("within 5s", str(error))
+            return DeferredList([c.lost for c in self.factory.everyConnection])
+
+        return responded.addCallback(midBody).addCallback(check)
+
     def test_silentServerTimesOut(self) -> "Deferred[Any]":
         """
         Over a real connection, a server that never answers is given up on
