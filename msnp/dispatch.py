@@ -34,6 +34,8 @@ log = Logger()
 
 #: The port of an C{XFR NS} address written without one (papyon's rule).
 DEFAULT_NS_PORT = 1863
+#: Seconds a clean close may take before the connection is aborted.
+CLOSE_TIMEOUT = 10.0
 #: How often one connection may be told to start over (C{XFR ... NS 0}).
 MAX_RESTARTS = 3
 #: The literal that ends the C{VER} offer (reference section 2.2).
@@ -207,6 +209,12 @@ class DispatchProtocol(MSNPProtocol):
             if abort:
                 abortTransport(self.transport)
             else:
+                # A peer that stops reading keeps unsent data (and so the
+                # connection) around forever; do not wait on it for long.
+                timer = self.clock.callLater(CLOSE_TIMEOUT, abortTransport, self.transport)
+                self._lostWaiters.append(
+                    Deferred().addBoth(lambda _: timer.cancel() if timer.active() else None)
+                )
                 self.transport.loseConnection()
         return self.whenLost()
 

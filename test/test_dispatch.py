@@ -326,3 +326,57 @@ class TransferAddressTests(SynchronousTestCase):
         for token in ("host:http", "host:0", "host:70000", ":1863", "a/b:1"):
             self.assertRaises(ProtocolError, parseTransferAddress, token)
 
+
+
+class CloseTests(SynchronousTestCase):
+    """
+    Closing never waits on the peer for long.
+    """
+
+    def test_stuckCloseIsAborted(self) -> None:
+        """
+        A clean close that does not complete (a peer that stopped reading
+        keeps the unsent data, and so the connection, around) is turned into
+        an abort after C{CLOSE_TIMEOUT} seconds on the protocol's clock, and
+        the Deferred of L{DispatchProtocol.close} fires.
+        """
+        from twisted.internet.testing import StringTransport
+
+        from msnp.dispatch import CLOSE_TIMEOUT
+
+        class StuckTransport(StringTransport):
+            aborted = False
+
+            def loseConnection(self) -> None:
+                self.disconnecting = True
+
+            def abortConnection(self) -> None:
+                self.aborted = True
+                protocol.connectionLost(Failure(ConnectionDone("aborted")))
+
+        from twisted.internet.error import ConnectionDone
+        from twisted.python.failure import Failure
+
+        clock = Clock()
+        protocol = DispatchProtocol("alice@example.com", SEED_IDENTITY, clock=clock)
+        transport = StuckTransport()
+        protocol.makeConnection(transport)
+        closed: list[object] = []
+        protocol.close().addBoth(closed.append)
+        clock.advance(CLOSE_TIMEOUT - 0.1)
+        self.assertEqual(closed, [])
+        self.assertFalse(transport.aborted)
+        clock.advance(0.1)
+        self.assertTrue(transport.aborted)
+        self.assertEqual(closed, [None])
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_cleanCloseCancelsTimer(self) -> None:
+        """
+        When the connection closes in time, no abort timer is left behind.
+        """
+        protocol, transport, clock = connect()
+        closed: list[object] = []
+        protocol.close().addBoth(closed.append)
+        self.assertEqual(closed, [None])
+        self.assertEqual(clock.getDelayedCalls(), [])
