@@ -320,6 +320,7 @@ class Console(LineReceiver, ObserverBase):
         self.target: Optional[str] = None
         self.finished: Deferred[None] = Deferred()
         self.interactive = sys.stdout.isatty() if interactive is None else interactive
+        self._promptShown = False
 
     # -- output ----------------------------------------------------------------------
 
@@ -333,10 +334,12 @@ class Console(LineReceiver, ObserverBase):
         prefix = "\r\x1b[K" if self.interactive else ""
         suffix = self.prompt if self.interactive else ""
         self.transport.write((prefix + text + "\n" + suffix).encode("utf-8", "replace"))
+        self._promptShown = self.interactive
 
     def showPrompt(self) -> None:
-        if self.transport is not None and self.interactive:
+        if self.transport is not None and self.interactive and not self._promptShown:
             self.transport.write(self.prompt.encode())
+            self._promptShown = True
 
     # -- lifetime ----------------------------------------------------------------------
 
@@ -357,6 +360,8 @@ class Console(LineReceiver, ObserverBase):
     # -- input --------------------------------------------------------------------------
 
     def lineReceived(self, line: bytes) -> None:
+        # The user pressed Enter: the prompt on screen has been used up.
+        self._promptShown = False
         text = line.decode("utf-8", "replace").rstrip("\r")
         try:
             self.command(text)
