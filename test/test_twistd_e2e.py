@@ -198,7 +198,8 @@ class TwistdEndToEndTests(TestCase):
         """
         The echo service answers; after the server process is killed and
         started again on the same ports, it signs in again on its own
-        (within its short backoff) and answers again.
+        (within its short backoff) and answers again; SIGTERM then signs it
+        out cleanly.
         """
         return ensureDeferred(self._echoSurvivesServerRestart())
 
@@ -223,6 +224,20 @@ class TwistdEndToEndTests(TestCase):
         botLog = readFile(self.botLog)
         self.assertEqual(botLog.count("Signed in as echo@example.com"), 2, botLog)
         self.assertIsNone(bot.poll())
+
+        # A clean stop (SIGTERM) signs the bot out: its contacts see it go
+        # offline, and twistd exits normally.
+        bot.send_signal(signal.SIGTERM)
+        await self.waitUntil(lambda: bot.poll() is not None, 15, "the bot to exit")
+        # twistd re-raises the signal after a clean shutdown, so the exit
+        # status is "terminated by SIGTERM" once the main loop has ended.
+        self.assertIn(bot.returncode, (0, -signal.SIGTERM), f"exit status {bot.returncode}")
+        botLog = readFile(self.botLog)
+        self.assertIn("Signed echo@example.com out", botLog)
+        self.assertIn("Main loop terminated", botLog)
+        await self.waitUntil(
+            lambda: not session.contacts.get("echo@example.com").isOnline, 10, "the bot to appear offline"
+        )
         await session.logout()
 
     def test_missingPasswordExits(self) -> "Deferred[None]":
