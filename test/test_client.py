@@ -7,8 +7,7 @@ logged out, networks stopped, HTTP pools closed.
 
 from __future__ import annotations
 
-import functools
-from typing import Any, Callable, Coroutine, Optional
+from typing import Any, Callable, Optional
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, DeferredList, ensureDeferred
@@ -26,23 +25,13 @@ from msnp.errors import (
     LoginTimeout,
     UnsupportedProtocol,
 )
-from msnp.server import LocalNetwork
+
+from support import WAIT, asyncTest, pollUntil, signIn, startLocalNetwork
 
 ALICE = "alice@example.com"
 BOB = "bob@example.com"
 CAROL = "carol@example.net"
 PASSWORD = "s3cret!"
-
-#: Seconds any single wait in these tests may take before it fails.
-WAIT = 10.0
-
-
-def asyncTest(f: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[..., "Deferred[Any]"]:
-    @functools.wraps(f)
-    def wrapper(self: Any) -> "Deferred[Any]":
-        return ensureDeferred(f(self))
-
-    return wrapper
 
 
 class Observer:
@@ -99,14 +88,14 @@ class NetworkTestCase(TestCase):
     redirect = True
 
     async def startNetwork(self, **kwargs: Any) -> Endpoints:
-        self.network = LocalNetwork(redirect=self.redirect, **kwargs)
-        self.network.addAccount(ALICE, PASSWORD, "Alice")
-        self.network.addAccount(BOB, "b0b-pass", "Bob")
-        self.network.addAccount(CAROL, "carol-pass", "Carol")
-        self.network.addContact(ALICE, BOB, mutual=True)
-        self.network.addContact(ALICE, CAROL)
-        self.endpoints = await self.network.start()
-        self.addCleanup(self.network.stop)
+        self.network, self.endpoints = await startLocalNetwork(
+            self,
+            [(ALICE, PASSWORD, "Alice"), (BOB, "b0b-pass", "Bob"), (CAROL, "carol-pass", "Carol")],
+            mutualContacts=[(ALICE, BOB)],
+            oneWayContacts=[(ALICE, CAROL)],
+            redirect=self.redirect,
+            **kwargs,
+        )
         return self.endpoints
 
     async def signIn(
@@ -118,10 +107,7 @@ class NetworkTestCase(TestCase):
     ) -> Session:
         kwargs.setdefault("loginTimeout", WAIT)
         kwargs.setdefault("requestTimeout", WAIT)
-        client = MSNClient(account, password, self.endpoints, observer=observer, reactor=reactor, **kwargs)
-        session = await client.login()
-        self.addCleanup(session.logout)
-        return session
+        return await signIn(self, account, password, self.endpoints, observer, signOut=Session.logout, **kwargs)
 
 
 class LoginTests(NetworkTestCase):
@@ -174,10 +160,7 @@ class LoginTests(NetworkTestCase):
         self.assertEqual(observer.named("signedOut"), [(session, "logout")])
         self.assertEqual(await session.whenEnded(), "logout")
         # The server notices the close.
-        for _ in range(50):
-            if not self.network.onlineSessions(ALICE):
-                break
-            await _sleep(0.02)
+        await pollUntil(lambda: not self.network.onlineSessions(ALICE), timeout=1.0, interval=0.02)
         self.assertEqual(self.network.onlineSessions(ALICE), [])
 
     @asyncTest
@@ -229,10 +212,7 @@ class LoginTests(NetworkTestCase):
         client = MSNClient(ALICE, PASSWORD, broken, observer=observer, reactor=reactor, loginTimeout=WAIT)
         await self.assertFailure(client.login(), ServiceError)
         self.assertIn("USR OK", [s for s, _ in observer.named("loginStep")])
-        for _ in range(50):
-            if not self.network.onlineSessions(ALICE):
-                break
-            await _sleep(0.02)
+        await pollUntil(lambda: not self.network.onlineSessions(ALICE), timeout=1.0, interval=0.02)
         self.assertEqual(self.network.onlineSessions(ALICE), [])
 
     @asyncTest
@@ -635,12 +615,6 @@ class BrokenServerTests(TestCase):
         endpoints = Endpoints(dispatch=f"tcp:127.0.0.1:{number}")
         client = MSNClient(ALICE, PASSWORD, endpoints, reactor=reactor, loginTimeout=WAIT)
         await self.assertFailure(client.login(), ConnectError)
-
-
-def _sleep(seconds: float) -> "Deferred[None]":
-    from twisted.internet.task import deferLater
-
-    return deferLater(reactor, seconds, lambda: None)
 
 
 class InjectedClockTests(SynchronousTestCase):

@@ -11,66 +11,25 @@ from __future__ import annotations
 from typing import Any, Callable, Optional
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, succeed
 from twisted.trial.unittest import TestCase
 
 from msnp.contacts import Lists, Status
 from msnp.errors import ContactListError, ServiceError
 from msnp.server.accounts import Account
-from msnp.server.network import LocalNetwork
 
-try:
-    from msnp.client import MSNClient
-except ImportError:  # the session module is not there yet
-    MSNClient = None  # type: ignore[assignment,misc]
+from support import EventRecorder, signIn, startLocalNetwork
 
-#: Seconds one wait may take before the test fails (loopback is fast).
-WAIT = 10.0
 PASSWORD = "secret-pw"
 
 
-class Recorder:
+class Recorder(EventRecorder):
     """
-    An observer that records events and lets a test wait until a condition
-    holds; the condition is re-checked after every event.
+    Records the contact events of one user; a test can wait until a
+    condition over them holds.
     """
 
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.events: list[tuple[Any, ...]] = []
-        self._waiters: list[tuple[Callable[[], bool], Deferred[None]]] = []
-
-    def __repr__(self) -> str:
-        return f"<Recorder {self.name}>"
-
-    def _record(self, *event: Any) -> None:
-        self.events.append(event)
-        for entry in list(self._waiters):
-            check, d = entry
-            if check():
-                self._waiters.remove(entry)
-                d.callback(None)
-
-    def waitFor(self, check: Callable[[], bool], what: str) -> Deferred[None]:
-        """
-        Fire once C{check()} is true; fail after L{WAIT} seconds, naming C{what}.
-        """
-        if check():
-            return succeed(None)
-        d: Deferred[None] = Deferred()
-        entry = (check, d)
-        self._waiters.append(entry)
-
-        def timedOut(failure: Any, timeout: float) -> None:
-            if entry in self._waiters:
-                self._waiters.remove(entry)
-            raise AssertionError(f"{self.name}: still waiting for {what}; events: {self.events[-10:]}")
-
-        d.addTimeout(WAIT, reactor, onTimeoutCancel=timedOut)
-        return d
-
-    def names(self, event: str) -> list[tuple[Any, ...]]:
-        return [e[1:] for e in self.events if e[0] == event]
+    #: The contact tests' name for L{EventRecorder.named}.
+    names = EventRecorder.named
 
     # IMessengerObserver
     def contactStatusChanged(self, contact: Any, status: Any) -> None:
@@ -101,25 +60,15 @@ class ContactsEndToEndTests(TestCase):
     timeout = 60
 
     async def setUp(self) -> None:  # type: ignore[override]
-        if MSNClient is None:
-            raise self.skipTest("msnp.client is not available yet")
-        self.network = LocalNetwork(reactor=reactor)
-        for name in ("alice", "bob", "carol"):
-            self.network.addAccount(f"{name}@example.com", PASSWORD, name.capitalize())
-        self.endpoints = await self.network.start()
-        self.addCleanup(self.network.stop)
+        self.network, self.endpoints = await startLocalNetwork(
+            self,
+            [(f"{name}@example.com", PASSWORD, name.capitalize()) for name in ("alice", "bob", "carol")],
+            reactor=reactor,
+        )
 
     async def signIn(self, name: str) -> tuple[Any, Recorder]:
         recorder = Recorder(name)
-        client = MSNClient(
-            f"{name}@example.com",
-            PASSWORD,
-            endpoints=self.endpoints,
-            observer=recorder,
-            reactor=reactor,
-        )
-        session = await client.login()
-        self.addCleanup(self._logout, session)
+        session = await signIn(self, f"{name}@example.com", PASSWORD, self.endpoints, recorder)
         return session, recorder
 
     def account(self, email: str) -> Account:
@@ -129,12 +78,6 @@ class ContactsEndToEndTests(TestCase):
         found = self.network.store.get(email)
         assert found is not None
         return found
-
-    async def _logout(self, session: Any) -> None:
-        try:
-            await session.logout()
-        except Exception:
-            pass
 
     def seesOnline(self, session: Any, email: str) -> Callable[[], bool]:
         def check() -> bool:

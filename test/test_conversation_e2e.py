@@ -9,64 +9,25 @@ event fails the test through a per-wait timeout.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.defer import Deferred, DeferredList
 from twisted.trial.unittest import TestCase
 
 from msnp.errors import ContactOffline, MessageNotDelivered
-from msnp.server.network import LocalNetwork
 
-try:
-    from msnp.client import MSNClient
-except ImportError:  # the session module is not there yet
-    MSNClient = None  # type: ignore[assignment,misc]
+from support import EventRecorder, logoutQuietly, signIn, startLocalNetwork
 
-WAIT = 10.0
 PASSWORD = "secret-pw"
 LONG_TEXT = ("Grüße aus Zürich — ça va? Ελληνικά 日本語 😀 ✓ " * 120)[:4000]
 
 
-class Recorder:
+class Recorder(EventRecorder):
     """
     Records the conversation events of one user; a test can wait until a
     condition over them holds.
     """
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.events: list[tuple[Any, ...]] = []
-        self._waiters: list[tuple[Callable[[], bool], Deferred[None]]] = []
-
-    def __repr__(self) -> str:
-        return f"<Recorder {self.name}>"
-
-    def _record(self, *event: Any) -> None:
-        self.events.append(event)
-        for entry in list(self._waiters):
-            check, d = entry
-            if check():
-                self._waiters.remove(entry)
-                d.callback(None)
-
-    def waitFor(self, check: Callable[[], bool], what: str) -> "Deferred[None]":
-        if check():
-            return succeed(None)
-        d: Deferred[None] = Deferred()
-        entry = (check, d)
-        self._waiters.append(entry)
-
-        def timedOut(failure: Any, timeout: float) -> None:
-            if entry in self._waiters:
-                self._waiters.remove(entry)
-            raise AssertionError(f"{self.name}: still waiting for {what}; events: {self.events[-10:]}")
-
-        d.addTimeout(WAIT, reactor, onTimeoutCancel=timedOut)
-        return d
-
-    def named(self, event: str) -> list[tuple[Any, ...]]:
-        return [e[1:] for e in self.events if e[0] == event]
 
     def waitForEvent(self, event: str, count: int = 1) -> "Deferred[None]":
         return self.waitFor(lambda: len(self.named(event)) >= count, f"{count} x {event}")
@@ -97,6 +58,19 @@ class Recorder:
         self._record("conversationEnded", conversation)
 
 
+async def logoutAfterSwitchboards(session: Any) -> None:
+    """
+    Sign C{session} out and wait until its switchboard connections are
+    closed too, so none outlives the test.
+    """
+    manager = session.conversationManager
+    closing = []
+    if manager is not None:
+        closing = [c._switchboard.whenClosed() for c in manager.conversations if c._switchboard is not None]
+    await logoutQuietly(session)
+    await DeferredList(closing)
+
+
 class ConversationEndToEndTests(TestCase):
     """
     alice, bob and carol signed in on one local network; dave exists but
@@ -106,37 +80,22 @@ class ConversationEndToEndTests(TestCase):
     timeout = 60
 
     async def setUp(self) -> None:  # type: ignore[override]
-        if MSNClient is None:
-            raise self.skipTest("msnp.client is not available yet")
-        self.network = LocalNetwork(reactor=reactor)
-        for name in ("alice", "bob", "carol", "dave"):
-            self.network.addAccount(f"{name}@example.com", PASSWORD, name.capitalize())
-        for a, b in (("alice", "bob"), ("alice", "carol"), ("bob", "carol"), ("alice", "dave")):
-            self.network.addContact(f"{a}@example.com", f"{b}@example.com", mutual=True)
-        self.endpoints = await self.network.start()
-        self.addCleanup(self.network.stop)
+        self.network, self.endpoints = await startLocalNetwork(
+            self,
+            [(f"{name}@example.com", PASSWORD, name.capitalize()) for name in ("alice", "bob", "carol", "dave")],
+            mutualContacts=[
+                (f"{a}@example.com", f"{b}@example.com")
+                for a, b in (("alice", "bob"), ("alice", "carol"), ("bob", "carol"), ("alice", "dave"))
+            ],
+            reactor=reactor,
+        )
 
     async def signIn(self, name: str) -> tuple[Any, Recorder]:
         recorder = Recorder(name)
-        client = MSNClient(
-            f"{name}@example.com", PASSWORD, endpoints=self.endpoints, observer=recorder, reactor=reactor
+        session = await signIn(
+            self, f"{name}@example.com", PASSWORD, self.endpoints, recorder, signOut=logoutAfterSwitchboards
         )
-        session = await client.login()
-        self.addCleanup(self._logout, session)
         return session, recorder
-
-    async def _logout(self, session: Any) -> None:
-        manager = session.conversationManager
-        closing = []
-        if manager is not None:
-            closing = [
-                c._switchboard.whenClosed() for c in manager.conversations if c._switchboard is not None
-            ]
-        try:
-            await session.logout()
-        except Exception:
-            pass
-        await DeferredList(closing)
 
     def serverSide(self, email: str) -> list[Any]:
         """

@@ -13,19 +13,17 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from msnp.__main__ import Console, Printer
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from support import ROOT, childEnvironment
 
 
 def runMsnp(*args: str, timeout: float = 90.0, stdin: str = "") -> "subprocess.CompletedProcess[str]":
     """
     Run C{python -m msnp ...} from the repository root, as a user would.
     """
-    env = dict(os.environ)
-    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
     return subprocess.run(
         [sys.executable, "-m", "msnp", *args],
         cwd=ROOT,
-        env=env,
+        env=childEnvironment(),
         input=stdin,
         capture_output=True,
         text=True,

@@ -16,10 +16,7 @@ from treq.testing import StubTreq
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.interfaces import IPullProducer
-from twisted.internet.protocol import connectionDone
 from twisted.internet.task import Clock
-from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
-from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
@@ -28,6 +25,8 @@ from zope.interface import implementer
 from msnp.errors import ServiceError
 from msnp.http import BodyTooLarge, HTTPResult, postXML
 from msnp.tls import HTTPClientHandle, makeHTTPClient
+
+from support import TrackingFactory, stopTracked
 
 
 URL = "http://127.0.0.1/service"
@@ -240,31 +239,6 @@ class HangUp(Resource):
         return NOT_DONE_YET
 
 
-class _Tracked(ProtocolWrapper):
-    def __init__(self, factory: Any, wrappedProtocol: Any) -> None:
-        super().__init__(factory, wrappedProtocol)
-        self.lost: Deferred[None] = Deferred()
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        try:
-            ProtocolWrapper.connectionLost(self, reason)
-        finally:
-            self.lost.callback(None)
-
-
-class _TrackingFactory(WrappingFactory):
-    protocol = _Tracked  # type: ignore[assignment]
-
-    def __init__(self, wrappedFactory: Any) -> None:
-        super().__init__(wrappedFactory)
-        self.everyConnection: list[_Tracked] = []
-
-    def buildProtocol(self, addr: Any) -> Any:
-        protocol: Any = super().buildProtocol(addr)
-        self.everyConnection.append(protocol)
-        return protocol
-
-
 class LoopbackTests(TestCase):
     """
     L{postXML} against a real C{twisted.web} server on 127.0.0.1.
@@ -273,20 +247,10 @@ class LoopbackTests(TestCase):
     def serve(self, resource: Resource) -> str:
         root = Resource()
         root.putChild(b"service", resource)
-        factory = _TrackingFactory(Site(root))
+        factory = TrackingFactory(Site(root))
         listener: Any = reactor
         port = listener.listenTCP(0, factory, interface="127.0.0.1")
-
-        def stop() -> "Deferred[Any]":
-            waiting = [succeed(port.stopListening())]
-            for connection in factory.everyConnection:
-                waiting.append(connection.lost)
-                transport: Any = connection.transport
-                if not connection.lost.called and transport is not None:
-                    transport.abortConnection()
-            return DeferredList(waiting)
-
-        self.addCleanup(stop)
+        self.addCleanup(stopTracked, port, factory)
         self.factory = factory
         return f"http://127.0.0.1:{port.getHost().port}/service"
 

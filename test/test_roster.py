@@ -20,6 +20,8 @@ from msnp.soap.addressbook import ABContact, AddressBookResult
 from msnp.soap.sharing import Member, MembershipResult
 from msnp.wire import Command
 
+from support import ListChangeRecorder
+
 FL, AL, BL, RL, PL = Lists.FORWARD, Lists.ALLOW, Lists.BLOCK, Lists.REVERSE, Lists.PENDING
 
 
@@ -130,20 +132,6 @@ class FakeAddressBook:
         return self.remote.call(f"ABGroupContactDelete {groupId} {contactId} {scenario}")
 
 
-class Observer:
-    def __init__(self) -> None:
-        self.events: list[tuple[Any, ...]] = []
-
-    def contactAddedYou(self, email: str, displayName: Optional[str]) -> None:
-        self.events.append(("contactAddedYou", email, displayName))
-
-    def contactRemovedYou(self, email: str) -> None:
-        self.events.append(("contactRemovedYou", email))
-
-    def contactListChanged(self, session: Any) -> None:
-        self.events.append(("contactListChanged", session))
-
-
 SESSION = object()
 
 
@@ -170,7 +158,7 @@ def standardList() -> ContactList:
 class RosterTestMixin:
     def setUpRoster(self, contacts: Optional[ContactList] = None) -> None:
         self.remote = Remote()
-        self.observer = Observer()
+        self.observer = ListChangeRecorder()
         self.contacts = contacts if contacts is not None else standardList()
         self.roster = RosterManager(
             self.contacts,

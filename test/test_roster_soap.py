@@ -7,7 +7,7 @@ fault or an NS error leaves both the local list and the store as they were.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from treq.testing import StubTreq
 from twisted.internet.defer import Deferred, fail, gatherResults, succeed
@@ -25,22 +25,10 @@ from msnp.soap.sharing import SharingService
 from msnp.soap.sync import buildContactList
 from msnp.wire import Command
 
+from support import ListChangeRecorder
+
 FL, AL, BL, RL, PL = Lists.FORWARD, Lists.ALLOW, Lists.BLOCK, Lists.REVERSE, Lists.PENDING
 BASE = "http://127.0.0.1:8080/abservice/"
-
-
-class Observer:
-    def __init__(self) -> None:
-        self.events: list[tuple[Any, ...]] = []
-
-    def contactAddedYou(self, email: str, displayName: Optional[str]) -> None:
-        self.events.append(("contactAddedYou", email, displayName))
-
-    def contactRemovedYou(self, email: str) -> None:
-        self.events.append(("contactRemovedYou", email))
-
-    def contactListChanged(self, session: Any) -> None:
-        self.events.append(("contactListChanged",))
 
 
 class RosterOverSOAPTests(SynchronousTestCase):
@@ -77,7 +65,7 @@ class RosterOverSOAPTests(SynchronousTestCase):
         self.contacts: ContactList = buildContactList(membership, book, "alice@example.com").contacts
         self.listCommands: list[tuple[str, bytes]] = []
         self.failListCommands = False
-        self.observer = Observer()
+        self.observer = ListChangeRecorder(keepSession=False)
         self.roster = RosterManager(
             self.contacts,
             self.sharing,

@@ -32,13 +32,13 @@ from msnp.server.network import LocalNetwork
 from msnp.wire import Command
 from msnp.xmlsafe import escapeText
 
+from support import WAIT, startLocalNetwork
+
 ALICE = "alice@example.com"
 BOB = "bob@example.com"
 #: Distinctive, and no longer than the 16 characters Passport accepts.
 PASSWORD = "Pw-7f3K9zQ!x2Lm"
 WRONG_PASSWORD = "Wr0ng-Pa55-Vq8J"
-#: Seconds one login may take on loopback before the test fails.
-WAIT = 10.0
 
 
 class Everything:
@@ -152,15 +152,13 @@ class SecretsTests(TestCase):
         self.patch(msnp.protocol.MSNPProtocol, "_dispatch", dispatchSpy)
         self.patch(msnp.protocol.MSNPProtocol, "_writeCommand", writeSpy)
 
-        self.network = LocalNetwork(reactor=reactor)
-        self.network.addAccount(ALICE, PASSWORD, "Alice")
-        self.network.addAccount(BOB, "bob-password", "Bob")
-        self.network.addContact(ALICE, BOB, mutual=True)
-        self.addCleanup(self.network.stop)
-        return self.network.start().addCallback(self._started)
+        started = startLocalNetwork(
+            self, [(ALICE, PASSWORD, "Alice"), (BOB, "bob-password", "Bob")], [(ALICE, BOB)], reactor=reactor
+        )
+        return ensureDeferred(started).addCallback(self._started)
 
-    def _started(self, endpoints: Any) -> None:
-        self.endpoints = endpoints
+    def _started(self, started: tuple[LocalNetwork, Any]) -> None:
+        self.network, self.endpoints = started
 
     def client(self, password: str) -> MSNClient:
         client = MSNClient(

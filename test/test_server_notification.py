@@ -6,13 +6,12 @@ L{MSNPProtocol}, and over L{StringTransport} for unit checks.
 
 from __future__ import annotations
 
-import functools
 import re
-from typing import Any, Callable, Coroutine, Optional
+from typing import Any, Optional
 
 from treq.client import HTTPClient
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, ensureDeferred, succeed
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import connectionDone
 from twisted.internet.task import Clock
@@ -38,19 +37,13 @@ from msnp.server.notification import (
 from msnp.sso import SSOClient, mbiResponse
 from msnp.wire import Command, Direction, parseCommand
 
+from support import asyncTest
+
 GUID_A = "{6F0D1A2B-3C4D-4E5F-8A9B-0C1D2E3F4A5B}"
 GUID_B = "{0A1B2C3D-4E5F-4061-8293-A4B5C6D7E8F9}"
 GUID_C = "{11111111-2222-3333-4444-555555555555}"
 VER_LINE = ("MSNP18", "MSNP17", "MSNP16", "MSNP15", "CVR0")
 CVR_LINE = ("0x0409", "winnt", "6.1.0", "i386", "MSNMSGR", "14.0.8089.0726", "msmsgs")
-
-
-def asyncTest(f: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[..., Deferred[Any]]:
-    @functools.wraps(f)
-    def wrapper(self: Any) -> Deferred[Any]:
-        return ensureDeferred(f(self))
-
-    return wrapper
 
 
 class Client(MSNPProtocol):

@@ -31,7 +31,9 @@ from msnp.switchboard import (
     SwitchboardTicket,
     buildTextPayload,
 )
-from msnp.wire import Command, Direction, parseLine
+from msnp.wire import Command, Direction
+
+from support import commandsIn
 
 ALICE_GUID = "{6F0D1A2B-3C4D-4E5F-8A9B-0C1D2E3F4A5B}"
 BOB_GUID = "{0A1B2C3D-4E5F-4061-8293-A4B5C6D7E8F9}"
@@ -92,16 +94,7 @@ def received(transport: StringTransport) -> list[Command]:
     """
     Everything the server wrote, parsed as a client reads it.
     """
-    data = transport.value()
-    commands = []
-    while data:
-        line, _, data = data.partition(b"\r\n")
-        parsed = parseLine(line, Direction.FROM_SERVER)
-        payload = None
-        if parsed.payloadLength is not None:
-            payload, data = data[: parsed.payloadLength], data[parsed.payloadLength :]
-        commands.append(parsed.withPayload(payload))
-    return commands
+    return commandsIn(transport, Direction.FROM_SERVER)
 
 
 class Client:

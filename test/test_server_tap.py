@@ -4,7 +4,6 @@ Tests for C{twistd msnp-server} (L{msnp.server.tap}).
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 from typing import Any
@@ -15,23 +14,13 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from msnp.server.tap import NetworkService, Options, makeService
 
+from support import freePorts, tempDirectory, writeTempFile
+
 GOOD_ACCOUNTS = [
     {"email": "alice@example.com", "password": "a", "displayName": "Alice", "contacts": ["bob@example.com"]},
     {"email": "bob@example.com", "password": "b"},
 ]
 
-
-
-def tempDirectory(case: Any) -> str:
-    """
-    A fresh directory outside the source tree, removed after the test.
-    """
-    import shutil
-    import tempfile
-
-    directory = tempfile.mkdtemp(prefix="msnp-test-")
-    case.addCleanup(shutil.rmtree, directory, True)
-    return directory
 
 class OptionsTests(SynchronousTestCase):
     """
@@ -39,14 +28,8 @@ class OptionsTests(SynchronousTestCase):
     with a L{usage.UsageError} naming the problem.
     """
 
-    def accountsFile(self, content: Any) -> str:
-        path = os.path.join(tempDirectory(self), "file")
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(content if isinstance(content, str) else json.dumps(content))
-        return path
-
     def assertBadFile(self, content: Any, *fragments: str) -> None:
-        path = self.accountsFile(content)
+        path = writeTempFile(self, content)
         options = Options()
         error = self.assertRaises(usage.UsageError, options.parseOptions, ["--accounts", path])
         for fragment in fragments:
@@ -83,7 +66,7 @@ class OptionsTests(SynchronousTestCase):
         A good accounts file fills the store, contacts mutual.
         """
         options = Options()
-        options.parseOptions(["--accounts", self.accountsFile(GOOD_ACCOUNTS)])
+        options.parseOptions(["--accounts", writeTempFile(self, GOOD_ACCOUNTS)])
         self.assertEqual(len(options.store), 2)
         alice = options.store.get("alice@example.com")
         bob = options.store.get("bob@example.com")
@@ -134,7 +117,7 @@ class OptionsTests(SynchronousTestCase):
         self.assertBadFile(
             [{"email": "a@example.com", "password": "hunter2", "displayName": 5}], "a@example.com", "displayName"
         )
-        path = self.accountsFile([{"email": "a@example.com", "password": "hunter2", "displayName": 5}])
+        path = writeTempFile(self, [{"email": "a@example.com", "password": "hunter2", "displayName": 5}])
         error = self.assertRaises(usage.UsageError, Options().parseOptions, ["--accounts", path])
         self.assertNotIn("hunter2", str(error))
 
@@ -192,22 +175,6 @@ class NetworkServiceUnitTests(SynchronousTestCase):
         self.successResultOf(service.stopService())
 
 
-def freePorts(count: int) -> list[int]:
-    """
-    Ports nobody listens on right now (bound to port 0, then released).
-    """
-    sockets = []
-    try:
-        for _ in range(count):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
 class ServiceTests(TestCase):
     """
     The service from L{makeService} runs a real network on the given
@@ -228,9 +195,7 @@ class ServiceTests(TestCase):
 
         from msnp.client import MSNClient
 
-        path = os.path.join(tempDirectory(self), "file")
-        with open(path, "w") as f:
-            json.dump(GOOD_ACCOUNTS, f)
+        path = writeTempFile(self, GOOD_ACCOUNTS)
         dsPort, sbPort, httpPort = freePorts(3)
         options = Options()
         options.parseOptions(

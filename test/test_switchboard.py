@@ -34,7 +34,9 @@ from msnp.switchboard import (
     parseHeaderLines,
     parseMime,
 )
-from msnp.wire import Command, Direction, parseLine
+from msnp.wire import Command, Direction
+
+from support import commandsIn
 
 # Reference section 8.4.
 TXT = b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\nX-MMS-IM-Format: FN=Segoe%20UI; EF=; CO=0; CS=1; PF=0\r\n\r\nHi Bob! \xc3\xa7a va?"
@@ -51,16 +53,7 @@ def written(transport: StringTransport) -> list[Command]:
     """
     Every command the client wrote, parsed as a server reads them.
     """
-    data = transport.value()
-    commands = []
-    while data:
-        line, _, data = data.partition(b"\r\n")
-        parsed = parseLine(line, Direction.FROM_CLIENT)
-        payload = None
-        if parsed.payloadLength is not None:
-            payload, data = data[: parsed.payloadLength], data[parsed.payloadLength :]
-        commands.append(parsed.withPayload(payload))
-    return commands
+    return commandsIn(transport, Direction.FROM_CLIENT)
 
 
 def serverMSG(sender: str, name: str, payload: bytes) -> bytes:

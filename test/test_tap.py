@@ -19,23 +19,14 @@ from msnp import service as serviceModule
 from msnp.contacts import Status
 from msnp.errors import AuthenticationError, ConnectionLost, SignedOut
 from msnp.handlers import EchoHandler, LogHandler
+from msnp.endpoints import Endpoints
 from msnp.service import MessengerService, RetryPolicy
 from msnp.tap import Options, makeService, parseStatus
 
+from support import startLocalNetwork, tempDirectory, waitUntil, writeTempFile
+
 ACCOUNT = "bot@example.com"
 
-
-
-def tempDirectory(case: Any) -> str:
-    """
-    A fresh directory outside the source tree, removed after the test.
-    """
-    import shutil
-    import tempfile
-
-    directory = tempfile.mkdtemp(prefix="msnp-test-")
-    case.addCleanup(shutil.rmtree, directory, True)
-    return directory
 
 def parse(args: list[str], environ: Optional[dict[str, str]] = None) -> Options:
     options = Options(environ={"MSNP_PASSWORD": "secret"} if environ is None else environ)
@@ -57,10 +48,7 @@ class OptionsTests(SynchronousTestCase):
         return message
 
     def passwordFile(self, content: bytes) -> str:
-        path = os.path.join(tempDirectory(self), "file")
-        with open(path, "wb") as f:
-            f.write(content)
-        return path
+        return writeTempFile(self, content)
 
     def test_minimal(self) -> None:
         """
@@ -576,20 +564,16 @@ class RetryPolicyTests(SynchronousTestCase):
 # -- against a real local network ---------------------------------------------------------------
 
 
-async def waitUntil(reactor: Any, condition: Any, timeout: float = 5.0) -> None:
+def endpointArgs(endpoints: Endpoints) -> list[str]:
     """
-    Poll C{condition} on the real reactor (for what another process or the
-    server side of a loopback connection does) until it holds.
-
-    @raise AssertionError: it did not hold within C{timeout} seconds.
+    The C{twistd msnp} options that point the service at C{endpoints}.
     """
-    from twisted.internet.task import deferLater
-
-    deadline = reactor.seconds() + timeout
-    while not condition():
-        if reactor.seconds() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await deferLater(reactor, 0.01, lambda: None)
+    return [
+        "--server", endpoints.dispatch,
+        "--sso-url", endpoints.sso,
+        "--sharing-url", endpoints.sharing,
+        "--ab-url", endpoints.addressBook,
+    ]
 
 
 class ServiceOnLocalNetworkTests(TestCase):
@@ -610,22 +594,8 @@ class ServiceOnLocalNetworkTests(TestCase):
     async def _startAndStop(self) -> None:
         from twisted.internet import reactor
 
-        from msnp.server.network import LocalNetwork
-
-        network = LocalNetwork(reactor=reactor)
-        network.addAccount(ACCOUNT, "secret", "Bot")
-        endpoints = await network.start()
-        self.addCleanup(network.stop)
-        options = parse(
-            [
-                "--account", ACCOUNT,
-                "--server", endpoints.dispatch,
-                "--sso-url", endpoints.sso,
-                "--sharing-url", endpoints.sharing,
-                "--ab-url", endpoints.addressBook,
-                "--handler", "echo",
-            ]
-        )
+        network, endpoints = await startLocalNetwork(self, [(ACCOUNT, "secret", "Bot")], reactor=reactor)
+        options = parse(["--account", ACCOUNT, *endpointArgs(endpoints), "--handler", "echo"])
         service: Any = makeService(options, reactor=reactor)
         service.startService()
         session = await service.whenSignedIn()
@@ -634,7 +604,7 @@ class ServiceOnLocalNetworkTests(TestCase):
         await service.stopService()
         reason = await session.whenEnded()
         self.assertEqual(reason, "logout")
-        await waitUntil(reactor, lambda: network.onlineSessions(ACCOUNT) == [])
+        await waitUntil(lambda: network.onlineSessions(ACCOUNT) == [])
         self.assertEqual(service.state, "stopped")
 
     def test_wrongPasswordGivesUp(self) -> "Deferred[None]":
@@ -646,22 +616,8 @@ class ServiceOnLocalNetworkTests(TestCase):
     async def _wrongPassword(self) -> None:
         from twisted.internet import reactor
 
-        from msnp.server.network import LocalNetwork
-
-        network = LocalNetwork(reactor=reactor)
-        network.addAccount(ACCOUNT, "right", "Bot")
-        endpoints = await network.start()
-        self.addCleanup(network.stop)
-        options = parse(
-            [
-                "--account", ACCOUNT,
-                "--server", endpoints.dispatch,
-                "--sso-url", endpoints.sso,
-                "--sharing-url", endpoints.sharing,
-                "--ab-url", endpoints.addressBook,
-            ],
-            environ={"MSNP_PASSWORD": "wrong"},
-        )
+        network, endpoints = await startLocalNetwork(self, [(ACCOUNT, "right", "Bot")], reactor=reactor)
+        options = parse(["--account", ACCOUNT, *endpointArgs(endpoints)], environ={"MSNP_PASSWORD": "wrong"})
         service: Any = makeService(options, reactor=reactor)
         service.startService()
         self.addCleanup(service.stopService)

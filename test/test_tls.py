@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
-import shutil
 import tempfile
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -25,11 +24,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from OpenSSL import SSL
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IOpenSSLContextFactory
-from twisted.internet.protocol import connectionDone
-from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import ResponseNeverReceived
@@ -45,6 +42,8 @@ from msnp.soap.sharing import SharingService
 from msnp.sso import MBI_KEY_OLD, SSOClient
 from msnp.tls import HTTPClientHandle, TLSVerificationError, loadTrustRoot, makeHTTPClient, verificationFailure
 from zope.interface import implementer
+
+from support import TrackingFactory, stopTracked, writeTempFile
 
 ACCOUNT = "alice@example.com"
 PASSWORD = "tls-test-pw"
@@ -170,31 +169,6 @@ def pki() -> PKI:
 # -- the server -------------------------------------------------------------------
 
 
-class _Tracked(ProtocolWrapper):
-    def __init__(self, factory: Any, wrappedProtocol: Any) -> None:
-        super().__init__(factory, wrappedProtocol)
-        self.lost: Deferred[None] = Deferred()
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        try:
-            ProtocolWrapper.connectionLost(self, reason)
-        finally:
-            self.lost.callback(None)
-
-
-class _TrackingFactory(WrappingFactory):
-    protocol = _Tracked  # type: ignore[assignment]
-
-    def __init__(self, wrappedFactory: Any) -> None:
-        super().__init__(wrappedFactory)
-        self.everyConnection: list[_Tracked] = []
-
-    def buildProtocol(self, addr: Any) -> Any:
-        protocol: Any = super().buildProtocol(addr)
-        self.everyConnection.append(protocol)
-        return protocol
-
-
 class _CountingSite(Site):
     """
     A site that counts the requests it served.
@@ -239,7 +213,7 @@ class Services:
         site = _CountingSite(root)
         site.displayTracebacks = False
         self.site = site
-        self.factory = _TrackingFactory(site)
+        self.factory = TrackingFactory(site)
         listener: Any = reactor
         if issued is not None:
             self.port = listener.listenSSL(0, self.factory, ServerContext(issued), interface="127.0.0.1")
@@ -251,13 +225,7 @@ class Services:
         testCase.addCleanup(self.stop)
 
     def stop(self) -> "Deferred[Any]":
-        waiting = [succeed(self.port.stopListening())]
-        for connection in self.factory.everyConnection:
-            waiting.append(connection.lost)
-            transport: Any = connection.transport
-            if not connection.lost.called and transport is not None:
-                transport.abortConnection()
-        return DeferredList(waiting)
+        return stopTracked(self.port, self.factory)
 
     @property
     def sso(self) -> str:
@@ -270,19 +238,6 @@ class Services:
     @property
     def addressBook(self) -> str:
         return self.base + "/abservice/abservice.asmx"
-
-
-def writeFile(testCase: SynchronousTestCase, data: bytes, name: str = "roots.pem") -> str:
-    """
-    Write C{data} to a file in a fresh temporary directory (outside the
-    working tree, whichever runner is used) removed after the test.
-    """
-    directory = tempfile.mkdtemp(prefix="msnp-tls-")
-    testCase.addCleanup(shutil.rmtree, directory, True)
-    path = os.path.join(directory, name)
-    with open(path, "wb") as f:
-        f.write(data)
-    return path
 
 
 # -- tests ----------------------------------------------------------------------------
@@ -307,7 +262,7 @@ class TrustRootTests(SynchronousTestCase):
         """
         A file without any PEM certificate is refused.
         """
-        path = writeFile(self, b"this is not a certificate\n")
+        path = writeTempFile(self, b"this is not a certificate\n", "roots.pem")
         error = self.assertRaises(ValueError, makeHTTPClient, reactor, trustRoot=path)
         self.assertIn("no PEM certificate", str(error))
 
@@ -317,7 +272,7 @@ class TrustRootTests(SynchronousTestCase):
         which one.
         """
         good = pki().ca.certPEM
-        path = writeFile(self, good + b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+        path = writeTempFile(self, good + b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", "roots.pem")
         error = self.assertRaises(ValueError, makeHTTPClient, reactor, trustRoot=path)
         self.assertIn("certificate 2", str(error))
         self.assertIn("invalid", str(error))
@@ -326,21 +281,21 @@ class TrustRootTests(SynchronousTestCase):
         """
         A truncated PEM file is refused.
         """
-        path = writeFile(self, pki().ca.certPEM[:-30])
+        path = writeTempFile(self, pki().ca.certPEM[:-30], "roots.pem")
         self.assertRaises(ValueError, makeHTTPClient, reactor, trustRoot=path)
 
     def test_privateKeyOnly(self) -> None:
         """
         A key file given by mistake (no certificate in it) is refused.
         """
-        path = writeFile(self, pki().good.keyPEM)
+        path = writeTempFile(self, pki().good.keyPEM, "roots.pem")
         self.assertRaises(ValueError, loadTrustRoot, path)
 
     def test_severalCertificates(self) -> None:
         """
         A bundle of several CAs loads, and the handle remembers its path.
         """
-        path = writeFile(self, pki().ca.certPEM + b"\n" + pki().unknownCA.certPEM)
+        path = writeTempFile(self, pki().ca.certPEM + b"\n" + pki().unknownCA.certPEM, "roots.pem")
         handle = makeHTTPClient(reactor, trustRoot=path)
         self.assertIsInstance(handle, HTTPClientHandle)
         self.assertEqual(handle.trustRoot, path)
@@ -353,7 +308,7 @@ class VerifiedHTTPSTests(TestCase):
     """
 
     def setUp(self) -> None:
-        self.caPath = writeFile(self, pki().ca.certPEM, "ca.pem")
+        self.caPath = writeTempFile(self, pki().ca.certPEM, "ca.pem")
 
     def client(self, trustRoot: Optional[str], persistent: bool = True) -> HTTPClientHandle:
         handle = makeHTTPClient(reactor, trustRoot=trustRoot, persistent=persistent)
@@ -421,7 +376,7 @@ class VerifiedHTTPSTests(TestCase):
         Every CA of a bundle is trusted: a server certified by the second
         one verifies.
         """
-        path = writeFile(self, pki().unknownCA.certPEM + pki().ca.certPEM, "bundle.pem")
+        path = writeTempFile(self, pki().unknownCA.certPEM + pki().ca.certPEM, "bundle.pem")
         services = Services(self, pki().good)
         d = self.signIn(self.client(path), services)
         d.addCallback(lambda tokens: self.assertTrue(tokens.messengerTicket))

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from typing import Any, Callable, Optional
@@ -25,41 +24,12 @@ from msnp.client import MSNClient
 from msnp.endpoints import Endpoints
 from msnp.handlers import ObserverBase
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from support import childEnvironment, freePorts, tempDirectory
 
 ACCOUNTS = [
     {"email": "echo@example.com", "password": "echo-pw", "displayName": "Echo", "contacts": ["tester@example.com"]},
     {"email": "tester@example.com", "password": "tester-pw", "displayName": "Tester"},
 ]
-
-
-
-def tempDirectory(case: Any) -> str:
-    """
-    A fresh directory outside the source tree, removed after the test.
-    """
-    import shutil
-    import tempfile
-
-    directory = tempfile.mkdtemp(prefix="msnp-test-")
-    case.addCleanup(shutil.rmtree, directory, True)
-    return directory
-
-def freePorts(count: int) -> list[int]:
-    """
-    Loopback ports nobody listens on right now (bound to port 0, then
-    released).
-    """
-    sockets = []
-    try:
-        for _ in range(count):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 class Recorder(ObserverBase):
@@ -105,8 +75,7 @@ class TwistdEndToEndTests(TestCase):
             sharing=f"{base}/abservice/SharingService.asmx",
             addressBook=f"{base}/abservice/abservice.asmx",
         )
-        self.env = dict(os.environ)
-        self.env["PYTHONPATH"] = ROOT + os.pathsep + self.env.get("PYTHONPATH", "")
+        self.env = childEnvironment()
         self.env.pop("MSNP_PASSWORD", None)
         self.logs: list[str] = []
 

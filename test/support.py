@@ -1,0 +1,367 @@
+"""
+Helpers that several test modules share.
+
+The end-to-end modules all need the same few things: a started
+L{LocalNetwork} with some accounts, clients signed in to it that record
+what their observer hears, a way to wait for an event without sleeping on
+wall-clock time, and listeners that close every connection they accepted so
+trial's clean-reactor check passes. Keeping one copy here means a fix to
+(say) the cleanup order is made once, for every module.
+
+This is not a test module (pytest collects only C{test_*.py}); the test
+modules import it as C{support}, which works because C{test/} has no
+C{__init__.py}, so pytest puts that directory on C{sys.path}.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import socket
+import tempfile
+from typing import Any, Awaitable, Callable, Coroutine, Iterable, Optional, Union
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, DeferredList, ensureDeferred, succeed
+from twisted.internet.interfaces import IListeningPort
+from twisted.internet.protocol import connectionDone
+from twisted.internet.task import deferLater
+from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
+from twisted.python.failure import Failure
+from twisted.internet.testing import StringTransport
+from twisted.trial.unittest import SynchronousTestCase
+
+from msnp.client import MSNClient, Session
+from msnp.endpoints import Endpoints
+from msnp.server.network import LocalNetwork
+from msnp.wire import Command, Direction, parseLine
+
+#: Seconds one wait in an end-to-end test may take before the test fails
+#: (loopback answers in milliseconds, so this only matters when it is broken).
+WAIT = 10.0
+
+
+def asyncTest(f: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[..., "Deferred[Any]"]:
+    """
+    Run an C{async def} test method as a Deferred, so trial waits for it on
+    the real reactor (and its C{timeout} applies).
+    """
+
+    @functools.wraps(f)
+    def wrapper(self: Any) -> "Deferred[Any]":
+        return ensureDeferred(f(self))
+
+    return wrapper
+
+
+# -- waiting without sleeping ------------------------------------------------------
+
+
+class EventRecorder:
+    """
+    An observer base that records events and lets a test wait until a
+    condition over them holds; the condition is re-checked after every
+    event, so a test waits exactly as long as the network takes.
+
+    Subclasses add the observer methods they care about, each calling
+    L{_record} with the event name first.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.events: list[tuple[Any, ...]] = []
+        self._waiters: list[tuple[Callable[[], bool], Deferred[None]]] = []
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}>"
+
+    def _record(self, *event: Any) -> None:
+        self.events.append(event)
+        for entry in list(self._waiters):
+            check, d = entry
+            if check():
+                self._waiters.remove(entry)
+                d.callback(None)
+
+    def waitFor(self, check: Callable[[], bool], what: str) -> "Deferred[None]":
+        """
+        Fire once C{check()} is true; fail after L{WAIT} seconds with an
+        L{AssertionError} naming C{what} and the last events, so a missing
+        event is a readable test failure rather than a hang.
+        """
+        if check():
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        entry = (check, d)
+        self._waiters.append(entry)
+
+        def timedOut(failure: Any, timeout: float) -> None:
+            if entry in self._waiters:
+                self._waiters.remove(entry)
+            raise AssertionError(f"{self.name}: still waiting for {what}; events: {self.events[-10:]}")
+
+        d.addTimeout(WAIT, reactor, onTimeoutCancel=timedOut)
+        return d
+
+    def named(self, event: str) -> list[tuple[Any, ...]]:
+        """
+        The arguments of every recorded C{event}, oldest first.
+        """
+        return [e[1:] for e in self.events if e[0] == event]
+
+
+async def pollUntil(condition: Callable[[], bool], timeout: float, interval: float = 0.01) -> bool:
+    """
+    Re-check C{condition} every C{interval} seconds on the real reactor, for
+    state no event announces (the server side of a loopback connection, a
+    service in another object).
+
+    @return: whether C{condition} held before C{timeout} seconds passed; the
+        caller asserts, so its own assertion message stays the one it chose.
+    """
+    deadline = reactor.seconds() + timeout  # type: ignore[attr-defined]
+    while not condition():
+        if reactor.seconds() > deadline:  # type: ignore[attr-defined]
+            return False
+        await deferLater(reactor, interval, lambda: None)  # type: ignore[arg-type]
+    return True
+
+
+async def waitUntil(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    """
+    Like L{pollUntil}, for callers with nothing better to assert.
+
+    @raise AssertionError: C{condition} did not hold within C{timeout} seconds.
+    """
+    if not await pollUntil(condition, timeout):
+        raise AssertionError(f"condition not met within {timeout}s")
+
+
+# -- a local network with signed-in clients ------------------------------------------
+
+
+async def startLocalNetwork(
+    testCase: SynchronousTestCase,
+    accounts: Iterable[tuple[str, str, Optional[str]]],
+    mutualContacts: Iterable[tuple[str, str]] = (),
+    oneWayContacts: Iterable[tuple[str, str]] = (),
+    **networkArgs: Any,
+) -> tuple[LocalNetwork, Endpoints]:
+    """
+    Start a L{LocalNetwork} on loopback and stop it when the test ends.
+
+    @param accounts: C{(email, password, displayName)} of each account.
+    @param mutualContacts: C{(a, b)} pairs that are each other's contacts.
+    @param oneWayContacts: C{(owner, contact)} pairs where only C{owner}
+        added C{contact}.
+    @param networkArgs: passed to L{LocalNetwork} as they are.
+    """
+    network = LocalNetwork(**networkArgs)
+    for email, password, displayName in accounts:
+        network.addAccount(email, password, displayName)
+    for a, b in mutualContacts:
+        network.addContact(a, b, mutual=True)
+    for owner, contact in oneWayContacts:
+        network.addContact(owner, contact)
+    endpoints = await network.start()
+    testCase.addCleanup(network.stop)
+    return network, endpoints
+
+
+async def logoutQuietly(session: Session) -> None:
+    """
+    Sign C{session} out at cleanup, where a test may already have ended it
+    (or stopped the network under it) and a second failure says nothing.
+    """
+    try:
+        await session.logout()
+    except Exception:
+        pass
+
+
+async def signIn(
+    testCase: SynchronousTestCase,
+    email: str,
+    password: str,
+    endpoints: Endpoints,
+    observer: Any = None,
+    signOut: Callable[[Session], Union[Awaitable[Any], Any]] = logoutQuietly,
+    **clientArgs: Any,
+) -> Session:
+    """
+    Sign a real L{MSNClient} in on the real reactor and sign it out again
+    (with C{signOut}) when the test ends, so no connection outlives it.
+
+    @param clientArgs: passed to L{MSNClient} (timeouts, C{trace}, ...).
+    """
+    client = MSNClient(email, password, endpoints, observer=observer, reactor=reactor, **clientArgs)
+    session = await client.login()
+    testCase.addCleanup(signOut, session)
+    return session
+
+
+# -- files, ports and child processes ------------------------------------------------------
+
+#: The root of this checkout: child processes run from it and import
+#: C{msnp} from it rather than from whatever copy is installed.
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def childEnvironment() -> dict[str, str]:
+    """
+    This process's environment with L{ROOT} first on C{PYTHONPATH}, so a
+    child process tests the code under test.
+    """
+    env = dict(os.environ)
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+
+def tempDirectory(testCase: SynchronousTestCase) -> str:
+    """
+    A fresh directory outside the source tree (whichever runner is used),
+    removed after the test.
+    """
+    directory = tempfile.mkdtemp(prefix="msnp-test-")
+    testCase.addCleanup(shutil.rmtree, directory, True)
+    return directory
+
+
+def writeTempFile(
+    testCase: SynchronousTestCase, content: Union[bytes, str, list[Any]], name: str = "file"
+) -> str:
+    """
+    Write C{content} to C{name} in a fresh L{tempDirectory} and return its
+    path: bytes as they are, text as UTF-8, anything else as JSON (an
+    accounts file).
+    """
+    path = os.path.join(tempDirectory(testCase), name)
+    if isinstance(content, str):
+        content = content.encode("utf-8")
+    elif not isinstance(content, bytes):
+        content = json.dumps(content).encode("utf-8")
+    with open(path, "wb") as f:
+        f.write(content)
+    return path
+
+
+def freePorts(count: int) -> list[int]:
+    """
+    Loopback ports nobody listens on right now (bound to port 0, all at
+    once so they differ, then released), for servers that must be told
+    their port in advance.
+    """
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+# -- listeners that clean up after themselves --------------------------------------------
+
+
+class TrackedConnection(ProtocolWrapper):
+    """
+    A server-side connection whose L{lost} fires when it is gone, so a
+    test can wait for the server to have seen the close.
+    """
+
+    def __init__(self, factory: Any, wrappedProtocol: Any) -> None:
+        super().__init__(factory, wrappedProtocol)
+        self.lost: Deferred[None] = Deferred()
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        try:
+            ProtocolWrapper.connectionLost(self, reason)
+        finally:
+            self.lost.callback(None)
+
+
+class TrackingFactory(WrappingFactory):
+    """
+    Wraps a server factory and keeps every connection it accepted (also
+    closed ones, in order), so a test can inspect them and L{stopTracked}
+    can close them all.
+    """
+
+    protocol = TrackedConnection  # type: ignore[assignment]
+
+    def __init__(self, wrappedFactory: Any) -> None:
+        super().__init__(wrappedFactory)
+        self.everyConnection: list[TrackedConnection] = []
+
+    def buildProtocol(self, addr: Any) -> Any:
+        protocol: Any = super().buildProtocol(addr)
+        self.everyConnection.append(protocol)
+        return protocol
+
+
+def stopTracked(port: IListeningPort, factory: TrackingFactory) -> "Deferred[Any]":
+    """
+    Stop listening on C{port} and abort every connection C{factory} still
+    has open; fire when the port is closed and every connection is gone,
+    so the reactor is clean when the test ends.
+    """
+    waiting: list[Deferred[Any]] = [succeed(port.stopListening())]
+    for connection in factory.everyConnection:
+        waiting.append(connection.lost)
+        transport: Any = connection.transport
+        if not connection.lost.called and transport is not None:
+            transport.abortConnection()
+    return DeferredList(waiting)
+
+
+# -- reading what a protocol wrote ----------------------------------------------------------
+
+
+def commandsIn(transport: StringTransport, direction: Direction) -> list[Command]:
+    """
+    Everything written to C{transport}, parsed as the peer reads it
+    (C{direction} is the direction of the traffic), payloads included.
+    """
+    data = transport.value()
+    commands = []
+    while data:
+        line, _, data = data.partition(b"\r\n")
+        parsed = parseLine(line, direction)
+        payload = None
+        if parsed.payloadLength is not None:
+            payload, data = data[: parsed.payloadLength], data[parsed.payloadLength :]
+        commands.append(parsed.withPayload(payload))
+    return commands
+
+
+# -- contact-list events -------------------------------------------------------------------
+
+
+class ListChangeRecorder:
+    """
+    An observer for the roster tests: records the contact-list events in
+    order.
+
+    @ivar keepSession: whether C{contactListChanged} records the session it
+        was given (the unit tests pass a marker and check it; the SOAP
+        tests pass none).
+    """
+
+    def __init__(self, keepSession: bool = True) -> None:
+        self.keepSession = keepSession
+        self.events: list[tuple[Any, ...]] = []
+
+    def contactAddedYou(self, email: str, displayName: Optional[str]) -> None:
+        self.events.append(("contactAddedYou", email, displayName))
+
+    def contactRemovedYou(self, email: str) -> None:
+        self.events.append(("contactRemovedYou", email))
+
+    def contactListChanged(self, session: Any) -> None:
+        self.events.append(("contactListChanged", session) if self.keepSession else ("contactListChanged",))
