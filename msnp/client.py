@@ -47,6 +47,7 @@ from msnp.errors import (
     ProtocolError,
     RequestTimeout,
     ServerError,
+    ServiceError,
 )
 from msnp.interfaces import notifyObserver
 from msnp.notification import LoginAccepted, NotificationProtocol, SessionState
@@ -55,7 +56,7 @@ from msnp.soap.addressbook import AddressBookResult, AddressBookService
 from msnp.soap.envelope import ABCHCache, ABCHFault
 from msnp.soap.sharing import MembershipResult, SharingService
 from msnp.soap.sync import buildContactList, initialListEntries
-from msnp.sso import SSOClient, SSOResult, mbiResponse
+from msnp.sso import MBI_KEY_OLD, SSOClient, SSOResult, mbiResponse
 from msnp.tls import HTTPClientHandle, makeHTTPClient
 
 log = Logger()
@@ -75,6 +76,33 @@ def httpClientFor(reactor: Any, endpoints: Endpoints) -> HTTPClientHandle:
     platform's store. The session closes it when it ends.
     """
     return makeHTTPClient(reactor, endpoints.trustRoot, persistent=True)
+
+
+# -- tickets ------------------------------------------------------------------------------
+
+
+class ContactsTicket:
+    """
+    The session's current C{contacts.msn.com} ticket, which the ABCH
+    clients read at every call; a renewal swaps it in place. Calling the
+    object returns the ticket, so it is itself the ticket provider.
+    The ticket never appears in the C{repr}.
+    """
+
+    def __init__(self, ticket: str) -> None:
+        self._ticket = ticket
+
+    def __call__(self) -> str:
+        return self._ticket
+
+    def replace(self, ticket: str) -> None:
+        """
+        Use C{ticket} from the next call on.
+        """
+        self._ticket = ticket
+
+    def __repr__(self) -> str:
+        return "<ContactsTicket (hidden)>"
 
 
 # -- the login ----------------------------------------------------------------------------
@@ -333,6 +361,7 @@ class MSNClient:
         httpClient = self.httpClient if self.httpClient is not None else http.client  # type: ignore[union-attr]
         target = self.endpoints.dispatch
         tokens: Optional[SSOResult] = None
+        policy = MBI_KEY_OLD
         accepted: Optional[LoginAccepted] = None
         ns: Optional[NotificationProtocol] = None
 
@@ -342,8 +371,8 @@ class MSNClient:
             if isinstance(result, SSOChallenge):
                 if tokens is None:
                     attempt.step = "SSO"
-                    sso = SSOClient(httpClient, self.endpoints.sso, self.reactor, timeout=self.requestTimeout)
-                    tokens = await sso.requestTokens(self.account, self._password, result.policy)
+                    policy = result.policy or MBI_KEY_OLD
+                    tokens = await self._requestTokens(httpClient, policy)
                     self._step(attempt, "SSO")
                 try:
                     response = mbiResponse(tokens.messengerSecret, result.nonce)
@@ -366,21 +395,22 @@ class MSNClient:
         assert ns is not None and accepted is not None and tokens is not None
 
         session = Session(self, ns, http)
+        session._contactsTicket = ContactsTicket(tokens.contactsTicket)
+        session._ssoPolicy = policy
         ns.session = session
         ns.onEnded = session._ended
         state = ns.state
 
         # The contact list: memberships and address book side by side.
         attempt.step = "contacts"
-        contactsTicket = tokens.contactsTicket
         cache = ABCHCache()
         sharing = SharingService(
-            httpClient, self.endpoints.sharing, lambda: contactsTicket, self.reactor,
-            timeout=self.requestTimeout, cache=cache,
+            httpClient, self.endpoints.sharing, session._contactsTicket, self.reactor,
+            timeout=self.requestTimeout, cache=cache, renewTicket=session.renewTicket,
         )
         addressBook = AddressBookService(
-            httpClient, self.endpoints.addressBook, lambda: contactsTicket, self.reactor,
-            timeout=self.requestTimeout, cache=cache,
+            httpClient, self.endpoints.addressBook, session._contactsTicket, self.reactor,
+            timeout=self.requestTimeout, cache=cache, renewTicket=session.renewTicket,
         )
         membership, book = await self._downloadLists(sharing, addressBook)
         synced = buildContactList(membership, book, self.account)
@@ -420,6 +450,14 @@ class MSNClient:
         log.info("{account} signed in as {status}", account=self.account, status=state.status.code)
         notifyObserver(self.observer, "signedIn", session)
         return session
+
+    def _requestTokens(self, httpClient: Any, policy: str) -> "Deferred[SSOResult]":
+        """
+        One SSO request for this account (at login, and again whenever the
+        contacts ticket has expired).
+        """
+        sso = SSOClient(httpClient, self.endpoints.sso, self.reactor, timeout=self.requestTimeout)
+        return sso.requestTokens(self.account, self._password, policy)
 
     async def _negotiate(
         self, attempt: _LoginAttempt, ns: NotificationProtocol
@@ -480,9 +518,41 @@ class Session:
         self._endReason: Optional[str] = None
         self._endWaiters: list[Deferred[Optional[str]]] = []
         self._cleanedUp: Optional[Deferred[None]] = None
+        self._contactsTicket: Optional[ContactsTicket] = None
+        self._ssoPolicy = MBI_KEY_OLD
 
     def __repr__(self) -> str:
         return f"<Session {self.account} {self.status.code}{' ended' if self._ended_ else ''}>"
+
+    def renewTicket(self) -> "Deferred[None]":
+        """
+        Renew the C{contacts.msn.com} ticket the ABCH clients use: run the
+        SSO request of the login again (same account, password and policy)
+        and swap in the new ticket. The NS session is not touched (reference
+        section 7.4). The ABCH clients call this by themselves when the
+        service says the ticket has expired.
+
+        @return: a L{Deferred} firing once the new ticket is in use, or
+            failing with L{msnp.errors.AuthenticationError} (the password is
+            no longer accepted) or L{msnp.errors.ServiceError}.
+        """
+        return ensureDeferred(self._renewTicket())
+
+    async def _renewTicket(self) -> None:
+        if self._ended_:
+            raise ServiceError("the session has ended; its tickets cannot be renewed")
+        holder = self._contactsTicket
+        if holder is None:
+            raise ServiceError("this session has no contacts ticket to renew")
+        httpClient = self.client.httpClient
+        if httpClient is None:
+            if self._http is None:
+                raise ServiceError("this session has no HTTP client to renew its tickets with")
+            httpClient = self._http.client
+        log.info("Renewing the contacts ticket of {account}", account=self.account)
+        tokens = await self.client._requestTokens(httpClient, self._ssoPolicy)
+        holder.replace(tokens.contactsTicket)
+        log.info("Contacts ticket of {account} renewed", account=self.account)
 
     # -- state ---------------------------------------------------------------------------------
 

@@ -180,6 +180,11 @@ class RosterManager:
             ownEmail = str(getattr(session, "account", "") or "")
         self.ownEmail = normalizeEmail(ownEmail)
         self._lock = DeferredLock()
+        # Another place's changes are applied on arrival (serverListChanged);
+        # each gets a serial number so that a download that started before
+        # it cannot take the contact away again (see _reconcile).
+        self._otherPlaceSerial = 0
+        self._otherPlaceAdded: dict[str, int] = {}
 
     def __repr__(self) -> str:
         return f"<RosterManager for {self.ownEmail or '?'}: {self.contacts!r}>"
@@ -699,24 +704,46 @@ class RosterManager:
         told C{contactListChanged(session)}.
 
         The list is first updated from the entries themselves, so a failed
-        refresh (logged, never raised) still leaves a usable list.
+        refresh (logged, never raised) still leaves a usable list. The
+        FL/AL/BL bits of another place are applied at once, even while an
+        earlier operation or refresh is still running: the server follows
+        such an C{ADL} with the new contact's presence, which the session
+        can only record for an address it already knows.
 
         @return: a L{Deferred} that fires when the list is up to date; it
             never fails.
         """
-        return self._serialised(lambda: self._serverListChanged(list(entries), added))
+        entries = list(entries)
+        other = self._otherPlaceEntries(entries)
+        if other:
+            self._guessOther(other, added)
+            if added:
+                self._otherPlaceSerial += 1
+                for entry in other:
+                    self._otherPlaceAdded[normalizeEmail(entry.email)] = self._otherPlaceSerial
+        return self._serialised(lambda: self._serverListChanged(entries, added))
+
+    def _otherPlaceEntries(self, entries: list[ListEntry]) -> list[ListEntry]:
+        """
+        The entries that carry FL/AL/BL bits: changes made at another place
+        of this account (MPOP).
+        """
+        return [
+            entry
+            for entry in entries
+            if normalizeEmail(entry.email) not in ("", self.ownEmail)
+            and entry.lists & (Lists.FORWARD | Lists.ALLOW | Lists.BLOCK)
+        ]
 
     async def _serverListChanged(self, entries: list[ListEntry], added: bool) -> None:
         reverse: list[ListEntry] = []
-        other: list[ListEntry] = []
         for entry in entries:
             email = normalizeEmail(entry.email)
             if not email or email == self.ownEmail:
                 continue
             if entry.lists & Lists.REVERSE:
                 reverse.append(entry)
-            if entry.lists & (Lists.FORWARD | Lists.ALLOW | Lists.BLOCK):
-                other.append(entry)
+        other = self._otherPlaceEntries(entries)
         if not reverse and not other:
             return
         quiet = False
@@ -747,7 +774,7 @@ class RosterManager:
                 notifyObserver(self.observer, "contactAddedYou", email, name or None)
 
         if other:
-            self._guessOther(other, added)
+            # The entries themselves were applied on arrival.
             await self._refreshAll(SCENARIO_CHANGE_ALERT)
         if other or quiet:
             notifyObserver(self.observer, "contactListChanged", self.session)
@@ -772,6 +799,7 @@ class RosterManager:
         """
         Re-read both services in parallel and reconcile; whether it worked.
         """
+        started = self._otherPlaceSerial
         try:
             downloads: list["Deferred[Any]"] = [
                 self.sharing.findMembership(scenario=scenario),
@@ -786,7 +814,7 @@ class RosterManager:
             log.error("Could not refresh the contact list: {reason}", reason=str(reason))
             return False
         membership, addressBook = results
-        self._reconcile(membership, addressBook)
+        self._reconcile(membership, addressBook, started)
         return True
 
     # -- merging --------------------------------------------------------------------
@@ -873,16 +901,32 @@ class RosterManager:
                 if member.displayName and contact.displayName == email:
                     contact.displayName = member.displayName
 
-    def _reconcile(self, membership: MembershipResult, addressBook: AddressBookResult) -> None:
+    def _reconcile(
+        self, membership: MembershipResult, addressBook: AddressBookResult, started: Optional[int] = None
+    ) -> None:
         """
         Bring the list in line with a full download, keeping what only the
         NS knows (presence, endpoints, personal messages) and the L{Contact}
         and L{Group} objects callers may hold.
+
+        @param started: the serial of the other places' changes when the
+            download began. A contact another place added after that is
+            kept even if the download lacks it (the download may predate
+            the change); the refresh queued with that change settles it.
         """
         fresh = buildContactList(membership, addressBook, self.ownEmail).contacts
         for contact in self.contacts:
             if fresh.get(contact.email) is None:
+                addedAt = self._otherPlaceAdded.get(normalizeEmail(contact.email))
+                if started is not None and addedAt is not None and addedAt > started:
+                    log.debug("Keeping {email}: added at another place after this download began",
+                              email=contact.email)
+                    continue
                 self.contacts.remove(contact.email)
+        if started is not None:
+            for email, addedAt in list(self._otherPlaceAdded.items()):
+                if addedAt <= started:
+                    del self._otherPlaceAdded[email]
         for new in fresh:
             old = self.contacts.get(new.email)
             if old is None:

@@ -11,9 +11,12 @@ services say.
 
 Behaviour a client must already cope with on the real service or the
 emulators (reference section 10.3) is reproduced on purpose: a request
-without a live C{contacts.msn.com} ticket gets a bare HTTP 403 with no SOAP
-body, and an unknown method gets a SOAP fault with HTTP 200. Other faults
-come with HTTP 500, as SOAP 1.1 prescribes, and carry
+with an unknown C{contacts.msn.com} ticket (or none) gets a bare HTTP 403
+with no SOAP body, a ticket issued here but past its lifetime the SOAP
+fault C{q0:BadContextToken} with HTTP 500 (the client renews its tokens
+and retries, reference sections 3.2 and 7.4), and an unknown method gets a
+SOAP fault with HTTP 200. Other faults come with HTTP 500, as SOAP 1.1
+prescribes, and carry
 C{detail/errorcode} (C{InvalidPassportUser}, C{ContactDoesNotExist},
 C{GroupDoesNotExist}, C{MemberDoesNotExist}, C{GroupAlreadyExists},
 C{InvalidArgument}).
@@ -47,6 +50,9 @@ from msnp.server.accounts import (
     AccountStore,
     AddressBookEntry,
     Membership,
+    TicketCheck,
+    TicketGrant,
+    TicketState,
     normalizeEmail,
 )
 from msnp.xmlsafe import XMLError, child, children, escapeText, findPath, localName, parseXML, textOf
@@ -187,6 +193,9 @@ class ABCHResource(Resource):
     @ivar onChange: called as C{onChange(account, action)} after every
         successful call that changed C{account}'s lists, groups or
         settings; errors it raises are logged and ignored.
+    @ivar changeOrigin: while C{onChange} runs, the L{TicketGrant} whose
+        contacts ticket made the request (so the callback can tell which
+        signed-in place caused the change); L{None} at any other time.
     """
 
     def __init__(
@@ -203,6 +212,7 @@ class ABCHResource(Resource):
         self.store = store
         self.clock = clock
         self.onChange = onChange
+        self.changeOrigin: Optional[TicketGrant] = None
         self._extras: dict[str, _AccountExtras] = {}
         self._sharing = _ServiceEndpoint(
             self,
@@ -244,6 +254,14 @@ class ABCHResource(Resource):
     def now(self) -> float:
         return self.clock.seconds() if self.clock is not None else time.time()
 
+    def lastChangeOf(self, account: Account) -> str:
+        """
+        When C{account}'s lists last changed through these services, as the
+        C{xsd:dateTime} text the responses carry (the creation time of its
+        ABCH state if they never changed).
+        """
+        return _isoTime(self.extrasFor(account).lastChange)
+
     def extrasFor(self, account: Account) -> _AccountExtras:
         """
         The ABCH-only state of C{account}, created on first use.
@@ -280,19 +298,27 @@ class ABCHResource(Resource):
         except XMLError as e:
             log.info("ABCH {service}: malformed request ({error})", service=service, error=str(e))
             return self._fault(request, None, "", _Fault("InvalidArgument", "The request is not well-formed XML.", 400))
-        ticket = _text(findPath(root, "Header", "ABAuthHeader", "TicketToken"))
-        account = self.store.accountForContactsTicket(ticket) if ticket else None
-        if account is None:
-            log.info("ABCH {service}: request without a valid ticket refused", service=service)
-            request.setResponseCode(403)
-            return b""
-
         body = child(root, "Body")
         method = body[0] if body is not None and len(body) else None
         action = (request.getHeader("SOAPAction") or "").strip().strip('"').strip()
         action = action.rsplit("/", 1)[-1]
         if not action and method is not None:
             action = localName(method.tag)
+        ticket = _text(findPath(root, "Header", "ABAuthHeader", "TicketToken"))
+        check = self.store.checkContactsTicket(ticket) if ticket else TicketCheck(TicketState.UNKNOWN)
+        if check.state is TicketState.EXPIRED:
+            # A ticket we issued whose lifetime is over: the client is
+            # expected to renew its tokens and retry (reference 3.2, 7.4).
+            log.info("ABCH {service}: expired ticket refused", service=service)
+            return self._fault(
+                request, None, action,
+                _Fault("BadContextToken", "Ticket has expired.", 500, "q0:BadContextToken"),
+            )
+        account = check.account
+        if account is None:
+            log.info("ABCH {service}: request without a valid ticket refused", service=service)
+            request.setResponseCode(403)
+            return b""
         handler = actions.get(action)
         if handler is None or method is None:
             log.info("ABCH {service}: unknown action {action!r} from {account}",
@@ -314,10 +340,13 @@ class ABCHResource(Resource):
         if action in _MUTATING:
             extras.lastChange = self.now()
             if self.onChange is not None:
+                self.changeOrigin = check.grant
                 try:
                     self.onChange(account, action)
                 except Exception:
                     log.failure("ABCH onChange callback failed for {action}", action=action)
+                finally:
+                    self.changeOrigin = None
         request.setHeader(b"Content-Type", b"text/xml; charset=utf-8")
         return self._envelope(request, extras, clientKey, responseBody)
 
@@ -345,9 +374,12 @@ class ABCHResource(Resource):
     def _fault(self, request: Request, account: Optional[Account], action: str, fault: _Fault) -> bytes:
         request.setResponseCode(fault.httpStatus)
         request.setHeader(b"Content-Type", b"text/xml; charset=utf-8")
+        # The real service qualified its own fault codes with a prefix bound
+        # to the address-book namespace (C{q0:BadContextToken}).
+        namespace = f' xmlns:q0="{AB_NS}"' if fault.faultCode.startswith("q0:") else ""
         body = (
             "<soap:Fault>"
-            f"<faultcode>{escapeText(fault.faultCode)}</faultcode>"
+            f"<faultcode{namespace}>{escapeText(fault.faultCode)}</faultcode>"
             f"<faultstring>{escapeText(fault.message)}</faultstring>"
             f"<faultactor>{escapeText(ACTION_PREFIX + action)}</faultactor>"
             "<detail>"

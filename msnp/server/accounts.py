@@ -12,12 +12,20 @@ All methods are synchronous and run in the reactor thread.
 from __future__ import annotations
 
 import base64
+import enum
 import json
 import os
 import secrets
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional
+
+from twisted.internet.interfaces import IReactorTime
+
+#: How long an SSO grant stays valid, in seconds (one day, like the
+#: C{Expires} the historical STS put into its tokens).
+DEFAULT_TICKET_LIFETIME = 86400.0
 
 #: Membership roles of the sharing service (reference section 3.1).
 ALLOW = "Allow"
@@ -110,6 +118,9 @@ class TicketGrant:
     """
     What one SSO login issued: the NS ticket and its proof key, and the
     ticket for the address-book services. Secrets stay out of the C{repr}.
+
+    @ivar issued: when the grant was issued (seconds on the store's clock).
+    @ivar expires: when its tickets stop being accepted.
     """
 
     email: str
@@ -117,6 +128,40 @@ class TicketGrant:
     binarySecret: str = field(repr=False)
     contactsTicket: str = field(repr=False)
     webTicket: str = field(repr=False)
+    issued: float = 0.0
+    expires: float = float("inf")
+
+    def isExpired(self, now: float) -> bool:
+        """
+        Whether the grant's tickets are past their lifetime at C{now}.
+        """
+        return now >= self.expires
+
+
+class TicketState(enum.Enum):
+    """
+    What the store knows about a presented ticket.
+    """
+
+    #: Issued here and within its lifetime.
+    VALID = "valid"
+    #: Issued here, but its lifetime is over (the ABCH answers
+    #: C{BadContextToken}, reference section 3.2).
+    EXPIRED = "expired"
+    #: Never issued here (the ABCH answers a bare HTTP 403).
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class TicketCheck:
+    """
+    The result of L{AccountStore.checkContactsTicket}: the state, and for
+    a valid ticket its account and grant.
+    """
+
+    state: TicketState
+    account: Optional[Account] = None
+    grant: Optional[TicketGrant] = None
 
 
 def _randomTicket() -> str:
@@ -128,7 +173,21 @@ class AccountStore:
     The accounts and lists of the local network.
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        ticketLifetime: float = DEFAULT_TICKET_LIFETIME,
+        clock: Optional[IReactorTime] = None,
+    ) -> None:
+        """
+        @param ticketLifetime: seconds each SSO grant stays valid.
+        @param clock: where "now" comes from for ticket lifetimes (the
+            system time when L{None}); tests pass a
+            L{twisted.internet.task.Clock} to expire tickets at will.
+        """
+        if not ticketLifetime > 0:
+            raise ValueError(f"a ticket lifetime must be positive, not {ticketLifetime!r}")
+        self.ticketLifetime = ticketLifetime
+        self.clock = clock
         self._accounts: dict[str, Account] = {}
         self._tickets: dict[str, TicketGrant] = {}
         self._contactsTickets: dict[str, TicketGrant] = {}
@@ -298,16 +357,26 @@ class AccountStore:
 
     # -- tickets ------------------------------------------------------------
 
+    def now(self) -> float:
+        """
+        The current time on the store's clock.
+        """
+        return self.clock.seconds() if self.clock is not None else time.time()
+
     def issueTickets(self, account: Account) -> TicketGrant:
         """
-        Issue a fresh ticket set and a fresh 24-byte proof key for one login.
+        Issue a fresh ticket set and a fresh 24-byte proof key for one login,
+        valid for L{ticketLifetime} seconds from now.
         """
+        issued = self.now()
         grant = TicketGrant(
             email=account.email,
             clearTicket=_randomTicket(),
             binarySecret=base64.b64encode(os.urandom(24)).decode("ascii"),
             contactsTicket=_randomTicket(),
             webTicket=_randomTicket(),
+            issued=issued,
+            expires=issued + self.ticketLifetime,
         )
         self._tickets[grant.clearTicket] = grant
         self._contactsTickets[grant.contactsTicket] = grant
@@ -319,12 +388,34 @@ class AccountStore:
         """
         return self._tickets.get(clearTicket)
 
-    def accountForContactsTicket(self, ticket: str) -> Optional[Account]:
+    def isExpired(self, grant: TicketGrant) -> bool:
         """
-        The account a C{contacts.msn.com} ticket was issued to, or L{None}.
+        Whether C{grant} is past its lifetime now.
+        """
+        return grant.isExpired(self.now())
+
+    def checkContactsTicket(self, ticket: str) -> TicketCheck:
+        """
+        Classify a presented C{contacts.msn.com} ticket: valid (with its
+        account), expired, or unknown (never issued, or its account is
+        gone). The ABCH answers the last two differently.
         """
         grant = self._contactsTickets.get(ticket)
-        return None if grant is None else self.get(grant.email)
+        if grant is None:
+            return TicketCheck(TicketState.UNKNOWN)
+        account = self.get(grant.email)
+        if account is None:
+            return TicketCheck(TicketState.UNKNOWN)
+        if self.isExpired(grant):
+            return TicketCheck(TicketState.EXPIRED)
+        return TicketCheck(TicketState.VALID, account, grant)
+
+    def accountForContactsTicket(self, ticket: str) -> Optional[Account]:
+        """
+        The account a valid (known and unexpired) C{contacts.msn.com}
+        ticket was issued to, or L{None}.
+        """
+        return self.checkContactsTicket(ticket).account
 
     # -- files --------------------------------------------------------------
 

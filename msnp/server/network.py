@@ -25,7 +25,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Site
 
 from msnp.endpoints import Endpoints
-from msnp.server.accounts import Account, AccountStore, normalizeEmail
+from msnp.server.accounts import DEFAULT_TICKET_LIFETIME, Account, AccountStore, TicketGrant, normalizeEmail
 from msnp.server.dispatch import DispatchServerFactory
 from msnp.server.notification import NotificationServer, NotificationServerFactory, Presence
 from msnp.server.sso import SSOResource
@@ -102,6 +102,7 @@ class LocalNetwork:
         pingInterval: int = 50,
         store: Optional[AccountStore] = None,
         clock: Optional[IReactorTime] = None,
+        ticketLifetime: float = DEFAULT_TICKET_LIFETIME,
     ) -> None:
         """
         @param reactor: the reactor to listen with (the global one by default).
@@ -112,9 +113,13 @@ class LocalNetwork:
             redirecting to the NS (C{XFR NS}), or the NS itself.
         @param sendChallenge: whether the NS sends C{CHL} after login.
         @param pingInterval: the value of C{QNG}.
-        @param store: an existing account store to serve.
-        @param clock: the clock for login times and timeouts (the reactor by
-            default).
+        @param store: an existing account store to serve (it keeps its own
+            clock and ticket lifetime).
+        @param clock: the clock for login times, timeouts and ticket
+            lifetimes (the reactor by default).
+        @param ticketLifetime: seconds an SSO grant stays valid in the store
+            created here (ignored with C{store}); the ABCH services answer
+            an older contacts ticket with C{BadContextToken}.
         """
         if reactor is None:
             from twisted.internet import reactor as globalReactor
@@ -130,7 +135,10 @@ class LocalNetwork:
         self.redirect = redirect
         self.sendChallenge = sendChallenge
         self.pingInterval = pingInterval
-        self.store = store if store is not None else AccountStore()
+        self.store = (
+            store if store is not None else AccountStore(ticketLifetime=ticketLifetime, clock=self.clock)
+        )
+        self.abch: Any = None
         self.presence = Presence(self.store)
         self.switchboards: Any = None
         self.switchboardAddress: str = ""
@@ -241,16 +249,30 @@ class LocalNetwork:
         except ImportError:
             log.warn("ABCH services not available")
         else:
-            root.putChild(b"abservice", ABCHResource(self.store, clock=self.clock, onChange=self._listsChanged))
+            self.abch = ABCHResource(self.store, clock=self.clock, onChange=self._listsChanged)
+            root.putChild(b"abservice", self.abch)
         return root
 
     def _listsChanged(self, account: Account, action: str) -> None:
         """
         The ABCH services changed C{account}'s lists with C{action}: make
         every view match the store (the local network is small, so all of
-        them are recomputed; only real differences are sent).
+        them are recomputed; only real differences are sent), and tell the
+        account's other places to re-read their lists with C{NOT}
+        (reference 3.11). The place that made the change, recognised by
+        the grant it signed in with (L{ABCHResource.changeOrigin}), is not
+        told.
         """
         self.presence.refreshEverything()
+        origin: Optional[TicketGrant] = None
+        lastModified = ""
+        if self.abch is not None:
+            origin = self.abch.changeOrigin
+            lastModified = self.abch.lastChangeOf(account)
+        told = self.presence.notifyAddressBookChanged(account, lastModified, origin)
+        if told:
+            log.debug("{action} of {account}: {count} other place(s) notified",
+                      action=action, account=account.email, count=told)
 
     def stop(self) -> "Deferred[None]":
         """

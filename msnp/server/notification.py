@@ -12,6 +12,12 @@ whom. Each connection remembers what it last told its user about every other
 account, so any change — a C{CHG}, a block, a sign-out — is turned into
 exactly the C{NLN}/C{FLN} lines that make every view right again, never a
 duplicate.
+
+The places of one account (MPOP) are kept in step: an incremental C{ADL} or
+C{RML} of one place is repeated to the others as C{ADL 0}/C{RML 0}
+(reference 3.5), and a change made through the ABCH services reaches them
+as the address-book C{NOT} of reference 3.11 (see
+L{Presence.notifyAddressBookChanged}).
 """
 
 from __future__ import annotations
@@ -29,9 +35,9 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from msnp.challenge import WLM2009_PRODUCT_ID, WLM2009_PRODUCT_KEY, computeChallengeResponse
-from msnp.contacts import Lists, ListEntry, parseListPayload
+from msnp.contacts import Lists, ListEntry, buildListPayloads, parseListPayload
 from msnp.errors import ProtocolError
-from msnp.server.accounts import REVERSE, Account, AccountStore, normalizeEmail
+from msnp.server.accounts import REVERSE, Account, AccountStore, TicketGrant, normalizeEmail
 from msnp.server.dispatch import LoginPreamble
 from msnp.sso import verifyMBIResponse
 from msnp.wire import Command, decodeParameter, encodeParameter
@@ -156,6 +162,58 @@ def profileMessage(account: Account, loginTime: int, clientIP: str, clientPort: 
         ("MPOPEnabled", "1" if mpop else "0"),
     ]
     text = "".join(f"{name}: {value}\r\n" for name, value in headers) + "\r\n"
+    return text.encode("utf-8")
+
+
+#: The C{siteid} of address-book change notifications (reference 3.11).
+ABCH_SITE_ID = "45705"
+
+
+def notificationPid(puid: int) -> str:
+    """
+    The C{pid} of a C{NOT}'s C{<TO>}: the PUID's low and high 32-bit
+    halves in hex, C{0x<low>:0x<high>} (reference 3.11 leaves the order
+    unconfirmed; this is the order of its example).
+    """
+    low = puid & 0xFFFFFFFF
+    high = (puid >> 32) & 0xFFFFFFFF
+    return f"0x{low:08x}:0x{high:08x}"
+
+
+def _escapeMarkup(text: str) -> str:
+    """
+    Escape XML text as element content: C{&}, C{<} and C{>} only (quotes
+    need no escaping there, and the reference's example leaves them as
+    they are).
+    """
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def addressBookChangedPayload(account: Account, lastModified: str, hasNewItem: bool = False) -> bytes:
+    """
+    The C{NOT} payload telling every place of C{account} that its address
+    book or memberships changed elsewhere (reference section 3.11): site
+    C{45705}, and in C{<BODY>} an escaped C{<NotificationData>} naming the
+    C{ABCHInternal} service, the account's CID and the change time.
+
+    @param lastModified: the change time as an C{xsd:dateTime} text.
+    """
+    data = (
+        '<NotificationData xmlns:xsd="http://www.w3.org/2001/XMLSchema" '
+        'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">'
+        "<Service>ABCHInternal</Service>"
+        f"<CID>{account.cid}</CID>"
+        f"<LastModifiedDate>{escapeText(lastModified)}</LastModifiedDate>"
+        f"<HasNewItem>{'true' if hasNewItem else 'false'}</HasNewItem>"
+        "</NotificationData>"
+    )
+    text = (
+        f'<NOTIFICATION id="0" siteid="{ABCH_SITE_ID}" siteurl="http://contacts.msn.com">'
+        f'<TO pid="{notificationPid(account.puid)}" name="{escapeText(account.email)}">'
+        '<VIA agent="messenger" /></TO>'
+        '<MSG id="0"><SUBSCR url="s.htm" /><ACTION url="a.htm" />'
+        f"<BODY>{_escapeMarkup(data)}</BODY></MSG></NOTIFICATION>"
+    )
     return text.encode("utf-8")
 
 
@@ -435,6 +493,51 @@ class Presence:
             if watcher.announced.get(key) is not None:
                 watcher.sendUBX(key, payload)
 
+    # -- list synchronisation between places (MPOP) -----------------------------
+
+    def notifyAddressBookChanged(
+        self, account: Account, lastModified: str, origin: Optional[TicketGrant] = None
+    ) -> int:
+        """
+        Send C{NOT} (site 45705, C{ABCHInternal}) to the signed-in places of
+        C{account}, so that each re-reads its lists (reference 3.11).
+
+        @param origin: the SSO grant whose contacts ticket made the change;
+            the place that signed in with that grant made the change itself
+            and is left out. A grant no place signed in with (the client
+            renewed its tickets since) leaves nobody out, which is harmless:
+            a refresh is idempotent.
+        @return: how many places were told.
+        """
+        payload = addressBookChangedPayload(account, lastModified)
+        told = 0
+        for session in self.sessionsOf(account.email):
+            if origin is not None and session.ticketGrant is origin:
+                continue
+            session.sendRaw(Command("NOT", None, (), payload))
+            told += 1
+        return told
+
+    def echoListChange(self, source: "NotificationServer", name: str, entries: list[ListEntry]) -> None:
+        """
+        Repeat an incremental C{ADL}/C{RML} of one place to the account's
+        other places as C{ADL 0}/C{RML 0} (reference 3.5: with MPOP, other
+        bits than C{l="8"} mean another place changed the list).
+        """
+        if source.account is None:
+            return
+        others = [s for s in self.sessionsOf(source.account) if s is not source]
+        if not others:
+            return
+        try:
+            payloads = buildListPayloads(entries, initial=False)
+        except ValueError as e:
+            log.info("Not echoing {name} to the other places: {error}", name=name, error=str(e))
+            return
+        for session in others:
+            for payload in payloads:
+                session.reply(name, 0, payload=payload)
+
 
 class NotificationServer(LoginPreamble):
     """
@@ -450,6 +553,8 @@ class NotificationServer(LoginPreamble):
     @ivar msnObject: the URL-encoded MSN object of the last C{CHG} or C{"0"}.
     @ivar announced: what this connection last told its user about each
         other account (absent: offline).
+    @ivar ticketGrant: the SSO grant this place signed in with (to
+        recognise the place behind an ABCH change), L{None} before login.
     @ivar forward: the addresses whose presence this connection wants: the
         stored forward list at login (the initial C{ADL} is only
         acknowledged, the store being the truth), plus incremental C{ADL}s
@@ -486,6 +591,7 @@ class NotificationServer(LoginPreamble):
         self.private = PrivateEndpoint()
         self.announced: dict[str, PresenceState] = {}
         self.forward: set[str] = set()
+        self.ticketGrant: Optional[TicketGrant] = None
         self._loginAccount: Optional[str] = None
         self._nonce: Optional[str] = None
         self._challenge: Optional[str] = None
@@ -646,6 +752,9 @@ class NotificationServer(LoginPreamble):
         if grant is None or not fresh or normalizeEmail(grant.email) != self._loginAccount:
             self.fail(911, trid, "unknown, reused or foreign ticket")
             return
+        if self.store.isExpired(grant):
+            self.fail(911, trid, "expired ticket")
+            return
         if not verifyMBIResponse(grant.binarySecret, self._nonce, response):
             self.fail(911, trid, "wrong MBI response")
             return
@@ -664,6 +773,7 @@ class NotificationServer(LoginPreamble):
         self.account = account.email
         self.forward = {email for email, entry in account.addressBook.items() if entry.isMessengerUser}
         self.machineGuid = guid
+        self.ticketGrant = grant
         self.log.info("{account} signed in (endpoint {guid})", account=account.email, guid=guid)
         self.reply("USR", trid, "OK", account.email, "1", "0")
         self.reply("SBS", 0, "null")
@@ -858,6 +968,9 @@ class NotificationServer(LoginPreamble):
         if initial:
             # The store is the truth; the initial list is only acknowledged.
             return
+        # The other places hear of it before any presence it causes, so that
+        # they know the contact by the time its NLN arrives.
+        self.presence.echoListChange(self, "ADL", entries)
         for entry in entries:
             target = self.store.get(entry.email)
             if target is None:
@@ -872,9 +985,11 @@ class NotificationServer(LoginPreamble):
         parsed = self._listEntries(command)
         if parsed is None:
             return
-        _, entries = parsed
+        initial, entries = parsed
         assert self.user is not None
         self.reply("RML", command.trid, "OK")
+        if not initial:
+            self.presence.echoListChange(self, "RML", entries)
         for entry in entries:
             target = self.store.get(entry.email)
             if target is None:

@@ -11,20 +11,25 @@ searched for one whatever the status. A service that refuses the ticket
 answers a bare HTTP 403.
 
 The ticket is a credential: it is read from a provider at each call (so a
-renewed ticket is used at once) and never logged.
+renewed ticket is used at once) and never logged. Tickets expire; the
+service then answers the fault C{BadContextToken} (reference sections 3.2
+and 7.4). A service given a C{renewTicket} callable renews the ticket once
+and repeats the call once; the calls of one session that hit the fault at
+the same time share a single renewal (one SSO request).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 from xml.etree.ElementTree import Element
 
-from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.defer import CancelledError, Deferred, ensureDeferred, maybeDeferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
-from msnp.errors import ServiceError
+from msnp.errors import MSNPError, ServiceError
 from msnp.http import DEFAULT_HTTP_TIMEOUT, DEFAULT_MAX_BODY_BYTES, postXML
 from msnp.xmlsafe import XMLError, child, escapeText, findPath, iterByName, localName, parseXML, textOf
 
@@ -43,6 +48,13 @@ APPLICATION_ID = "AAD9B99B-58E6-4F23-B975-D9EC1F9EC24A"
 ACTION_PREFIX = "http://www.msn.com/webservices/AddressBook/"
 #: The id of the personal address book.
 PERSONAL_AB_ID = "00000000-0000-0000-0000-000000000000"
+#: The fault code (after any namespace prefix) of an expired ticket.
+EXPIRED_TICKET_FAULT = "BadContextToken"
+
+#: Renews the session's C{contacts.msn.com} ticket (a new SSO request) so
+#: that the ticket provider returns the new one; fires with L{None} or
+#: fails with the renewal's error.
+RenewTicket = Callable[[], "Deferred[None]"]
 
 
 class ABCHFault(ServiceError):
@@ -66,21 +78,76 @@ class ABCHFault(ServiceError):
         self.errorCode = errorCode
 
 
+class _SharedRenewal:
+    """
+    One ticket renewal in progress, awaited by every call that found the
+    ticket expired meanwhile.
+    """
+
+    def __init__(self) -> None:
+        self._waiters: list[Deferred[None]] = []
+        self._outcome: Optional[Failure] = None
+        self.finished = False
+
+    def start(self, renew: RenewTicket, whenDone: Callable[[], None]) -> None:
+        def finish(result: object) -> None:
+            self.finished = True
+            self._outcome = result if isinstance(result, Failure) else None
+            whenDone()
+            waiters, self._waiters = self._waiters, []
+            for waiter in waiters:
+                self._tell(waiter)
+
+        maybeDeferred(renew).addBoth(finish)
+
+    def _tell(self, waiter: "Deferred[None]") -> None:
+        if waiter.called:  # the waiting call was cancelled
+            return
+        if self._outcome is None:
+            waiter.callback(None)
+        else:
+            waiter.errback(self._outcome)
+
+    def wait(self) -> "Deferred[None]":
+        """
+        A L{Deferred} firing (or failing) with the renewal's outcome.
+        """
+        waiter: Deferred[None] = Deferred()
+        if self.finished:
+            self._tell(waiter)
+        else:
+            self._waiters.append(waiter)
+        return waiter
+
+
 @dataclass
 class ABCHCache:
     """
-    What the ABCH asks a client to remember between calls: the latest
-    C{CacheKey} and C{PreferredHostName}.
+    What the ABCH clients of one session share between calls: the latest
+    C{CacheKey} and C{PreferredHostName}, and the ticket renewal under way.
 
     One instance is shared by the sharing and address-book clients of a
     session, because the service hands out one key for both (the key of the
-    C{FindMembership} answer goes into the next C{ABFindContactsPaged}).
+    C{FindMembership} answer goes into the next C{ABFindContactsPaged}),
+    and because both use the same ticket, so one renewal serves both.
     The preferred host is only recorded: the configured URLs stay in use,
     since a local or revival server may name a host the client cannot reach.
     """
 
     cacheKey: Optional[str] = None
     preferredHostName: Optional[str] = None
+    renewal: Optional[_SharedRenewal] = field(default=None, repr=False, compare=False)
+
+
+def isExpiredTicketFault(error: BaseException) -> bool:
+    """
+    Whether C{error} is the ABCH's "ticket expired" fault: an L{ABCHFault}
+    whose fault code ends with C{BadContextToken}, whatever its prefix
+    (C{q0:}, C{soap:}, none).
+    """
+    if not isinstance(error, ABCHFault):
+        return False
+    return (error.faultCode or "").strip().endswith(EXPIRED_TICKET_FAULT)
 
 
 def buildEnvelope(
@@ -162,6 +229,7 @@ class ABCHService:
         clock: IReactorTime,
         timeout: float = DEFAULT_HTTP_TIMEOUT,
         cache: Optional[ABCHCache] = None,
+        renewTicket: Optional[RenewTicket] = None,
     ) -> None:
         """
         @param httpClient: a L{treq.client.HTTPClient} or L{treq.testing.StubTreq}.
@@ -170,6 +238,8 @@ class ABCHService:
         @param timeout: seconds allowed for each call.
         @param cache: share one L{ABCHCache} between the sharing and
             address-book clients; a fresh one by default.
+        @param renewTicket: renews the ticket when the service says it has
+            expired (see L{call}); without it that fault is simply raised.
         """
         self.httpClient = httpClient
         self.url = url
@@ -177,6 +247,7 @@ class ABCHService:
         self.clock = clock
         self.timeout = timeout
         self.cache = cache if cache is not None else ABCHCache()
+        self.renewTicket = renewTicket
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.url}>"
@@ -188,24 +259,77 @@ class ABCHService:
         """
         return self.cache.cacheKey
 
-    def call(self, action: str, body: str, scenario: str) -> "Deferred[Element]":
+    def call(
+        self, action: str, body: str, scenario: str, renewTicket: Optional[RenewTicket] = None
+    ) -> "Deferred[Element]":
         """
         POST one ABCH method call.
+
+        When the service answers that the ticket has expired (a fault code
+        ending with C{BadContextToken}) and a renewal is available, the
+        ticket is renewed once and the same call made once more with the
+        ticket the provider then returns. Calls of the same session (same
+        L{ABCHCache}) that meet the fault while a renewal is under way wait
+        for it instead of starting another; a call whose ticket was already
+        replaced by the time its fault arrived simply retries.
 
         @param action: the method name (C{FindMembership}, C{ABContactAdd}, ...).
         @param body: the method element as XML text (values already escaped).
         @param scenario: the C{PartnerScenario}.
+        @param renewTicket: the renewal for this call; the service's own
+            (L{renewTicket}) when L{None}.
         @return: a L{Deferred} firing with the first child of C{soap:Body}
             (the C{...Response} element), or failing with L{ABCHFault} for a
-            SOAP fault (any HTTP status) and L{ServiceError} for a transport
-            error, a timeout, an HTTP error status without a fault (403: the
-            ticket was refused), or a body that is not a SOAP response
-            (L{msnp.errors.UnsafeXML} for a document with a DTD).
+            SOAP fault (any HTTP status; also C{BadContextToken} when there is
+            no renewal or the renewed ticket is refused as well) and
+            L{ServiceError} for a transport error, a timeout, an HTTP error
+            status without a fault (403: the ticket was refused), or a body
+            that is not a SOAP response (L{msnp.errors.UnsafeXML} for a
+            document with a DTD). A failed renewal fails the call with the
+            renewal's error (L{msnp.errors.AuthenticationError} when the
+            password is refused, L{ServiceError} otherwise).
         """
-        return ensureDeferred(self._call(action, body, scenario))
+        renew = renewTicket if renewTicket is not None else self.renewTicket
+        return ensureDeferred(self._call(action, body, scenario, renew))
 
-    async def _call(self, action: str, body: str, scenario: str) -> Element:
-        envelope = buildEnvelope(body, self.ticketProvider(), scenario, self.cache.cacheKey)
+    async def _call(self, action: str, body: str, scenario: str, renew: Optional[RenewTicket]) -> Element:
+        ticket = self.ticketProvider()
+        try:
+            return await self._post(action, body, scenario, ticket)
+        except ABCHFault as fault:
+            if renew is None or not isExpiredTicketFault(fault):
+                raise
+            log.info("ABCH {action}: the contacts ticket has expired; renewing it", action=action)
+        await self._renewed(ticket, renew)
+        # Once only: a second BadContextToken is raised like any fault.
+        return await self._post(action, body, scenario, self.ticketProvider())
+
+    async def _renewed(self, usedTicket: str, renew: RenewTicket) -> None:
+        """
+        Make sure the ticket is newer than C{usedTicket}: join the renewal
+        under way, start one, or (the ticket already changed) do nothing.
+        """
+        shared = self.cache.renewal
+        if shared is None:
+            if self.ticketProvider() != usedTicket:
+                return
+            shared = _SharedRenewal()
+            self.cache.renewal = shared
+
+            def done(shared: _SharedRenewal = shared) -> None:
+                if self.cache.renewal is shared:
+                    self.cache.renewal = None
+
+            shared.start(renew, done)
+        try:
+            await shared.wait()
+        except (MSNPError, CancelledError):
+            raise
+        except Exception as e:
+            raise ServiceError(f"could not renew the contacts ticket: {e}") from e
+
+    async def _post(self, action: str, body: str, scenario: str, ticket: str) -> Element:
+        envelope = buildEnvelope(body, ticket, scenario, self.cache.cacheKey)
         headers = {
             "SOAPAction": f'"{ACTION_PREFIX}{action}"',
             "Content-Type": "text/xml; charset=utf-8",
