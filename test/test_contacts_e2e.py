@@ -214,7 +214,8 @@ class ContactsEndToEndTests(TestCase):
         """
         With alice signed in at two places, a contact added at one reaches
         the other's list through the address-book refresh the ABCH C{NOT}
-        triggers (called directly here: the local network sends no C{NOT}).
+        triggers (called directly here, independently of the C{NOT} the local
+        network also sends).
         """
         first, _ = await self.signIn("alice")
         second, secondEvents = await self.signIn("alice")

@@ -197,7 +197,9 @@ def _successDocument(
 ) -> bytes:
     soap12 = request.soapNS == SOAP12_NS
     created = _isoTime(now)
-    expires = _isoTime(now + TOKEN_LIFETIME)
+    # The store decides how long the tickets live; say the same here.
+    lifetime = grant.expires - grant.issued
+    expires = _isoTime(now + (lifetime if lifetime != float("inf") else TOKEN_LIFETIME))
     cid = f"{account.cid & 0xFFFFFFFFFFFFFFFF:016x}"
     member = escapeText(account.email)
     pp = (
