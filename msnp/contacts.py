@@ -63,10 +63,18 @@ class Status(enum.Enum):
 
         @raise ValueError: the code is not one of the nine of MSNP18.
         """
+        # Exact codes, as every presence line carries them, skip the
+        # normalisation and the enum's own lookup.
+        status = _STATUS_BY_CODE.get(code) if type(code) is str else None
+        if status is not None:
+            return status
         try:
             return cls(code.strip().upper())
         except (ValueError, AttributeError):
             raise ValueError(f"unknown status code: {code!r}") from None
+
+
+_STATUS_BY_CODE: dict[str, Status] = {status.value: status for status in Status}
 
 
 class Lists(enum.IntFlag):

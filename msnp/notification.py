@@ -52,7 +52,7 @@ from msnp.errors import (
 from msnp.interfaces import notifyObserver
 from msnp.protocol import DEFAULT_REQUEST_TIMEOUT
 from msnp.wire import Command, decodeParameter, encodeParameter
-from msnp.xmlsafe import children, escapeText, localName, parseXML, textOf
+from msnp.xmlsafe import childrenByName, escapeText, localName, parseXML, textOf
 
 from msnp.switchboard import Invitation, SwitchboardTicket
 
@@ -138,6 +138,25 @@ class AccountReference:
     via: Optional[str] = None
 
 
+_GUID_SUFFIX = re.compile(r"^[0-9A-Fa-f-]{36}$")
+
+
+def _splitNetwork(address: str) -> Optional[tuple[int, str]]:
+    """
+    The network id and address of C{7:bob@example.com}, or L{None} when
+    there is no numeric prefix: what C{_NETWORK_PREFIX} matches, with
+    string methods (presence lines are the bulk of NS traffic).
+    """
+    head, sep, tail = address.partition(":")
+    if not (sep and tail and head.isdecimal()):
+        return None
+    if "\n" in tail:
+        # Not in a real token; let the pattern decide the odd case.
+        match = _NETWORK_PREFIX.match(address)
+        return (int(match.group(1)), match.group(2)) if match else None
+    return int(head), tail
+
+
 def parseAccount(token: str, network: Optional[str] = None) -> AccountReference:
     """
     Read C{1:bob@example.com}, C{bob@example.com} (with the network id in a
@@ -146,33 +165,38 @@ def parseAccount(token: str, network: Optional[str] = None) -> AccountReference:
 
     @raise ProtocolError: no address at all, or a non-numeric network.
     """
-    address, *suffixes = token.split(";")
     endpoint: Optional[str] = None
     via: Optional[str] = None
-    for suffix in suffixes:
-        if suffix.startswith("via="):
-            via = suffix[4:]
-        elif suffix.startswith("{") or re.match(r"^[0-9A-Fa-f-]{36}$", suffix):
-            try:
-                endpoint = normalizeGuid(suffix)
-            except ValueError:
-                pass
+    if ";" in token:
+        address, *suffixes = token.split(";")
+        for suffix in suffixes:
+            if suffix.startswith("via="):
+                via = suffix[4:]
+            elif suffix.startswith("{") or _GUID_SUFFIX.match(suffix):
+                try:
+                    endpoint = normalizeGuid(suffix)
+                except ValueError:
+                    pass
+    else:
+        address = token
     networkId = NETWORK_PASSPORT
-    match = _NETWORK_PREFIX.match(address)
-    if match:
-        networkId, address = int(match.group(1)), match.group(2)
+    prefixed = _splitNetwork(address)
+    if prefixed is not None:
+        networkId, address = prefixed
     elif network is not None:
         if not (network.isascii() and network.isdigit()):
             raise ProtocolError(f"network id {network!r} is not a number")
         networkId = int(network)
     address = address.strip()
-    if not address or re.match(r"^\d*:?$", address):
+    digits = address[:-1] if address.endswith(":") else address
+    if not digits or digits.isdecimal():
+        # Nothing but a network prefix ("1:", "", "12").
         raise ProtocolError(f"no address in {token!r}")
     return AccountReference(normalizeEmail(address), networkId, endpoint, via)
 
 
 def _hasNetworkPrefix(token: str) -> bool:
-    return bool(_NETWORK_PREFIX.match(token.split(";")[0]))
+    return _splitNetwork(token.partition(";")[0]) is not None
 
 
 @dataclass(frozen=True)
@@ -277,14 +301,17 @@ def parseUserData(command: Command) -> UserData:
     root = parseXML(payload)
     if localName(root.tag) != "Data":
         raise ProtocolError(f"UBX payload root is <{localName(root.tag)}>, not <Data>")
+    # One pass over the children instead of one scan per field: a UBX
+    # arrives for every contact at sign-in and on every PSM change.
+    byName = childrenByName(root)
     endpoints: dict[str, Endpoint] = {}
-    for element in children(root, "EndpointData"):
+    for element in byName.get("EndpointData", ()):
         guid = _guidOf(element.get("id"))
         if guid is None:
             continue
         endpoint = endpoints.setdefault(guid, Endpoint(guid))
         endpoint.capabilities = textOf(element, "Capabilities").strip()
-    privates = children(root, "PrivateEndpointData")
+    privates = byName.get("PrivateEndpointData", ())
     for element in privates:
         guid = _guidOf(element.get("id"))
         if guid is None:
@@ -294,10 +321,11 @@ def parseUserData(command: Command) -> UserData:
         endpoint.idle = textOf(element, "Idle").strip().lower() == "true"
         endpoint.clientType = textOf(element, "ClientType").strip()
         endpoint.state = textOf(element, "State").strip()
+    psm, media = byName.get("PSM"), byName.get("CurrentMedia")
     return UserData(
         account,
-        personalMessage=textOf(root, "PSM"),
-        currentMedia=textOf(root, "CurrentMedia"),
+        personalMessage=textOf(psm[0] if psm else None),
+        currentMedia=textOf(media[0] if media else None),
         endpoints=endpoints,
         private=bool(privates),
     )

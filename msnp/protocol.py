@@ -24,7 +24,15 @@ from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 
 from msnp.errors import ConnectionLost, ProtocolError, RequestTimeout, ServerError
-from msnp.wire import Command, Direction, MalformedLine, ParsedLine, parseLine, serializeCommand
+from msnp.wire import (
+    Command,
+    Direction,
+    MalformedLine,
+    ParsedLine,
+    isErrorCode,
+    parseIncoming,
+    serializeCommand,
+)
 
 #: Default cap on one command line, terminator excluded.
 DEFAULT_MAX_LINE_LENGTH = 16 * 1024
@@ -178,18 +186,21 @@ class MSNPProtocol(LineReceiver):
             self.lineLengthExceeded(line)
             return
         try:
-            parsed = parseLine(line, self.receiving)
+            parsed = parseIncoming(line, self.receiving)
         except MalformedLine as e:
             self.log.warn("Ignoring malformed MSNP line: {error}", error=str(e))
             if e.payloadLength:
                 self._startPayload(None, e.payloadLength)
             return
-        if parsed.payloadLength is None:
-            self._dispatch(parsed.withPayload(None))
-        elif parsed.payloadLength == 0:
+        if isinstance(parsed, Command):
+            # No payload: the line is the whole command.
+            self._dispatch(parsed)
+            return
+        length = parsed.payloadLength or 0
+        if length == 0:
             self._dispatch(parsed.withPayload(b""))
         else:
-            self._startPayload(parsed, parsed.payloadLength)
+            self._startPayload(parsed, length)
 
     def _startPayload(self, parsed: Optional[ParsedLine], length: int) -> None:
         if length > self.maxPayloadLength:
@@ -219,6 +230,7 @@ class MSNPProtocol(LineReceiver):
             return
         parsed, payload = self._payloadLine, b"".join(self._payloadChunks)
         self._payloadLine, self._payloadChunks = None, []
+        self._payloadReceived = self._payloadLength = 0
         if parsed is not None:
             self._dispatch(parsed.withPayload(payload))
         # LineReceiver buffers the leftover bytes while it is busy receiving,
@@ -231,13 +243,16 @@ class MSNPProtocol(LineReceiver):
         if self.trace:
             self.log.debug("<<< {line}", line=command.describe())
         try:
-            if command.trid is not None and command.trid in self._pending:
+            # Look for a request only while one is waiting: most traffic
+            # (presence, notifications) is pushed when none is.
+            if self._pending and command.trid in self._pending:
                 request = self._pending[command.trid]
-                if command.isError or command.name in request.expect:
+                isError = command.isError
+                if isError or command.name in request.expect:
                     del self._pending[command.trid]
                     if request.timer is not None and request.timer.active():
                         request.timer.cancel()
-                    if command.isError:
+                    if isError:
                         assert command.errorCode is not None
                         request.deferred.errback(
                             ServerError(command.errorCode, request.name, command.payload)
@@ -255,10 +270,11 @@ class MSNPProtocol(LineReceiver):
         C{handle_<NAME>}, numeric errors to L{errorReceived}, anything else
         to L{unknownCommand}.
         """
-        if command.isError:
+        name = command.name
+        if isErrorCode(name):
             self.errorReceived(command)
             return
-        handler = getattr(self, "handle_" + command.name, None)
+        handler = getattr(self, "handle_" + name, None)
         if handler is None:
             self.unknownCommand(command)
         else:

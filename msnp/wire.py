@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Iterable, Optional, Sequence
 from urllib.parse import quote, unquote
 
@@ -203,6 +204,25 @@ class Command:
         return f"<Command {self.describe()}>"
 
 
+_newObject = object.__new__
+
+
+def _makeCommand(
+    name: str, trid: Optional[int], arguments: tuple[str, ...], payload: Optional[bytes]
+) -> Command:
+    # The same value as Command(name, trid, arguments, payload). A frozen
+    # dataclass's __init__ assigns each field through object.__setattr__,
+    # which costs as much as decoding the rest of a line; the reader builds
+    # one Command per line, so it fills the instance dict directly.
+    command = _newObject(Command)
+    fields = command.__dict__
+    fields["name"] = name
+    fields["trid"] = trid
+    fields["arguments"] = arguments
+    fields["payload"] = payload
+    return command
+
+
 @dataclass(frozen=True)
 class ParsedLine:
     """
@@ -215,7 +235,21 @@ class ParsedLine:
     payloadLength: Optional[int]
 
     def withPayload(self, payload: Optional[bytes]) -> Command:
-        return Command(self.name, self.trid, self.arguments, payload)
+        return _makeCommand(self.name, self.trid, self.arguments, payload)
+
+
+def _makeParsedLine(
+    name: str, trid: Optional[int], arguments: tuple[str, ...], payloadLength: int
+) -> ParsedLine:
+    # ParsedLine(name, trid, arguments, payloadLength), built as
+    # _makeCommand builds a Command: once per payload line.
+    parsed = _newObject(ParsedLine)
+    fields = parsed.__dict__
+    fields["name"] = name
+    fields["trid"] = trid
+    fields["arguments"] = arguments
+    fields["payloadLength"] = payloadLength
+    return parsed
 
 
 def _parseLength(token: str) -> Optional[int]:
@@ -227,13 +261,32 @@ def _parseLength(token: str) -> Optional[int]:
     return int(token)
 
 
-def parseLine(line: bytes, direction: Direction) -> ParsedLine:
+_FROM_SERVER = Direction.FROM_SERVER
+
+#: Command names already found well formed, and whether each is a numeric
+#: error. Only valid names are remembered, so it holds at most 26**3 + 1000
+#: entries whatever a peer sends.
+_VALID_NAMES: dict[str, bool] = {}
+
+
+def _checkName(name: str, line: bytes) -> bool:
+    if len(name) != 3 or not name.isascii() or not (name.isdigit() or name.isalpha() and name.isupper()):
+        raise MalformedLine(f"not a command line: {line[:40]!r}")
+    isError = _VALID_NAMES[name] = name.isdigit()
+    return isError
+
+
+def parseIncoming(line: bytes, direction: Direction) -> "Command | ParsedLine":
     """
-    Decode one command line (without its line terminator).
+    Decode one command line (without its line terminator) as a reader
+    wants it: the finished L{Command} when the line announces no payload,
+    else the L{ParsedLine} that waits for its payload bytes.
 
     A line that is not UTF-8 is still split and measured (as Latin-1, one
     character per byte, which leaves names and digits as they are), so that
-    it tells the reader how many payload bytes to skip.
+    it tells the reader how many payload bytes to skip. This runs once per
+    line on every connection, so a payload-less line becomes its
+    L{Command} without an intermediate value.
 
     @raise MalformedLine: the line is empty, has an impossible command name,
         is not UTF-8, or announces a non-numeric length; C{payloadLength} on
@@ -242,31 +295,32 @@ def parseLine(line: bytes, direction: Direction) -> ParsedLine:
     if line.endswith(b"\r"):
         line = line[:-1]
     try:
-        tokens = line.decode("utf-8").split(" ")
+        arguments = line.decode("utf-8").split(" ")
         decodable = True
     except UnicodeDecodeError:
-        tokens = line.decode("latin-1").split(" ")
+        arguments = line.decode("latin-1").split(" ")
         decodable = False
-    name = tokens[0]
-    if len(name) != 3 or not name.isascii() or not (name.isdigit() or name.isalpha() and name.isupper()):
-        raise MalformedLine(f"not a command line: {line[:40]!r}")
-    arguments = tokens[1:]
+    name = arguments.pop(0)
+    isError = _VALID_NAMES.get(name)
+    if isError is None:
+        isError = _checkName(name, line)
     if "" in arguments:
         # Doubled or trailing spaces: tolerated as real servers do, and
         # dropped before looking for the length ("MSG a b 12 " frames).
         arguments = [a for a in arguments if a]
 
+    fromServer = direction is _FROM_SERVER
     payloadLength: Optional[int] = None
-    if name.isdigit():
+    if isError:
         # ERR trid len carries a payload; ERR trid (or an odd ERR trid x)
         # does not, and is still worth delivering to the waiting request.
         if len(arguments) == 2:
             payloadLength = _parseLength(arguments[1])
             if payloadLength is not None:
-                arguments = arguments[:1]
+                del arguments[1]
     else:
-        rule = payloadRules(direction).get(name)
-        if rule is not None and not (name == "QRY" and direction is Direction.FROM_SERVER):
+        rule = (PAYLOAD_FROM_SERVER if fromServer else PAYLOAD_FROM_CLIENT).get(name)
+        if rule is not None and not (fromServer and name == "QRY"):
             if arguments:
                 last = arguments[rule.position]
                 payloadLength = _parseLength(last)
@@ -274,18 +328,33 @@ def parseLine(line: bytes, direction: Direction) -> ParsedLine:
                     del arguments[rule.position]
                 elif last not in rule.replyForms:
                     raise MalformedLine(f"{name} with a non-numeric payload length")
-            elif direction is Direction.FROM_CLIENT or not rule.replyForms:
+            elif not fromServer or not rule.replyForms:
                 raise MalformedLine(f"{name} without a payload length")
     if not decodable:
         raise MalformedLine(f"{name} line is not valid UTF-8", payloadLength)
 
     trid: Optional[int] = None
-    if arguments and name not in noTridCommands(direction):
+    if arguments and name not in (NO_TRID_FROM_SERVER if fromServer else NO_TRID_FROM_CLIENT):
         first = arguments[0]
         if first.isdigit() and first.isascii() and len(first) <= _MAX_LENGTH_DIGITS:
             trid = int(first)
-            arguments = arguments[1:]
-    return ParsedLine(name, trid, tuple(arguments), payloadLength)
+            del arguments[0]
+    if payloadLength is None:
+        return _makeCommand(name, trid, tuple(arguments), None)
+    return _makeParsedLine(name, trid, tuple(arguments), payloadLength)
+
+
+def parseLine(line: bytes, direction: Direction) -> ParsedLine:
+    """
+    Decode one command line (without its line terminator), payload or not;
+    see L{parseIncoming} for the rules.
+
+    @raise MalformedLine: as L{parseIncoming}.
+    """
+    parsed = parseIncoming(line, direction)
+    if isinstance(parsed, Command):
+        return ParsedLine(parsed.name, parsed.trid, parsed.arguments, None)
+    return parsed
 
 
 def parseCommand(data: bytes, direction: Direction) -> Command:
@@ -361,10 +430,15 @@ def encodeParameter(text: str) -> str:
     return quote(text, safe="")
 
 
+@lru_cache(maxsize=512)
 def decodeParameter(text: str) -> str:
     """
     Decode a percent-encoded parameter. C{+} stays literal (never
     C{unquote_plus}); malformed escapes stay as they are and invalid UTF-8
     becomes U+FFFD, so a hostile value cannot raise.
+
+    Results are memoised (a bounded LRU): the same display names and MSN
+    objects come back in every C{NLN} of a contact, and decoding them is
+    a good part of handling a presence change.
     """
     return unquote(text, errors="replace")

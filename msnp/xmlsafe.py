@@ -14,6 +14,7 @@ by local name and never by prefix.
 
 from __future__ import annotations
 
+import gc
 import re
 from typing import Iterator, Optional
 from xml.etree.ElementTree import Element, ParseError, XMLParser
@@ -22,6 +23,10 @@ from msnp.errors import UnsafeXML
 
 #: Default cap on a document's size: far above any real address book page.
 DEFAULT_MAX_XML_BYTES = 16 * 1024 * 1024
+
+#: Documents at least this large are parsed with the cyclic garbage
+#: collector paused (see L{parseXML}).
+_PAUSE_GC_BYTES = 64 * 1024
 
 _FORBIDDEN = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 
@@ -52,11 +57,22 @@ def parseXML(data: bytes | str, maxBytes: int = DEFAULT_MAX_XML_BYTES) -> Elemen
     if _FORBIDDEN.search(data):
         raise XMLError("XML document declares a DTD or entity; refused")
     parser = XMLParser()
+    # A tree has no reference cycles, yet building a large one sets off
+    # the cyclic collector over and over, and each pass walks every object
+    # the process holds: in a client with a loaded session that doubles
+    # the parse of an address book. Pause it for large documents (the
+    # previous state is restored whatever happens).
+    pauseCollector = len(data) >= _PAUSE_GC_BYTES and gc.isenabled()
+    if pauseCollector:
+        gc.disable()
     try:
         parser.feed(data)
         root: Element = parser.close()
     except ParseError as e:
         raise XMLError(f"malformed XML: {e}") from None
+    finally:
+        if pauseCollector:
+            gc.enable()
     return root
 
 
@@ -64,7 +80,7 @@ def localName(tag: str) -> str:
     """
     Strip the C{{namespace}} part from an ElementTree tag.
     """
-    return tag.rsplit("}", 1)[-1]
+    return tag.rpartition("}")[2]
 
 
 def iterByName(element: Element, name: str) -> Iterator[Element]:
@@ -94,6 +110,36 @@ def child(element: Optional[Element], name: str) -> Optional[Element]:
         if localName(c.tag) == name:
             return c
     return None
+
+
+def firstChildren(element: Element) -> dict[str, Element]:
+    """
+    The first direct child of C{element} for each local name, in one pass:
+    for reading several fields of one element, where each L{child} call
+    would scan the children again.
+    """
+    found: dict[str, Element] = {}
+    for c in element:
+        name = c.tag.rpartition("}")[2]
+        if name not in found:
+            found[name] = c
+    return found
+
+
+def childrenByName(element: Element) -> dict[str, list[Element]]:
+    """
+    The direct children of C{element} grouped by local name, each group in
+    document order, in one pass.
+    """
+    found: dict[str, list[Element]] = {}
+    for c in element:
+        name = c.tag.rpartition("}")[2]
+        group = found.get(name)
+        if group is None:
+            found[name] = [c]
+        else:
+            group.append(c)
+    return found
 
 
 def findPath(element: Optional[Element], *names: str) -> Optional[Element]:

@@ -817,3 +817,69 @@ class ParserTests(SynchronousTestCase):
         update = parsePresence(command(b"NLN NLN 1:bob@example.com 12345 1:0 0\r\n"))
         self.assertEqual(update.displayName, "12345")
         self.assertEqual(update.account, AccountReference("bob@example.com", 1))
+
+
+class FastParsingTests(SynchronousTestCase):
+    """
+    The string-method forms of the presence parsers read exactly what the
+    patterns they replace did, odd tokens included.
+    """
+
+    def test_networkPrefixForms(self) -> None:
+        """
+        The prefix is any run of decimal digits before the first colon
+        (Unicode decimals too, as C{\\d} matched); anything else is part of
+        the address.
+        """
+        self.assertEqual(parseAccount("32:eve@yahoo.com"), AccountReference("eve@yahoo.com", 32))
+        self.assertEqual(parseAccount("\u0663:bob@example.com"), AccountReference("bob@example.com", 3))
+        self.assertEqual(parseAccount("\u00b2:bob@example.com").email, "\u00b2:bob@example.com")
+        self.assertEqual(parseAccount("1:2:bob@example.com"), AccountReference("2:bob@example.com", 1))
+        self.assertEqual(parseAccount("x1:bob@example.com", "32"), AccountReference("x1:bob@example.com", 32))
+        self.assertEqual(
+            parseAccount("1:bob@example.com;via=9:circle@hotmail.com;{" + GUID_B[1:]),
+            AccountReference("bob@example.com", 1, GUID_B, "9:circle@hotmail.com"),
+        )
+
+    def test_noAddress(self) -> None:
+        """
+        A token that is only a network prefix, digits or a colon holds no
+        address.
+        """
+        for token in ("1:", "12", ":", "1: ", "1:7:", "\u0663\u0663", ";via=x", "1:;{" + GUID_B[1:]):
+            self.assertRaises(ProtocolError, parseAccount, token)
+        self.assertEqual(parseAccount("1:a").email, "a")
+
+    def test_statusCodeForms(self) -> None:
+        """
+        Exact codes and the lenient forms (lower case, padding) give the
+        same status; unknown ones are still refused.
+        """
+        self.assertIs(Status.fromCode("AWY"), Status.AWAY)
+        self.assertIs(Status.fromCode(" awy "), Status.AWAY)
+        self.assertRaises(ValueError, Status.fromCode, "XYZ")
+        self.assertRaises(ValueError, Status.fromCode, None)  # type: ignore[arg-type]
+        update = parsePresence(command(b"NLN bsy 1:bob@example.com Bob 0:0 0\r\n"))
+        self.assertIs(update.status, Status.BUSY)
+
+    def test_userDataFirstFieldsWin(self) -> None:
+        """
+        In a C{UBX}, the first C{PSM} and C{CurrentMedia} count, every
+        C{EndpointData} is read before the C{PrivateEndpointData}, and
+        namespaced elements are found by local name.
+        """
+        from msnp.notification import parseUserData
+
+        payload = (
+            b'<Data xmlns:x="urn:x"><PrivateEndpointData id="' + GUID_C.encode() + b'"><EpName>work</EpName>'
+            b"<State>AWY</State></PrivateEndpointData><x:PSM>first</x:PSM><PSM>second</PSM>"
+            b'<EndpointData id="' + GUID_B.lower().encode() + b'"><Capabilities> 1:2 </Capabilities></EndpointData>'
+            b'<EndpointData id="' + GUID_C.encode() + b'"><Capabilities>3:4</Capabilities></EndpointData>'
+            b"<CurrentMedia>m</CurrentMedia><CurrentMedia>n</CurrentMedia></Data>"
+        )
+        data = parseUserData(Command("UBX", None, ("1:bob@example.com",), payload))
+        self.assertEqual((data.personalMessage, data.currentMedia, data.private), ("first", "m", True))
+        assert data.endpoints is not None
+        self.assertEqual(list(data.endpoints), [GUID_B, GUID_C])
+        self.assertEqual(data.endpoints[GUID_B], Endpoint(GUID_B, "1:2"))
+        self.assertEqual(data.endpoints[GUID_C], Endpoint(GUID_C, "3:4", "work", state="AWY"))

@@ -674,3 +674,101 @@ class HostileInputTests(SynchronousTestCase):
         self.assertIn("XFR 2 SB", text)
         for secret in ("TICKETSECRET", "MBISECRET", "SBSECRET"):
             self.assertNotIn(secret, text)
+
+
+class FramingLoopTests(SynchronousTestCase):
+    """
+    The framing loop of L{MSNPProtocol.dataReceived} (which walks one
+    buffer instead of re-entering C{LineReceiver}) keeps C{LineReceiver}'s
+    rules for re-entrant data, pausing and payload boundaries.
+    """
+
+    def test_reentrantDataComesAfterTheChunk(self) -> None:
+        """
+        Bytes a handler feeds back into C{dataReceived} (a synchronous
+        transport) are read after the rest of the current chunk, in order.
+        """
+        p, _, _, _ = connect()
+        fed: list[bool] = []
+
+        def handle(command: Command) -> None:
+            p.received.append(command)
+            if not fed:
+                fed.append(True)
+                p.dataReceived(b"CHL 0 3\r\nNOT 2\r\nxy")
+
+        p.handle_CHL = handle  # type: ignore[method-assign]
+        p.dataReceived(b"CHL 0 1\r\nNLN NLN 1:a@b.c A 0 0\r\nCHL 0 2\r\n")
+        self.assertEqual(
+            [(c.name, c.arguments, c.payload) for c in p.received],
+            [
+                ("CHL", ("1",), None),
+                ("NLN", ("NLN", "1:a@b.c", "A", "0", "0"), None),
+                ("CHL", ("2",), None),
+                ("CHL", ("3",), None),
+                ("NOT", (), b"xy"),
+            ],
+        )
+        self.assertEqual(p._buffer, b"")
+
+    def test_pauseStopsReadingUntilResumed(self) -> None:
+        """
+        A handler that pauses the protocol stops the reading of the rest of
+        the chunk (a payload included); resuming reads what was buffered.
+        """
+        p, transport, _, _ = connect()
+
+        def pause(command: Command) -> None:
+            p.received.append(command)
+            p.pauseProducing()
+
+        p.handle_CHL = pause  # type: ignore[method-assign]
+        p.dataReceived(b"CHL 0 1\r\nNOT 3\r\nabcFLN 1:a@b.c\r\n")
+        self.assertEqual([c.name for c in p.received], ["CHL"])
+        self.assertEqual(transport.producerState, "paused")
+        p.handle_CHL = p.handle_NLN  # type: ignore[method-assign]
+        p.resumeProducing()
+        self.assertEqual(
+            p.received[1:], [Command("NOT", None, (), b"abc"), Command("FLN", None, ("1:a@b.c",))]
+        )
+        self.assertEqual(p._buffer, b"")
+
+    def test_payloadSplitAcrossChunks(self) -> None:
+        """
+        A payload that arrives in several chunks, the last one ending
+        exactly where the payload does, is delivered whole; the next line
+        is read from the next chunk.
+        """
+        p, _, _, _ = connect()
+        p.dataReceived(b"UBX 1:bob@example.com %d\r\n" % len(UBX_BOB) + UBX_BOB[:7])
+        p.dataReceived(UBX_BOB[7:50])
+        self.assertEqual(p.received, [])
+        self.assertEqual(p._payloadReceived, 50)
+        p.dataReceived(UBX_BOB[50:])
+        self.assertEqual(p.received, [Command("UBX", None, ("1:bob@example.com",), UBX_BOB)])
+        self.assertEqual((p._payloadChunks, p._payloadReceived, p._buffer), ([], 0, b""))
+        p.dataReceived(b"CHL 0 9\r\n")
+        self.assertEqual(p.received[-1], Command("CHL", 0, ("9",)))
+
+    def test_malformedPayloadSkippedAcrossChunks(self) -> None:
+        """
+        The payload of a malformed line is counted across chunks without
+        being kept, and the line after it is read.
+        """
+        p, _, _, _ = connect()
+        p.dataReceived(b"MSG \xff 6\r\nabc")
+        self.assertEqual(p._payloadChunks, [])
+        p.dataReceived(b"defCHL 0 1\r\n")
+        self.assertEqual(p.received, [Command("CHL", 0, ("1",))])
+
+    def test_partialLineKeptBetweenChunks(self) -> None:
+        """
+        An unfinished line waits in the buffer and is completed by the
+        next chunk.
+        """
+        p, _, _, _ = connect()
+        p.dataReceived(b"CHL 0 1\r\nFLN 1:a")
+        self.assertEqual(p._buffer, b"FLN 1:a")
+        p.dataReceived(b"@b.c\r\n")
+        self.assertEqual(p.received[-1], Command("FLN", None, ("1:a@b.c",)))
+        self.assertEqual(p._buffer, b"")

@@ -679,3 +679,63 @@ def _ab(email: str, messenger: bool = True) -> Any:
     from msnp.soap.addressbook import ABContact
 
     return ABContact(contactId="id-" + email, email=email, displayName=email, isMessengerUser=messenger)
+
+
+class OnePassParsingTests(SynchronousTestCase):
+    """
+    L{parseMembership} and L{parseAddressBook} read each member or contact
+    in one pass over its children: the first element of each name counts,
+    as the per-field lookups did, and the annotation holder is matched
+    without regard to case in the address book.
+    """
+
+    def test_memberFirstFieldsWin(self) -> None:
+        """
+        Duplicated member fields: the first one is used; namespaced fields
+        are found by local name; a lower-case C{annotations} holder is read.
+        """
+        document = (
+            b'<FindMembershipResponse xmlns="http://www.msn.com/webservices/AddressBook" '
+            b'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:o="urn:other"><FindMembershipResult>'
+            b"<Services><Service><Memberships><Membership><MemberRole>Pending</MemberRole><Members>"
+            b'<Member xsi:type="EmailMember"><o:MembershipId>7</o:MembershipId><MembershipId>8</MembershipId>'
+            b"<Email>Eve@Yahoo.com</Email><Email>other@yahoo.com</Email>"
+            b"<DisplayName> Eve </DisplayName><DisplayName>Not Eve</DisplayName>"
+            b"<annotations><Annotation><Name>MSN.IM.BuddyType</Name><Value>32:</Value></Annotation>"
+            b"<Annotation><Name>MSN.IM.InviteMessage</Name><Value>hello</Value></Annotation></annotations>"
+            b"<Annotations><Annotation><Name>MSN.IM.InviteMessage</Name><Value>later</Value></Annotation>"
+            b"</Annotations><Deleted>false</Deleted><Deleted>true</Deleted></Member>"
+            b"</Members></Membership></Memberships><Info><Handle><Type>Messenger</Type></Handle></Info>"
+            b"</Service></Services></FindMembershipResult></FindMembershipResponse>"
+        )
+        result = parseMembership(parseXML(document))
+        self.assertEqual(
+            result.members("Pending"),
+            {"eve@yahoo.com": Member("eve@yahoo.com", 7, "Eve", 32, None, "later")},
+        )
+
+    def test_contactFirstFieldsWin(self) -> None:
+        """
+        Duplicated contact fields: the first one is used; the first holder
+        named C{annotations} in any case is read.
+        """
+        document = (
+            b'<ABFindAllResponse xmlns="http://www.msn.com/webservices/AddressBook"><ABFindAllResult>'
+            b"<contacts><Contact><contactId>c1</contactId><contactId>c9</contactId><contactInfo>"
+            b"<passportName>X@y.z</passportName><passportName>w@y.z</passportName>"
+            b"<ANNOTATIONS><Annotation><Name>A</Name><Value>1</Value></Annotation></ANNOTATIONS>"
+            b"<annotations><Annotation><Name>B</Name><Value>2</Value></Annotation></annotations>"
+            b"<quickName>Quick</quickName><quickName>Slow</quickName><CID>5</CID><CID>6</CID>"
+            b"<isMessengerUser>true</isMessengerUser><isMessengerUser>false</isMessengerUser>"
+            b"</contactInfo><contactInfo><passportName>z@y.z</passportName></contactInfo>"
+            b"<fDeleted>false</fDeleted><fDeleted>true</fDeleted></Contact></contacts>"
+            b"</ABFindAllResult></ABFindAllResponse>"
+        )
+        result = parseAddressBook(parseXML(document))
+        self.assertEqual(result.deletedContactIds, [])
+        [contact] = result.contacts
+        self.assertEqual(
+            (contact.contactId, contact.email, contact.displayName, contact.cid, contact.isMessengerUser),
+            ("c1", "x@y.z", "Quick", 5, True),
+        )
+        self.assertEqual(contact.annotations, {"A": "1"})

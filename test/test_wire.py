@@ -710,3 +710,75 @@ class RedactionTests(SynchronousTestCase):
         )
         self.assertEqual(redactArguments("VER", ["1", "MSNP18"]), ["1", "MSNP18"])
         self.assertEqual(redactArguments("XFR", ["3", "NS", "h:1", "U", "D"]), ["3", "NS", "h:1", "U", "D"])
+
+
+class ParseIncomingTests(SynchronousTestCase):
+    """
+    L{msnp.wire.parseIncoming}, the reader's one-step form of L{parseLine}.
+    """
+
+    def test_payloadlessLineIsACommand(self) -> None:
+        """
+        A line without a payload becomes the L{Command} that
+        C{parseLine(...).withPayload(None)} gives: equal, same hash and repr,
+        and still frozen.
+        """
+        from dataclasses import FrozenInstanceError
+
+        from msnp.wire import parseIncoming
+
+        for line, direction in [
+            (b"NLN AWY 1:bob@example.com Bob%20B 2789003324:48 0", Direction.FROM_SERVER),
+            (b"CHG 12 NLN 0:0 0\r", Direction.FROM_SERVER),
+            (b"911 3", Direction.FROM_SERVER),
+            (b"PNG", Direction.FROM_CLIENT),
+            (b"ADL 6 OK", Direction.FROM_SERVER),
+        ]:
+            got = parseIncoming(line, direction)
+            expected = parseLine(line, direction).withPayload(None)
+            self.assertIsInstance(got, Command)
+            self.assertEqual(got, expected)
+            self.assertEqual(hash(got), hash(expected))
+            self.assertEqual(repr(got), repr(expected))
+            self.assertRaises(FrozenInstanceError, setattr, got, "name", "XXX")
+
+    def test_payloadLineIsAParsedLine(self) -> None:
+        """
+        A line that announces a payload (zero bytes included) stays a
+        L{ParsedLine} waiting for it.
+        """
+        from msnp.wire import ParsedLine, parseIncoming
+
+        from dataclasses import FrozenInstanceError
+
+        got = parseIncoming(b"UBX 1:bob@example.com 12", Direction.FROM_SERVER)
+        expected = ParsedLine("UBX", None, ("1:bob@example.com",), 12)
+        self.assertEqual(got, expected)
+        self.assertEqual((hash(got), repr(got)), (hash(expected), repr(expected)))
+        self.assertRaises(FrozenInstanceError, setattr, got, "payloadLength", 1)
+        self.assertEqual(
+            parseIncoming(b"241 4 0", Direction.FROM_SERVER), ParsedLine("241", 4, (), 0)
+        )
+
+    def test_badNamesStillRefusedAfterGoodOnes(self) -> None:
+        """
+        Remembering well-formed names never lets a malformed one through.
+        """
+        from msnp.wire import parseIncoming
+
+        parseIncoming(b"NLN NLN 1:a@b.c", Direction.FROM_SERVER)
+        for line in (b"nln NLN 1:a@b.c", b"NL NLN", b"NLNX NLN", b"N1N x", b"\xd9\xa3\xd9\xa3\xd9\xa3 x"):
+            self.assertRaises(MalformedLine, parseIncoming, line, Direction.FROM_SERVER)
+            self.assertRaises(MalformedLine, parseLine, line, Direction.FROM_SERVER)
+
+    def test_decodeParameterRepeats(self) -> None:
+        """
+        L{decodeParameter} gives the same answer on a repeated value (it is
+        memoised, in a bounded cache).
+        """
+        from msnp.wire import decodeParameter
+
+        for _ in range(3):
+            self.assertEqual(decodeParameter("Bob%20%E2%98%83%zz+"), "Bob \u2603%zz+")
+            self.assertEqual(decodeParameter("%C3("), "\ufffd(")
+        self.assertIsNotNone(decodeParameter.cache_info().maxsize)

@@ -260,3 +260,115 @@ class LookupTests(SynchronousTestCase):
         escaped = escapeText(text)
         self.assertEqual(parseXML(f"<x a=\"{escaped}\">{escaped}</x>").text, text)
         self.assertEqual(parseXML(f"<x a=\"{escaped}\"/>").get("a"), text)
+
+
+class OnePassLookupTests(SynchronousTestCase):
+    """
+    L{msnp.xmlsafe.firstChildren} and L{msnp.xmlsafe.childrenByName}, the
+    one-pass forms of L{child} and L{children}.
+    """
+
+    DOC = (
+        b'<r xmlns:a="urn:a"><a:x>1</a:x><y>2</y><x>3</x><z><x>deep</x></z>'
+        b'<y xmlns="urn:b">4</y></r>'
+    )
+
+    def test_firstChildren(self) -> None:
+        """
+        Each local name maps to its first direct child, as L{child} finds
+        it, whatever the namespace; grandchildren are not included.
+        """
+        from msnp.xmlsafe import firstChildren
+
+        root = parseXML(self.DOC)
+        found = firstChildren(root)
+        self.assertEqual(list(found), ["x", "y", "z"])
+        for name in ("x", "y", "z"):
+            self.assertIs(found[name], child(root, name))
+        self.assertEqual(found["x"].text, "1")
+
+    def test_childrenByName(self) -> None:
+        """
+        Each local name maps to its direct children in document order, as
+        L{children} lists them.
+        """
+        from msnp.xmlsafe import childrenByName
+
+        root = parseXML(self.DOC)
+        found = childrenByName(root)
+        for name in ("x", "y", "z"):
+            self.assertEqual(found[name], children(root, name))
+        self.assertEqual([e.text for e in found["y"]], ["2", "4"])
+        self.assertEqual(childrenByName(parseXML(b"<r/>")), {})
+
+
+class CollectorPauseTests(SynchronousTestCase):
+    """
+    L{parseXML} pauses the cyclic garbage collector while it builds a
+    large tree, and always leaves it as it found it.
+    """
+
+    def setUp(self) -> None:
+        import gc
+
+        self.addCleanup(gc.enable if gc.isenabled() else gc.disable)
+
+    def large(self, tail: bytes = b"</r>") -> bytes:
+        from msnp.xmlsafe import _PAUSE_GC_BYTES
+
+        body = b"<e>x</e>" * (_PAUSE_GC_BYTES // 8 + 1)
+        return b"<r>" + body + tail
+
+    def test_pausedDuringLargeParse(self) -> None:
+        """
+        The collector is off while a large document is fed to the parser
+        and on again afterwards.
+        """
+        import gc
+        from unittest import mock
+
+        from msnp import xmlsafe
+
+        seen: list[bool] = []
+        real = xmlsafe.XMLParser
+
+        class Spy:
+            def __init__(self) -> None:
+                self.parser = real()
+
+            def feed(self, data: bytes) -> None:
+                seen.append(gc.isenabled())
+                self.parser.feed(data)
+
+            def close(self) -> object:
+                return self.parser.close()
+
+        gc.enable()
+        with mock.patch.object(xmlsafe, "XMLParser", Spy):
+            root = parseXML(self.large())
+            parseXML(b"<small/>")
+        self.assertEqual(len(root), xmlsafe._PAUSE_GC_BYTES // 8 + 1)
+        self.assertEqual(seen, [False, True])
+        self.assertTrue(gc.isenabled())
+
+    def test_restoredAfterMalformedDocument(self) -> None:
+        """
+        A large malformed document still raises L{XMLError} and leaves the
+        collector on.
+        """
+        import gc
+
+        gc.enable()
+        self.assertRaises(XMLError, parseXML, self.large(tail=b"<unclosed>"))
+        self.assertTrue(gc.isenabled())
+
+    def test_disabledCollectorStaysDisabled(self) -> None:
+        """
+        When the application has switched the collector off, parsing does
+        not switch it on.
+        """
+        import gc
+
+        gc.disable()
+        parseXML(self.large())
+        self.assertFalse(gc.isenabled())

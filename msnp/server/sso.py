@@ -198,8 +198,10 @@ def _successDocument(
     soap12 = request.soapNS == SOAP12_NS
     created = _isoTime(now)
     # The store decides how long the tickets live; say the same here.
-    lifetime = grant.expires - grant.issued
-    expires = _isoTime(now + (lifetime if lifetime != float("inf") else TOKEN_LIFETIME))
+    ticketLifetime = grant.expires - grant.issued
+    if ticketLifetime == float("inf"):
+        ticketLifetime = TOKEN_LIFETIME
+    expires = _isoTime(now + ticketLifetime)
     cid = f"{account.cid & 0xFFFFFFFFFFFFFFFF:016x}"
     member = escapeText(account.email)
     pp = (

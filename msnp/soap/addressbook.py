@@ -19,7 +19,7 @@ from twisted.internet.defer import Deferred
 from msnp.contacts import NETWORK_PASSPORT, NETWORK_YAHOO, Group, normalizeEmail
 from msnp.errors import ServiceError
 from msnp.soap.envelope import AB_NS, PERSONAL_AB_ID, ABCHService
-from msnp.xmlsafe import child, children, escapeText, iterByName, localName, textOf
+from msnp.xmlsafe import child, children, escapeText, firstChildren, iterByName, localName, textOf
 
 #: The C{groupType} of an ordinary user group.
 USER_GROUP_TYPE = "C8529CE2-6EAD-434d-881F-341E17DB3FF8"
@@ -104,8 +104,19 @@ def _childCI(element: Optional[Element], name: str) -> Optional[Element]:
     return None
 
 
-def _annotations(element: Optional[Element]) -> dict[str, str]:
-    holder = _childCI(element, "annotations")
+def _firstCI(fields: dict[str, Element], name: str) -> Optional[Element]:
+    """
+    L{_childCI} over the L{firstChildren} of an element (whose keys are in
+    document order, so the first match is the first such child).
+    """
+    wanted = name.lower()
+    for key, element in fields.items():
+        if key.lower() == wanted:
+            return element
+    return None
+
+
+def _annotations(holder: Optional[Element]) -> dict[str, str]:
     found: dict[str, str] = {}
     if holder is None:
         return found
@@ -168,29 +179,33 @@ def parseAddressBook(body: Element) -> AddressBookResult:
 
     contacts = _childCI(result_, "Contacts")
     for element in children(contacts, "Contact") if contacts is not None else []:
-        contactId = textOf(element, "contactId").strip()
-        info = child(element, "contactInfo")
-        if _isTrue(textOf(element, "fDeleted")):
+        # Each field is the first child of that name: one pass per element
+        # finds them all (an address book holds every contact).
+        fields = firstChildren(element)
+        contactId = textOf(fields.get("contactId")).strip()
+        info = fields.get("contactInfo")
+        if _isTrue(textOf(fields.get("fDeleted"))):
             if contactId:
                 result.deletedContactIds.append(contactId)
             continue
         if info is None:
             continue
-        contactType = textOf(info, "contactType").strip() or "Regular"
-        displayName = textOf(info, "displayName")
-        cid = _int(textOf(info, "CID"))
-        annotations = _annotations(info)
-        passport = textOf(info, "passportName").strip()
+        infoFields = firstChildren(info)
+        contactType = textOf(infoFields.get("contactType")).strip() or "Regular"
+        displayName = textOf(infoFields.get("displayName"))
+        cid = _int(textOf(infoFields.get("CID")))
+        annotations = _annotations(_firstCI(infoFields, "annotations"))
+        passport = textOf(infoFields.get("passportName")).strip()
         if contactType == "Me":
             result.me = MeContact(
                 contactId=contactId or None,
                 email=normalizeEmail(passport),
-                displayName=displayName or textOf(info, "quickName"),
+                displayName=displayName or textOf(infoFields.get("quickName")),
                 cid=cid,
                 annotations=annotations,
             )
             continue
-        isMessengerUser = _isTrue(textOf(info, "isMessengerUser"))
+        isMessengerUser = _isTrue(textOf(infoFields.get("isMessengerUser")))
         network = NETWORK_PASSPORT
         email = normalizeEmail(passport)
         if "@" not in email:
@@ -199,7 +214,7 @@ def parseAddressBook(body: Element) -> AddressBookResult:
                 continue
             email, network = found
             isMessengerUser = True
-        groupHolder = child(info, "groupIds")
+        groupHolder = infoFields.get("groupIds")
         groupIds = {
             (g.text or "").strip()
             for g in (children(groupHolder, "guid") if groupHolder is not None else [])
@@ -209,7 +224,7 @@ def parseAddressBook(body: Element) -> AddressBookResult:
             ABContact(
                 contactId=contactId,
                 email=email,
-                displayName=displayName or textOf(info, "quickName") or email,
+                displayName=displayName or textOf(infoFields.get("quickName")) or email,
                 cid=cid,
                 groupIds=groupIds,
                 isMessengerUser=isMessengerUser,

@@ -18,7 +18,7 @@ from twisted.internet.defer import Deferred, fail
 from msnp.contacts import NETWORK_PASSPORT, NETWORK_YAHOO, normalizeEmail
 from msnp.errors import ServiceError
 from msnp.soap.envelope import AB_NS, XSI_NS, ABCHService
-from msnp.xmlsafe import child, children, escapeText, localName, textOf
+from msnp.xmlsafe import child, children, escapeText, firstChildren, localName, textOf
 
 #: The role names of the Messenger service this library understands.
 ROLES = ("Allow", "Block", "Reverse", "Pending")
@@ -86,11 +86,11 @@ def _under(element: Element, container: str, name: str) -> list[Element]:
     return [] if holder is None else children(holder, name)
 
 
-def _annotations(element: Element) -> dict[str, str]:
+def _annotations(fields: dict[str, Element]) -> dict[str, str]:
     found: dict[str, str] = {}
-    holder = child(element, "Annotations")
+    holder = fields.get("Annotations")
     if holder is None:
-        holder = child(element, "annotations")
+        holder = fields.get("annotations")
     if holder is None:
         return found
     for annotation in holder:
@@ -107,15 +107,18 @@ def _member(element: Element) -> Optional[Member]:
     One C{Member}, or L{None} for a kind this library does not handle
     (phone, circle, deleted).
     """
-    if textOf(element, "Deleted").strip().lower() == "true":
+    # Each field is the first child of that name; one pass finds them all
+    # (a membership list holds every contact, several times over).
+    fields = firstChildren(element)
+    if textOf(fields.get("Deleted")).strip().lower() == "true":
         return None
     kind = ""
     for name, value in element.attrib.items():
         if localName(name) == "type":
             kind = value.rsplit(":", 1)[-1]
-    annotations = _annotations(element)
-    passport = textOf(element, "PassportName").strip()
-    email = textOf(element, "Email").strip()
+    annotations = _annotations(fields)
+    passport = textOf(fields.get("PassportName")).strip()
+    email = textOf(fields.get("Email")).strip()
     if kind == "PassportMember" or (not kind and passport):
         address, network = passport, NETWORK_PASSPORT
     elif kind == "EmailMember" or (not kind and email):
@@ -128,10 +131,10 @@ def _member(element: Element) -> Optional[Member]:
         return None
     return Member(
         email=normalizeEmail(address),
-        membershipId=_int(textOf(element, "MembershipId")),
-        displayName=textOf(element, "DisplayName").strip(),
+        membershipId=_int(textOf(fields.get("MembershipId"))),
+        displayName=textOf(fields.get("DisplayName")).strip(),
         network=network,
-        cid=_int(textOf(element, "CID")),
+        cid=_int(textOf(fields.get("CID"))),
         inviteMessage=annotations.get("MSN.IM.InviteMessage"),
     )
 
