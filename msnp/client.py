@@ -52,11 +52,13 @@ from msnp.errors import (
 from msnp.interfaces import notifyObserver
 from msnp.notification import LoginAccepted, NotificationProtocol, SessionState
 from msnp.protocol import reactorOrDefault
+from msnp.roster import RosterManager
 from msnp.soap.addressbook import AddressBookResult, AddressBookService
 from msnp.soap.envelope import ABCHCache, ABCHFault
 from msnp.soap.sharing import MembershipResult, SharingService
 from msnp.soap.sync import buildContactList, initialListEntries
 from msnp.sso import MBI_KEY_OLD, SSOClient, SSOResult, mbiResponse
+from msnp.switchboard import ConversationManager
 from msnp.tls import HTTPClientHandle, makeHTTPClient
 
 log = Logger()
@@ -558,6 +560,10 @@ class Session:
 
     @property
     def state(self) -> SessionState:
+        """
+        The NS connection's live state; the other properties read it, so
+        they never disagree with what the server confirmed.
+        """
         return self.protocol.state
 
     @property
@@ -612,15 +618,15 @@ class Session:
 
     @property
     def isActive(self) -> bool:
+        """
+        Whether the login finished and the session has not ended: only
+        then do requests on it make sense.
+        """
         return self._signedIn and not self._ended_
 
     # -- wiring (used by MSNClient) -------------------------------------------------------------
 
     def _attachServices(self, sharing: SharingService, addressBook: AddressBookService) -> None:
-        try:
-            from msnp.roster import RosterManager
-        except ImportError:  # pragma: no cover
-            return
         self.roster = RosterManager(
             self.contacts, sharing, addressBook, self.protocol.sendListCommand, self.observer,
             session=self, ownEmail=self.account,
@@ -628,11 +634,6 @@ class Session:
         self.protocol.roster = self.roster
 
     def _attachConversations(self) -> None:
-        try:
-            from msnp.switchboard import ConversationManager
-        except ImportError:
-            log.info("No switchboard support available; conversations are disabled")
-            return
         self.conversationManager = ConversationManager(
             account=self.account,
             machineGuid=self.machineGuid,
@@ -771,6 +772,10 @@ class Session:
 
     @property
     def conversations(self) -> Any:
+        """
+        The open L{msnp.switchboard.Conversation}s (an empty list when the
+        session has no conversation manager).
+        """
         if self.conversationManager is None:
             return []
         return self.conversationManager.conversations

@@ -19,10 +19,10 @@ import enum
 import re
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Optional
-from urllib.parse import unquote
 from xml.etree.ElementTree import Element
 
 from msnp.errors import ProtocolError
+from msnp.wire import decodeParameter
 from msnp.xmlsafe import XMLError, escapeText, localName, parseXML
 
 #: The address the historical clients never put into an C{ADL} (pidgin).
@@ -226,6 +226,12 @@ class Contact:
         self.endpoints[endpoint.guid] = endpoint
 
     def removeEndpoint(self, guid: str) -> Optional[Endpoint]:
+        """
+        Forget the place C{guid} (in any case, with or without braces);
+        the removed L{Endpoint}, or L{None} if it was unknown.
+
+        @raise ValueError: C{guid} holds no GUID at all.
+        """
         return self.endpoints.pop(normalizeGuid(guid), None)
 
 
@@ -535,7 +541,7 @@ def parseListPayload(data: bytes) -> list[ListEntry]:
             if bits < 0 or bits > 0xFF:
                 raise ProtocolError(f"list payload: impossible list bits {bits}")
             encodedName = element.get("f")
-            name = unquote(encodedName, errors="replace") if encodedName is not None else None
+            name = decodeParameter(encodedName) if encodedName is not None else None
             entries.append(
                 ListEntry(f"{local}@{domain}".lower(), Lists(bits & 0x1F), network, name)
             )

@@ -199,6 +199,22 @@ def _hasNetworkPrefix(token: str) -> bool:
     return _splitNetwork(token.partition(";")[0]) is not None
 
 
+def _accountAt(args: tuple[str, ...], index: int) -> tuple[AccountReference, int]:
+    """
+    The account written at C{args[index]}, and the index of the argument
+    after it. MSNP18 writes C{1:bob@example.com} in one token; MSNP15-17
+    write C{bob@example.com 1}, so a bare numeric next token is the
+    network id. C{NLN}, C{FLN} and C{UBX} all need this one rule.
+
+    @raise ProtocolError: see L{parseAccount}.
+    """
+    token = args[index]
+    after = index + 1
+    if after < len(args) and args[after].isdigit() and not _hasNetworkPrefix(token):
+        return parseAccount(token, args[after]), after + 1
+    return parseAccount(token), after
+
+
 @dataclass(frozen=True)
 class PresenceUpdate:
     """
@@ -230,15 +246,8 @@ def parsePresence(command: Command) -> PresenceUpdate:
         status = Status.fromCode(args[0])
     except ValueError as e:
         raise ProtocolError(str(e)) from None
-    if _hasNetworkPrefix(args[1]):
-        account = parseAccount(args[1])
-        rest = args[2:]
-    elif len(args) >= 3 and args[2].isdigit():
-        account = parseAccount(args[1], args[2])
-        rest = args[3:]
-    else:
-        account = parseAccount(args[1])
-        rest = args[2:]
+    account, after = _accountAt(args, 1)
+    rest = args[after:]
     name = decodeParameter(rest[0]) if len(rest) > 0 else account.email
     caps = rest[1] if len(rest) > 1 else "0:0"
     rawObject = rest[2] if len(rest) > 2 else "0"
@@ -255,9 +264,7 @@ def parseOffline(command: Command) -> AccountReference:
     args = command.arguments
     if not args:
         raise ProtocolError("FLN without an address")
-    if not _hasNetworkPrefix(args[0]) and len(args) >= 2 and args[1].isdigit():
-        return parseAccount(args[0], args[1])
-    return parseAccount(args[0])
+    return _accountAt(args, 0)[0]
 
 
 @dataclass(frozen=True)
@@ -291,10 +298,7 @@ def parseUserData(command: Command) -> UserData:
     args = command.arguments
     if not args:
         raise ProtocolError("UBX without an address")
-    if not _hasNetworkPrefix(args[0]) and len(args) >= 2 and args[1].isdigit():
-        account = parseAccount(args[0], args[1])
-    else:
-        account = parseAccount(args[0])
+    account = _accountAt(args, 0)[0]
     payload = command.payload or b""
     if not payload.strip():
         return UserData(account)
@@ -624,6 +628,10 @@ class NotificationProtocol(DispatchProtocol):
         self._ping()
 
     def stopKeepAlive(self) -> None:
+        """
+        Stop pinging and the dead-connection check, so that no timer is
+        left behind on the clock once the connection is closing.
+        """
         self._keepingAlive = False
         for timer in (self._pingTimer, self._deadTimer):
             if timer is not None and timer.active():
@@ -712,7 +720,7 @@ class NotificationProtocol(DispatchProtocol):
         expected = _UBN_SIGN_OUT.get(kind)
         if (
             expected is not None
-            and sender.email == self.state.account
+            and self._isSelf(sender)
             and (command.payload or b"").startswith(expected)
         ):
             log.info("Another place signed {account} out", account=self.account)
@@ -740,6 +748,12 @@ class NotificationProtocol(DispatchProtocol):
     handle_ILN = handle_NLN
 
     def applyPresence(self, update: PresenceUpdate) -> None:
+        """
+        Record a parsed C{NLN}/C{ILN} and tell the observer what changed.
+        Presence of an address that is not on the list is dropped (the
+        session has nowhere to keep it), which is why
+        L{msnp.roster.RosterManager} holds an address being added.
+        """
         if self._isSelf(update.account):
             # Another place changed the account's status (MPOP).
             self.state.status = update.status
@@ -801,6 +815,11 @@ class NotificationProtocol(DispatchProtocol):
         self.applyUserData(data)
 
     def applyUserData(self, data: UserData) -> None:
+        """
+        Record a parsed C{UBX}: our own (another place changed the PSM or
+        the places) or a contact's; like presence, dropped for an address
+        that is not on the list.
+        """
         if self._isSelf(data.account):
             self.state.personalMessage = data.personalMessage
             self.state.currentMedia = data.currentMedia

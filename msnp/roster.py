@@ -10,9 +10,9 @@ step and keeps the session's L{ContactList} honest:
 
   - the local list is changed only after every remote step succeeded, so a
     failure anywhere leaves it exactly as it was (the one exception: while
-    an address is being added it is held on no list at all, so that its
-    presence, which the server may announce before answering the C{ADL},
-    is not dropped; it goes again if the add fails);
+    an address is being added it is held on no list at all, so that the
+    presence the server announces once it has the C{ADL} is not dropped
+    while later steps are still running; it goes again if the add fails);
   - when a later step fails after earlier ones succeeded, the earlier ones
     are undone on the server as well as possible (best effort, logged),
     and the caller sees the original error (L{ServiceError},
@@ -53,7 +53,7 @@ from msnp.errors import ContactListError
 from msnp.interfaces import notifyObserver
 from msnp.soap.addressbook import AddressBookResult, AddressBookService
 from msnp.soap.sharing import MembershipResult, SharingService
-from msnp.soap.sync import buildContactList
+from msnp.soap.sync import buildContactList, mergeMember
 from msnp.wire import Command
 
 __all__ = ["RosterManager", "GroupReference", "SendListCommand", "isValidAddress"]
@@ -308,11 +308,15 @@ class RosterManager:
         bits = Lists.FORWARD if blocked else Lists.FORWARD | Lists.ALLOW
         placeholder: Optional[Contact] = None
         if existing is None:
-            # The NS may announce the new contact's presence (NLN, UBX) before
-            # the ADL is even answered (the local network does so as soon as
-            # the address book changed); a placeholder on no list lets the
-            # session record it instead of dropping it. It is removed again
-            # if the add fails, so the list still ends exactly as it began.
+            # The session records presence (NLN, UBX) only for an address it
+            # knows. The NS announces the new contact's presence right after
+            # its ADL OK (the local network now waits for the OK; a real
+            # server owes us no such order and may even be quicker), and
+            # with a group this add still has ABGroupContactAdd to wait for
+            # at that moment. So the race is real on any server, not a
+            # workaround for an old local one: a placeholder on no list
+            # catches that presence. It is removed again if the add fails,
+            # so the list still ends exactly as it began.
             placeholder = self.contacts.add(Contact(email=key, displayName=key, network=network))
         rollback = _Rollback(f"adding {key}")
         try:
@@ -343,9 +347,9 @@ class RosterManager:
             await rollback.run(e)
             raise
 
-        contact = self.contacts.get(key)
-        if contact is None:
-            contact = self.contacts.add(Contact(email=key, displayName=key, network=network))
+        # Normally the placeholder; a fresh one if another place's RML of
+        # the same address dropped it meanwhile.
+        contact = self._contactFor(key, network=network)
         contact.lists |= bits
         contact.contactId = contactId
         contact.isMessengerUser = True
@@ -428,9 +432,7 @@ class RosterManager:
         except Exception as e:
             await rollback.run(e)
             raise
-        contact = self.contacts.get(key)
-        if contact is None:
-            contact = self.contacts.add(Contact(email=key, displayName=key, network=network))
+        contact = self._contactFor(key, network=network)
         contact.lists = (contact.lists & ~Lists.ALLOW) | Lists.BLOCK
         contact.membershipIds.pop("Allow", None)
         log.info("Blocked {email}", email=key)
@@ -890,16 +892,7 @@ class RosterManager:
             for email, member in members.items():
                 if email == self.ownEmail:
                     continue
-                contact = self._contactFor(email, member.displayName, member.network)
-                contact.lists |= flag
-                if member.membershipId is not None:
-                    contact.membershipIds[role] = member.membershipId
-                if contact.cid is None:
-                    contact.cid = member.cid
-                if role == "Pending" and member.inviteMessage:
-                    contact.inviteMessage = member.inviteMessage
-                if member.displayName and contact.displayName == email:
-                    contact.displayName = member.displayName
+                mergeMember(self._contactFor(email, member.displayName, member.network), role, member)
 
     def _reconcile(
         self, membership: MembershipResult, addressBook: AddressBookResult, started: Optional[int] = None

@@ -28,6 +28,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from msnp.errors import AuthenticationError, SignedOut
+from msnp.protocol import reactorOrDefault
 
 log = Logger()
 
@@ -124,12 +125,8 @@ class MessengerService(Service):
         @param logoutTimeout: how long C{stopService} waits for the server
             to close the session before giving up on a clean sign-out.
         """
-        if reactor is None:
-            from twisted.internet import reactor as globalReactor
-
-            reactor = globalReactor
         self.client = client
-        self.reactor = reactor
+        self.reactor = reactorOrDefault(reactor)
         self.policy = policy
         self.random = random
         self.logoutTimeout = logoutTimeout

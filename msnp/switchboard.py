@@ -41,6 +41,7 @@ from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from msnp.contacts import normalizeEmail, normalizeGuid
 from msnp.errors import (
     ConnectionLost,
     ContactOffline,
@@ -496,7 +497,20 @@ def splitAddress(text: str) -> tuple[str, Optional[str]]:
     address is lower-cased so that it can be compared.
     """
     address, sep, guid = text.partition(";")
-    return address.strip().lower(), (guid or None) if sep else None
+    return normalizeEmail(address), (guid or None) if sep else None
+
+
+def _endpointKey(guid: str) -> str:
+    """
+    The key one place of a participant is tracked under: servers echo a
+    GUID in any case, with or without braces, and the C{JOI} and C{BYE} of
+    one place must still meet. An empty C{{}} keeps a key of its own rather
+    than failing, so a peer cannot break the bookkeeping with it.
+    """
+    try:
+        return normalizeGuid(guid)
+    except ValueError:
+        return ""
 
 
 # -- the connection -----------------------------------------------------------
@@ -529,7 +543,7 @@ class SwitchboardProtocol(MSNPProtocol):
         super().__init__(
             clock=clock, requestTimeout=requestTimeout, maxPayloadLength=64 * 1024, trace=trace
         )
-        self.account = account.lower()
+        self.account = normalizeEmail(account)
         self.machineGuid = machineGuid
         self.listener: Any = None
         self.sessionId: Optional[str] = None
@@ -542,6 +556,10 @@ class SwitchboardProtocol(MSNPProtocol):
 
     @property
     def endpointAddress(self) -> str:
+        """
+        C{account;{guid}}: how this place names itself on a switchboard, so
+        that with MPOP the other places of the account are told apart.
+        """
         return f"{self.account};{self.machineGuid}"
 
     # -- requests -------------------------------------------------------------
@@ -756,7 +774,7 @@ class Conversation:
         self.manager = manager
         self.participants: set[str] = set()
         self.names: dict[str, str] = {}
-        self._callList: set[str] = {p.lower() for p in people}
+        self._callList: set[str] = {normalizeEmail(p) for p in people}
         self._switchboard: Optional[SwitchboardProtocol] = None
         self._state = "idle"  # idle, connecting, ready
         self._queue: list[_Outgoing] = []
@@ -830,7 +848,7 @@ class Conversation:
             L{ContactOffline} (C{217}), L{RequestTimeout} if they do not
             join within the set-up timeout, or L{ConnectionLost}.
         """
-        email = email.lower()
+        email = normalizeEmail(email)
         if email in self.participants:
             return succeed(None)
         self._callList.add(email)
@@ -1060,9 +1078,9 @@ class Conversation:
         """
         Join the switchboard of C{invitation}.
         """
-        self._callList.add(invitation.inviter.lower())
+        self._callList.add(normalizeEmail(invitation.inviter))
         if invitation.inviterName:
-            self.names[invitation.inviter.lower()] = invitation.inviterName
+            self.names[normalizeEmail(invitation.inviter)] = invitation.inviterName
         self._invitation = invitation
         return self._whenReady()
 
@@ -1075,7 +1093,7 @@ class Conversation:
             return
         self.names[email] = name
         if guid is not None:
-            self._endpoints.setdefault(email, set()).add(guid.strip("{}").lower())
+            self._endpoints.setdefault(email, set()).add(_endpointKey(guid))
         isNew = email not in self.participants
         self.participants.add(email)
         self._callList.add(email)
@@ -1096,7 +1114,7 @@ class Conversation:
             return
         if guid is not None:
             endpoints = self._endpoints.get(email, set())
-            endpoints.discard(guid.strip("{}").lower())
+            endpoints.discard(_endpointKey(guid))
             if endpoints:
                 return
         self._endpoints.pop(email, None)
@@ -1205,7 +1223,7 @@ class ConversationManager:
         @param connector: opens a connection for a protocol (tests pass a
             fake one); by default a TCP connector on C{reactor}.
         """
-        self.account = account.lower()
+        self.account = normalizeEmail(account)
         self.machineGuid = machineGuid
         self.displayName = displayName
         self.requestSwitchboard = requestSwitchboard
@@ -1226,6 +1244,15 @@ class ConversationManager:
                 return conversation
         return None
 
+    def _forgetIfUnused(self, conversation: Conversation) -> None:
+        """
+        Drop a conversation whose set-up failed, unless it is in use after
+        all (another set-up succeeded, or messages wait in its queue for
+        the next attempt), so that failed attempts do not pile up.
+        """
+        if not conversation.isActive and conversation in self.conversations and not conversation._queue:
+            self.conversations.remove(conversation)
+
     def openConversation(self, email: str) -> "Deferred[Conversation]":
         """
         A conversation with C{email}: the open (or dormant) one-to-one
@@ -1235,7 +1262,7 @@ class ConversationManager:
             has joined; failing with L{ContactOffline} (C{217}),
             L{RequestTimeout}, L{ConnectionLost} or L{ServerError}.
         """
-        email = email.lower()
+        email = normalizeEmail(email)
         if email == self.account:
             raise ValueError("cannot open a conversation with yourself")
         conversation = self._find(email)
@@ -1245,8 +1272,7 @@ class ConversationManager:
         created = conversation
 
         def failed(failure: Failure) -> Failure:
-            if not created.isActive and created in self.conversations and not created._queue:
-                self.conversations.remove(created)
+            self._forgetIfUnused(created)
             return failure
 
         return conversation._whenReady().addCallbacks(lambda _: created, failed)
@@ -1259,7 +1285,7 @@ class ConversationManager:
         """
         if self._closed:
             return
-        inviter = invitation.inviter.lower()
+        inviter = normalizeEmail(invitation.inviter)
         conversation = self._find(inviter)
         if conversation is None or conversation._state != "idle":
             conversation = Conversation(self, [])
@@ -1272,8 +1298,7 @@ class ConversationManager:
         def failed(failure: Failure) -> None:
             log.info("Could not answer an invitation from {inviter}: {error}", inviter=inviter,
                      error=failure.getErrorMessage())
-            if not answered.isActive and answered in self.conversations and not answered._queue:
-                self.conversations.remove(answered)
+            self._forgetIfUnused(answered)
 
         conversation._answer(invitation).addCallbacks(started, failed)
 

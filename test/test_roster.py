@@ -717,6 +717,28 @@ class SerialisationTests(RosterTestMixin, SynchronousTestCase):
         self.assertIs(contact, held)
         self.assertEqual((contact.lists, contact.status), (FL | AL, Status.AWAY))
 
+    def test_presenceAfterADLDuringGroupStepIsKept(self) -> None:
+        """
+        A server that announces presence only after answering the C{ADL}
+        still races an add into a group: C{ABGroupContactAdd} is not done
+        yet. The address is still held then, so that presence is kept.
+        """
+        self.setUpRoster()
+        self.remote.manual = True
+        d = self.roster.addContact("frank@example.org", "Friends")
+        self.remote.release()  # ABContactAdd
+        self.remote.release()  # ADL OK: the server now sends presence
+        self.assertTrue(self.remote.calls[-1].startswith("ABGroupContactAdd g-friends"))
+        held = self.contacts.get("frank@example.org")
+        assert held is not None
+        held.status = Status.BUSY
+        self.remote.release()
+        contact = self.successResultOf(d)
+        self.assertIs(contact, held)
+        self.assertEqual(
+            (contact.lists, contact.status, contact.groupIds), (FL | AL, Status.BUSY, {"g-friends"})
+        )
+
 
 class ServerPushTests(RosterTestMixin, SynchronousTestCase):
     """

@@ -435,6 +435,17 @@ class AddressBookTests(SynchronousTestCase):
         assert result.circleTicket is not None
         self.assertTrue(result.circleTicket.startswith('<?xml version="1.0" encoding="utf-16"?><SignedTicket'))
 
+    def test_circleTicketNotInRepr(self) -> None:
+        """
+        The circle ticket is a credential (it signs C{USR SHA A}), so the
+        C{repr} of a result, which ends up in logs and bug reports, leaves
+        it out.
+        """
+        result = h3AddressBook()
+        assert result.circleTicket is not None
+        self.assertNotIn("SignedTicket", repr(result))
+        self.assertNotIn(result.circleTicket, repr(result))
+
     def test_findAllLowerCase(self) -> None:
         """
         The ABFindAll spelling (C{groups}, C{contacts}, C{ab}) reads the same.

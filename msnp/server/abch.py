@@ -31,7 +31,6 @@ import functools
 import secrets
 import time
 import uuid
-from dataclasses import dataclass, field
 from typing import Callable, Optional
 from xml.etree.ElementTree import Element
 
@@ -49,22 +48,29 @@ from msnp.server.accounts import (
     Account,
     AccountStore,
     AddressBookEntry,
+    AddressBookState,
     Membership,
     TicketCheck,
     TicketGrant,
     TicketState,
+    isValidAddress,
     normalizeEmail,
 )
 from msnp.xmlsafe import XMLError, child, children, escapeText, findPath, localName, parseXML, textOf
 
+# The namespaces, action prefix and personal address-book id are the ones
+# the client sends; sharing them keeps both sides of the wire in step.
+from msnp.soap.envelope import (
+    AB_NS as AB_NS,
+    ACTION_PREFIX as ACTION_PREFIX,
+    PERSONAL_AB_ID as PERSONAL_AB_ID,
+    SOAP_NS as SOAP_NS,
+    XSD_NS as XSD_NS,
+    XSI_NS as XSI_NS,
+)
+
 log = Logger()
 
-AB_NS = "http://www.msn.com/webservices/AddressBook"
-SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"
-XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
-XSD_NS = "http://www.w3.org/2001/XMLSchema"
-ACTION_PREFIX = "http://www.msn.com/webservices/AddressBook/"
-PERSONAL_AB_ID = "00000000-0000-0000-0000-000000000000"
 USER_GROUP_TYPE = "c8529ce2-6ead-434d-881f-341e17db3ff8"
 SERVICE_VERSION = "15.01.1408.0000"
 #: A real request is a few KB; anything far larger is refused unread.
@@ -111,31 +117,6 @@ class _Fault(Exception):
         self.faultCode = faultCode
 
 
-@dataclass
-class _AccountExtras:
-    """
-    What the ABCH keeps per account beyond the L{AccountStore}: the Me
-    contact's id and annotations, the change time, invitation texts and
-    the cache key.
-    """
-
-    meContactId: str
-    created: float
-    lastChange: float
-    annotations: dict[str, str] = field(
-        default_factory=lambda: {
-            "MSN.IM.MBEA": "0",
-            "MSN.IM.GTC": "1",
-            "MSN.IM.MPOP": "1",
-            "MSN.IM.RoamLiveProperties": "1",
-        }
-    )
-    #: invitation text of each address that added this account (Pending).
-    inviteMessages: dict[str, str] = field(default_factory=dict)
-    cacheKey: str = ""
-    sessionId: str = ""
-
-
 def _isoTime(seconds: float) -> str:
     whole = int(seconds)
     fraction = int(round((seconds - whole) * 10_000_000)) % 10_000_000
@@ -161,9 +142,21 @@ def _under(element: Optional[Element], *path: str) -> list[Element]:
     return children(holder, path[-1])
 
 
-def _validAddress(email: str) -> bool:
-    local, sep, domain = email.partition("@")
-    return bool(sep and local and domain and "@" not in domain and " " not in email)
+def _emptyResponse(action: str) -> str:
+    """
+    The body of a successful call that answers nothing but success.
+    """
+    return f'<{action}Response xmlns="{AB_NS}" />'
+
+
+def _guidResponse(action: str, guid: str) -> str:
+    """
+    The body of a successful call that answers the id of what it made.
+    """
+    return (
+        f'<{action}Response xmlns="{AB_NS}"><{action}Result>'
+        f"<guid>{escapeText(guid)}</guid></{action}Result></{action}Response>"
+    )
 
 
 class _ServiceEndpoint(Resource):
@@ -213,7 +206,6 @@ class ABCHResource(Resource):
         self.clock = clock
         self.onChange = onChange
         self.changeOrigin: Optional[TicketGrant] = None
-        self._extras: dict[str, _AccountExtras] = {}
         self._sharing = _ServiceEndpoint(
             self,
             "SharingService.asmx",
@@ -252,6 +244,10 @@ class ABCHResource(Resource):
     # -- plumbing ---------------------------------------------------------------
 
     def now(self) -> float:
+        """
+        The current time on the injected clock (the system time without
+        one), so tests control the timestamps of responses.
+        """
         return self.clock.seconds() if self.clock is not None else time.time()
 
     def lastChangeOf(self, account: Account) -> str:
@@ -262,21 +258,23 @@ class ABCHResource(Resource):
         """
         return _isoTime(self.extrasFor(account).lastChange)
 
-    def extrasFor(self, account: Account) -> _AccountExtras:
+    def extrasFor(self, account: Account) -> AddressBookState:
         """
-        The ABCH-only state of C{account}, created on first use.
+        The ABCH-only state of C{account}, created on first use and kept
+        on the account, so a resource built anew over the same store
+        answers with the same ids and cache key.
         """
-        extras = self._extras.get(account.email)
+        extras = account.addressBookState
         if extras is None:
             now = self.now()
-            extras = _AccountExtras(
+            extras = AddressBookState(
                 meContactId=str(uuid.uuid4()),
                 created=now,
                 lastChange=now,
                 cacheKey="12r1:" + secrets.token_urlsafe(24),
                 sessionId=str(uuid.uuid4()),
             )
-            self._extras[account.email] = extras
+            account.addressBookState = extras
         return extras
 
     def handle(
@@ -350,7 +348,7 @@ class ABCHResource(Resource):
         request.setHeader(b"Content-Type", b"text/xml; charset=utf-8")
         return self._envelope(request, extras, clientKey, responseBody)
 
-    def _serviceHeader(self, request: Request, extras: _AccountExtras, clientKey: str) -> str:
+    def _serviceHeader(self, request: Request, extras: AddressBookState, clientKey: str) -> str:
         host = (request.getHeader("host") or "127.0.0.1").strip()
         changed = "false" if clientKey == extras.cacheKey else "true"
         return (
@@ -361,7 +359,7 @@ class ABCHResource(Resource):
             f"<SessionId>{escapeText(extras.sessionId)}</SessionId></ServiceHeader>"
         )
 
-    def _envelope(self, request: Request, extras: Optional[_AccountExtras], clientKey: str, body: str) -> bytes:
+    def _envelope(self, request: Request, extras: Optional[AddressBookState], clientKey: str, body: str) -> bytes:
         header = ""
         if extras is not None:
             header = f"<soap:Header>{self._serviceHeader(request, extras, clientKey)}</soap:Header>"
@@ -393,10 +391,6 @@ class ABCHResource(Resource):
 
     # -- sharing service ----------------------------------------------------------
 
-    def _cidOf(self, email: str) -> int:
-        other = self.store.get(email)
-        return other.cid if other is not None else 0
-
     def _memberXML(self, account: Account, role: str, membership: Membership, stamp: str) -> str:
         other = self.store.get(membership.email)
         name = membership.displayName or (other.displayName if other is not None else "")
@@ -416,7 +410,7 @@ class ABCHResource(Resource):
             "<ExpirationDate>0001-01-01T00:00:00</ExpirationDate><Changes />"
             f"<PassportName>{escapeText(membership.email)}</PassportName>"
             "<IsPassportNameHidden>false</IsPassportNameHidden><PassportId>0</PassportId>"
-            f"<CID>{self._cidOf(membership.email)}</CID><PassportChanges />"
+            f"<CID>{other.cid if other is not None else 0}</CID><PassportChanges />"
             "<LookedupByCID>false</LookedupByCID></Member>"
         )
 
@@ -466,7 +460,7 @@ class ABCHResource(Resource):
 
     def _memberAddress(self, member: Element) -> str:
         address = normalizeEmail(_text(member, "PassportName") or _text(member, "Email"))
-        if not _validAddress(address):
+        if not isValidAddress(address):
             raise _Fault("InvalidArgument", "The member has no valid address.")
         return address
 
@@ -493,7 +487,7 @@ class ABCHResource(Resource):
                 # Reverse and Pending can only be restored to the truth:
                 # the other account really has this one on its list.
                 self.store.setRole(account, role, address, name)
-        return f'<AddMemberResponse xmlns="{AB_NS}" />'
+        return _emptyResponse("AddMember")
 
     def deleteMember(self, account: Account, method: Element) -> str:
         """
@@ -524,7 +518,7 @@ class ABCHResource(Resource):
                 self.store.clearRole(account, role, address)
                 if role == PENDING:
                     self.extrasFor(account).inviteMessages.pop(address, None)
-        return f'<DeleteMemberResponse xmlns="{AB_NS}" />'
+        return _emptyResponse("DeleteMember")
 
     # -- address book ---------------------------------------------------------------
 
@@ -646,7 +640,7 @@ class ABCHResource(Resource):
                 if address:
                     break
         address = normalizeEmail(address)
-        if not _validAddress(address):
+        if not isValidAddress(address):
             raise _Fault("InvalidPassportUser", "The address is not a valid Passport name.")
         other = self.store.get(address)
         if other is None or other is account:
@@ -682,10 +676,7 @@ class ABCHResource(Resource):
             raise _Fault("InvalidArgument", "The contact has no contactInfo.")
         allowList = _isTrue(_text(method, "options", "EnableAllowListManagement"))
         entry = self._addContact(account, info, allowList)
-        return (
-            f'<ABContactAddResponse xmlns="{AB_NS}"><ABContactAddResult>'
-            f"<guid>{escapeText(entry.contactId)}</guid></ABContactAddResult></ABContactAddResponse>"
-        )
+        return _guidResponse("ABContactAdd", entry.contactId)
 
     def contactDelete(self, account: Account, method: Element) -> str:
         """
@@ -697,7 +688,7 @@ class ABCHResource(Resource):
         entries = [self._entryById(account, contactId) for contactId in ids]
         for entry in entries:
             self.store.removeFromAddressBook(account, entry.email)
-        return f'<ABContactDeleteResponse xmlns="{AB_NS}" />'
+        return _emptyResponse("ABContactDelete")
 
     def contactUpdate(self, account: Account, method: Element) -> str:
         """
@@ -741,7 +732,7 @@ class ABCHResource(Resource):
             raise _Fault("InvalidArgument", "No contact in the request.")
         for apply in updates:
             apply()
-        return f'<ABContactUpdateResponse xmlns="{AB_NS}" />'
+        return _emptyResponse("ABContactUpdate")
 
     def _updateMe(self, account: Account, annotations: dict[str, str], displayName: Optional[str]) -> None:
         extras = self.extrasFor(account)
@@ -780,10 +771,7 @@ class ABCHResource(Resource):
         """
         name = self._groupName(account, textOf(method, "groupInfo", "GroupInfo", "name"))
         group = self.store.addGroup(account, name)
-        return (
-            f'<ABGroupAddResponse xmlns="{AB_NS}"><ABGroupAddResult>'
-            f"<guid>{escapeText(group.groupId)}</guid></ABGroupAddResult></ABGroupAddResponse>"
-        )
+        return _guidResponse("ABGroupAdd", group.groupId)
 
     def groupDelete(self, account: Account, method: Element) -> str:
         """
@@ -793,7 +781,7 @@ class ABCHResource(Resource):
             del account.groups[groupId]
             for entry in account.addressBook.values():
                 entry.groupIds.discard(groupId)
-        return f'<ABGroupDeleteResponse xmlns="{AB_NS}" />'
+        return _emptyResponse("ABGroupDelete")
 
     def groupUpdate(self, account: Account, method: Element) -> str:
         """
@@ -810,7 +798,7 @@ class ABCHResource(Resource):
             raise _Fault("InvalidArgument", "No group in the request.")
         for groupId, name in renames:
             account.groups[groupId].name = name
-        return f'<ABGroupUpdateResponse xmlns="{AB_NS}" />'
+        return _emptyResponse("ABGroupUpdate")
 
     def _groupContacts(self, account: Account, method: Element, allowNew: bool) -> list[AddressBookEntry]:
         entries = []
@@ -843,11 +831,7 @@ class ABCHResource(Resource):
         entries = self._groupContacts(account, method, allowNew=True)
         for entry in entries:
             entry.groupIds.update(groupIds)
-        return (
-            f'<ABGroupContactAddResponse xmlns="{AB_NS}"><ABGroupContactAddResult>'
-            f"<guid>{escapeText(entries[0].contactId)}</guid></ABGroupContactAddResult>"
-            "</ABGroupContactAddResponse>"
-        )
+        return _guidResponse("ABGroupContactAdd", entries[0].contactId)
 
     def groupContactDelete(self, account: Account, method: Element) -> str:
         """
@@ -857,4 +841,4 @@ class ABCHResource(Resource):
         entries = self._groupContacts(account, method, allowNew=False)
         for entry in entries:
             entry.groupIds.difference_update(groupIds)
-        return f'<ABGroupContactDeleteResponse xmlns="{AB_NS}" />'
+        return _emptyResponse("ABGroupContactDelete")

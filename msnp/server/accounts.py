@@ -23,6 +23,10 @@ from typing import Any, Iterator, Optional
 
 from twisted.internet.interfaces import IReactorTime
 
+# The store keys accounts exactly as the client keys its contacts, so both
+# sides share one definition (re-exported here for the server modules).
+from msnp.contacts import normalizeEmail as normalizeEmail
+
 #: How long an SSO grant stays valid, in seconds (one day, like the
 #: C{Expires} the historical STS put into its tokens).
 DEFAULT_TICKET_LIFETIME = 86400.0
@@ -41,11 +45,14 @@ class AccountFileError(ValueError):
     """
 
 
-def normalizeEmail(email: str) -> str:
+def isValidAddress(email: str) -> bool:
     """
-    The canonical form of an address used as a key: stripped, lower case.
+    Whether a normalised C{email} can name an account: one C{@} with text
+    on both sides, no spaces. Account creation and the ABCH services ask
+    the same question, so they answer it here once.
     """
-    return email.strip().lower()
+    local, sep, domain = email.partition("@")
+    return bool(sep and local and domain and "@" not in domain and " " not in email)
 
 
 @dataclass
@@ -84,6 +91,37 @@ class Membership:
 
 
 @dataclass
+class AddressBookState:
+    """
+    What the ABCH services say about an account beyond its lists: the Me
+    contact's id and annotations, when the address book was created and
+    last changed, the invitation texts of pending requests, and the cache
+    key and session id of the answers.
+
+    It is kept on the L{Account} rather than in the service resource so
+    that a resource built anew over the same store answers with the same
+    Me contact id, annotations and cache key: a client that cached them
+    must not see them change under it.
+    """
+
+    meContactId: str
+    created: float
+    lastChange: float
+    annotations: dict[str, str] = field(
+        default_factory=lambda: {
+            "MSN.IM.MBEA": "0",
+            "MSN.IM.GTC": "1",
+            "MSN.IM.MPOP": "1",
+            "MSN.IM.RoamLiveProperties": "1",
+        }
+    )
+    #: invitation text of each address that added this account (Pending).
+    inviteMessages: dict[str, str] = field(default_factory=dict)
+    cacheKey: str = ""
+    sessionId: str = ""
+
+
+@dataclass
 class Account:
     """
     A user of the local network.
@@ -104,12 +142,22 @@ class Account:
     memberships: dict[str, dict[str, Membership]] = field(
         default_factory=lambda: {role: {} for role in ROLES}
     )
+    #: the ABCH services' own state, created by them on first use.
+    addressBookState: Optional[AddressBookState] = field(default=None, repr=False, compare=False)
 
     def onForwardList(self, email: str) -> bool:
+        """
+        Whether C{email} is on this account's forward list: in the address
+        book and marked a messenger user (other entries are only address
+        book contacts, whose presence the account does not follow).
+        """
         entry = self.addressBook.get(normalizeEmail(email))
         return entry is not None and entry.isMessengerUser
 
     def hasRole(self, role: str, email: str) -> bool:
+        """
+        Whether C{email} is on this account's C{role} membership list.
+        """
         return normalizeEmail(email) in self.memberships[role]
 
 
@@ -204,7 +252,7 @@ class AccountStore:
         @raise ValueError: the address is malformed or already exists.
         """
         key = normalizeEmail(email)
-        if key.count("@") != 1 or key.startswith("@") or key.endswith("@") or " " in key:
+        if not isValidAddress(key):
             raise ValueError(f"not an e-mail address: {email!r}")
         if key in self._accounts:
             raise ValueError(f"account already exists: {email!r}")
@@ -250,6 +298,10 @@ class AccountStore:
     # -- lists --------------------------------------------------------------
 
     def newMembershipId(self) -> int:
+        """
+        A membership id never handed out before by this store: clients
+        delete memberships by id, so ids must not be reused.
+        """
         self._nextMembershipId += 1
         return self._nextMembershipId
 
@@ -331,6 +383,10 @@ class AccountStore:
             self.clearRole(ownerAccount, PENDING, contactAccount.email)
 
     def addGroup(self, owner: Account, name: str) -> Group:
+        """
+        Give C{owner} a new group with a fresh id (names are checked by the
+        caller, which knows the service's rules).
+        """
         group = Group(str(uuid.uuid4()), name)
         owner.groups[group.groupId] = group
         return group

@@ -25,10 +25,13 @@ from twisted.web.resource import Resource
 from twisted.web.server import Site
 
 from msnp.endpoints import Endpoints
-from msnp.server.accounts import DEFAULT_TICKET_LIFETIME, Account, AccountStore, TicketGrant, normalizeEmail
+from msnp.protocol import reactorOrDefault
+from msnp.server.abch import ABCHResource
+from msnp.server.accounts import DEFAULT_TICKET_LIFETIME, Account, AccountStore, TicketGrant
 from msnp.server.dispatch import DispatchServerFactory
 from msnp.server.notification import NotificationServer, NotificationServerFactory, Presence
 from msnp.server.sso import SSOResource
+from msnp.server.switchboard import SwitchboardDirectory, SwitchboardServerFactory
 from msnp.wire import Command, encodeParameter
 
 log = Logger()
@@ -54,6 +57,9 @@ class _TrackedConnection(ProtocolWrapper):
                 d.callback(None)
 
     def whenClosed(self) -> "Deferred[None]":
+        """
+        A L{Deferred} firing once this connection is closed.
+        """
         if self.closed:
             return succeed(None)
         d: Deferred[None] = Deferred()
@@ -61,6 +67,9 @@ class _TrackedConnection(ProtocolWrapper):
         return d
 
     def abort(self) -> None:
+        """
+        Close at once, without waiting for buffered data: used on stop.
+        """
         if self.transport is not None and not self.closed:
             self.transport.abortConnection()  # type: ignore[attr-defined]
 
@@ -73,6 +82,9 @@ class _TrackingFactory(WrappingFactory):
     protocol = _TrackedConnection  # type: ignore[assignment]
 
     def connections(self) -> list[_TrackedConnection]:
+        """
+        The connections open now.
+        """
         return list(self.protocols)  # type: ignore[arg-type]
 
 
@@ -82,8 +94,8 @@ class LocalNetwork:
 
     @ivar store: the accounts and lists all servers share.
     @ivar presence: who is signed in where (the NS sessions).
-    @ivar switchboards: the switchboard directory, or L{None} when the
-        switchboard server is not available.
+    @ivar switchboards: the switchboard directory, L{None} until started.
+    @ivar abch: the ABCH services, L{None} until started.
     @ivar switchboardAddress: C{"127.0.0.1:port"} of the switchboard server
         once started.
     @ivar endpoints: the L{Endpoints} of the running network, or L{None}.
@@ -121,10 +133,7 @@ class LocalNetwork:
             created here (ignored with C{store}); the ABCH services answer
             an older contacts ticket with C{BadContextToken}.
         """
-        if reactor is None:
-            from twisted.internet import reactor as globalReactor
-
-            reactor = globalReactor
+        reactor = reactorOrDefault(reactor)
         self.reactor = reactor
         self.clock: IReactorTime = clock if clock is not None else reactor
         self.interface = interface
@@ -138,9 +147,9 @@ class LocalNetwork:
         self.store = (
             store if store is not None else AccountStore(ticketLifetime=ticketLifetime, clock=self.clock)
         )
-        self.abch: Any = None
+        self.abch: Optional[ABCHResource] = None
         self.presence = Presence(self.store)
-        self.switchboards: Any = None
+        self.switchboards: Optional[SwitchboardDirectory] = None
         self.switchboardAddress: str = ""
         self.notificationAddress: str = ""
         self.endpoints: Optional[Endpoints] = None
@@ -216,10 +225,8 @@ class LocalNetwork:
             dsPort = await self._listen(self.dispatchPort, nsFactory)
             self.notificationAddress = self._address(dsPort)
 
-        switchboardFactory = self._switchboardFactory()
-        if switchboardFactory is not None:
-            sbPort = await self._listen(self.switchboardPort, switchboardFactory)
-            self.switchboardAddress = self._address(sbPort)
+        sbPort = await self._listen(self.switchboardPort, self._switchboardFactory())
+        self.switchboardAddress = self._address(sbPort)
 
         httpPort = await self._listen(self.httpPort, Site(self._httpRoot()))
         base = f"http://{self._address(httpPort)}"
@@ -232,38 +239,27 @@ class LocalNetwork:
         log.info("Local MSNP18 network started: {endpoints}", endpoints=self.endpoints)
         return self.endpoints
 
-    def _switchboardFactory(self) -> Optional[Factory]:
-        try:
-            from msnp.server import switchboard  # type: ignore[attr-defined]
-        except ImportError:
-            log.warn("Switchboard server not available; XFR SB will fail")
-            return None
-        self.switchboards = switchboard.SwitchboardDirectory(self)
-        factory: Factory = switchboard.SwitchboardServerFactory(self)
-        return factory
+    def _switchboardFactory(self) -> Factory:
+        self.switchboards = SwitchboardDirectory(self)
+        return SwitchboardServerFactory(self)
 
     def _httpRoot(self) -> Resource:
         root = SSOResource(self.store, clock=self.clock)
-        try:
-            from msnp.server.abch import ABCHResource
-        except ImportError:
-            log.warn("ABCH services not available")
-        else:
-            self.abch = ABCHResource(self.store, clock=self.clock, onChange=self._listsChanged)
-            root.putChild(b"abservice", self.abch)
+        self.abch = ABCHResource(self.store, clock=self.clock, onChange=self._listsChanged)
+        root.putChild(b"abservice", self.abch)
         return root
 
     def _listsChanged(self, account: Account, action: str) -> None:
         """
         The ABCH services changed C{account}'s lists with C{action}: make
-        every view match the store (the local network is small, so all of
-        them are recomputed; only real differences are sent), and tell the
+        every view those lists decide match the store (only real
+        differences are sent; see L{Presence.refreshAccount}), and tell the
         account's other places to re-read their lists with C{NOT}
         (reference 3.11). The place that made the change, recognised by
         the grant it signed in with (L{ABCHResource.changeOrigin}), is not
         told.
         """
-        self.presence.refreshEverything()
+        self.presence.refreshAccount(account.email)
         origin: Optional[TicketGrant] = None
         lastModified = ""
         if self.abch is not None:
@@ -352,4 +348,4 @@ class LocalNetwork:
         """
         The account record of C{email}, or L{None}.
         """
-        return self.store.get(normalizeEmail(email))
+        return self.store.get(email)

@@ -96,11 +96,13 @@ def isGuid(text: str) -> bool:
     return bool(_GUID.match(text)) and (text.startswith("{") == text.endswith("}"))
 
 
-def guidKey(text: str) -> str:
+def guidKey(text: Optional[str]) -> str:
     """
-    The form endpoint ids are compared in: lower case, no braces.
+    The form endpoint ids are compared in: lower case, no braces, since
+    clients and servers echo a GUID with or without braces and in either
+    case (reference 10.3). L{None} (an MSNP15 place) gives C{""}.
     """
-    return text.strip().strip("{}").lower()
+    return (text or "").strip().strip("{}").lower()
 
 
 def newNonce() -> str:
@@ -263,6 +265,7 @@ class Presence:
         self._sessions: dict[str, list["NotificationServer"]] = {}
         self._personal: dict[str, PersonalData] = {}
         self._usedTickets: set[str] = set()
+        self._statusSerial = 0
 
     # -- registry -----------------------------------------------------------
 
@@ -276,6 +279,14 @@ class Presence:
         self._usedTickets.add(ticket)
         return True
 
+    def nextStatusSerial(self) -> int:
+        """
+        A number larger than any handed out before: each C{CHG} takes one,
+        so that L{stateOf} can tell which place changed the status last.
+        """
+        self._statusSerial += 1
+        return self._statusSerial
+
     def sessionsOf(self, email: str) -> list["NotificationServer"]:
         """
         The signed-in connections of an account (after C{USR OK}).
@@ -283,9 +294,17 @@ class Presence:
         return list(self._sessions.get(normalizeEmail(email), ()))
 
     def allSessions(self) -> list["NotificationServer"]:
+        """
+        Every signed-in connection of every account (a copy: callers may
+        sign sessions out while iterating).
+        """
         return [s for sessions in self._sessions.values() for s in sessions]
 
     def personal(self, email: str) -> PersonalData:
+        """
+        The account-wide PSM and media of C{email}, created on first use
+        from the stored personal message so a fresh login shows the last one.
+        """
         key = normalizeEmail(email)
         data = self._personal.get(key)
         if data is None:
@@ -347,6 +366,10 @@ class Presence:
         return self.stateOf(email) is not None
 
     def visibleEndpoints(self, email: str) -> list["NotificationServer"]:
+        """
+        The places of C{email} a watcher may know about: after their first
+        C{CHG} and not hidden.
+        """
         return [s for s in self.sessionsOf(email) if s.status is not None and s.status != HIDDEN]
 
     def stateOf(self, email: str) -> Optional[PresenceState]:
@@ -429,9 +452,22 @@ class Presence:
         for watcher in self.sessionsOf(second):
             self.refreshView(watcher, first)
 
+    def refreshAccount(self, email: str) -> None:
+        """
+        Recompute every view that lists of C{email} can decide: what its
+        places see of anybody, and what anybody sees of it. An
+        address-book change made over SOAP changes only the owner's forward
+        list, its Allow/Block lists, privacy mode and name (and others'
+        Reverse/Pending lists, which no view depends on), so this is all
+        it can have changed, without going through every pair of sessions.
+        """
+        for watcher in self.sessionsOf(email):
+            self.refreshWatcher(watcher)
+        self.refreshSubject(email)
+
     def refreshEverything(self) -> None:
         """
-        Recompute every view (after an address-book change made over SOAP).
+        Recompute every view (after a change whose reach is not known).
         """
         for watcher in self.allSessions():
             self.refreshWatcher(watcher)
@@ -443,34 +479,30 @@ class Presence:
         The C{UBX} payload contacts see: PSM, media and one C{EndpointData}
         per visible place.
         """
-        data = self.personal(email)
-        parts = [
-            "<Data>",
-            f"<PSM>{escapeText(data.psm)}</PSM>",
-            f"<CurrentMedia>{escapeText(data.currentMedia)}</CurrentMedia>",
-        ]
-        for endpoint in self.visibleEndpoints(email):
-            if endpoint.machineGuid:
-                parts.append(endpoint.endpointDataXML())
-        parts.append("</Data>")
-        return "".join(parts).encode("utf-8")
+        endpoints = [s.endpointDataXML() for s in self.visibleEndpoints(email) if s.machineGuid]
+        return self._dataDocument(email, endpoints)
 
     def privateData(self, email: str) -> bytes:
         """
         The self-C{UBX} payload: as L{publicData}, but every signed-in place
         with its C{EndpointData} and its C{PrivateEndpointData}.
         """
+        places = [s for s in self.sessionsOf(email) if s.machineGuid]
+        endpoints = [s.endpointDataXML() for s in places] + [s.privateEndpointDataXML() for s in places]
+        return self._dataDocument(email, endpoints)
+
+    def _dataDocument(self, email: str, endpoints: list[str]) -> bytes:
+        """
+        A C{UBX <Data>} document: the account-wide PSM and media, then the
+        given endpoint elements. Public and self views differ only in the
+        endpoints, so the shared part is written once, here.
+        """
         data = self.personal(email)
-        sessions = self.sessionsOf(email)
-        parts = [
-            "<Data>",
-            f"<PSM>{escapeText(data.psm)}</PSM>",
-            f"<CurrentMedia>{escapeText(data.currentMedia)}</CurrentMedia>",
-        ]
-        parts.extend(s.endpointDataXML() for s in sessions if s.machineGuid)
-        parts.extend(s.privateEndpointDataXML() for s in sessions if s.machineGuid)
-        parts.append("</Data>")
-        return "".join(parts).encode("utf-8")
+        return (
+            f"<Data><PSM>{escapeText(data.psm)}</PSM>"
+            f"<CurrentMedia>{escapeText(data.currentMedia)}</CurrentMedia>"
+            f"{''.join(endpoints)}</Data>"
+        ).encode("utf-8")
 
     def sendSelfUBX(self, email: str, exclude: Optional["NotificationServer"] = None) -> None:
         """
@@ -609,6 +641,10 @@ class NotificationServer(LoginPreamble):
 
     @property
     def signedIn(self) -> bool:
+        """
+        Whether this connection got C{USR OK} (session commands are
+        refused before).
+        """
         return self.account is not None
 
     # -- connection -----------------------------------------------------------
@@ -652,18 +688,32 @@ class NotificationServer(LoginPreamble):
         return capabilities.split(":")[0]
 
     def sendNLN(self, email: str, state: PresenceState) -> None:
+        """
+        Tell this user that C{email} is online in C{state}, in the form of
+        the negotiated protocol version.
+        """
         args = [state.status, *self._accountToken(email), encodeParameter(state.displayName) or "%20",
                 self._caps(state.capabilities), state.msnObject]
         self.sendRaw(Command("NLN", None, tuple(args)))
 
     def sendFLN(self, email: str) -> None:
+        """
+        Tell this user that C{email} looks offline now.
+        """
         caps = "0:0" if self.protocolVersion >= 16 else "0"
         self.sendRaw(Command("FLN", None, (*self._accountToken(email), caps)))
 
     def sendUBX(self, email: str, payload: bytes) -> None:
+        """
+        Send the personal-data document C{payload} of C{email}.
+        """
         self.sendRaw(Command("UBX", None, tuple(self._accountToken(email)), payload))
 
     def endpointDataXML(self) -> str:
+        """
+        This place's public C{<EndpointData>} (its id and capabilities),
+        which contacts see in C{UBX}.
+        """
         assert self.machineGuid is not None
         return (
             f'<EndpointData id="{escapeText(self._braced())}">'
@@ -671,6 +721,10 @@ class NotificationServer(LoginPreamble):
         )
 
     def privateEndpointDataXML(self) -> str:
+        """
+        This place's C{<PrivateEndpointData>}, shown only to the account's
+        own places so each can list (and sign out) the others.
+        """
         p = self.private
         state = p.state or self.status or "NLN"
         return (
@@ -895,9 +949,8 @@ class NotificationServer(LoginPreamble):
         capsChanged = caps != self.capabilities
         self.capabilities = caps
         self.msnObject = msnObject
-        serial = max((s.statusSerial for s in self.presence.allSessions()), default=0) + 1
         self.status = status
-        self.statusSerial = serial
+        self.statusSerial = self.presence.nextStatusSerial()
         self.reply("CHG", command.trid, *command.arguments)
         # The status is the account's: the other places take it too, and
         # hear about it as an NLN about their own address (reference 5.3).

@@ -23,6 +23,7 @@ from twisted.web.pages import notFound
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request
 
+from msnp.protocol import reactorOrDefault
 from msnp.server.accounts import Account, AccountStore, TicketGrant
 from msnp.sso import CONTACTS, MESSENGER_CLEAR, MESSENGER_WEB, PASSPORT_TB, SOAP11_NS, SOAP12_NS
 from msnp.xmlsafe import XMLError, escapeText, findPath, iterByName, localName, parseXML
@@ -368,12 +369,8 @@ class SSOResource(Resource):
             reactor by default.
         """
         super().__init__()
-        if clock is None:
-            from twisted.internet import reactor as globalReactor
-
-            clock = globalReactor
         self.store = store
-        self.clock: IReactorTime = clock
+        self.clock: IReactorTime = reactorOrDefault(clock)
         self._endpoints = {
             b"RST.srf": _STSEndpoint(self, SOAP11_NS),
             b"RST2.srf": _STSEndpoint(self, SOAP12_NS),

@@ -29,6 +29,7 @@ from twisted.python.failure import Failure
 
 from msnp.protocol import MSNPProtocol, reactorOrDefault
 from msnp.server.accounts import BLOCK, normalizeEmail
+from msnp.server.notification import guidKey as guidKey
 from msnp.wire import Command, Direction, encodeParameter
 
 log = Logger()
@@ -41,13 +42,6 @@ XFR_TOKEN_LIFETIME = 120.0
 INVITE_TOKEN_LIFETIME = 300.0
 _ACK_MODES = frozenset({"U", "N", "A", "D"})
 _DEFAULT_CAPS = "0:0"
-
-
-def guidKey(text: Optional[str]) -> str:
-    """
-    The form endpoint ids are compared in: lower case, no braces.
-    """
-    return (text or "").strip().strip("{}").lower()
 
 
 def splitEndpoint(text: str) -> tuple[str, str]:
@@ -86,6 +80,10 @@ class SwitchboardSession:
     invites: dict[str, _Invite] = field(default_factory=dict, repr=False)
 
     def accounts(self) -> list[str]:
+        """
+        The addresses in the session, once each in order of arrival (one
+        account may be there from several places).
+        """
         seen: list[str] = []
         for member in self.members:
             if member.account is not None and member.account not in seen:
@@ -169,6 +167,10 @@ class SwitchboardDirectory:
         return session
 
     def sessionEmpty(self, session: SwitchboardSession) -> None:
+        """
+        Forget C{session} once its last member left, so its id and
+        invitations can no longer be used.
+        """
         if not session.members:
             self.sessions.pop(session.sessionId, None)
 
@@ -204,6 +206,9 @@ class SwitchboardServer(MSNPProtocol):
 
     @property
     def endpointAddress(self) -> str:
+        """
+        C{email;{guid}} of this place, or the bare address without a GUID.
+        """
         assert self.account is not None
         return f"{self.account};{self.machineGuid}" if self.machineGuid else self.account
 
@@ -218,6 +223,10 @@ class SwitchboardServer(MSNPProtocol):
 
     @property
     def displayName(self) -> str:
+        """
+        The name to show for this member: its NS place's current one,
+        else the stored one, else the address.
+        """
         ns = self._nsSession()
         name = getattr(ns, "displayName", None) if ns is not None else None
         if not name:
@@ -227,6 +236,9 @@ class SwitchboardServer(MSNPProtocol):
 
     @property
     def capabilities(self) -> str:
+        """
+        The capabilities of this member's NS place (C{0:0} if unknown).
+        """
         ns = self._nsSession()
         return (getattr(ns, "capabilities", None) if ns is not None else None) or _DEFAULT_CAPS
 
@@ -237,14 +249,24 @@ class SwitchboardServer(MSNPProtocol):
 
     @property
     def encodedName(self) -> str:
+        """
+        L{displayName} URL-encoded for a command line.
+        """
         return encodeParameter(self.displayName) or (self.account or "-")
 
     # -- helpers --------------------------------------------------------------
 
     def reply(self, name: str, trid: Optional[int], *arguments: str, payload: Optional[bytes] = None) -> None:
+        """
+        Send one line with an explicit TrID (the client's, or none).
+        """
         self.sendRaw(Command(name, trid, tuple(arguments), payload))
 
     def close(self, why: str) -> None:
+        """
+        Close the connection after what was already written; C{why} is
+        logged only.
+        """
         log.info("Closing switchboard connection of {account}: {why}", account=self.account, why=why)
         if self.transport is not None:
             self.transport.loseConnection()

@@ -18,7 +18,7 @@ from twisted.internet.defer import Deferred
 
 from msnp.contacts import NETWORK_PASSPORT, NETWORK_YAHOO, Group, normalizeEmail
 from msnp.errors import ServiceError
-from msnp.soap.envelope import AB_NS, PERSONAL_AB_ID, ABCHService
+from msnp.soap.envelope import AB_NS, PERSONAL_AB_ID, ABCHService, annotationsOf, isTrue, optionalInt
 from msnp.xmlsafe import child, children, escapeText, firstChildren, iterByName, localName, textOf
 
 #: The C{groupType} of an ordinary user group.
@@ -68,7 +68,8 @@ class AddressBookResult:
 
     @ivar lastChange: C{Ab/lastChange}, for a later delta sync.
     @ivar circleTicket: the unescaped C{CircleTicket} document, if any
-        (needed only for C{USR SHA A}).
+        (needed only for C{USR SHA A}). It is a credential, so it is kept
+        out of the C{repr}.
     @ivar deletedContactIds: contacts a delta sync reported as deleted.
     @ivar deletedGroupIds: groups a delta sync reported as deleted.
     """
@@ -77,16 +78,9 @@ class AddressBookResult:
     contacts: list[ABContact] = field(default_factory=list)
     groups: list[Group] = field(default_factory=list)
     lastChange: Optional[str] = None
-    circleTicket: Optional[str] = None
+    circleTicket: Optional[str] = field(default=None, repr=False)
     deletedContactIds: list[str] = field(default_factory=list)
     deletedGroupIds: list[str] = field(default_factory=list)
-
-
-def _int(text: str) -> Optional[int]:
-    try:
-        return int(text.strip())
-    except ValueError:
-        return None
 
 
 def _childCI(element: Optional[Element], name: str) -> Optional[Element]:
@@ -116,21 +110,6 @@ def _firstCI(fields: dict[str, Element], name: str) -> Optional[Element]:
     return None
 
 
-def _annotations(holder: Optional[Element]) -> dict[str, str]:
-    found: dict[str, str] = {}
-    if holder is None:
-        return found
-    for annotation in children(holder, "Annotation"):
-        name = textOf(annotation, "Name").strip()
-        if name:
-            found[name] = textOf(annotation, "Value")
-    return found
-
-
-def _isTrue(text: str) -> bool:
-    return text.strip().lower() == "true"
-
-
 def _messengerEmail(info: Element) -> Optional[tuple[str, int]]:
     """
     The messenger-enabled e-mail of a Yahoo!/federated contact, if any.
@@ -139,7 +118,7 @@ def _messengerEmail(info: Element) -> Optional[tuple[str, int]]:
     if emails is None:
         return None
     for entry in children(emails, "ContactEmail"):
-        if not _isTrue(textOf(entry, "isMessengerEnabled")):
+        if not isTrue(textOf(entry, "isMessengerEnabled")):
             continue
         address = textOf(entry, "email").strip()
         if "@" in address:
@@ -172,7 +151,7 @@ def parseAddressBook(body: Element) -> AddressBookResult:
         groupId = textOf(element, "groupId").strip()
         if not groupId:
             continue
-        if _isTrue(textOf(element, "fDeleted")):
+        if isTrue(textOf(element, "fDeleted")):
             result.deletedGroupIds.append(groupId)
             continue
         result.groups.append(Group(groupId, textOf(element, "groupInfo", "name")))
@@ -184,7 +163,7 @@ def parseAddressBook(body: Element) -> AddressBookResult:
         fields = firstChildren(element)
         contactId = textOf(fields.get("contactId")).strip()
         info = fields.get("contactInfo")
-        if _isTrue(textOf(fields.get("fDeleted"))):
+        if isTrue(textOf(fields.get("fDeleted"))):
             if contactId:
                 result.deletedContactIds.append(contactId)
             continue
@@ -193,8 +172,8 @@ def parseAddressBook(body: Element) -> AddressBookResult:
         infoFields = firstChildren(info)
         contactType = textOf(infoFields.get("contactType")).strip() or "Regular"
         displayName = textOf(infoFields.get("displayName"))
-        cid = _int(textOf(infoFields.get("CID")))
-        annotations = _annotations(_firstCI(infoFields, "annotations"))
+        cid = optionalInt(textOf(infoFields.get("CID")))
+        annotations = annotationsOf(_firstCI(infoFields, "annotations"))
         passport = textOf(infoFields.get("passportName")).strip()
         if contactType == "Me":
             result.me = MeContact(
@@ -205,7 +184,7 @@ def parseAddressBook(body: Element) -> AddressBookResult:
                 annotations=annotations,
             )
             continue
-        isMessengerUser = _isTrue(textOf(infoFields.get("isMessengerUser")))
+        isMessengerUser = isTrue(textOf(infoFields.get("isMessengerUser")))
         network = NETWORK_PASSPORT
         email = normalizeEmail(passport)
         if "@" not in email:
@@ -440,6 +419,10 @@ class AddressBookService(ABCHService):
         return self._guid("ABGroupAdd", body, scenario)
 
     def groupDelete(self, groupId: str, scenario: str = "Timer") -> "Deferred[None]":
+        """
+        Delete a group. Its contacts stay in the address book, so the
+        caller need not move them out first.
+        """
         body = (
             f'<ABGroupDelete xmlns="{AB_NS}"><abId>{PERSONAL_AB_ID}</abId>'
             f"{_groupFilter(groupId)}</ABGroupDelete>"
@@ -461,6 +444,10 @@ class AddressBookService(ABCHService):
     def groupContactAdd(
         self, groupId: str, contactId: str, scenario: str = "GroupSave"
     ) -> "Deferred[None]":
+        """
+        Put a contact into a group. Contacts are named by their address-book
+        id, not their address, so the contact must already be in the book.
+        """
         body = (
             f'<ABGroupContactAdd xmlns="{AB_NS}"><abId>{PERSONAL_AB_ID}</abId>'
             f"{_groupFilter(groupId)}{_contactRef(contactId)}</ABGroupContactAdd>"
@@ -470,6 +457,10 @@ class AddressBookService(ABCHService):
     def groupContactDelete(
         self, groupId: str, contactId: str, scenario: str = "GroupSave"
     ) -> "Deferred[None]":
+        """
+        Take a contact out of a group; it stays in the address book (and
+        in any other group).
+        """
         body = (
             f'<ABGroupContactDelete xmlns="{AB_NS}"><abId>{PERSONAL_AB_ID}</abId>'
             f"{_contactRef(contactId)}{_groupFilter(groupId)}</ABGroupContactDelete>"

@@ -31,7 +31,17 @@ from twisted.python.failure import Failure
 
 from msnp.errors import MSNPError, ServiceError
 from msnp.http import DEFAULT_HTTP_TIMEOUT, DEFAULT_MAX_BODY_BYTES, postXML
-from msnp.xmlsafe import XMLError, child, escapeText, findPath, iterByName, localName, parseXML, textOf
+from msnp.xmlsafe import (
+    XMLError,
+    child,
+    children,
+    escapeText,
+    findPath,
+    iterByName,
+    localName,
+    parseXML,
+    textOf,
+)
 
 log = Logger()
 
@@ -55,6 +65,45 @@ EXPIRED_TICKET_FAULT = "BadContextToken"
 #: that the ticket provider returns the new one; fires with L{None} or
 #: fails with the renewal's error.
 RenewTicket = Callable[[], "Deferred[None]"]
+
+
+# -- reading ABCH fields (shared by the sharing and address-book parsers) ------
+
+
+def optionalInt(text: str) -> Optional[int]:
+    """
+    The integer in C{text}, or L{None}: ids and CIDs may be missing or
+    garbled in a hostile or damaged answer, and one bad field must not
+    fail a whole download.
+    """
+    try:
+        return int(text.strip())
+    except ValueError:
+        return None
+
+
+def isTrue(text: str) -> bool:
+    """
+    Whether an C{xsd:boolean} field says C{true}; the ABCH writes it in
+    lower case, but nothing is lost by not relying on that.
+    """
+    return text.strip().lower() == "true"
+
+
+def annotationsOf(holder: Optional[Element]) -> dict[str, str]:
+    """
+    The C{Annotation} name/value pairs of an C{Annotations} element (an
+    empty dict when there is none). Both services carry per-contact
+    settings this way (C{MSN.IM.BLP}, C{MSN.IM.InviteMessage}, ...).
+    """
+    found: dict[str, str] = {}
+    if holder is None:
+        return found
+    for annotation in children(holder, "Annotation"):
+        name = textOf(annotation, "Name").strip()
+        if name:
+            found[name] = textOf(annotation, "Value")
+    return found
 
 
 class ABCHFault(ServiceError):

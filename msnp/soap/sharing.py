@@ -17,7 +17,7 @@ from twisted.internet.defer import Deferred, fail
 
 from msnp.contacts import NETWORK_PASSPORT, NETWORK_YAHOO, normalizeEmail
 from msnp.errors import ServiceError
-from msnp.soap.envelope import AB_NS, XSI_NS, ABCHService
+from msnp.soap.envelope import AB_NS, XSI_NS, ABCHService, annotationsOf, isTrue, optionalInt
 from msnp.xmlsafe import child, children, escapeText, firstChildren, localName, textOf
 
 #: The role names of the Messenger service this library understands.
@@ -68,14 +68,11 @@ class MembershipResult:
         return self.roles.get(role, {})
 
     def emails(self, role: str) -> set[str]:
+        """
+        The lower-cased addresses of C{role}, for membership tests that
+        need no member details.
+        """
         return set(self.members(role))
-
-
-def _int(text: str) -> Optional[int]:
-    try:
-        return int(text.strip())
-    except ValueError:
-        return None
 
 
 def _under(element: Element, container: str, name: str) -> list[Element]:
@@ -86,22 +83,6 @@ def _under(element: Element, container: str, name: str) -> list[Element]:
     return [] if holder is None else children(holder, name)
 
 
-def _annotations(fields: dict[str, Element]) -> dict[str, str]:
-    found: dict[str, str] = {}
-    holder = fields.get("Annotations")
-    if holder is None:
-        holder = fields.get("annotations")
-    if holder is None:
-        return found
-    for annotation in holder:
-        if localName(annotation.tag) != "Annotation":
-            continue
-        name = textOf(annotation, "Name").strip()
-        if name:
-            found[name] = textOf(annotation, "Value")
-    return found
-
-
 def _member(element: Element) -> Optional[Member]:
     """
     One C{Member}, or L{None} for a kind this library does not handle
@@ -110,13 +91,14 @@ def _member(element: Element) -> Optional[Member]:
     # Each field is the first child of that name; one pass finds them all
     # (a membership list holds every contact, several times over).
     fields = firstChildren(element)
-    if textOf(fields.get("Deleted")).strip().lower() == "true":
+    if isTrue(textOf(fields.get("Deleted"))):
         return None
     kind = ""
     for name, value in element.attrib.items():
         if localName(name) == "type":
             kind = value.rsplit(":", 1)[-1]
-    annotations = _annotations(fields)
+    holder = fields.get("Annotations")
+    annotations = annotationsOf(holder if holder is not None else fields.get("annotations"))
     passport = textOf(fields.get("PassportName")).strip()
     email = textOf(fields.get("Email")).strip()
     if kind == "PassportMember" or (not kind and passport):
@@ -124,17 +106,17 @@ def _member(element: Element) -> Optional[Member]:
     elif kind == "EmailMember" or (not kind and email):
         address = email
         buddyType = annotations.get("MSN.IM.BuddyType", "").strip().rstrip(":")
-        network = _int(buddyType) or NETWORK_YAHOO
+        network = optionalInt(buddyType) or NETWORK_YAHOO
     else:
         return None
     if "@" not in address:
         return None
     return Member(
         email=normalizeEmail(address),
-        membershipId=_int(textOf(fields.get("MembershipId"))),
+        membershipId=optionalInt(textOf(fields.get("MembershipId"))),
         displayName=textOf(fields.get("DisplayName")).strip(),
         network=network,
-        cid=_int(textOf(fields.get("CID"))),
+        cid=optionalInt(textOf(fields.get("CID"))),
         inviteMessage=annotations.get("MSN.IM.InviteMessage"),
     )
 

@@ -27,7 +27,7 @@ from msnp.contacts import (
     normalizeEmail,
 )
 from msnp.soap.addressbook import AddressBookResult
-from msnp.soap.sharing import MembershipResult
+from msnp.soap.sharing import Member, MembershipResult
 
 
 @dataclass
@@ -38,6 +38,25 @@ class SyncedList:
 
     contacts: ContactList
     profile: Profile
+
+
+def mergeMember(contact: Contact, role: str, member: Member) -> None:
+    """
+    Put C{contact} on C{role}'s list with what the sharing service says of
+    it: the membership id (a Pending one is needed to answer the request),
+    the CID and the name when nothing better is known, and the invitation
+    text of a Pending member. A full sync and the roster's refresh after a
+    server-sent C{ADL} merge members the same way through this.
+    """
+    contact.lists |= ROLE_LISTS[role]
+    if member.membershipId is not None:
+        contact.membershipIds[role] = member.membershipId
+    if contact.cid is None:
+        contact.cid = member.cid
+    if role == "Pending" and member.inviteMessage:
+        contact.inviteMessage = member.inviteMessage
+    if member.displayName and contact.displayName == normalizeEmail(contact.email):
+        contact.displayName = member.displayName
 
 
 def buildContactList(
@@ -80,7 +99,7 @@ def buildContactList(
             )
         )
 
-    for role, flag in ROLE_LISTS.items():
+    for role in ROLE_LISTS:
         for email, member in membership.members(role).items():
             if email == own:
                 continue
@@ -94,15 +113,7 @@ def buildContactList(
                         cid=member.cid,
                     )
                 )
-            contact.lists |= flag
-            if member.membershipId is not None:
-                contact.membershipIds[role] = member.membershipId
-            if contact.cid is None:
-                contact.cid = member.cid
-            if member.inviteMessage and role == "Pending":
-                contact.inviteMessage = member.inviteMessage
-            if contact.displayName == email and member.displayName:
-                contact.displayName = member.displayName
+            mergeMember(contact, role, member)
 
     for contact in contacts:
         if contact.isBlocked and contact.isAllowed:
