@@ -34,6 +34,7 @@ from twisted.internet.defer import (
     DeferredList,
     TimeoutError as DeferredTimeoutError,
     ensureDeferred,
+    fail,
     succeed,
 )
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -1260,11 +1261,13 @@ class ConversationManager:
 
         @return: a L{Deferred} firing with the L{Conversation} once C{email}
             has joined; failing with L{ContactOffline} (C{217}),
-            L{RequestTimeout}, L{ConnectionLost} or L{ServerError}.
+            L{RequestTimeout}, L{ConnectionLost} or L{ServerError}; with
+            L{ValueError} for your own address (as a failed L{Deferred}, like
+            every other outcome, never raised).
         """
         email = normalizeEmail(email)
         if email == self.account:
-            raise ValueError("cannot open a conversation with yourself")
+            return fail(ValueError("cannot open a conversation with yourself"))
         conversation = self._find(email)
         if conversation is None:
             conversation = Conversation(self, [email])

@@ -329,6 +329,18 @@ class OpeningTests(SynchronousTestCase):
     Opening a switchboard: XFR, USR, CAL, JOI.
     """
 
+    def test_openWithYourselfFails(self) -> None:
+        """
+        Asking for a conversation with your own address is refused through
+        the returned L{Deferred} (never raised), and opens nothing.
+        """
+        h = Harness()
+        outcome: list[Failure] = []
+        h.manager.openConversation(ALICE.upper()).addErrback(outcome.append)
+        self.assertEqual(len(outcome), 1)
+        self.assertIsInstance(outcome[0].value, ValueError)
+        self.assertEqual(h.manager.conversations, [])
+
     def test_openSendsUSRAndCAL(self) -> None:
         """
         The client presents C{account;{guid} token}, calls the contact, and
