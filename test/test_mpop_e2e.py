@@ -29,9 +29,8 @@ from msnp.server.network import LocalNetwork
 from msnp.server.notification import addressBookChangedPayload, notificationPid
 from msnp.wire import Command
 from msnp.xmlsafe import parseXML, textOf
+from support import EventRecorder
 
-#: Seconds one wait may take before the test fails (loopback is fast).
-WAIT = 10.0
 PASSWORD = "secret-pw"
 ALICE = "alice@example.com"
 BOB = "bob@example.com"
@@ -48,45 +47,10 @@ REFERENCE_NOT = (
 )
 
 
-class Recorder:
+class Recorder(EventRecorder):
     """
-    An observer that records events and lets a test wait until a condition
-    holds; the condition is re-checked after every event.
+    Records the list and presence events of one place.
     """
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.events: list[tuple[Any, ...]] = []
-        self._waiters: list[tuple[Callable[[], bool], Deferred[None]]] = []
-
-    def __repr__(self) -> str:
-        return f"<Recorder {self.name}>"
-
-    def _record(self, *event: Any) -> None:
-        self.events.append(event)
-        for entry in list(self._waiters):
-            check, d = entry
-            if check():
-                self._waiters.remove(entry)
-                d.callback(None)
-
-    def waitFor(self, check: Callable[[], bool], what: str) -> Deferred[None]:
-        """
-        Fire once C{check()} is true; fail after L{WAIT} seconds, naming C{what}.
-        """
-        if check():
-            return succeed(None)
-        d: Deferred[None] = Deferred()
-        entry = (check, d)
-        self._waiters.append(entry)
-
-        def timedOut(failure: Any, timeout: float) -> None:
-            if entry in self._waiters:
-                self._waiters.remove(entry)
-            raise AssertionError(f"{self.name}: still waiting for {what}; events: {self.events[-10:]}")
-
-        d.addTimeout(WAIT, reactor, onTimeoutCancel=timedOut)
-        return d
 
     def count(self, event: str) -> int:
         return sum(1 for e in self.events if e[0] == event)
