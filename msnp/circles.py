@@ -486,3 +486,40 @@ def isCircleListPayload(data: bytes) -> bool:
     circle code instead of the contact code. Cheap: no XML parse.
     """
     return b't="9"' in data and f'n="{CIRCLE_DOMAIN}"'.encode() in data
+
+
+# -- NOT for circles (Q.4.9) -----------------------------------------------------
+
+#: The C{siteid} of address-book notifications.
+ADDRESS_BOOK_SITE = "45705"
+
+
+def circleIdOfNotification(payload: bytes) -> Optional[str]:
+    """
+    The circle a C{NOT} payload concerns (C{NotificationData/CircleId}
+    inside C{BODY}, site 45705), or L{None} for any other notification
+    (the C{ABCHInternal} form, an alert).
+
+    @raise CircleProtocolError: site 45705 with a C{CircleId} that is not a
+        circle id, or a body that is not XML.
+    """
+    if b"CircleId" not in payload:
+        return None
+    try:
+        root = parseXML(payload)
+    except XMLError as e:
+        raise CircleProtocolError(f"circle NOT is not usable XML: {e}") from None
+    if localName(root.tag) != "NOTIFICATION" or root.get("siteid") != ADDRESS_BOOK_SITE:
+        return None
+    body = root.find("MSG/BODY")
+    text = (body.text or "").strip() if body is not None else ""
+    if not text:
+        return None
+    try:
+        data = parseXML(text)
+    except XMLError as e:
+        raise CircleProtocolError(f"circle NOT body is not usable XML: {e}") from None
+    for element in data:
+        if localName(element.tag) == "CircleId":
+            return normalizeCircleId(element.text or "")
+    return None
