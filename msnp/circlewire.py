@@ -447,7 +447,7 @@ def buildMessagePayload(
     The payload of an C{SDG} to a circle (Q.4.8), headers in MSNPSharp's order.
     """
     if type is CircleMessageType.TEXT:
-        body = text.replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8")
+        body = text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\r\n").encode("utf-8")
         headers: Headers = (
             ("Content-Length", str(len(body))),
             ("Content-Type", "Text/plain; charset=UTF-8"),
@@ -503,7 +503,7 @@ def parseCircleMessage(payload: RoutedPayload) -> Optional[CircleMessage]:
     if payload.sender.network != 1 or "@" not in payload.sender.account:
         raise MalformedRoutedPayload("SDG sender is not a person")
     segmentText = payload.reliabilityHeader("Segment")
-    segment = int(segmentText) if segmentText and segmentText.isdecimal() and len(segmentText) < 10 else None
+    segment = int(segmentText) if segmentText and segmentText.isdecimal() and len(segmentText) <= 10 else None
     messageType = (payload.header("Message-Type") or "").strip().lower()
 
     def message(kind: CircleMessageType, text: str = "", format: Optional[str] = None) -> CircleMessage:
