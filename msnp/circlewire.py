@@ -308,6 +308,40 @@ def buildJoinPayload(circleId: str, email: str, epid: str) -> bytes:
     ).toBytes()
 
 
+def buildPartPayload(circleId: str, email: str, epid: str) -> bytes:
+    """
+    The C{DEL} that takes C{email}'s place out of the circle's roster (the
+    C{Publication} block MSNPSharp writes: the user's roster C{Uri}, empty
+    body).
+    """
+    return RoutedPayload(
+        to=_circle(circleId),
+        sender=_sender(email, epid),
+        kind=ContentBlock.PUBLICATION,
+        reliability=(("Stream", "0"), ("Segment", "0")),
+        headers=(
+            ("Uri", f"/circle/roster({IM_ROSTER})/user({memberAddress(email)})"),
+            ("Content-Type", CIRCLES_XML),
+            ("Content-Length", "0"),
+        ),
+        body=b"",
+    ).toBytes()
+
+
+def rosterUserOf(payload: RoutedPayload) -> Optional[str]:
+    """
+    The account of a C{/circle/roster(IM)/user(1:...)} C{Uri}, or L{None}
+    for another C{Uri}.
+
+    @raise MalformedRoutedPayload: the C{Uri} names a roster user that is
+        not an address.
+    """
+    match = _ROSTER_USER_URI.match(payload.header("Uri") or "")
+    if match is None or match.group(1) != IM_ROSTER:
+        return None
+    return _accountOf(match.group(2))
+
+
 def buildRosterNotification(circleId: str, toEmail: str, members: Iterable[str]) -> bytes:
     """
     The server's roster C{NFY PUT} (Q.4.7 a): the members now in the
@@ -381,12 +415,8 @@ def parseRosterChange(verb: str, payload: RoutedPayload) -> Optional[RosterChang
     if contentType != CIRCLES_XML:
         raise MalformedRoutedPayload(f"NFY with content type {contentType[:40]!r}")
     if verb == "DEL":
-        match = _ROSTER_USER_URI.match(payload.header("Uri") or "")
-        if match is None:
-            return None
-        if match.group(1) != IM_ROSTER:
-            return None
-        return RosterChange(circleId, left=(_accountOf(match.group(2)),))
+        leaver = rosterUserOf(payload)
+        return RosterChange(circleId, left=(leaver,)) if leaver is not None else None
     if verb != "PUT":
         raise MalformedRoutedPayload(f"NFY {verb[:8]!r} is not PUT or DEL")
     body = payload.body.strip()
@@ -396,6 +426,28 @@ def parseRosterChange(verb: str, payload: RoutedPayload) -> Optional[RosterChang
     if document.rosterId != IM_ROSTER:
         return None
     return RosterChange(circleId, present=document.emails)
+
+
+def applyRosterChange(
+    online: set[str], change: RosterChange, ownEmail: str
+) -> tuple[set[str], set[str]]:
+    """
+    Apply a roster change to the set of members in a circle's conversation
+    (L{msnp.circles.Circle.online}), in place.
+
+    An C{NFY PUT} is C{Partial}: the accounts it lists are present, and it
+    says nothing of the others, so nobody is removed by it; only C{NFY DEL}
+    removes. The account itself is never in the set.
+
+    @return: C{(joined, left)}: who is new and who is gone, for the
+        observer's events.
+    """
+    own = ownEmail.strip().lower()
+    joined = {e for e in change.present if e != own} - online
+    left = {e for e in change.left if e != own} & online
+    online |= joined
+    online -= left
+    return joined, left
 
 
 def _accountOf(address: str) -> str:
@@ -547,7 +599,9 @@ __all__ = [
     "RosterDocument",
     "RoutedPayload",
     "buildJoinPayload",
+    "applyRosterChange",
     "buildLeaveNotification",
+    "buildPartPayload",
     "buildMessagePayload",
     "buildRosterDocument",
     "buildRosterNotification",
@@ -557,4 +611,5 @@ __all__ = [
     "parseRosterChange",
     "parseRosterDocument",
     "parseRoutedPayload",
+    "rosterUserOf",
 ]

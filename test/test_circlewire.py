@@ -14,6 +14,10 @@ from twisted.trial.unittest import SynchronousTestCase
 from msnp.circlewire import (
     CircleMessageType,
     ContentBlock,
+    RosterChange,
+    applyRosterChange,
+    buildPartPayload,
+    rosterUserOf,
     MalformedRoutedPayload,
     buildJoinPayload,
     buildLeaveNotification,
@@ -199,6 +203,51 @@ class RosterTests(SynchronousTestCase):
         self.assertIsNone(parseRosterChange("PUT", parseRoutedPayload(empty.replace(b"Notification: 1.0", b"Publication: 1.0"))))
         other = good.replace(b"<id>IM</id>", b"<id>Other</id>")
         self.assertIsNone(parseRosterChange("PUT", parseRoutedPayload(other)))
+
+
+class RosterStateTests(SynchronousTestCase):
+    def test_apply(self) -> None:
+        """
+        C{NFY PUT} adds (never removes), C{NFY DEL} removes, the account
+        itself is never counted; the result names who joined and who left.
+        """
+        online: set[str] = {"carol@x.com"}
+        joined, left = applyRosterChange(online, RosterChange(FAMILY, present=("me@x.com", "bob@x.com")), "Me@x.com")
+        self.assertEqual((joined, left, online), ({"bob@x.com"}, set(), {"bob@x.com", "carol@x.com"}))
+        joined, left = applyRosterChange(online, RosterChange(FAMILY, present=("bob@x.com",)), "me@x.com")
+        self.assertEqual((joined, left), (set(), set()))
+        joined, left = applyRosterChange(online, RosterChange(FAMILY, left=("carol@x.com", "zed@x.com")), "me@x.com")
+        self.assertEqual((joined, left, online), (set(), {"carol@x.com"}, {"bob@x.com"}))
+
+    def test_partPayload(self) -> None:
+        """
+        The roster C{DEL} names the sender's roster user, as MSNPSharp writes it.
+        """
+        routed = parseRoutedPayload(buildPartPayload(FAMILY, "alice@example.com", ALICE_EPID))
+        self.assertEqual(routed.kind, ContentBlock.PUBLICATION)
+        self.assertEqual(routed.header("Uri"), "/circle/roster(IM)/user(1:alice@example.com)")
+        self.assertEqual(rosterUserOf(routed), "alice@example.com")
+        self.assertEqual(routed.body, b"")
+
+
+class WireTests(SynchronousTestCase):
+    def test_commandsFrame(self) -> None:
+        """
+        The circle commands frame as the reference shows: the C{PUT}/C{DEL}
+        acknowledgement C{OK 0} reads as the C{OK} form with an empty
+        payload, server C{NFY} carries its verb and no TrID, C{SDG 0} a TrID 0.
+        """
+        from msnp.wire import Command, Direction, parseCommand, serialize
+
+        ack = parseCommand(serialize(Command("PUT", 14, ("OK", "0"))), Direction.FROM_SERVER)
+        self.assertEqual((ack.trid, ack.arguments, ack.payload), (14, ("OK",), b""))
+        nfy = buildRosterNotification(FAMILY, "alice@example.com", ["bob@example.com"])
+        parsed = parseCommand(serialize(Command("NFY", None, ("PUT",), nfy)), Direction.FROM_SERVER)
+        self.assertEqual((parsed.trid, parsed.arguments, parsed.payload), (None, ("PUT",), nfy))
+        relayed = parseCommand(serialize(Command("SDG", 0, (), SDG_EXAMPLE)), Direction.FROM_SERVER)
+        self.assertEqual((relayed.trid, relayed.payload), (0, SDG_EXAMPLE))
+        sent = parseCommand(serialize(Command("SDG", 15, (), SDG_EXAMPLE)), Direction.FROM_CLIENT)
+        self.assertEqual((sent.trid, sent.payload), (15, SDG_EXAMPLE))
 
 
 class StructureTests(SynchronousTestCase):

@@ -21,6 +21,7 @@ from msnp.circlewire import (
     CircleMessageType,
     buildJoinPayload,
     buildMessagePayload,
+    buildPartPayload,
     parseRosterChange,
     parseRoutedPayload,
 )
@@ -322,6 +323,28 @@ class RoutingTests(RegistryTestCase):
         self.assertEqual(routeCircleCommand(self.registry, ALICE, Command("DEL", 7, (), b"")).reply, Command("201", 7))
         unknown = buildJoinPayload("00000000-0000-0000-0009-00000000ffff", ALICE.email, ALICE.epid)
         self.assertEqual(routeCircleCommand(self.registry, ALICE, Command("PUT", 8, (), unknown)).reply, Command("201", 8))
+
+    def test_delLeavesRoster(self) -> None:
+        """
+        A roster C{DEL} takes only that place out: C{DEL trid OK 0}; the
+        others hear C{NFY DEL} once the account's last place left; a
+        C{DEL} of someone else's roster user, or from outside, is 201.
+        """
+        for place in (ALICE, ALICE2, BOB):
+            self.put(place)
+
+        def delete(place: Place, email: Optional[str] = None, trid: int = 20) -> Routed:
+            payload = buildPartPayload(self.circleId, email or place.email, place.epid)
+            return routeCircleCommand(self.registry, place, Command("DEL", trid, (), payload))
+
+        self.assertEqual(delete(BOB, "alice@example.com").reply, Command("201", 20))
+        first = delete(ALICE2)
+        self.assertEqual((first.reply, first.deliveries), (Command("DEL", 20, ("OK", "0")), ()))
+        second = delete(ALICE)
+        self.assertEqual([d.place for d in second.deliveries], [BOB])
+        self.assertEqual(delete(ALICE).reply, Command("201", 20))
+        self.assertTrue(self.registry.isSubscribed(ALICE, self.circleId))
+        self.assertEqual(self.registry.rosterAccounts(self.circleId), ["bob@example.com"])
 
     def test_putWithoutAdl(self) -> None:
         """

@@ -13,6 +13,9 @@ source; see C{docs/circles.md}):
   - a malformed payload, an unknown circle, a non-member, a place without a
     prior circle C{ADL} (C{PUT}) or outside the roster (C{SDG}), a C{From}
     that is not exactly the sending place: error C{201};
+  - a C{DEL} of one's own roster user takes the place out of the roster
+    (C{DEL trid OK 0}, chosen to mirror C{PUT}); the others hear C{NFY DEL}
+    once the account's last place left;
   - an C{SDG} is relayed unchanged as C{SDG 0} to every other place in the
     roster (the sender's own other places included), never back to the
     sending place; a recipient that blocks the sender does not get it;
@@ -32,10 +35,12 @@ from msnp.circlewire import (
     CIRCLES_XML,
     ContentBlock,
     MalformedRoutedPayload,
+    RoutedPayload,
     buildLeaveNotification,
     buildRosterNotification,
     parseRosterDocument,
     parseRoutedPayload,
+    rosterUserOf,
 )
 from msnp.server.circles import CircleRefused, CircleRegistry, Place
 from msnp.wire import Command
@@ -131,12 +136,12 @@ def routeCircleCommand(
     registry: CircleRegistry, sender: Place, command: Command, mayDeliver: MayDeliver = _always
 ) -> Routed:
     """
-    Route a C{PUT} or C{SDG} from C{sender}.
+    Route a C{PUT}, C{SDG} or C{DEL} (leaving the roster) from C{sender}.
 
     @return: the reply and deliveries (see the module docstring for the
         rules); any other command gets C{201}.
     """
-    if command.name not in ("PUT", "SDG"):
+    if command.name not in ("PUT", "SDG", "DEL"):
         return _error(201, command.trid)
     try:
         routed = parseRoutedPayload(command.payload or b"")
@@ -150,6 +155,8 @@ def routeCircleCommand(
         return _error(201, command.trid)
     if routed.sender.network != 1 or routed.sender.account != sender.email:
         return _error(201, command.trid)
+    if command.name == "DEL":
+        return _del(registry, sender, command, circleId, routed)
     if command.name == "PUT":
         return _put(registry, sender, command, circleId, routed.kind, routed.header("Content-Type"), routed.body, mayDeliver)
     if routed.sender.epid != sender.epid or routed.to.path != IM_ROSTER:
@@ -205,6 +212,19 @@ def _put(
         return Routed(reply, tuple(rosterDeliveries(registry, circleId, [sender], mayDeliver)), (circleId,))
     places = registry.rosterPlaces(circleId)
     return Routed(reply, tuple(rosterDeliveries(registry, circleId, places, mayDeliver)), (circleId,))
+
+
+def _del(registry: CircleRegistry, sender: Place, command: Command, circleId: str, routed: RoutedPayload) -> Routed:
+    try:
+        user = rosterUserOf(routed)
+    except MalformedRoutedPayload:
+        return _error(201, command.trid)
+    if user != sender.email or not registry.inRoster(sender, circleId):
+        return _error(201, command.trid)
+    emptied = registry.partRoster(sender, circleId)
+    reply = Command("DEL", command.trid, ("OK", "0"))
+    deliveries = leaveDeliveries(registry, circleId, sender.email) if emptied else []
+    return Routed(reply, tuple(deliveries), (circleId,))
 
 
 def leaveDeliveries(registry: CircleRegistry, circleId: str, leaver: str) -> list[Delivery]:

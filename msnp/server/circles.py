@@ -489,6 +489,19 @@ class CircleRegistry:
         """
         return sorted({p.email for p in self._roster.get(circleId, ())})
 
+    def partRoster(self, place: Place, circleId: str) -> bool:
+        """
+        Take C{place} out of one circle's roster (a C{DEL}); it stays
+        subscribed.
+
+        @return: whether the account has no place left in that roster.
+        """
+        places = self._roster.get(circleId)
+        if places is None or place not in places:
+            return False
+        places.discard(place)
+        return not any(p.email == place.email for p in places)
+
     def part(self, place: Place) -> list[str]:
         """
         Forget C{place} everywhere (it signed out).
