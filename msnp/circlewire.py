@@ -588,28 +588,3 @@ def isCircleRouted(payload: RoutedPayload) -> bool:
     """
     return payload.to.network == NETWORK_CIRCLE or payload.sender.network == NETWORK_CIRCLE
 
-
-__all__ = [
-    "CIRCLES_XML",
-    "CircleMessage",
-    "CircleMessageType",
-    "ContentBlock",
-    "MalformedRoutedPayload",
-    "RosterChange",
-    "RosterDocument",
-    "RoutedPayload",
-    "buildJoinPayload",
-    "applyRosterChange",
-    "buildLeaveNotification",
-    "buildPartPayload",
-    "buildMessagePayload",
-    "buildRosterDocument",
-    "buildRosterNotification",
-    "formatEpid",
-    "normalizeCircleId",
-    "parseCircleMessage",
-    "parseRosterChange",
-    "parseRosterDocument",
-    "parseRoutedPayload",
-    "rosterUserOf",
-]
