@@ -12,6 +12,8 @@ import itertools
 from typing import Iterable, Optional
 from xml.etree.ElementTree import Element
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
@@ -458,3 +460,50 @@ class ABCHHandlerTests(RegistryTestCase):
         """
         circleId = self.family()
         self.assertEqual(circleIdOfNotification(circleabch.circleNotificationPayload("a@x.com", circleId)), circleId)
+
+
+class RoutingPropertyTests(RegistryTestCase):
+    """
+    Hostile commands never escape the routing functions: any payload gets
+    a reply (or deliberately none) and never an exception.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.circleId = self.family("bob@example.com")
+        self.converse(self.circleId, ALICE, BOB)
+
+    @settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(
+        st.sampled_from(["PUT", "SDG", "DEL", "NFY"]),
+        st.lists(st.sampled_from([
+            b"Routing: 1.0", b"To: 9:00000000-0000-0000-0009-0000000000ab@live.com;path=IM",
+            b"To: 9:00000000-0000-0000-0009-0000000000ab@live.com", b"To: 1:bob@example.com",
+            b"From: 1:alice@example.com;epid={6f0d1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b}", b"From: 1:eve@example.com",
+            b"Reliability: 1.0", b"Publication: 1.0", b"Messaging: 1.0", b"Notification: 1.0",
+            b"Content-Type: application/circles+xml", b"Uri: /circle/roster(IM)/user(1:alice@example.com)",
+            b"<circle><roster><id>IM</id><user><id>1:alice@example.com</id></user></roster></circle>",
+            b"<circle><props/></circle>", b"<circle><roster>", b"", b"\xff", b":",
+        ]), max_size=16),
+    )
+    def test_anyCommand(self, name: str, lines: list[bytes]) -> None:
+        """
+        Near-valid routed payloads from alice's place are answered with
+        C{OK}, C{201} or nothing, and only ever delivered to roster places.
+        """
+        routed = routeCircleCommand(self.registry, ALICE, Command(name, 7, (), b"\r\n".join(lines)))
+        if routed.reply is not None:
+            self.assertIn(routed.reply.name, (name, "201"))
+        roster = set(self.registry.rosterPlaces(self.circleId)) | {ALICE}
+        for delivery in routed.deliveries:
+            self.assertIn(delivery.place, roster)
+
+    @settings(max_examples=100, deadline=None, database=None)
+    @given(st.binary(max_size=300))
+    def test_anyListPayload(self, payload: bytes) -> None:
+        """
+        Any circle ADL payload is answered C{OK}, C{241} or C{933}.
+        """
+        reply = subscribeCircles(self.registry, ALICE, 3, payload, True).reply
+        assert reply is not None
+        self.assertIn(reply.name, ("ADL", "241", "933"))

@@ -12,6 +12,8 @@ from __future__ import annotations
 import itertools
 from typing import Any, Callable, Optional, TypeVar
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from treq.testing import StubTreq
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
@@ -369,3 +371,39 @@ class CircleServiceTests(SynchronousTestCase):
             ABCHFault, self.resolve, bob.respond(CircleInvitation(circleId, "Family", circleId), accept=True)
         )
         self.assertEqual(fault.errorCode, "InvitationNotFound")
+
+
+class HostileListingTests(SynchronousTestCase):
+    @settings(max_examples=150, deadline=None, database=None)
+    @given(st.lists(st.sampled_from([
+        "<CircleResult>", "</CircleResult>", "<Circles>", "</Circles>", "<CircleInverseInfo>", "</CircleInverseInfo>",
+        "<Content><Handle><Id>00000000-0000-0000-0009-0123456789ab</Id></Handle></Content>",
+        "<PersonalInfo><MembershipInfo><CirclePersonalMembership><Role>Admin</Role><State>9</State>"
+        "</CirclePersonalMembership></MembershipInfo></PersonalInfo>",
+        "<CircleTicket>x</CircleTicket>", "<Contacts>", "</Contacts>", "<Contact><contactInfo><contactType>Circle"
+        "</contactType><NetworkInfo><DomainTag>00000000-0000-0000-0009-0123456789ab</DomainTag>"
+        "<RelationshipState>1</RelationshipState></NetworkInfo></contactInfo></Contact>",
+        "<Deleted>true</Deleted>", "<Contact><contactInfo><contactType>Me</contactType></contactInfo></Contact>",
+        "<Contact><contactInfo><contactType>Live</contactType><passportName>a@x.com</passportName>"
+        "<NetworkInfo><RelationshipRole>77</RelationshipRole></NetworkInfo></contactInfo></Contact>",
+    ]), max_size=14))
+    def test_fragments(self, parts: list[str]) -> None:
+        """
+        Any arrangement of real fragments that is well-formed parses or
+        raises L{ServiceError}; nothing else escapes, and the ticket stays
+        out of the listing's repr.
+        """
+        text = "<ABFindContactsPagedResponse><ABFindContactsPagedResult>" + "".join(parts) + "</ABFindContactsPagedResult></ABFindContactsPagedResponse>"
+        try:
+            document = parseXML(text)
+        except ServiceError:
+            return
+        try:
+            listing = soap.parseCircleListing(document)
+            self.assertNotIn("<CircleTicket", repr(listing))
+        except ServiceError:
+            pass
+        try:
+            soap.parseCircleBook(document, FAMILY)
+        except ServiceError:
+            pass
