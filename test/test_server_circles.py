@@ -143,14 +143,21 @@ class RegistryTests(RegistryTestCase):
     def test_unconnectedInvitationInvisible(self) -> None:
         """
         An invitation prepared by C{CreateContact} but never connected is
-        not shown to the invitee and cannot be answered.
+        not shown to the invitee and cannot be answered; preparing it again
+        (a retry after a failed second step) gives the same entry, once
+        sent it is refused as existing.
         """
         circleId = self.family()
         membership = self.registry.invite("alice@example.com", circleId, "bob@example.com", connected=False)
         self.assertEqual(self.registry.invitationsOf("bob@example.com"), [])
         self.assertRaises(CircleRefused, self.registry.respond, "bob@example.com", circleId, True)
+        again = self.registry.invite("alice@example.com", circleId, "bob@example.com", connected=False)
+        self.assertIs(again, membership)
         self.registry.connect("alice@example.com", circleId, membership.contactId)
         self.assertEqual(len(self.registry.invitationsOf("bob@example.com")), 1)
+        self.assertRaises(
+            CircleRefused, self.registry.invite, "alice@example.com", circleId, "bob@example.com", connected=False
+        )
 
     def test_lastMemberDeletes(self) -> None:
         """

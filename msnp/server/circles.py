@@ -305,7 +305,12 @@ class CircleRegistry:
         own = record.membership(inviter)
         if own is None or own.state is not CircleState.ACCEPTED or not own.role.mayInvite:
             raise CircleRefused("AccessDenied", "Only the circle's administrators may invite.")
-        if invitee in record.members:
+        existing = record.members.get(invitee)
+        if existing is not None and not existing.connected and not connected:
+            # A CreateContact whose ManageWLConnection never came (the
+            # inviter's client failed half-way): retrying must work.
+            return existing
+        if existing is not None:
             raise CircleRefused("ContactAlreadyExists", "Already a member or invited.")
         if len(record.members) >= MAX_MEMBERS:
             raise CircleRefused("MaxMembersReached", "The circle is full.")
