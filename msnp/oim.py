@@ -265,17 +265,19 @@ def _optionalInt(text: str) -> Optional[int]:
 
 def mailDataHeader(payload: bytes) -> str:
     """
-    The C{Mail-Data} header value of an NS message payload.
+    The C{Mail-Data} value of an NS message payload. The field is written
+    after the blank line that ends the MIME headers (reference Q.1.4),
+    like the lines of a second header block; a server putting it among
+    the MIME headers is read as well.
 
-    @raise MalformedMailData: the payload has no C{Mail-Data} header.
+    @raise MalformedMailData: the payload has no C{Mail-Data} line.
     """
-    text = payload.decode("utf-8", "replace").replace("\r\n", "\n")
-    head = text.split("\n\n", 1)[0]
-    for line in head.split("\n"):
+    text = payload[:MAX_MAIL_DATA_BYTES + 4096].decode("utf-8", "replace").replace("\r\n", "\n")
+    for line in text.split("\n"):
         name, sep, value = line.partition(":")
         if sep and name.strip().lower() == "mail-data":
             return value.strip()
-    raise MalformedMailData("mail-data message without a Mail-Data header")
+    raise MalformedMailData("mail-data message without a Mail-Data line")
 
 
 def parseMailDataPayload(payload: bytes) -> MailData:
