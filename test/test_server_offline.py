@@ -1,0 +1,185 @@
+"""
+Tests for L{msnp.server.offline}: the in-memory store and its cap, the
+privacy rule, and that what the server writes is what the client reads.
+"""
+
+from __future__ import annotations
+
+from zope.interface.verify import verifyObject
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from msnp.oim import (
+    INITIAL_MAIL_DATA_TYPE,
+    OIM_NOTIFICATION_TYPE,
+    decodeOfflineMessage,
+    parseMailDataPayload,
+)
+from msnp.server.accounts import ALLOW, BLOCK, AccountStore
+from msnp.server.offline import (
+    MAX_LISTED,
+    IOfflineMessageStore,
+    MemoryOfflineStore,
+    OfflineQuotaExceeded,
+    StoredOfflineMessage,
+    buildActiveMailNotification,
+    buildInitialMailData,
+    buildOIMNotification,
+    getMessageText,
+    mayLeaveMessage,
+    messageFromUUM,
+    newMessageId,
+)
+from msnp.uum import buildOfflineText, parseUUM
+from msnp.wire import Direction, parseCommand, serialize
+
+
+def stored(messageId: str, recipient: str = "bob@example.com", received: float = 1262332800.25,
+           text: str = "hello") -> StoredOfflineMessage:
+    return StoredOfflineMessage(
+        messageId=messageId, recipient=recipient, sender="alice@example.com",
+        senderName="Älice", text=text, received=received, runId="{RUN}",
+    )
+
+
+class StoreTests(SynchronousTestCase):
+    """
+    L{MemoryOfflineStore}.
+    """
+
+    def test_interface(self) -> None:
+        """
+        It provides L{IOfflineMessageStore}.
+        """
+        self.assertTrue(verifyObject(IOfflineMessageStore, MemoryOfflineStore()))
+
+    def test_storeListDelete(self) -> None:
+        """
+        Messages are listed per recipient, oldest first; deleting returns
+        only the ids that were there, and never touches another recipient's.
+        """
+        store = MemoryOfflineStore()
+        store.storeOfflineMessage(stored("B", received=2))
+        store.storeOfflineMessage(stored("A", received=1))
+        store.storeOfflineMessage(stored("C", recipient="carol@example.com"))
+        self.assertEqual([m.messageId for m in store.listOfflineMessages("Bob@Example.com")], ["A", "B"])
+        self.assertEqual(store.deleteOfflineMessages("bob@example.com", ["A", "C", "Z"]), ["A"])
+        self.assertEqual([m.messageId for m in store.listOfflineMessages("carol@example.com")], ["C"])
+        self.assertEqual([m.messageId for m in store.listOfflineMessages("bob@example.com")], ["B"])
+
+    def test_cap(self) -> None:
+        """
+        Past the per-recipient cap the store refuses with a clear error;
+        other recipients are unaffected; a deletion makes room.
+        """
+        store = MemoryOfflineStore(maxPerRecipient=2)
+        store.storeOfflineMessage(stored("A"))
+        store.storeOfflineMessage(stored("B"))
+        error = self.assertRaises(OfflineQuotaExceeded, store.storeOfflineMessage, stored("C"))
+        self.assertIn("bob@example.com", str(error))
+        self.assertEqual(error.limit, 2)
+        store.storeOfflineMessage(stored("D", recipient="carol@example.com"))
+        store.deleteOfflineMessages("bob@example.com", ["A"])
+        store.storeOfflineMessage(stored("C"))
+
+    def test_idsUnguessable(self) -> None:
+        """
+        Ids are random GUIDs, all different, in the upper-case form.
+        """
+        ids = {newMessageId() for _ in range(200)}
+        self.assertEqual(len(ids), 200)
+        self.assertTrue(all(len(i) == 36 and i == i.upper() for i in ids))
+
+
+class AcceptTests(SynchronousTestCase):
+    """
+    L{mayLeaveMessage} and L{messageFromUUM}.
+    """
+
+    def test_privacy(self) -> None:
+        """
+        A blocked sender may not leave a message; under C{BLP BL} only an
+        allowed one may.
+        """
+        accounts = AccountStore()
+        alice = accounts.addAccount("alice@example.com", "pw")
+        bob = accounts.addAccount("bob@example.com", "pw")
+        self.assertTrue(mayLeaveMessage(alice, bob))
+        accounts.setRole(bob, BLOCK, alice.email)
+        self.assertFalse(mayLeaveMessage(alice, bob))
+        accounts.clearRole(bob, BLOCK, alice.email)
+        bob.blp = "BL"
+        self.assertFalse(mayLeaveMessage(alice, bob))
+        accounts.setRole(bob, ALLOW, alice.email)
+        self.assertTrue(mayLeaveMessage(alice, bob))
+
+    def test_fromUUM(self) -> None:
+        """
+        An offline C{UUM} becomes a stored message with the text as sent
+        (UTF-8, newline kept), the sender, a fresh id and run id.
+        """
+        wire = serialize(buildOfflineText(5, "bob@example.com", "naïve\nline"))
+        uum = parseUUM(parseCommand(wire, Direction.FROM_CLIENT))
+        first = messageFromUUM(uum, "Alice@Example.com", "Alice", 100.0)
+        second = messageFromUUM(uum, "alice@example.com", "Alice", 100.0)
+        self.assertEqual((first.recipient, first.sender, first.text), ("bob@example.com", "alice@example.com", "naïve\nline"))
+        self.assertNotEqual(first.messageId, second.messageId)
+        self.assertTrue(first.runId.startswith("{") and first.runId != second.runId)
+
+
+class PayloadTests(SynchronousTestCase):
+    """
+    What the NS sends is what the client's parsers read.
+    """
+
+    def test_initialMailData(self) -> None:
+        """
+        The initial message announces every message with id, sender,
+        name and the exact receive time (milliseconds).
+        """
+        payload = buildInitialMailData([stored("A"), stored("B", received=1262332801.5)])
+        self.assertIn(INITIAL_MAIL_DATA_TYPE.encode(), payload)
+        data = parseMailDataPayload(payload)
+        self.assertEqual([m.messageId for m in data.messages], ["A", "B"])
+        self.assertEqual(data.messages[0].senderName, "Älice")
+        self.assertEqual(data.messages[0].received, stored("A").receivedTime)
+        self.assertEqual(data.messages[1].received, stored("B", received=1262332801.5).receivedTime)
+
+    def test_tooLarge(self) -> None:
+        """
+        Past L{MAX_LISTED} waiting messages the initial message says
+        C{too-large}; no messages at all is an empty C{MD}.
+        """
+        many = [stored(str(i)) for i in range(MAX_LISTED + 1)]
+        self.assertTrue(parseMailDataPayload(buildInitialMailData(many)).tooLarge)
+        self.assertEqual(parseMailDataPayload(buildInitialMailData([])).messages, ())
+
+    def test_notification(self) -> None:
+        """
+        The live notification carries the new message in the live folder.
+        """
+        payload = buildOIMNotification([stored("A")])
+        self.assertIn(OIM_NOTIFICATION_TYPE.encode(), payload)
+        (entry,) = parseMailDataPayload(payload).messages
+        self.assertEqual((entry.messageId, entry.folder), ("A", ".!!OIM"))
+
+    def test_activeMail(self) -> None:
+        """
+        The deletion notice names the folders and the count.
+        """
+        payload = buildActiveMailNotification(3)
+        self.assertIn(b"Message-Delta: 3\r\n", payload)
+        self.assertIn(b"Src-Folder: .!!OIM\r\n", payload)
+
+    def test_getMessageTextDecodes(self) -> None:
+        """
+        The GetMessage text decodes back to the message: a long non-ASCII
+        text with a newline, the sender and name, the time.
+        """
+        text = ("Grüße, 世界! 🦊\n" * 80)[:1200]
+        message = stored("A", text=text)
+        decoded = decodeOfflineMessage(getMessageText(message), "A")
+        self.assertEqual(decoded.text, text)
+        self.assertEqual((decoded.sender, decoded.senderName), ("alice@example.com", "Älice"))
+        self.assertEqual(decoded.sent, message.receivedTime.replace(microsecond=0))
+        self.assertEqual((decoded.runId, decoded.sequence), ("{RUN}", 1))
