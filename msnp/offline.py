@@ -357,15 +357,20 @@ class OfflineInbox:
                 error = e
             permanent = self._isPermanent(error)
             willRetry = not permanent and attempt < self.maxAttempts
+            wait: Optional[Deferred[None]] = None
+            if willRetry:
+                # Scheduled before the report, so that whoever is told
+                # "will retry" finds the retry already on the clock.
+                delay = min(self.initialDelay * 2 ** (attempt - 1), self.maxDelay)
+                wait = self._track(deferLater(self.clock, delay, lambda: None))
             if not (permanent and quietPermanent):
                 self._tell(messageId, stage, error, attempt, willRetry)
             if permanent:
                 return _REFUSED
-            if not willRetry:
+            if wait is None:
                 return None
-            delay = min(self.initialDelay * 2 ** (attempt - 1), self.maxDelay)
             try:
-                await self._track(deferLater(self.clock, delay, lambda: None))
+                await wait
             except CancelledError:
                 return None
         return None
