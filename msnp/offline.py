@@ -35,6 +35,7 @@ from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from msnp.errors import RequestTimeout
 from msnp.http import BodyTooLarge
 from msnp.oim import (
     MailData,
@@ -47,6 +48,8 @@ from msnp.oim import (
     sendOrder,
 )
 from msnp.soap.rsi import MAX_DELETE_IDS, RSIFault
+from msnp.uum import DeliveryResult
+from msnp.wire import Command
 
 log = Logger()
 
@@ -399,6 +402,29 @@ class OfflineInbox:
             self._report(OfflineFailure(messageId, stage, error, attempt, willRetry))
         except Exception:
             log.failure("Offline failure report callback failed")
+
+
+#: How long a C{UUM} may still be refused by a numeric error before it
+#: counts as accepted (servers send no positive reply, docs/offline.md).
+UUM_GRACE_PERIOD = 5.0
+
+
+def acceptedUnlessRefused(sent: "Deferred[Command]", result: DeliveryResult) -> "Deferred[DeliveryResult]":
+    """
+    Turn the Deferred of a C{UUM} sent with C{sendCommand(..., timeout=
+    UUM_GRACE_PERIOD)} into its outcome: no reply within the grace period
+    (L{RequestTimeout}) means accepted and fires with C{result}; any reply
+    that is not an error also fires with C{result}; a numeric error
+    (L{msnp.errors.ServerError}) or a lost connection fails as it came.
+    Since the request carries its own timeout, the returned Deferred
+    always fires.
+    """
+
+    def timedOut(failure: Failure) -> DeliveryResult:
+        failure.trap(RequestTimeout)
+        return result
+
+    return sent.addCallbacks(lambda _: result, timedOut)
 
 
 class _Refused:

@@ -48,6 +48,21 @@ DEST_AGENT_CLIENT = "client"
 MAX_UUM_PAYLOAD = 8192
 
 
+class DeliveryResult(enum.Enum):
+    """
+    How a text went out: what C{Conversation.sendText} and
+    C{Session.sendOfflineMessage} fire with.
+    """
+
+    #: Acknowledged on a switchboard by a contact who is online.
+    DELIVERED_ONLINE = "delivered online"
+    #: Handed to the NS as an offline message (C{UUM ... 1 1}) and not
+    #: refused within the grace period (docs/offline.md).
+    STORED_OFFLINE = "stored offline"
+    #: Handed to the NS for a contact on another network (C{UUM ... 32}).
+    SENT_TO_NETWORK = "sent to network"
+
+
 class MessageKind(enum.IntEnum):
     """
     The C{msgType} field (reference 4.14).

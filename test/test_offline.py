@@ -13,11 +13,13 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from msnp.errors import ServiceError
+from msnp.errors import ConnectionLost, RequestTimeout, ServerError, ServiceError
 from msnp.http import BodyTooLarge
-from msnp.offline import DECODE, DELETE, FETCH, LIST, OfflineFailure, OfflineInbox
+from msnp.offline import DECODE, DELETE, FETCH, LIST, OfflineFailure, OfflineInbox, acceptedUnlessRefused
 from msnp.oim import MailData, OfflineMessage, OfflineMessageAnnouncement
 from msnp.soap.rsi import RSIFault
+from msnp.uum import DeliveryResult
+from msnp.wire import Command
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -255,3 +257,38 @@ class InboxTests(SynchronousTestCase):
         inbox.announce(MailData((announce("A", 1), announce("B", 2), announce("C", 3))))
         self.assertEqual(inbox.pendingIds, frozenset({"A", "B"}))
         inbox.stop()
+
+
+class AcceptedUnlessRefusedTests(SynchronousTestCase):
+    """
+    L{acceptedUnlessRefused}: the outcome of a C{UUM} nobody answers.
+    """
+
+    def test_silenceIsAcceptance(self) -> None:
+        """
+        The grace period running out (L{RequestTimeout}) fires with the
+        given result.
+        """
+        d: Deferred[Command] = Deferred()
+        outcome = acceptedUnlessRefused(d, DeliveryResult.STORED_OFFLINE)
+        d.errback(RequestTimeout("no reply"))
+        self.assertEqual(self.successResultOf(outcome), DeliveryResult.STORED_OFFLINE)
+
+    def test_errorsPassThrough(self) -> None:
+        """
+        A numeric error or a lost connection fails the outcome.
+        """
+        for error in (ServerError(217, "UUM"), ConnectionLost("gone")):
+            d: Deferred[Command] = Deferred()
+            outcome = acceptedUnlessRefused(d, DeliveryResult.SENT_TO_NETWORK)
+            d.errback(error)
+            self.assertIs(self.failureResultOf(outcome).value, error)
+
+    def test_anyReplyAccepted(self) -> None:
+        """
+        A server that does answer with something not an error is accepted.
+        """
+        d: Deferred[Command] = Deferred()
+        outcome = acceptedUnlessRefused(d, DeliveryResult.STORED_OFFLINE)
+        d.callback(Command("UUM", 1, ("OK",)))
+        self.assertEqual(self.successResultOf(outcome), DeliveryResult.STORED_OFFLINE)
