@@ -25,13 +25,15 @@ from msnp.server.offline import (
     buildActiveMailNotification,
     buildInitialMailData,
     buildOIMNotification,
+    UUMAction,
+    judgeUUM,
     getMessageText,
     mayLeaveMessage,
     messageFromUUM,
     newMessageId,
 )
-from msnp.uum import buildOfflineText, parseUUM
-from msnp.wire import Direction, parseCommand, serialize
+from msnp.uum import NetworkMessage, buildNetworkText, buildNetworkTyping, buildOfflineText, parseUUM
+from msnp.wire import Command, Direction, parseCommand, serialize
 
 
 def stored(messageId: str, recipient: str = "bob@example.com", received: float = 1262332800.25,
@@ -183,3 +185,51 @@ class PayloadTests(SynchronousTestCase):
         self.assertEqual((decoded.sender, decoded.senderName), ("alice@example.com", "Älice"))
         self.assertEqual(decoded.sent, message.receivedTime.replace(microsecond=0))
         self.assertEqual((decoded.runId, decoded.sequence), ("{RUN}", 1))
+
+
+class JudgeTests(SynchronousTestCase):
+    """
+    L{judgeUUM}: store, relay or drop.
+    """
+
+    def setUp(self) -> None:
+        self.accounts = AccountStore()
+        self.alice = self.accounts.addAccount("alice@example.com", "pw")
+        self.bob = self.accounts.addAccount("bob@example.com", "pw")
+        self.eve = self.accounts.addAccount("eve@yahoo.com", "pw")
+
+    def uum(self, command: Command) -> NetworkMessage:
+        return parseUUM(parseCommand(serialize(command), Direction.FROM_CLIENT))
+
+    def test_offlineText(self) -> None:
+        """
+        An offline text is stored whether or not the recipient is online;
+        to an unknown or blocking recipient it is dropped.
+        """
+        message = self.uum(buildOfflineText(1, "bob@example.com", "hi"))
+        for online in (False, True):
+            self.assertEqual(judgeUUM(message, self.alice, self.bob, online).action, UUMAction.STORE)
+        self.assertEqual(judgeUUM(message, self.alice, None, False).action, UUMAction.DROP)
+        self.accounts.setRole(self.bob, BLOCK, "alice@example.com")
+        verdict = judgeUUM(message, self.alice, self.bob, False)
+        self.assertEqual(verdict.action, UUMAction.DROP)
+        self.assertIn("does not accept", verdict.reason)
+
+    def test_notOffline(self) -> None:
+        """
+        Network 1 without C{Dest-Agent: client}, or typing, is dropped.
+        """
+        plain = self.uum(buildNetworkText(1, "bob@example.com", "hi", network=1))
+        typing = self.uum(buildNetworkTyping(2, "bob@example.com", "alice@example.com", network=1))
+        for message in (plain, typing):
+            self.assertEqual(judgeUUM(message, self.alice, self.bob, False).action, UUMAction.DROP)
+
+    def test_network32(self) -> None:
+        """
+        To a network-32 account: relayed when it is online, dropped when
+        offline or when the network field does not match the account.
+        """
+        message = self.uum(buildNetworkText(1, "eve@yahoo.com", "hi"))
+        self.assertEqual(judgeUUM(message, self.alice, self.eve, True, 32).action, UUMAction.RELAY)
+        self.assertEqual(judgeUUM(message, self.alice, self.eve, False, 32).action, UUMAction.DROP)
+        self.assertEqual(judgeUUM(message, self.alice, self.eve, True, 1).action, UUMAction.DROP)

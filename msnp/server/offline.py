@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import email.utils
+import enum
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -28,7 +29,7 @@ from typing import Iterable, Optional
 
 from zope.interface import Interface, implementer
 
-from msnp.contacts import normalizeEmail
+from msnp.contacts import NETWORK_PASSPORT, NETWORK_YAHOO, normalizeEmail
 from msnp.oim import (
     INITIAL_MAIL_DATA_TYPE,
     OIM_FOLDER,
@@ -38,7 +39,7 @@ from msnp.oim import (
     formatTimestamp,
 )
 from msnp.server.accounts import ALLOW, BLOCK, Account
-from msnp.uum import NetworkMessage
+from msnp.uum import MessageKind, NetworkMessage
 from msnp.xmlsafe import escapeText
 
 #: Messages one recipient may have waiting; one more is refused.
@@ -192,6 +193,66 @@ def messageFromUUM(
         runId=runId or "{" + str(uuid.uuid4()).upper() + "}",
         sequence=1,
     )
+
+
+class UUMAction(enum.Enum):
+    """
+    What the NS does with a received C{UUM}.
+    """
+
+    #: Keep it as an offline message and announce it.
+    STORE = "store"
+    #: Pass it on as C{UBM} (a network-32 contact that is signed in).
+    RELAY = "relay"
+    #: Ignore it; C{UUM} has no reply, so nothing is sent back.
+    DROP = "drop"
+
+
+@dataclass(frozen=True)
+class UUMVerdict:
+    """
+    L{judgeUUM}'s answer, with the reason for the log.
+    """
+
+    action: UUMAction
+    reason: str
+
+
+def judgeUUM(
+    message: NetworkMessage,
+    sender: Account,
+    recipient: Optional[Account],
+    recipientOnline: bool,
+    recipientNetwork: int = NETWORK_PASSPORT,
+) -> UUMVerdict:
+    """
+    Decide what happens to a C{UUM} (reference Q.1.2 and Q.2;
+    docs/offline.md for where msnp differs from Escargot).
+
+    @param recipient: the recipient's account, L{None} if unknown.
+    @param recipientOnline: whether the recipient has a place signed in
+        and not hidden.
+    @param recipientNetwork: the network the local network has the
+        recipient on (32 for its Yahoo! test accounts).
+    """
+    if recipient is None:
+        return UUMVerdict(UUMAction.DROP, "unknown recipient")
+    if message.recipientNetwork != recipientNetwork:
+        return UUMVerdict(UUMAction.DROP, f"recipient is not on network {message.recipientNetwork}")
+    if not mayLeaveMessage(sender, recipient):
+        return UUMVerdict(UUMAction.DROP, "the recipient does not accept messages from the sender")
+    if message.recipientNetwork == NETWORK_YAHOO:
+        if not recipientOnline:
+            return UUMVerdict(UUMAction.DROP, "network-32 recipient is offline")
+        return UUMVerdict(UUMAction.RELAY, "network-32 message")
+    if message.kind is not MessageKind.TEXT:
+        return UUMVerdict(UUMAction.DROP, "typing or nudge to a Live contact")
+    if not message.offline:
+        return UUMVerdict(UUMAction.DROP, "no Dest-Agent: client")
+    # Escargot drops a UUM to a recipient who is online; msnp keeps it
+    # (the sender believed the recipient offline, and the live OIM
+    # notification reaches the recipient), so nothing is lost to a race.
+    return UUMVerdict(UUMAction.STORE, "offline message")
 
 
 # -- what the NS sends ---------------------------------------------------------------------
