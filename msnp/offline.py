@@ -45,9 +45,10 @@ from msnp.oim import (
     OfflineMessageAnnouncement,
     announcementOrder,
     decodeOfflineMessage,
+    parseMailDataPayload,
     sendOrder,
 )
-from msnp.soap.rsi import MAX_DELETE_IDS, RSIFault
+from msnp.soap.rsi import MAX_DELETE_IDS, RSIFault, RSIService
 from msnp.uum import DeliveryResult
 from msnp.wire import Command
 
@@ -61,7 +62,7 @@ DeleteMessages = Callable[[list[str]], "Deferred[None]"]
 ListMessages = Callable[[], "Deferred[MailData]"]
 
 #: The stages an L{OfflineFailure} can name.
-LIST, FETCH, DECODE, DELETE = "list", "fetch", "decode", "delete"
+ANNOUNCE, LIST, FETCH, DECODE, DELETE = "announce", "list", "fetch", "decode", "delete"
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,8 @@ class OfflineFailure:
     One failed step, as reported to the session.
 
     @ivar messageId: the message concerned (L{None} for a failed listing).
-    @ivar stage: L{LIST}, L{FETCH}, L{DECODE} or L{DELETE}.
+    @ivar stage: L{ANNOUNCE} (an unreadable mail-data message), L{LIST},
+        L{FETCH}, L{DECODE} or L{DELETE}.
     @ivar error: what went wrong.
     @ivar attempt: which attempt failed (1 for the first).
     @ivar willRetry: whether the inbox will try again; when false the
@@ -164,7 +166,36 @@ class OfflineInbox:
             f"{len(self.delivered)} delivered>"
         )
 
+    @classmethod
+    def overRSI(
+        cls,
+        rsi: RSIService,
+        deliver: Callable[[OfflineMessage], None],
+        clock: IReactorTime,
+        report: Optional[Callable[[OfflineFailure], None]] = None,
+    ) -> "OfflineInbox":
+        """
+        The inbox of a session, fetching, listing and deleting through
+        C{rsi}.
+        """
+        return cls(
+            rsi.getMessage, rsi.deleteMessages, deliver, clock, report=report, listAll=rsi.getMetadata
+        )
+
     # -- input -----------------------------------------------------------------------
+
+    def announcePayload(self, payload: bytes) -> None:
+        """
+        Take the payload of an NS C{MSG Hotmail Hotmail} of type
+        L{msnp.oim.INITIAL_MAIL_DATA_TYPE} or L{msnp.oim.OIM_NOTIFICATION_TYPE}.
+        An unreadable one is reported (stage L{ANNOUNCE}) and ignored.
+        """
+        try:
+            mailData = parseMailDataPayload(payload)
+        except MalformedMailData as e:
+            self._tell(None, ANNOUNCE, e, 1, False)
+            return
+        self.announce(mailData)
 
     def announce(self, mailData: MailData) -> None:
         """

@@ -15,7 +15,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from msnp.errors import ConnectionLost, RequestTimeout, ServerError, ServiceError
 from msnp.http import BodyTooLarge
-from msnp.offline import DECODE, DELETE, FETCH, LIST, OfflineFailure, OfflineInbox, acceptedUnlessRefused
+from msnp.offline import ANNOUNCE, DECODE, DELETE, FETCH, LIST, OfflineFailure, OfflineInbox, acceptedUnlessRefused
 from msnp.oim import MailData, OfflineMessage, OfflineMessageAnnouncement
 from msnp.soap.rsi import RSIFault
 from msnp.uum import DeliveryResult
@@ -292,3 +292,25 @@ class AcceptedUnlessRefusedTests(SynchronousTestCase):
         outcome = acceptedUnlessRefused(d, DeliveryResult.STORED_OFFLINE)
         d.callback(Command("UUM", 1, ("OK",)))
         self.assertEqual(self.successResultOf(outcome), DeliveryResult.STORED_OFFLINE)
+
+
+class AnnouncePayloadTests(SynchronousTestCase):
+    """
+    L{OfflineInbox.announcePayload}: the NS message as it arrives.
+    """
+
+    def test_bogusReportedNothingFetched(self) -> None:
+        """
+        A mail-data message with bogus XML is reported; nothing is fetched
+        or deleted, and the inbox still works afterwards.
+        """
+        service = FakeService({"A": mailText("first")})
+        delivered: list[OfflineMessage] = []
+        failures: list[OfflineFailure] = []
+        inbox = OfflineInbox(service.fetch, service.delete, delivered.append, Clock(), report=failures.append)
+        head = b"MIME-Version: 1.0\r\nContent-Type: text/x-msmsgsinitialmdatanotification\r\n\r\n"
+        inbox.announcePayload(head + b"Mail-Data: <MD><M><I>A</oops>\r\n")
+        self.assertEqual([f.stage for f in failures], [ANNOUNCE])
+        self.assertEqual((service.fetched, service.deleteCalls), ([], []))
+        inbox.announcePayload(head + b"Mail-Data: <MD><M><E>alice@example.com</E><I>A</I></M></MD>\r\n")
+        self.assertEqual([m.text for m in delivered], ["first"])

@@ -23,7 +23,7 @@ from twisted.web.server import NOT_DONE_YET, Request, Site
 
 from msnp.http import BodyTooLarge
 from msnp.offline import FETCH, OfflineFailure, OfflineInbox
-from msnp.oim import MailData, OfflineMessage, decodeOfflineMessage, parseMailDataPayload
+from msnp.oim import MailData, OfflineMessage, decodeOfflineMessage
 from msnp.server.accounts import AccountStore
 from msnp.server.offline import MemoryOfflineStore, StoredOfflineMessage, buildInitialMailData, newMessageId
 from msnp.server.rsi import IssuedMessengerTickets, RSIResource
@@ -124,10 +124,7 @@ class LoopbackRSITests(TestCase):
             handle.client, f"http://127.0.0.1:{port.getHost().port}/rsi/rsi.asmx",
             lambda: ticket, self.clock, timeout=TIMEOUT,
         )
-        self.inbox = OfflineInbox(
-            self.rsi.getMessage, self.rsi.deleteMessages, self.recorder.deliver, self.clock,
-            report=self.recorder.report, listAll=self.rsi.getMetadata,
-        )
+        self.inbox = OfflineInbox.overRSI(self.rsi, self.recorder.deliver, self.clock, self.recorder.report)
         self.addCleanup(self.inbox.stop)
 
     def leave(self, text: str, received: float) -> StoredOfflineMessage:
@@ -146,7 +143,7 @@ class LoopbackRSITests(TestCase):
         What the NS would do at sign-in: the initial mail data.
         """
         payload = buildInitialMailData(self.messages.listOfflineMessages("bob@example.com"))
-        self.inbox.announce(parseMailDataPayload(payload))
+        self.inbox.announcePayload(payload)
 
     @asyncTest
     async def test_roundTrip(self) -> None:
