@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from zope.interface.verify import verifyObject
 
+from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from msnp.oim import (
@@ -20,6 +21,7 @@ from msnp.server.offline import (
     MAX_LISTED,
     IOfflineMessageStore,
     MemoryOfflineStore,
+    OfflineMessageService,
     OfflineQuotaExceeded,
     StoredOfflineMessage,
     buildActiveMailNotification,
@@ -233,3 +235,71 @@ class JudgeTests(SynchronousTestCase):
         self.assertEqual(judgeUUM(message, self.alice, self.eve, True, 32).action, UUMAction.RELAY)
         self.assertEqual(judgeUUM(message, self.alice, self.eve, False, 32).action, UUMAction.DROP)
         self.assertEqual(judgeUUM(message, self.alice, self.eve, True, 1).action, UUMAction.DROP)
+
+
+class ServiceTests(SynchronousTestCase):
+    """
+    L{OfflineMessageService}: the NS side of offline messages.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(1262332800.5)
+        self.accounts = AccountStore()
+        self.alice = self.accounts.addAccount("alice@example.com", "pw", "Alice")
+        self.bob = self.accounts.addAccount("bob@example.com", "pw")
+        self.eve = self.accounts.addAccount("eve@yahoo.com", "pw")
+        self.store = MemoryOfflineStore(maxPerRecipient=1)
+        self.announced: list[tuple[str, bytes]] = []
+        self.service = OfflineMessageService(self.store, self.clock, lambda e, p: self.announced.append((e, p)))
+
+    def wire(self, command: Command) -> Command:
+        return parseCommand(serialize(command), Direction.FROM_CLIENT)
+
+    def test_storeAndAnnounce(self) -> None:
+        """
+        An offline text is stored with the sender's name and the clock's
+        time, and announced to the recipient; the initial mail data then
+        lists it. Past the cap the next one is dropped, not announced.
+        """
+        outcome = self.service.receiveUUM(self.wire(buildOfflineText(1, "bob@example.com", "hi")), self.alice, self.bob, False)
+        self.assertEqual(outcome.verdict.action, UUMAction.STORE)
+        assert outcome.stored is not None
+        self.assertEqual((outcome.stored.senderName, outcome.stored.received), ("Alice", 1262332800.5))
+        ((recipient, payload),) = self.announced
+        self.assertEqual(recipient, "bob@example.com")
+        (entry,) = parseMailDataPayload(payload).messages
+        self.assertEqual(entry.messageId, outcome.stored.messageId)
+        (listed,) = parseMailDataPayload(self.service.initialMailData("bob@example.com")).messages
+        self.assertEqual(listed.messageId, outcome.stored.messageId)
+        again = self.service.receiveUUM(self.wire(buildOfflineText(2, "bob@example.com", "2")), self.alice, self.bob, False)
+        self.assertEqual(again.verdict.action, UUMAction.DROP)
+        self.assertIn("already has 1", again.verdict.reason)
+        self.assertEqual(len(self.announced), 1)
+
+    def test_relay(self) -> None:
+        """
+        A network-32 text to a signed-in network-32 account becomes a UBM.
+        """
+        command = self.wire(buildNetworkText(1, "eve@yahoo.com", "hi eve"))
+        outcome = self.service.receiveUUM(command, self.alice, self.eve, True, 32)
+        assert outcome.relay is not None
+        self.assertEqual(outcome.relay.arguments, ("alice@example.com", "1", "eve@yahoo.com", "32", "1"))
+        self.assertEqual(self.announced, [])
+
+    def test_hostileDropped(self) -> None:
+        """
+        A malformed or oversized UUM is dropped without raising.
+        """
+        bad = Command("UUM", 1, ("bob@example.com", "1", "9"), b"x")
+        self.assertEqual(self.service.receiveUUM(bad, self.alice, self.bob, False).verdict.action, UUMAction.DROP)
+        huge = Command("UUM", 1, ("bob@example.com", "1", "1"), b"\r\n\r\n" + b"x" * 9000)
+        self.assertEqual(self.service.receiveUUM(huge, self.alice, self.bob, False).verdict.action, UUMAction.DROP)
+        self.assertEqual(self.store.listOfflineMessages("bob@example.com"), [])
+
+    def test_deletedAnnounced(self) -> None:
+        """
+        A deletion is announced as active mail with the count.
+        """
+        self.service.messagesDeleted(self.bob, ["A", "B"])
+        self.assertEqual(self.announced, [("bob@example.com", buildActiveMailNotification(2))])

@@ -25,8 +25,10 @@ import enum
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Optional
 
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
 from zope.interface import Interface, implementer
 
 from msnp.contacts import NETWORK_PASSPORT, NETWORK_YAHOO, normalizeEmail
@@ -39,8 +41,18 @@ from msnp.oim import (
     formatTimestamp,
 )
 from msnp.server.accounts import ALLOW, BLOCK, Account
-from msnp.uum import MessageKind, NetworkMessage
+from msnp.uum import (
+    MAX_UUM_PAYLOAD,
+    MalformedNetworkMessage,
+    MessageKind,
+    NetworkMessage,
+    parseUUM,
+    relayAsUBM,
+)
+from msnp.wire import Command
 from msnp.xmlsafe import escapeText
+
+log = Logger()
 
 #: Messages one recipient may have waiting; one more is refused.
 DEFAULT_MAX_PER_RECIPIENT = 100
@@ -348,3 +360,101 @@ def getMessageText(message: StoredOfflineMessage) -> str:
     ]
     head = "".join(f"{k}: {v}\r\n" for k, v in headers)
     return f"{head}\r\n{body}"
+
+
+# -- the NS side, in one place -------------------------------------------------------------
+
+#: Sends one C{MSG Hotmail Hotmail} payload to every place of an account
+#: that has sent its first C{CHG} (the NS implements it).
+Announce = Callable[[str, bytes], None]
+
+
+@dataclass(frozen=True)
+class UUMOutcome:
+    """
+    What L{OfflineMessageService.receiveUUM} did.
+
+    @ivar verdict: stored, relayed or dropped, and why.
+    @ivar relay: for L{UUMAction.RELAY}, the C{UBM} to send to the recipient.
+    @ivar stored: for L{UUMAction.STORE}, the message kept.
+    """
+
+    verdict: UUMVerdict
+    relay: Optional[Command] = None
+    stored: Optional[StoredOfflineMessage] = None
+
+
+class OfflineMessageService:
+    """
+    The notification server's part in offline messages: take C{UUM}s,
+    keep them in the store, and say what to announce. The NS keeps the
+    sockets; this object keeps the rules, so the NS handler stays short.
+    """
+
+    def __init__(
+        self, store: IOfflineMessageStore, clock: IReactorTime, announce: Announce,
+        maxPayload: int = MAX_UUM_PAYLOAD,
+    ) -> None:
+        """
+        @param store: where messages wait (the durable account store, or
+            a L{MemoryOfflineStore}).
+        @param clock: where receive times come from.
+        @param announce: sends a payload to an account's signed-in places.
+        @param maxPayload: larger C{UUM} payloads are dropped.
+        """
+        self.store = store
+        self.clock = clock
+        self.announce = announce
+        self.maxPayload = maxPayload
+
+    def receiveUUM(
+        self,
+        command: Command,
+        sender: Account,
+        recipient: Optional[Account],
+        recipientOnline: bool,
+        recipientNetwork: int = NETWORK_PASSPORT,
+    ) -> UUMOutcome:
+        """
+        Handle one C{UUM} from C{sender}: nothing is ever answered on the
+        wire (docs/offline.md), whatever the outcome; a stored message is
+        announced at once to the recipient's places (the live OIM
+        notification). Never raises for bad input.
+        """
+        if len(command.payload or b"") > self.maxPayload:
+            return self._dropped(sender, f"payload over {self.maxPayload} bytes")
+        try:
+            message = parseUUM(command)
+        except MalformedNetworkMessage as e:
+            return self._dropped(sender, str(e))
+        verdict = judgeUUM(message, sender, recipient, recipientOnline, recipientNetwork)
+        if verdict.action is UUMAction.DROP or recipient is None:
+            return self._dropped(sender, verdict.reason)
+        if verdict.action is UUMAction.RELAY:
+            return UUMOutcome(verdict, relay=relayAsUBM(message, sender.email))
+        stored = messageFromUUM(message, sender.email, sender.displayName, self.clock.seconds())
+        try:
+            self.store.storeOfflineMessage(stored)
+        except OfflineQuotaExceeded as e:
+            return self._dropped(sender, str(e))
+        log.info("Stored an offline message from {sender} for {recipient}",
+                 sender=sender.email, recipient=recipient.email)
+        self.announce(recipient.email, buildOIMNotification([stored]))
+        return UUMOutcome(verdict, stored=stored)
+
+    def _dropped(self, sender: Account, reason: str) -> UUMOutcome:
+        log.info("Dropping UUM from {sender}: {reason}", sender=sender.email, reason=reason)
+        return UUMOutcome(UUMVerdict(UUMAction.DROP, reason))
+
+    def initialMailData(self, recipient: str) -> bytes:
+        """
+        The mail-data payload for a place's first C{CHG}.
+        """
+        return buildInitialMailData(self.store.listOfflineMessages(recipient))
+
+    def messagesDeleted(self, account: Account, messageIds: list[str]) -> None:
+        """
+        The RSI deleted messages (its C{onDeleted}): tell the account's
+        places that they moved to the bin.
+        """
+        self.announce(account.email, buildActiveMailNotification(len(messageIds)))
