@@ -154,6 +154,17 @@ class ClientServerTests(SynchronousTestCase):
         self.assertTrue(fault.isClientFault)
         self.assertNotIn("forged", str(fault))
 
+    def test_ssoStyleTicket(self) -> None:
+        """
+        A ticket with a C{p} half (the SSO's form) is accepted when both
+        halves match, and refused when C{p} differs.
+        """
+        self.tickets.remember(self.bob, "t=Ab+c/d=e!&p=xyz")
+        good = RSIService(self.treq, URL, lambda: "t=Ab+c/d=e!&p=xyz", self.clock)
+        self.assertEqual(len(self.result(good.getMetadata()).messages), 2)
+        bad = RSIService(self.treq, URL, lambda: "t=Ab+c/d=e!&p=other", self.clock)
+        self.assertEqual(self.failure(bad.getMetadata(), RSIFault).status, 403)
+
     def test_expiredTicket(self) -> None:
         """
         An expired ticket gets C{AuthenticationFailed}, not a client fault

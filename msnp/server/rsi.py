@@ -18,9 +18,11 @@ in the C{PassportCookie} header only:
   - an unknown method, a malformed or oversized request: C{soap:Client}
     faults; anything but POST: 405.
 
-Which tickets are valid is asked of a L{MessengerTicketChecker}; the SSO
-service issues them (L{IssuedMessengerTickets} keeps them until the
-durable store does).
+Which tickets are valid is asked of a L{MessengerTicketChecker}. The SSO
+service already issues each login one remembered C{messenger.msn.com}
+ticket (C{TicketGrant.webTicket}); the account store only lacks the lookup
+by it (a C{checkWebTicket} twin of C{checkContactsTicket}).
+L{IssuedMessengerTickets} is a stand-in with the same shape until then.
 """
 
 from __future__ import annotations
@@ -46,7 +48,9 @@ MAX_REQUEST_BYTES = 64 * 1024
 #: The fault namespace of the OIM services.
 _OIM_NS = "http://messenger.msn.com/ws/2004/09/oim/"
 
-#: Classifies the C{t} part of a presented C{messenger.msn.com} ticket.
+#: Classifies a presented C{messenger.msn.com} ticket, rebuilt from the
+#: C{PassportCookie} halves as C{t=...&p=...} (the form the SSO issued),
+#: like C{AccountStore.checkContactsTicket} does for the ABCH.
 MessengerTicketChecker = Callable[[str], TicketCheck]
 #: Told after a successful C{DeleteMessages}: the recipient and the ids
 #: deleted (the NS sends the active-mail message, Q.1.4).
@@ -55,31 +59,37 @@ DeletedCallback = Callable[[Account, list[str]], None]
 
 class IssuedMessengerTickets:
     """
-    The C{messenger.msn.com} tickets issued by the SSO service, so that
-    the RSI can tell whose they are. Each expires with the store's ticket
-    lifetime.
+    C{messenger.msn.com} tickets and whose they are, for a network whose
+    account store cannot yet look them up (see the module docstring).
+    Each expires with the store's ticket lifetime.
     """
 
     def __init__(self, store: AccountStore) -> None:
         self.store = store
-        self._byT: dict[str, tuple[str, float]] = {}
+        self._issued: dict[str, tuple[str, float]] = {}
 
     def __repr__(self) -> str:
-        return f"<IssuedMessengerTickets {len(self._byT)} issued>"
+        return f"<IssuedMessengerTickets {len(self._issued)} issued>"
 
     def issue(self, account: Account) -> str:
         """
         A fresh ticket C{t=...&p=} for C{account}, recorded.
         """
-        t = secrets.token_urlsafe(48)
-        self._byT[t] = (account.email, self.store.now() + self.store.ticketLifetime)
-        return f"t={t}&p="
+        ticket = f"t={secrets.token_urlsafe(48)}&p="
+        self.remember(account, ticket)
+        return ticket
 
-    def check(self, t: str) -> TicketCheck:
+    def remember(self, account: Account, ticket: str) -> None:
         """
-        Classify a presented C{t} value (L{MessengerTicketChecker}).
+        Record a ticket issued elsewhere (the SSO's) as C{account}'s.
         """
-        issued = self._byT.get(t)
+        self._issued[ticket] = (account.email, self.store.now() + self.store.ticketLifetime)
+
+    def check(self, ticket: str) -> TicketCheck:
+        """
+        Classify a presented ticket (a L{MessengerTicketChecker}).
+        """
+        issued = self._issued.get(ticket)
         if issued is None:
             return TicketCheck(TicketState.UNKNOWN)
         email, expires = issued
@@ -191,7 +201,8 @@ class RSIResource(Resource):
 
     def _owner(self, cookie: Optional[Element]) -> Account:
         t = textOf(cookie, "t").strip()
-        check = self.checkTicket(t) if t else TicketCheck(TicketState.UNKNOWN)
+        p = textOf(cookie, "p").strip()
+        check = self.checkTicket(f"t={t}&p={p}") if t else TicketCheck(TicketState.UNKNOWN)
         if check.state is TicketState.EXPIRED:
             log.info("RSI: expired ticket refused")
             raise _Fault(

@@ -26,8 +26,8 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from msnp.errors import ServiceError
-from msnp.http import DEFAULT_HTTP_TIMEOUT, BodyTooLarge, postXML
-from msnp.oim import MailData, MalformedMailData, isValidMessageId, parseMailData
+from msnp.http import DEFAULT_HTTP_TIMEOUT, postXML
+from msnp.oim import MailData, isValidMessageId, parseMailData
 from msnp.soap.envelope import SOAP_NS, XSD_NS, XSI_NS
 from msnp.xmlsafe import XMLError, child, escapeText, iterByName, localName, parseXML, textOf
 
@@ -184,7 +184,7 @@ class RSIService:
         The list of waiting messages (after a C{Mail-Data: too-large}).
 
         @return: a L{Deferred} firing with L{MailData}, or failing with
-            L{RSIFault}, L{ServiceError}, or L{MalformedMailData}.
+            L{RSIFault}, L{ServiceError}, or L{msnp.oim.MalformedMailData}.
         """
         return ensureDeferred(self._getMetadata())
 
@@ -199,7 +199,8 @@ class RSIService:
 
         @return: a L{Deferred} firing with the text, or failing with
             L{RSIFault}, L{ServiceError} (no C{GetMessageResult}, HTTP
-            error without a fault, timeout, transport), L{BodyTooLarge}, or
+            error without a fault, timeout, transport),
+            L{msnp.http.BodyTooLarge}, or
             L{ValueError} for an id that is not a server's id.
         """
         return ensureDeferred(self._getMessage(messageId, markAsRead))
@@ -268,15 +269,3 @@ class RSIService:
                 f"RSI {action}: unexpected answer <{localName(response.tag)}>", status=status
             )
         return response
-
-
-__all__ = [
-    "BodyTooLarge",
-    "HISTORICAL_RSI",
-    "MalformedMailData",
-    "RSIFault",
-    "RSIService",
-    "RSI_NS",
-    "buildRSIEnvelope",
-    "splitTicket",
-]
