@@ -191,7 +191,9 @@ def _decodeWord(charset: str, encoding: str, encoded: str) -> str:
         raw = _decodeQ(encoded)
     try:
         return raw.decode(charset, "replace")
-    except LookupError:
+    except (LookupError, ValueError):
+        # An unknown charset, or a codec that is not a text encoding or
+        # raises whatever the error handler (C{idna}).
         return raw.decode("utf-8", "replace")
 
 
@@ -435,7 +437,7 @@ def _decodeBody(headers: list[tuple[str, str]], body: str) -> str:
         return raw.decode(charset)
     except LookupError:
         charset = "utf-8"
-    except UnicodeDecodeError:
+    except ValueError:
         pass
     try:
         return raw.decode("utf-8")
