@@ -13,7 +13,7 @@ Guarantees a caller can rely on (reference Q.1.8, docs/offline.md):
     the server (it is announced again at the next sign-in);
   - B{send order}: each round fetches every message announced so far,
     oldest announcement first, then delivers the fetched ones sorted by
-    L{msnp.oim.sendOrder}; a fetch that fails blocks the messages after it
+    L{msnp.oim.inSendOrder}; a fetch that fails blocks the messages after it
     while it is retried, so a retry cannot reorder them;
   - B{no crash, no hang}: failures are retried with exponential backoff on
     the injected clock, reported to a callback, and never raised into the
@@ -46,7 +46,7 @@ from msnp.oim import (
     announcementOrder,
     decodeOfflineMessage,
     parseMailDataPayload,
-    sendOrder,
+    inSendOrder,
 )
 from msnp.soap.rsi import MAX_DELETE_IDS, RSIFault, RSIService
 from msnp.uum import DeliveryResult
@@ -314,8 +314,7 @@ class OfflineInbox:
                     fetched.append(message)
                 else:
                     self._inFlight.discard(announcement.messageId)
-            fetched.sort(key=sendOrder)
-            for message in fetched:
+            for message in inSendOrder(fetched):
                 if self._stopped:
                     return
                 self._handOver(message)

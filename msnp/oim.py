@@ -26,7 +26,7 @@ import email.utils
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Optional
+from typing import Optional, Sequence
 from xml.etree.ElementTree import Element
 
 from twisted.logger import Logger
@@ -514,13 +514,26 @@ def _parseDate(value: str) -> Optional[datetime]:
 _NEVER = datetime.max.replace(tzinfo=timezone.utc)
 
 
-def sendOrder(message: OfflineMessage) -> tuple[datetime, str, int]:
+def inSendOrder(messages: Sequence[OfflineMessage]) -> list[OfflineMessage]:
     """
-    The sort key that puts messages in the order they were sent: time,
-    then run id and sequence number for messages of the same instant
-    (reference Q.1.8); messages without a time go last.
+    C{messages} (given in the order they were announced) in the order
+    they were sent (reference Q.1.8): by time; messages of the same
+    instant stay together by run and follow their sequence numbers within
+    a run; otherwise ties keep the announcement order (a run id is a
+    random GUID, so comparing two of them says nothing). Messages without
+    a time go last.
     """
-    return (message.sent or _NEVER, message.runId or "", message.sequence or 0)
+    firstOfRun: dict[str, int] = {}
+    for index, message in enumerate(messages):
+        if message.runId is not None:
+            firstOfRun.setdefault(message.runId, index)
+
+    def key(item: tuple[int, OfflineMessage]) -> tuple[datetime, int, int, int]:
+        index, message = item
+        run = firstOfRun[message.runId] if message.runId is not None else index
+        return (message.sent or _NEVER, run, message.sequence or 0, index)
+
+    return [message for _, message in sorted(enumerate(messages), key=key)]
 
 
 def announcementOrder(announcement: OfflineMessageAnnouncement) -> datetime:

@@ -6,7 +6,8 @@ decoder, on the reference's examples and on hostile input.
 from __future__ import annotations
 
 import base64
-from datetime import datetime, timezone
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -16,6 +17,7 @@ from msnp.oim import (
     MailData,
     MalformedMailData,
     MalformedOfflineMessage,
+    OfflineMessage,
     OfflineMessageAnnouncement,
     decodeEncodedWords,
     decodeOfflineMessage,
@@ -24,7 +26,7 @@ from msnp.oim import (
     parseMailData,
     parseMailDataPayload,
     parseTimestamp,
-    sendOrder,
+    inSendOrder,
 )
 
 #: The initial mail-data message of reference Q.1.4 (Escargot's form).
@@ -280,11 +282,21 @@ class DecodeTests(SynchronousTestCase):
 
     def test_sendOrder(self) -> None:
         """
-        Messages sort by time, then run id and sequence; no time goes last.
+        Messages sort by time; at the same instant a run's messages follow
+        their sequence numbers, different runs keep the announcement order
+        (whatever their random run ids); no time goes last.
         """
         base = decodeOfflineMessage(MESSAGE, ID)
-        later = base.__class__(**{**base.__dict__, "messageId": "B", "sequence": 2})
-        untimed = base.__class__(**{**base.__dict__, "messageId": "C", "sent": None})
+
+        def variant(messageId: str, **changes: object) -> OfflineMessage:
+            return replace(base, messageId=messageId, **changes)  # type: ignore[arg-type]
+
+        untimed = variant("untimed", sent=None)
+        run2 = variant("run2-seq1", runId="{00000000-0000-0000-0000-000000000000}", sequence=1)
+        seq2 = variant("run1-seq2", sequence=2)
+        seq1 = variant("run1-seq1", sequence=1)
+        earlier = variant("earlier", sent=base.sent - timedelta(seconds=1) if base.sent else None)
+        ordered = inSendOrder([untimed, seq2, run2, seq1, earlier])
         self.assertEqual(
-            [m.messageId for m in sorted([untimed, later, base], key=sendOrder)], [ID, "B", "C"]
+            [m.messageId for m in ordered], ["earlier", "run1-seq1", "run1-seq2", "run2-seq1", "untimed"]
         )

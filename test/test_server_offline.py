@@ -14,6 +14,7 @@ from msnp.oim import (
     INITIAL_MAIL_DATA_TYPE,
     OIM_NOTIFICATION_TYPE,
     decodeOfflineMessage,
+    inSendOrder,
     parseMailDataPayload,
 )
 from msnp.server.accounts import ALLOW, BLOCK, AccountStore
@@ -303,3 +304,19 @@ class ServiceTests(SynchronousTestCase):
         """
         self.service.messagesDeleted(self.bob, ["A", "B"])
         self.assertEqual(self.announced, [("bob@example.com", buildActiveMailNotification(2))])
+
+    def test_sameInstantKeepsOrder(self) -> None:
+        """
+        Three texts received at the same instant share a run with
+        sequence numbers 1-3, are listed in arrival order, and the
+        client's ordering of what GetMessage returns keeps that order.
+        """
+        service = OfflineMessageService(MemoryOfflineStore(), self.clock, lambda e, p: None)
+        for n, text in enumerate(["one", "two", "three"], start=1):
+            service.receiveUUM(self.wire(buildOfflineText(n, "bob@example.com", text)), self.alice, self.bob, False)
+        waiting = service.store.listOfflineMessages("bob@example.com")
+        self.assertEqual([(m.text, m.sequence) for m in waiting], [("one", 1), ("two", 2), ("three", 3)])
+        self.assertEqual(len({m.runId for m in waiting}), 1)
+        data = parseMailDataPayload(service.initialMailData("bob@example.com"))
+        decoded = [decodeOfflineMessage(getMessageText(m), m.messageId, a) for m, a in zip(waiting, data.messages)]
+        self.assertEqual([m.text for m in inSendOrder(list(reversed(decoded)))], ["one", "two", "three"])

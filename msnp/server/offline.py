@@ -149,6 +149,8 @@ class MemoryOfflineStore:
         if maxPerRecipient < 1:
             raise ValueError(f"maxPerRecipient must be at least 1, not {maxPerRecipient!r}")
         self.maxPerRecipient = maxPerRecipient
+        # Insertion-ordered: messages received at the same instant are
+        # listed in the order they arrived.
         self._byRecipient: dict[str, dict[str, StoredOfflineMessage]] = {}
 
     def storeOfflineMessage(self, message: StoredOfflineMessage) -> None:
@@ -160,7 +162,7 @@ class MemoryOfflineStore:
 
     def listOfflineMessages(self, recipient: str) -> list[StoredOfflineMessage]:
         waiting = self._byRecipient.get(normalizeEmail(recipient), {})
-        return sorted(waiting.values(), key=lambda m: (m.received, m.runId, m.sequence))
+        return sorted(waiting.values(), key=lambda m: m.received)
 
     def deleteOfflineMessages(self, recipient: str, messageIds: Iterable[str]) -> list[str]:
         key = normalizeEmail(recipient)
@@ -188,12 +190,16 @@ def mayLeaveMessage(sender: Account, recipient: Account) -> bool:
 
 
 def messageFromUUM(
-    message: NetworkMessage, sender: str, senderName: str, now: float, runId: Optional[str] = None
+    message: NetworkMessage, sender: str, senderName: str, now: float,
+    runId: Optional[str] = None, sequence: int = 1,
 ) -> StoredOfflineMessage:
     """
     The message to store for an accepted offline C{UUM} (network 1, text,
     C{Dest-Agent: client}; the caller checks those and L{mayLeaveMessage}).
     The text is the body as sent (UTF-8), formatting discarded.
+
+    @param runId: the run it belongs to (a fresh one by default).
+    @param sequence: its number within the run.
     """
     return StoredOfflineMessage(
         messageId=newMessageId(),
@@ -202,9 +208,16 @@ def messageFromUUM(
         senderName=senderName,
         text=message.text,
         received=now,
-        runId=runId or "{" + str(uuid.uuid4()).upper() + "}",
-        sequence=1,
+        runId=runId or newRunId(),
+        sequence=sequence,
     )
+
+
+def newRunId() -> str:
+    """
+    A fresh C{X-OIM-Run-Id}: a braced upper-case GUID.
+    """
+    return "{" + str(uuid.uuid4()).upper() + "}"
 
 
 class UUMAction(enum.Enum):
@@ -406,6 +419,10 @@ class OfflineMessageService:
         self.clock = clock
         self.announce = announce
         self.maxPayload = maxPayload
+        # One run per sender and recipient for the life of the server,
+        # numbered from 1, as a client's Store2 session numbers its
+        # messages: it keeps messages of one instant in order.
+        self._runs: dict[tuple[str, str], tuple[str, int]] = {}
 
     def receiveUUM(
         self,
@@ -432,11 +449,16 @@ class OfflineMessageService:
             return self._dropped(sender, verdict.reason)
         if verdict.action is UUMAction.RELAY:
             return UUMOutcome(verdict, relay=relayAsUBM(message, sender.email))
-        stored = messageFromUUM(message, sender.email, sender.displayName, self.clock.seconds())
+        pair = (sender.email, recipient.email)
+        runId, last = self._runs.get(pair, (newRunId(), 0))
+        stored = messageFromUUM(
+            message, sender.email, sender.displayName, self.clock.seconds(), runId, last + 1
+        )
         try:
             self.store.storeOfflineMessage(stored)
         except OfflineQuotaExceeded as e:
             return self._dropped(sender, str(e))
+        self._runs[pair] = (runId, last + 1)
         log.info("Stored an offline message from {sender} for {recipient}",
                  sender=sender.email, recipient=recipient.email)
         self.announce(recipient.email, buildOIMNotification([stored]))
