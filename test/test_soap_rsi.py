@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from treq.testing import StubTreq
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
@@ -175,6 +175,40 @@ class ClientServerTests(SynchronousTestCase):
         fault = self.failure(client.getMetadata(), RSIFault)
         self.assertEqual(fault.faultCode, "q0:AuthenticationFailed")
         self.assertFalse(fault.isClientFault)
+
+    def test_expiredTicketRenewed(self) -> None:
+        """
+        With a renewal, calls that meet the expired ticket share one
+        renewal and are repeated once with the new ticket.
+        """
+        current = [self.tickets.issue(self.bob)]
+        renewals: list[Deferred[None]] = []
+
+        def renew() -> "Deferred[None]":
+            renewals.append(Deferred())
+            return renewals[-1]
+
+        client = RSIService(self.treq, URL, lambda: current[0], self.clock, renewTicket=renew)
+        self.clock.advance(3601)
+        first, second = client.getMetadata(), client.getMessage(self.first.messageId)
+        self.treq.flush()
+        self.assertEqual(len(renewals), 1)
+        current[0] = self.tickets.issue(self.bob)
+        renewals[0].callback(None)
+        self.assertEqual(len(self.result(first).messages), 2)
+        self.assertIn("Content-Transfer-Encoding: base64", self.result(second))
+
+    def test_failedRenewalFails(self) -> None:
+        """
+        A renewal that fails fails the call with the renewal's error.
+        """
+        ticket = self.tickets.issue(self.bob)
+        client = RSIService(
+            self.treq, URL, lambda: ticket, self.clock,
+            renewTicket=lambda: fail(ServiceError("SSO down")),
+        )
+        self.clock.advance(3601)
+        self.assertEqual(str(self.failure(client.getMetadata(), ServiceError)), "SSO down")
 
     def test_badIdsRefusedLocally(self) -> None:
         """

@@ -21,9 +21,10 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable, Optional
 from xml.etree.ElementTree import Element
 
-from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from msnp.errors import ServiceError
 from msnp.http import DEFAULT_HTTP_TIMEOUT, postXML
@@ -61,6 +62,14 @@ class RSIFault(ServiceError):
         Whether the fault code's local part is C{Client} (any prefix).
         """
         return (self.faultCode or "").rpartition(":")[2].strip() == "Client"
+
+    @property
+    def isExpiredTicket(self) -> bool:
+        """
+        Whether the fault says the ticket has expired
+        (C{AuthenticationFailed}, any prefix, as the OIM services answer).
+        """
+        return (self.faultCode or "").rpartition(":")[2].strip() == "AuthenticationFailed"
 
 
 def splitTicket(ticket: str) -> tuple[str, str]:
@@ -163,18 +172,26 @@ class RSIService:
         ticketProvider: Callable[[], str],
         clock: IReactorTime,
         timeout: float = DEFAULT_HTTP_TIMEOUT,
+        renewTicket: Optional[Callable[[], "Deferred[None]"]] = None,
     ) -> None:
         """
         @param httpClient: a L{treq.client.HTTPClient} or L{treq.testing.StubTreq}.
         @param ticketProvider: returns the current C{messenger.msn.com} ticket.
         @param clock: the clock the deadlines run on.
         @param timeout: seconds allowed for each call, body included.
+        @param renewTicket: renews the session's tickets (a new SSO
+            request) so that C{ticketProvider} returns a fresh one; when
+            given, a call answered "ticket expired" renews once and is
+            repeated once. Calls meeting the fault during a renewal wait
+            for it instead of starting another.
         """
         self.httpClient = httpClient
         self.url = url
         self.ticketProvider = ticketProvider
         self.clock = clock
         self.timeout = timeout
+        self.renewTicket = renewTicket
+        self._renewalWaiters: Optional[list[Deferred[None]]] = None
 
     def __repr__(self) -> str:
         return f"<RSIService {self.url}>"
@@ -234,9 +251,46 @@ class RSIService:
 
     async def _call(self, action: str, body: str) -> Element:
         """
-        POST one call; the C{...Response} element, or the typed failure.
+        POST one call (renewing an expired ticket once, see L{__init__});
+        the C{...Response} element, or the typed failure.
         """
-        envelope = buildRSIEnvelope(body, self.ticketProvider())
+        ticket = self.ticketProvider()
+        try:
+            return await self._post(action, body, ticket)
+        except RSIFault as fault:
+            if self.renewTicket is None or not fault.isExpiredTicket:
+                raise
+            log.info("RSI {action}: the ticket has expired; renewing it", action=action)
+        if self.ticketProvider() == ticket:
+            await self._renew()
+        return await self._post(action, body, self.ticketProvider())
+
+    def _renew(self) -> "Deferred[None]":
+        """
+        Join the renewal under way, or start one.
+        """
+        waiter: Deferred[None] = Deferred()
+        if self._renewalWaiters is not None:
+            self._renewalWaiters.append(waiter)
+            return waiter
+        self._renewalWaiters = [waiter]
+        assert self.renewTicket is not None
+
+        def finished(result: object) -> None:
+            waiters, self._renewalWaiters = self._renewalWaiters or [], None
+            for each in waiters:
+                if each.called:
+                    continue
+                if isinstance(result, Failure):
+                    each.errback(result)
+                else:
+                    each.callback(None)
+
+        maybeDeferred(self.renewTicket).addBoth(finished)
+        return waiter
+
+    async def _post(self, action: str, body: str, ticket: str) -> Element:
+        envelope = buildRSIEnvelope(body, ticket)
         headers = {
             "SOAPAction": f'"{RSI_ACTION_PREFIX}{action}"',
             "Content-Type": "text/xml; charset=utf-8",
