@@ -7,7 +7,7 @@ server and the HTTP site (Passport STS and ABCH) on ephemeral ports, hands
 back the L{Endpoints} a client needs, and stops everything — listeners and
 every open connection — so tests end with a clean reactor. All the servers
 share one L{AccountStore}; presence routing is in
-L{msnp.server.notification.Presence}.
+L{msnp.server.presence.Presence}.
 """
 
 from __future__ import annotations
@@ -23,13 +23,16 @@ from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import Site
+from zope.interface import implementer
 
 from msnp.endpoints import Endpoints
 from msnp.protocol import reactorOrDefault
 from msnp.server.abch import ABCHResource
 from msnp.server.accounts import DEFAULT_TICKET_LIFETIME, Account, AccountStore, TicketGrant
 from msnp.server.dispatch import DispatchServerFactory
-from msnp.server.notification import NotificationServer, NotificationServerFactory, Presence
+from msnp.server.notification import NotificationServer, NotificationServerFactory
+from msnp.server.presence import Presence
+from msnp.server.router import INetworkRouter, SwitchboardReferral
 from msnp.server.sso import SSOResource
 from msnp.server.switchboard import SwitchboardDirectory, SwitchboardServerFactory
 from msnp.wire import Command, encodeParameter
@@ -88,6 +91,7 @@ class _TrackingFactory(WrappingFactory):
         return list(self.protocols)  # type: ignore[arg-type]
 
 
+@implementer(INetworkRouter)
 class LocalNetwork:
     """
     A complete local MSNP18 network: DS, NS, SB and the HTTP services.
@@ -241,7 +245,7 @@ class LocalNetwork:
 
     def _switchboardFactory(self) -> Factory:
         self.switchboards = SwitchboardDirectory(self)
-        return SwitchboardServerFactory(self)
+        return SwitchboardServerFactory(self, directory=self.switchboards)
 
     def _httpRoot(self) -> Resource:
         root = SSOResource(self.store, clock=self.clock)
@@ -336,6 +340,16 @@ class LocalNetwork:
             )
             sent = True
         return sent
+
+    def referSwitchboard(self, account: str, machineGuid: str) -> Optional[SwitchboardReferral]:
+        """
+        A switchboard token for C{account} at C{machineGuid} and the address
+        to use it at, or L{None} before the switchboard server listens.
+        """
+        if self.switchboards is None or not self.switchboardAddress:
+            return None
+        token = self.switchboards.issueXfrToken(account, machineGuid)
+        return SwitchboardReferral(self.switchboardAddress, token)
 
     def signOutEveryone(self, reason: str = "SSD") -> None:
         """

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime
 from twisted.internet.protocol import Factory, connectionDone
@@ -28,9 +28,13 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from msnp.protocol import MSNPProtocol, reactorOrDefault
-from msnp.server.accounts import BLOCK, normalizeEmail
-from msnp.server.notification import guidKey as guidKey
+from msnp.server.accounts import BLOCK, Account, normalizeEmail
+from msnp.server.presence import guidKey as guidKey
+from msnp.server.router import INetworkRouter
 from msnp.wire import Command, Direction, encodeParameter
+
+if TYPE_CHECKING:  # pragma: no cover
+    from msnp.server.notification import NotificationServer
 
 log = Logger()
 
@@ -96,9 +100,9 @@ class SwitchboardDirectory:
     Tokens and sessions of the switchboard server.
     """
 
-    def __init__(self, network: Any, clock: Optional[IReactorTime] = None) -> None:
+    def __init__(self, network: INetworkRouter, clock: Optional[IReactorTime] = None) -> None:
         self.network = network
-        self.clock: IReactorTime = clock or getattr(network, "clock", None) or reactorOrDefault(None)
+        self.clock: IReactorTime = clock or network.clock or reactorOrDefault(None)
         self.sessions: dict[str, SwitchboardSession] = {}
         self._xfr: dict[str, _XfrGrant] = {}
 
@@ -186,7 +190,7 @@ class SwitchboardServer(MSNPProtocol):
 
     receiving = Direction.FROM_CLIENT
 
-    def __init__(self, network: Any, directory: SwitchboardDirectory, clock: Optional[IReactorTime] = None,
+    def __init__(self, network: INetworkRouter, directory: SwitchboardDirectory, clock: Optional[IReactorTime] = None,
                  idleTimeout: Optional[float] = None) -> None:
         super().__init__(clock=clock or directory.clock, requestTimeout=None, maxPayloadLength=MAX_PAYLOAD)
         self.network = network
@@ -212,12 +216,12 @@ class SwitchboardServer(MSNPProtocol):
         assert self.account is not None
         return f"{self.account};{self.machineGuid}" if self.machineGuid else self.account
 
-    def _nsSession(self) -> Any:
+    def _nsSession(self) -> Optional["NotificationServer"]:
         if self.account is None:
             return None
         sessions = list(self.network.onlineSessions(self.account))
         for ns in sessions:
-            if self.machineGuid and guidKey(getattr(ns, "machineGuid", None)) == guidKey(self.machineGuid):
+            if self.machineGuid and guidKey(ns.machineGuid) == guidKey(self.machineGuid):
                 return ns
         return sessions[0] if sessions else None
 
@@ -242,7 +246,7 @@ class SwitchboardServer(MSNPProtocol):
         ns = self._nsSession()
         return (getattr(ns, "capabilities", None) if ns is not None else None) or _DEFAULT_CAPS
 
-    def _accountRecord(self) -> Any:
+    def _accountRecord(self) -> Optional[Account]:
         if self.account is None:
             return None
         return self.network.store.get(self.account)
@@ -424,17 +428,22 @@ class SwitchboardServer(MSNPProtocol):
 
 class SwitchboardServerFactory(Factory):
     """
-    Builds L{SwitchboardServer}s for C{network}, whose C{switchboards}
-    attribute is the L{SwitchboardDirectory} (one is made if it has none).
+    Builds L{SwitchboardServer}s for C{network}, sharing one
+    L{SwitchboardDirectory}: the one given, else the network's
+    C{switchboards}, else a new one.
     """
 
-    def __init__(self, network: Any, idleTimeout: Optional[float] = None) -> None:
+    def __init__(
+        self,
+        network: INetworkRouter,
+        idleTimeout: Optional[float] = None,
+        directory: Optional[SwitchboardDirectory] = None,
+    ) -> None:
         self.network = network
         self.idleTimeout = idleTimeout
-        directory = getattr(network, "switchboards", None)
         if directory is None:
-            directory = SwitchboardDirectory(network)
-        self.directory: SwitchboardDirectory = directory
+            directory = network.switchboards
+        self.directory: SwitchboardDirectory = directory if directory is not None else SwitchboardDirectory(network)
 
     def buildProtocol(self, addr: Optional[IAddress]) -> SwitchboardServer:
         protocol = SwitchboardServer(self.network, self.directory, idleTimeout=self.idleTimeout)
