@@ -30,6 +30,7 @@ from msnp.protocol import reactorOrDefault
 from msnp.server.abch import ABCHResource
 from msnp.server.accounts import DEFAULT_TICKET_LIFETIME, Account, AccountStore, TicketGrant
 from msnp.server.dispatch import DispatchServerFactory
+from msnp.server.limits import DEFAULT_LIMITS, ServerLimits
 from msnp.server.notification import NotificationServer, NotificationServerFactory
 from msnp.server.presence import Presence
 from msnp.server.router import INetworkRouter, SwitchboardReferral
@@ -119,6 +120,8 @@ class LocalNetwork:
         store: Optional[AccountStore] = None,
         clock: Optional[IReactorTime] = None,
         ticketLifetime: float = DEFAULT_TICKET_LIFETIME,
+        limits: ServerLimits = DEFAULT_LIMITS,
+        timeoutClock: Optional[IReactorTime] = None,
     ) -> None:
         """
         @param reactor: the reactor to listen with (the global one by default).
@@ -136,10 +139,16 @@ class LocalNetwork:
         @param ticketLifetime: seconds an SSO grant stays valid in the store
             created here (ignored with C{store}); the ABCH services answer
             an older contacts ticket with C{BadContextToken}.
+        @param limits: every resource limit the servers enforce (see
+            L{ServerLimits} and C{docs/limits.md}).
+        @param timeoutClock: the clock of the connections' login and idle
+            timeouts (the reactor by default; a test passes a C{Clock}).
         """
         reactor = reactorOrDefault(reactor)
         self.reactor = reactor
         self.clock: IReactorTime = clock if clock is not None else reactor
+        self.limits = limits
+        self.timeoutClock: IReactorTime = timeoutClock if timeoutClock is not None else reactor
         self.interface = interface
         self.dispatchPort = dispatchPort
         self.notificationPort = notificationPort
@@ -152,7 +161,7 @@ class LocalNetwork:
             store if store is not None else AccountStore(ticketLifetime=ticketLifetime, clock=self.clock)
         )
         self.abch: Optional[ABCHResource] = None
-        self.presence = Presence(self.store)
+        self.presence = Presence(self.store, limits)
         self.switchboards: Optional[SwitchboardDirectory] = None
         self.switchboardAddress: str = ""
         self.notificationAddress: str = ""
@@ -217,13 +226,15 @@ class LocalNetwork:
         if self._ports:
             raise RuntimeError("LocalNetwork is already started")
         nsFactory = NotificationServerFactory(
-            self, self.presence, self.sendChallenge, self.pingInterval, self.clock
+            self, self.presence, self.sendChallenge, self.pingInterval, self.clock, self.limits, self.timeoutClock
         )
         if self.redirect:
             nsPort = await self._listen(self.notificationPort, nsFactory)
             self.notificationAddress = self._address(nsPort)
             dsPort = await self._listen(
-                self.dispatchPort, DispatchServerFactory(lambda: self.notificationAddress, self.clock)
+                self.dispatchPort, DispatchServerFactory(
+                    lambda: self.notificationAddress, self.clock, self.limits, self.timeoutClock
+                )
             )
         else:
             dsPort = await self._listen(self.dispatchPort, nsFactory)
@@ -244,8 +255,8 @@ class LocalNetwork:
         return self.endpoints
 
     def _switchboardFactory(self) -> Factory:
-        self.switchboards = SwitchboardDirectory(self)
-        return SwitchboardServerFactory(self, directory=self.switchboards)
+        self.switchboards = SwitchboardDirectory(self, limits=self.limits)
+        return SwitchboardServerFactory(self, directory=self.switchboards, timerClock=self.timeoutClock)
 
     def _httpRoot(self) -> Resource:
         root = SSOResource(self.store, clock=self.clock)
@@ -264,6 +275,7 @@ class LocalNetwork:
         told.
         """
         self.presence.refreshAccount(account.email)
+        self.privacyChanged(account.email)
         origin: Optional[TicketGrant] = None
         lastModified = ""
         if self.abch is not None:
@@ -350,6 +362,24 @@ class LocalNetwork:
             return None
         token = self.switchboards.issueXfrToken(account, machineGuid)
         return SwitchboardReferral(self.switchboardAddress, token)
+
+    def placeSignedOut(self, account: str, machineGuid: Optional[str]) -> None:
+        """
+        An NS place went away: its switchboard tokens and connections go
+        with it (all of the account's once its last place is gone).
+        """
+        # (A test may stand a fake directory in for the real one.)
+        if isinstance(self.switchboards, SwitchboardDirectory):
+            lastPlace = not self.presence.sessionsOf(account)
+            self.switchboards.signedOut(account, machineGuid, lastPlace)
+
+    def privacyChanged(self, account: str) -> None:
+        """
+        C{account}'s privacy changed: apply it to the open switchboards.
+        """
+        record = self.store.get(account)
+        if isinstance(self.switchboards, SwitchboardDirectory) and record is not None:
+            self.switchboards.enforcePrivacy(record)
 
     def signOutEveryone(self, reason: str = "SSD") -> None:
         """

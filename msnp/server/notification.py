@@ -26,6 +26,7 @@ from msnp.contacts import Lists, ListEntry, parseListPayload
 from msnp.errors import ProtocolError
 from msnp.server.accounts import REVERSE, Account, TicketGrant, normalizeEmail
 from msnp.server.dispatch import LoginPreamble
+from msnp.server.limits import DEFAULT_LIMITS, ServerLimits
 from msnp.server.nspayloads import (
     ABCH_SITE_ID as ABCH_SITE_ID,
     MAIL_DATA as MAIL_DATA,
@@ -45,6 +46,7 @@ from msnp.server.presence import (
     PrivateEndpoint as PrivateEndpoint,
     guidKey as guidKey,
     isGuid as isGuid,
+    permits,
 )
 from msnp.sso import verifyMBIResponse
 from msnp.wire import Command, decodeParameter, encodeParameter
@@ -103,13 +105,15 @@ class NotificationServer(LoginPreamble):
         sendChallenge: bool = True,
         pingInterval: int = 50,
         clock: Optional[IReactorTime] = None,
+        limits: ServerLimits = DEFAULT_LIMITS,
+        timerClock: Optional[IReactorTime] = None,
     ) -> None:
         """
         @param network: the network's router (for C{XFR SB}); L{None} for a
             connection on its own, which then answers C{XFR SB} with C{500}.
         @param presence: the shared session registry.
         """
-        super().__init__(clock=clock)
+        super().__init__(clock=clock, limits=limits, timerClock=timerClock)
         self.network = network
         self.presence = presence
         self.store = presence.store
@@ -155,6 +159,8 @@ class NotificationServer(LoginPreamble):
         self._closing = True
         try:
             self.presence.signOff(self)
+            if self.account is not None and self.network is not None:
+                self.network.placeSignedOut(self.account, self.machineGuid)
         finally:
             LoginPreamble.connectionLost(self, reason)
 
@@ -251,15 +257,15 @@ class NotificationServer(LoginPreamble):
             if command.trid is not None and not command.isError:
                 self.error(302, command.trid)
             else:
-                self.log.info("Ignoring {command} before login", command=command.describe())
+                self.logIgnored("Ignoring a command before login", command)
             return
         super().commandReceived(command)
 
     def unknownCommand(self, command: Command) -> None:
-        self.log.info("Ignoring unknown NS command {command}", command=command.describe())
+        self.logIgnored("Ignoring an unknown NS command", command)
 
     def errorReceived(self, command: Command) -> None:
-        self.log.info("Ignoring a numeric command from a client: {command}", command=command.name)
+        self.logIgnored("Ignoring a numeric command from a client", command)
 
     # -- login ------------------------------------------------------------------
 
@@ -304,7 +310,7 @@ class NotificationServer(LoginPreamble):
         ticket, response = args[2], args[3]
         guid = args[4] if len(args) >= 5 else None
         grant = self.store.grantForTicket(ticket)
-        fresh = self.presence.consumeTicket(ticket)
+        fresh = grant is not None and self.presence.consumeTicket(ticket, grant.expires, self.clock.seconds())
         if grant is None or not fresh or normalizeEmail(grant.email) != self._loginAccount:
             self.fail(911, trid, "unknown, reused or foreign ticket")
             return
@@ -331,6 +337,7 @@ class NotificationServer(LoginPreamble):
         self.machineGuid = guid
         self.ticketGrant = grant
         self.log.info("{account} signed in (endpoint {guid})", account=account.email, guid=guid)
+        self.signedInNow()
         self.reply("USR", trid, "OK", account.email, "1", "0")
         self.reply("SBS", 0, "null")
         peer = self.transport.getPeer() if self.transport is not None else None
@@ -379,6 +386,8 @@ class NotificationServer(LoginPreamble):
         self.user.blp = value
         self.reply("BLP", command.trid, value)
         self.presence.refreshSubject(self.user.email)
+        if self.network is not None:
+            self.network.privacyChanged(self.user.email)
 
     def handle_PRP(self, command: Command) -> None:
         kind = command.arg(0)
@@ -611,6 +620,10 @@ class NotificationServer(LoginPreamble):
             email = email.split(":", 1)[1]
         assert self.account is not None
         sender = self.account + (f";{self._braced()}" if self.machineGuid else "")
+        recipient = self.store.get(email)
+        # Answered OK either way: a UUN must not tell whether it was blocked.
+        if recipient is None or self.user is None or not permits(recipient, self.user):
+            return
         for session in self.presence.sessionsOf(email):
             if session is self:
                 continue
@@ -635,16 +648,21 @@ class NotificationServerFactory(Factory):
         sendChallenge: bool = True,
         pingInterval: int = 50,
         clock: Optional[IReactorTime] = None,
+        limits: ServerLimits = DEFAULT_LIMITS,
+        timerClock: Optional[IReactorTime] = None,
     ) -> None:
         self.network = network
         self.presence = presence
         self.sendChallenge = sendChallenge
         self.pingInterval = pingInterval
         self.clock = clock
+        self.limits = limits
+        self.timerClock = timerClock
 
     def buildProtocol(self, addr: Optional["IAddress"]) -> NotificationServer:
         protocol = NotificationServer(
-            self.network, self.presence, self.sendChallenge, self.pingInterval, self.clock
+            self.network, self.presence, self.sendChallenge, self.pingInterval, self.clock, self.limits,
+            self.timerClock,
         )
         protocol.factory = self
         return protocol

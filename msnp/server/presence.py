@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Optional
 from twisted.logger import Logger
 
 from msnp.contacts import ListEntry, buildListPayloads
-from msnp.server.accounts import Account, AccountStore, TicketGrant, normalizeEmail
+from msnp.server.accounts import ALLOW, BLOCK, Account, AccountStore, TicketGrant, normalizeEmail
+from msnp.server.limits import DEFAULT_LIMITS, ServerLimits
 from msnp.server.nspayloads import addressBookChangedPayload
 from msnp.wire import Command
 from msnp.xmlsafe import escapeText
@@ -49,6 +50,21 @@ def isGuid(text: str) -> bool:
     Whether C{text} is a registry-form GUID, with or without braces.
     """
     return bool(_GUID.match(text)) and (text.startswith("{") == text.endswith("}"))
+
+
+def permits(recipient: Account, sender: Account) -> bool:
+    """
+    Whether C{recipient}'s privacy lets C{sender} reach it (ring it, message
+    it, send it C{UBN}): not blocked, and with C{BLP BL} ("only people on my
+    allow list") explicitly allowed. Unlike seeing presence, reaching needs
+    no forward-list entry. Checked at the moment of use, so a change of the
+    lists takes effect on the very next message.
+    """
+    if recipient.hasRole(BLOCK, sender.email):
+        return False
+    if recipient.blp == "BL" and not recipient.hasRole(ALLOW, sender.email):
+        return False
+    return True
 
 
 def guidKey(text: Optional[str]) -> str:
@@ -102,23 +118,41 @@ class Presence:
     @ivar store: the lists every decision is taken from.
     """
 
-    def __init__(self, store: AccountStore) -> None:
+    def __init__(self, store: AccountStore, limits: ServerLimits = DEFAULT_LIMITS) -> None:
+        """
+        @param limits: the limits in force (C{usedTicketMemory} here).
+        """
         self.store = store
+        self.limits = limits
         self._sessions: dict[str, list["NotificationServer"]] = {}
         self._personal: dict[str, PersonalData] = {}
-        self._usedTickets: set[str] = set()
+        # ticket -> expiry of its grant, oldest first (grants share one
+        # lifetime, so insertion order is expiry order).
+        self._usedTickets: dict[str, float] = {}
         self._statusSerial = 0
 
     # -- registry -----------------------------------------------------------
 
-    def consumeTicket(self, ticket: str) -> bool:
+    def consumeTicket(self, ticket: str, expires: float = float("inf"), now: float = 0.0) -> bool:
         """
-        Mark an NS ticket as presented; L{False} if it already was (grants
-        are single use).
+        Mark the NS ticket of a real grant as presented; L{False} if it
+        already was (grants are single use).
+
+        Only tickets the store issued are remembered (a forged one is
+        refused by the store and costs nothing here), each only until its
+        grant's C{expires}, after which the store refuses it as expired
+        anyway; and never more than C{usedTicketMemory} of them, the
+        oldest forgotten first.
         """
-        if ticket in self._usedTickets:
+        used = self._usedTickets
+        if ticket in used:
             return False
-        self._usedTickets.add(ticket)
+        while used:
+            oldest = next(iter(used))
+            if used[oldest] > now and len(used) < self.limits.usedTicketMemory:
+                break
+            del used[oldest]
+        used[ticket] = expires
         return True
 
     def nextStatusSerial(self) -> int:

@@ -61,3 +61,15 @@ class INetworkRouter(Interface):
         A fresh switchboard token for C{account} at C{machineGuid}, with the
         address to present it at; L{None} when no switchboard is running.
         """
+
+    def placeSignedOut(account: str, machineGuid: "str | None") -> None:
+        """
+        An NS place of C{account} went away (after the presence registry
+        forgot it): its switchboard tokens and connections must die.
+        """
+
+    def privacyChanged(account: str) -> None:
+        """
+        C{account}'s block/allow lists or privacy mode changed: whoever it
+        no longer lets reach it leaves the switchboards they share.
+        """
