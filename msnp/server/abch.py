@@ -37,6 +37,7 @@ from xml.etree.ElementTree import Element
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
+from twisted.web.error import UnsupportedMethod
 from twisted.web.resource import NoResource, Resource
 from twisted.web.server import Request
 
@@ -99,6 +100,14 @@ class _ServiceEndpoint(Resource):
 
     def render_POST(self, request: Request) -> bytes:
         return self.abch.handle(request, self.name, self.actions)
+
+    def render_HEAD(self, request: Request) -> bytes:
+        """
+        C{HEAD} is answered like C{GET}: 405, only C{POST} is served
+        (twisted.web would otherwise look for a C{render_GET} and fail
+        with a 500).
+        """
+        raise UnsupportedMethod((b"POST",))
 
 
 class ABCHResource(Resource):

@@ -22,7 +22,6 @@ from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
-from twisted.web.server import Site
 from zope.interface import implementer
 
 from msnp.endpoints import Endpoints
@@ -30,6 +29,7 @@ from msnp.protocol import reactorOrDefault
 from msnp.server.abch import ABCHResource
 from msnp.server.accounts import DEFAULT_TICKET_LIFETIME, Account, AccountStore, TicketGrant
 from msnp.server.dispatch import DispatchServerFactory
+from msnp.server.httplimits import boundedSite
 from msnp.server.limits import DEFAULT_LIMITS, ServerLimits
 from msnp.server.notification import NotificationServer, NotificationServerFactory
 from msnp.server.presence import Presence
@@ -50,6 +50,7 @@ class _TrackedConnection(ProtocolWrapper):
         super().__init__(factory, wrappedProtocol)
         self._waiters: list[Deferred[None]] = []
         self.closed = False
+        self.peerHost: Optional[str] = None
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         try:
@@ -80,10 +81,49 @@ class _TrackedConnection(ProtocolWrapper):
 
 class _TrackingFactory(WrappingFactory):
     """
-    Wraps a server factory so that its open connections are known.
+    Wraps a server factory so that its open connections are known, and
+    refuses a connection from an address that already holds
+    C{perAddress} of them (the connection is closed at once, before the
+    wrapped protocol exists).
     """
 
     protocol = _TrackedConnection  # type: ignore[assignment]
+
+    def __init__(self, wrappedFactory: Any, perAddress: int = DEFAULT_LIMITS.connectionsPerAddress) -> None:
+        super().__init__(wrappedFactory)
+        self.perAddress = perAddress
+        self._byAddress: dict[str, int] = {}
+        self.refused = 0
+
+    def buildProtocol(self, addr: Any) -> Any:
+        host = str(getattr(addr, "host", ""))
+        if self._byAddress.get(host, 0) >= self.perAddress:
+            self.refused += 1
+            if self.refused == 1 or self.refused % 1000 == 0:
+                log.info("Refusing connections from {host}: {cap} already open ({refused} refused so far)",
+                         host=host, cap=self.perAddress, refused=self.refused)
+            return None
+        protocol = super().buildProtocol(addr)
+        if isinstance(protocol, _TrackedConnection):
+            self._byAddress[host] = self._byAddress.get(host, 0) + 1
+            protocol.peerHost = host
+        return protocol
+
+    def unregisterProtocol(self, p: Any) -> None:
+        super().unregisterProtocol(p)
+        host = getattr(p, "peerHost", None)
+        if host is not None:
+            left = self._byAddress.get(host, 0) - 1
+            if left > 0:
+                self._byAddress[host] = left
+            else:
+                self._byAddress.pop(host, None)
+
+    def openFrom(self, host: str) -> int:
+        """
+        How many connections C{host} holds open now.
+        """
+        return self._byAddress.get(host, 0)
 
     def connections(self) -> list[_TrackedConnection]:
         """
@@ -205,7 +245,7 @@ class LocalNetwork:
         return ensureDeferred(self._start())
 
     async def _listen(self, port: int, factory: Any) -> IListeningPort:
-        tracking = _TrackingFactory(factory)
+        tracking = _TrackingFactory(factory, self.limits.connectionsPerAddress)
         endpoint = TCP4ServerEndpoint(self.reactor, port, interface=self.interface)
         listening: IListeningPort = await endpoint.listen(tracking)
         self._ports.append(listening)
@@ -243,7 +283,7 @@ class LocalNetwork:
         sbPort = await self._listen(self.switchboardPort, self._switchboardFactory())
         self.switchboardAddress = self._address(sbPort)
 
-        httpPort = await self._listen(self.httpPort, Site(self._httpRoot()))
+        httpPort = await self._listen(self.httpPort, boundedSite(self._httpRoot(), self.limits))
         base = f"http://{self._address(httpPort)}"
         self.endpoints = Endpoints(
             dispatch=f"tcp:{self._address(dsPort)}",
