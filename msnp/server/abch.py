@@ -43,6 +43,7 @@ from twisted.web.server import Request
 
 from msnp.server.accounts import Account, AccountStore, AddressBookState, TicketCheck, TicketGrant, TicketState
 from msnp.server.addressbook import AddressBookService
+from msnp.server.limits import DEFAULT_LIMITS, ServerLimits
 from msnp.server.sharing import SharingService
 from msnp.server.soapservice import ServiceFault, isoTime, textAt
 
@@ -129,6 +130,7 @@ class ABCHResource(Resource):
         store: AccountStore,
         clock: Optional[IReactorTime] = None,
         onChange: Optional[ChangeCallback] = None,
+        limits: ServerLimits = DEFAULT_LIMITS,
     ) -> None:
         """
         @param clock: the source of the timestamps in responses; the
@@ -136,6 +138,7 @@ class ABCHResource(Resource):
         """
         super().__init__()
         self.store = store
+        self.limits = limits
         self.clock = clock
         self.onChange = onChange
         self.changeOrigin: Optional[TicketGrant] = None

@@ -26,6 +26,8 @@ if TYPE_CHECKING:  # pragma: no cover
 USER_GROUP_TYPE = "c8529ce2-6ead-434d-881f-341e17db3ff8"
 #: The longest group name the clients of the time allowed.
 MAX_GROUP_NAME = 61
+#: Characters kept of an annotation's name or value (a PSM-sized text).
+MAX_ANNOTATION_VALUE = 1024
 
 
 class AddressBookService:
@@ -159,12 +161,21 @@ class AddressBookService:
         """
         return f'<ABAddResponse xmlns="{AB_NS}"><ABAddResult>{PERSONAL_AB_ID}</ABAddResult></ABAddResponse>'
 
-    def _entryById(self, account: Account, contactId: str) -> AddressBookEntry:
-        wanted = contactId.strip().lower()
-        for entry in account.addressBook.values():
-            if entry.contactId.lower() == wanted:
-                return entry
-        raise ServiceFault("ContactDoesNotExist", "No contact with that id in the address book.")
+    def _entryById(self, account: Account, contactId: str, index: Optional[dict[str, AddressBookEntry]] = None) -> AddressBookEntry:
+        """
+        The entry with C{contactId}. A request naming several ids builds
+        C{index} once (L{_contactIndex}) and looks each up in it, instead
+        of scanning the address book per id.
+        """
+        if index is None:
+            index = self._contactIndex(account)
+        entry = index.get(contactId.strip().lower())
+        if entry is None:
+            raise ServiceFault("ContactDoesNotExist", "No contact with that id in the address book.")
+        return entry
+
+    def _contactIndex(self, account: Account) -> dict[str, AddressBookEntry]:
+        return {entry.contactId.lower(): entry for entry in account.addressBook.values()}
 
     def _addContact(self, account: Account, info: Element, allowList: bool) -> AddressBookEntry:
         address = textAt(info, "passportName")
@@ -179,6 +190,9 @@ class AddressBookService:
         other = self.store.get(address)
         if other is None or other is account:
             raise ServiceFault("InvalidPassportUser", f"{address} is not a user of this network.")
+        cap = self.resource.limits.contactsPerAccount
+        if address not in account.addressBook and len(account.addressBook) >= cap:
+            raise ServiceFault("QuotaLimitReached", f"The address book holds at most {cap} contacts.")
         entry = self.store.addToAddressBook(account, address)
         if allowList and not account.hasRole(BLOCK, address):
             self.store.setRole(account, ALLOW, address, other.displayName)
@@ -186,7 +200,8 @@ class AddressBookService:
         if memberInfo is not None:
             for annotation in under(memberInfo, "PendingAnnotations", "Annotation"):
                 if textAt(annotation, "Name") == "MSN.IM.InviteMessage":
-                    self.resource.extrasFor(other).inviteMessages[account.email] = textOf(annotation, "Value")
+                    value = textOf(annotation, "Value")[:MAX_ANNOTATION_VALUE]
+                    self.resource.extrasFor(other).inviteMessages[account.email] = value
             shownName = textAt(memberInfo, "DisplayName")
             if shownName:
                 for role in (REVERSE, PENDING):
@@ -219,7 +234,8 @@ class AddressBookService:
         ids = [textAt(c, "contactId") for c in under(method, "contacts", "Contact")]
         if not ids:
             raise ServiceFault("InvalidArgument", "No contact in the request.")
-        entries = [self._entryById(account, contactId) for contactId in ids]
+        index = self._contactIndex(account)
+        entries = [self._entryById(account, contactId, index) for contactId in ids]
         for entry in entries:
             self.store.removeFromAddressBook(account, entry.email)
         return emptyResponse("ABContactDelete")
@@ -232,6 +248,7 @@ class AddressBookService:
         """
         updates: list[Callable[[], None]] = []
         extras = self.resource.extrasFor(account)
+        index: Optional[dict[str, AddressBookEntry]] = None
         for contact in under(method, "contacts", "Contact"):
             info = child(contact, "contactInfo")
             contactId = textAt(contact, "contactId")
@@ -252,7 +269,9 @@ class AddressBookService:
                 continue
             if not contactId:
                 raise ServiceFault("InvalidArgument", "The contact has no contactId.")
-            entry = self._entryById(account, contactId)
+            if index is None:
+                index = self._contactIndex(account)
+            entry = self._entryById(account, contactId, index)
             messenger = textAt(info, "isMessengerUser")
 
             def update(e: AddressBookEntry = entry, n: Optional[str] = displayName, m: str = messenger) -> None:
@@ -270,11 +289,15 @@ class AddressBookService:
 
     def _updateMe(self, account: Account, annotations: dict[str, str], displayName: Optional[str]) -> None:
         extras = self.resource.extrasFor(account)
+        cap = self.resource.limits.annotationsPerContact
+        new = {n for n in annotations if n != "MSN.IM.BLP" and n not in extras.annotations}
+        if len(extras.annotations) + len(new) > cap:
+            raise ServiceFault("QuotaLimitReached", f"A profile holds at most {cap} annotations.")
         for name, value in annotations.items():
             if name == "MSN.IM.BLP":
                 account.blp = "AL" if value.strip() == "1" else "BL"
             else:
-                extras.annotations[name] = value
+                extras.annotations[name[:MAX_ANNOTATION_VALUE]] = value[:MAX_ANNOTATION_VALUE]
         if displayName is not None and displayName.strip():
             account.displayName = displayName.strip()
 
@@ -303,6 +326,9 @@ class AddressBookService:
         """
         C{ABGroupAdd}: a new group; names are unique (case-insensitively).
         """
+        cap = self.resource.limits.groupsPerAccount
+        if len(account.groups) >= cap:
+            raise ServiceFault("QuotaLimitReached", f"An address book holds at most {cap} groups.")
         name = self._groupName(account, textOf(method, "groupInfo", "GroupInfo", "name"))
         group = self.store.addGroup(account, name)
         return guidResponse("ABGroupAdd", group.groupId)
@@ -336,10 +362,13 @@ class AddressBookService:
 
     def _groupContacts(self, account: Account, method: Element, allowNew: bool) -> list[AddressBookEntry]:
         entries = []
+        index: Optional[dict[str, AddressBookEntry]] = None
         for contact in under(method, "contacts", "Contact"):
             contactId = textAt(contact, "contactId")
             if contactId:
-                entries.append(self._entryById(account, contactId))
+                if index is None:
+                    index = self._contactIndex(account)
+                entries.append(self._entryById(account, contactId, index))
                 continue
             info = child(contact, "contactInfo")
             if allowNew and info is not None and textAt(info, "passportName"):

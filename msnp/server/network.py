@@ -300,7 +300,7 @@ class LocalNetwork:
 
     def _httpRoot(self) -> Resource:
         root = SSOResource(self.store, clock=self.clock)
-        self.abch = ABCHResource(self.store, clock=self.clock, onChange=self._listsChanged)
+        self.abch = ABCHResource(self.store, clock=self.clock, onChange=self._listsChanged, limits=self.limits)
         root.putChild(b"abservice", self.abch)
         return root
 

@@ -130,6 +130,11 @@ class SharingService:
                 raise ServiceFault("InvalidArgument", "No member in the membership.")
             for member in members:
                 changes.append((role, self._memberAddress(member)))
+        cap = self.resource.limits.membershipsPerAccount
+        for role in {role for role, _ in changes}:
+            new = {address for r, address in changes if r == role and address not in account.memberships[role]}
+            if len(account.memberships[role]) + len(new) > cap:
+                raise ServiceFault("QuotaLimitReached", f"The {role} list holds at most {cap} members.")
         for role, address in changes:
             other = self.store.get(address)
             name = other.displayName if other is not None else ""
@@ -148,6 +153,9 @@ class SharingService:
         that list).
         """
         changes: list[tuple[str, str]] = []
+        # One pass per role over the list, then a look-up per id: a request
+        # naming many ids costs the list's length once, not once per id.
+        byId: dict[str, dict[str, str]] = {}
         for role, members in self._memberships(method):
             if not members:
                 raise ServiceFault("InvalidArgument", "No member in the membership.")
@@ -155,9 +163,12 @@ class SharingService:
                 idText = textAt(member, "MembershipId")
                 found: Optional[str] = None
                 if idText:
-                    for key, m in account.memberships[role].items():
-                        if str(m.membershipId) == idText:
-                            found = key
+                    index = byId.get(role)
+                    if index is None:
+                        index = byId[role] = {
+                            str(m.membershipId): key for key, m in account.memberships[role].items()
+                        }
+                    found = index.get(idText)
                 else:
                     address = self._memberAddress(member)
                     if address in account.memberships[role]:
