@@ -35,6 +35,7 @@ from msnp.server.notification import NotificationServer, NotificationServerFacto
 from msnp.server.presence import Presence
 from msnp.server.router import INetworkRouter, SwitchboardReferral
 from msnp.server.sso import SSOResource
+from msnp.server.throttle import SignInThrottle
 from msnp.server.switchboard import SwitchboardDirectory, SwitchboardServerFactory
 from msnp.wire import Command, encodeParameter
 
@@ -299,7 +300,7 @@ class LocalNetwork:
         return SwitchboardServerFactory(self, directory=self.switchboards, timerClock=self.timeoutClock)
 
     def _httpRoot(self) -> Resource:
-        root = SSOResource(self.store, clock=self.clock)
+        root = SSOResource(self.store, clock=self.clock, throttle=SignInThrottle(self.timeoutClock, self.limits))
         self.abch = ABCHResource(self.store, clock=self.clock, onChange=self._listsChanged, limits=self.limits)
         root.putChild(b"abservice", self.abch)
         return root
