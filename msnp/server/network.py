@@ -142,6 +142,8 @@ class LocalNetwork:
     @ivar presence: who is signed in where (the NS sessions).
     @ivar switchboards: the switchboard directory, L{None} until started.
     @ivar abch: the ABCH services, L{None} until started.
+    @ivar signInThrottle: the sign-in rate limiter of the SSO service.
+    @ivar limits: the L{ServerLimits} every server enforces.
     @ivar switchboardAddress: C{"127.0.0.1:port"} of the switchboard server
         once started.
     @ivar endpoints: the L{Endpoints} of the running network, or L{None}.
@@ -202,6 +204,7 @@ class LocalNetwork:
             store if store is not None else AccountStore(ticketLifetime=ticketLifetime, clock=self.clock)
         )
         self.abch: Optional[ABCHResource] = None
+        self.signInThrottle = SignInThrottle(self.timeoutClock, limits)
         self.presence = Presence(self.store, limits)
         self.switchboards: Optional[SwitchboardDirectory] = None
         self.switchboardAddress: str = ""
@@ -300,7 +303,7 @@ class LocalNetwork:
         return SwitchboardServerFactory(self, directory=self.switchboards, timerClock=self.timeoutClock)
 
     def _httpRoot(self) -> Resource:
-        root = SSOResource(self.store, clock=self.clock, throttle=SignInThrottle(self.timeoutClock, self.limits))
+        root = SSOResource(self.store, clock=self.clock, throttle=self.signInThrottle)
         self.abch = ABCHResource(self.store, clock=self.clock, onChange=self._listsChanged, limits=self.limits)
         root.putChild(b"abservice", self.abch)
         return root
