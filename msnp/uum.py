@@ -24,7 +24,7 @@ from typing import Optional
 
 from msnp.contacts import NETWORK_PASSPORT, NETWORK_YAHOO, normalizeEmail
 from msnp.errors import ProtocolError
-from msnp.switchboard import (
+from msnp.mime import (
     MalformedMime,
     MessageFormat,
     MimeMessage,

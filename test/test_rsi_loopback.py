@@ -27,7 +27,7 @@ from msnp.server.accounts import AccountStore
 from msnp.server.offline import MemoryOfflineStore, StoredOfflineMessage, buildInitialMailData, newMessageId
 from msnp.server.rsi import IssuedMessengerTickets, RSIResource
 from msnp.soap.rsi import MAX_RSI_BODY_BYTES, RSIFault, RSIService
-from msnp.tls import makeHTTPClient
+from msnp.httpclient import makeHTTPClient
 
 from support import EventRecorder, TrackingFactory, asyncTest, stopTracked
 

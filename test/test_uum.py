@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from msnp.switchboard import MessageFormat
+from msnp.mime import MessageFormat
 from msnp.uum import (
     MAX_UUM_PAYLOAD,
     MalformedNetworkMessage,

@@ -21,7 +21,7 @@ from xml.etree.ElementTree import Element
 
 from msnp.circles import CIRCLE_DOMAIN, CircleRole, CircleState, isCircleId, normalizeCircleId
 from msnp.server.circles import CircleRecord, CircleRefused, CircleRegistry
-from msnp.soap.envelope import AB_NS
+from msnp.namespaces import AB_NS
 from msnp.xmlsafe import escapeText, findPath, textOf
 
 

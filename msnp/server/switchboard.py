@@ -20,17 +20,24 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Optional
 
-from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IAddress, IReactorTime
 from twisted.internet.protocol import Factory, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from msnp.protocol import MSNPProtocol, reactorOrDefault
-from msnp.server.accounts import BLOCK, normalizeEmail
-from msnp.server.notification import guidKey as guidKey
+from msnp.protocol import reactorOrDefault
+from msnp.server.accounts import Account, normalizeEmail
+from msnp.server.connection import ServerConnection
+from msnp.server.limits import DEFAULT_LIMITS, ServerLimits, summarise
+from msnp.server.presence import guidKey as guidKey
+from msnp.server.presence import permits
+from msnp.server.router import INetworkRouter
 from msnp.wire import Command, Direction, encodeParameter
+
+if TYPE_CHECKING:  # pragma: no cover
+    from msnp.server.notification import NotificationServer
 
 log = Logger()
 
@@ -63,7 +70,14 @@ class _XfrGrant:
 class _Invite:
     email: str
     expires: float
+    caller: str = ""
     used: set[str] = field(default_factory=set)
+
+    def pending(self, now: float) -> bool:
+        """
+        Sent, not yet answered by any place, and not expired.
+        """
+        return not self.used and self.expires > now
 
 
 @dataclass
@@ -94,40 +108,88 @@ class SwitchboardSession:
 class SwitchboardDirectory:
     """
     Tokens and sessions of the switchboard server.
+
+    Every operation costs in proportion to what one account holds, never
+    to what all accounts hold: tokens are kept in issue order (they share
+    one lifetime, so the expired ones are at the front) and indexed by
+    account, with at most C{xfrTokensPerAccount} per account (a new one
+    retires the oldest); sessions are indexed by the accounts in them.
     """
 
-    def __init__(self, network: Any, clock: Optional[IReactorTime] = None) -> None:
+    def __init__(
+        self,
+        network: INetworkRouter,
+        clock: Optional[IReactorTime] = None,
+        limits: ServerLimits = DEFAULT_LIMITS,
+    ) -> None:
         self.network = network
-        self.clock: IReactorTime = clock or getattr(network, "clock", None) or reactorOrDefault(None)
+        self.clock: IReactorTime = clock or network.clock or reactorOrDefault(None)
+        self.limits = limits
         self.sessions: dict[str, SwitchboardSession] = {}
         self._xfr: dict[str, _XfrGrant] = {}
+        self._xfrByAccount: dict[str, dict[str, None]] = {}
+        self._sessionsOf: dict[str, set[str]] = {}
 
     def _now(self) -> float:
         return self.clock.seconds()
 
+    # -- XFR tokens -----------------------------------------------------------
+
+    def _forgetXfr(self, token: str) -> Optional[_XfrGrant]:
+        grant = self._xfr.pop(token, None)
+        if grant is not None:
+            mine = self._xfrByAccount.get(grant.account)
+            if mine is not None:
+                mine.pop(token, None)
+                if not mine:
+                    del self._xfrByAccount[grant.account]
+        return grant
+
+    def _pruneXfr(self, now: float) -> None:
+        while self._xfr:
+            token = next(iter(self._xfr))
+            if self._xfr[token].expires > now:
+                return
+            self._forgetXfr(token)
+
     def issueXfrToken(self, account: str, machineGuid: str) -> str:
         """
         A fresh single-use token for C{XFR SB}, valid a short while for
-        C{account} at endpoint C{machineGuid}.
+        C{account} at endpoint C{machineGuid}. Past C{xfrTokensPerAccount}
+        outstanding tokens of the account, the oldest stops working.
         """
         now = self._now()
-        for key in [k for k, g in self._xfr.items() if g.expires <= now]:
-            del self._xfr[key]
+        self._pruneXfr(now)
+        account = normalizeEmail(account)
+        mine = self._xfrByAccount.setdefault(account, {})
+        while len(mine) >= self.limits.xfrTokensPerAccount:
+            self._forgetXfr(next(iter(mine)))
+            mine = self._xfrByAccount.setdefault(account, {})
         token = f"{secrets.randbelow(10**9)}.{secrets.randbelow(10**10)}.{secrets.token_hex(8)}"
-        self._xfr[token] = _XfrGrant(normalizeEmail(account), machineGuid, now + XFR_TOKEN_LIFETIME)
+        self._xfr[token] = _XfrGrant(account, machineGuid, now + XFR_TOKEN_LIFETIME)
+        mine[token] = None
         return token
+
+    def outstandingXfrTokens(self, account: str) -> int:
+        """
+        How many unexpired C{XFR SB} tokens C{account} holds.
+        """
+        self._pruneXfr(self._now())
+        return len(self._xfrByAccount.get(normalizeEmail(account), ()))
 
     def redeemXfrToken(self, token: str, account: str, machineGuid: str) -> bool:
         """
         Use up C{token}: whether it was valid for C{account} and
         C{machineGuid} (GUIDs compared without braces and case).
         """
-        grant = self._xfr.pop(token, None)
+        grant = self._forgetXfr(token)
         if grant is None or grant.expires <= self._now():
             return False
         if grant.account != normalizeEmail(account):
             return False
         return not grant.machineGuid or guidKey(grant.machineGuid) == guidKey(machineGuid)
+
+    # -- sessions ---------------------------------------------------------------
 
     def newSession(self) -> SwitchboardSession:
         """
@@ -141,13 +203,68 @@ class SwitchboardDirectory:
         self.sessions[sessionId] = session
         return session
 
-    def issueInviteToken(self, session: SwitchboardSession, email: str) -> str:
+    def join(self, session: SwitchboardSession, member: "SwitchboardServer") -> None:
+        """
+        Add an authenticated connection to C{session}.
+        """
+        session.members.append(member)
+        if member.account is not None:
+            self._sessionsOf.setdefault(member.account, set()).add(session.sessionId)
+
+    def leave(self, session: SwitchboardSession, member: "SwitchboardServer") -> None:
+        """
+        Take C{member} out of C{session} (its BYEs are the caller's).
+        """
+        if member in session.members:
+            session.members.remove(member)
+        account = member.account
+        if account is not None and account not in session.accounts():
+            ids = self._sessionsOf.get(account)
+            if ids is not None:
+                ids.discard(session.sessionId)
+                if not ids:
+                    del self._sessionsOf[account]
+
+    def sessionsOf(self, account: str) -> list[SwitchboardSession]:
+        """
+        The sessions C{account} is in, from any of its places.
+        """
+        ids = self._sessionsOf.get(normalizeEmail(account), ())
+        return [self.sessions[i] for i in ids if i in self.sessions]
+
+    # -- invitations ------------------------------------------------------------
+
+    def pendingInvite(self, session: SwitchboardSession, email: str) -> Optional[str]:
+        """
+        The token of an unanswered, unexpired invitation of C{email} to
+        C{session}, if there is one.
+        """
+        now, key = self._now(), normalizeEmail(email)
+        for token, invite in session.invites.items():
+            if invite.email == key and invite.pending(now):
+                return token
+        return None
+
+    def pendingInvitesBy(self, caller: str) -> int:
+        """
+        How many unanswered invitations C{caller} has out, over all its
+        sessions (expired ones are dropped on the way).
+        """
+        now, key, count = self._now(), normalizeEmail(caller), 0
+        for session in self.sessionsOf(key):
+            for token in [t for t, i in session.invites.items() if i.expires <= now]:
+                del session.invites[token]
+            count += sum(1 for i in session.invites.values() if i.caller == key and i.pending(now))
+        return count
+
+    def issueInviteToken(self, session: SwitchboardSession, email: str, caller: str = "") -> str:
         """
         A token for C{email} to answer C{session}; each of its endpoints
         may use it once.
         """
         token = f"{secrets.randbelow(10**9)}.{secrets.token_hex(10)}"
-        session.invites[token] = _Invite(normalizeEmail(email), self._now() + INVITE_TOKEN_LIFETIME)
+        session.invites[token] = _Invite(normalizeEmail(email), self._now() + INVITE_TOKEN_LIFETIME,
+                                         normalizeEmail(caller) if caller else "")
         return token
 
     def redeemInvite(self, token: str, sessionId: str, account: str, machineGuid: str) -> Optional[SwitchboardSession]:
@@ -174,8 +291,41 @@ class SwitchboardDirectory:
         if not session.members:
             self.sessions.pop(session.sessionId, None)
 
+    # -- privacy and sign-out ---------------------------------------------------
 
-class SwitchboardServer(MSNPProtocol):
+    def signedOut(self, account: str, machineGuid: Optional[str], lastPlace: bool) -> None:
+        """
+        An NS place of C{account} signed out: its C{XFR SB} tokens die and
+        its switchboard connections close (every place's, when it was the
+        account's last one), so nothing keeps relaying for a user who left.
+        """
+        key = normalizeEmail(account)
+        place = guidKey(machineGuid)
+        for token in list(self._xfrByAccount.get(key, ())):
+            grant = self._xfr.get(token)
+            if grant is not None and (lastPlace or not grant.machineGuid or guidKey(grant.machineGuid) == place):
+                self._forgetXfr(token)
+        for session in self.sessionsOf(key):
+            for member in list(session.members):
+                if member.account == key and (lastPlace or guidKey(member.machineGuid) == place):
+                    member.close("its user signed out")
+
+    def enforcePrivacy(self, owner: Account) -> None:
+        """
+        C{owner}'s lists or privacy mode changed: everyone C{owner} no
+        longer lets reach it leaves every session they share.
+        """
+        store = self.network.store
+        for session in self.sessionsOf(owner.email):
+            for member in list(session.members):
+                if member.account is None or member.account == owner.email:
+                    continue
+                other = store.get(member.account)
+                if other is None or not permits(owner, other):
+                    member.close("no longer allowed by " + owner.email)
+
+
+class SwitchboardServer(ServerConnection):
     """
     One client connection to the switchboard server.
 
@@ -186,16 +336,31 @@ class SwitchboardServer(MSNPProtocol):
 
     receiving = Direction.FROM_CLIENT
 
-    def __init__(self, network: Any, directory: SwitchboardDirectory, clock: Optional[IReactorTime] = None,
-                 idleTimeout: Optional[float] = None) -> None:
-        super().__init__(clock=clock or directory.clock, requestTimeout=None, maxPayloadLength=MAX_PAYLOAD)
+    def __init__(
+        self,
+        network: INetworkRouter,
+        directory: SwitchboardDirectory,
+        clock: Optional[IReactorTime] = None,
+        idleTimeout: Optional[float] = None,
+        timerClock: Optional[IReactorTime] = None,
+    ) -> None:
+        """
+        @param idleTimeout: seconds of silence that close a joined
+            connection (C{switchboardIdleTimeout} by default).
+        """
+        limits = directory.limits
+        super().__init__(
+            clock=clock or directory.clock,
+            limits=limits,
+            maxPayloadLength=MAX_PAYLOAD,
+            idleTimeout=limits.switchboardIdleTimeout if idleTimeout is None else idleTimeout,
+            timerClock=timerClock,
+        )
         self.network = network
         self.directory = directory
         self.account: Optional[str] = None
         self.machineGuid = ""
         self.session: Optional[SwitchboardSession] = None
-        self.idleTimeout = idleTimeout
-        self._idleTimer: Optional[IDelayedCall] = None
         self._leaving = False
 
     def __repr__(self) -> str:
@@ -212,12 +377,12 @@ class SwitchboardServer(MSNPProtocol):
         assert self.account is not None
         return f"{self.account};{self.machineGuid}" if self.machineGuid else self.account
 
-    def _nsSession(self) -> Any:
+    def _nsSession(self) -> Optional["NotificationServer"]:
         if self.account is None:
             return None
         sessions = list(self.network.onlineSessions(self.account))
         for ns in sessions:
-            if self.machineGuid and guidKey(getattr(ns, "machineGuid", None)) == guidKey(self.machineGuid):
+            if self.machineGuid and guidKey(ns.machineGuid) == guidKey(self.machineGuid):
                 return ns
         return sessions[0] if sessions else None
 
@@ -242,7 +407,7 @@ class SwitchboardServer(MSNPProtocol):
         ns = self._nsSession()
         return (getattr(ns, "capabilities", None) if ns is not None else None) or _DEFAULT_CAPS
 
-    def _accountRecord(self) -> Any:
+    def _accountRecord(self) -> Optional[Account]:
         if self.account is None:
             return None
         return self.network.store.get(self.account)
@@ -267,7 +432,8 @@ class SwitchboardServer(MSNPProtocol):
         Close the connection after what was already written; C{why} is
         logged only.
         """
-        log.info("Closing switchboard connection of {account}: {why}", account=self.account, why=why)
+        log.info("Closing switchboard connection of {account}: {why}",
+                 account=summarise(self.account or "", self.limits.logArgument), why=why)
         if self.transport is not None:
             self.transport.loseConnection()
 
@@ -276,28 +442,26 @@ class SwitchboardServer(MSNPProtocol):
             return []
         return [m for m in self.session.members if m is not self]
 
-    def _touch(self) -> None:
-        if self.idleTimeout is None:
-            return
-        if self._idleTimer is not None and self._idleTimer.active():
-            self._idleTimer.reset(self.idleTimeout)
-        else:
-            self._idleTimer = self.clock.callLater(self.idleTimeout, self.close, "idle")
-
     def commandReceived(self, command: Command) -> None:
         if self.session is None and command.name not in ("USR", "ANS", "OUT"):
-            self.close(f"{command.name} before authentication")
+            self.close(f"{summarise(command.name, 16)} before authentication")
             return
-        self._touch()
         super().commandReceived(command)
 
     def unknownCommand(self, command: Command) -> None:
-        self.close(f"unknown command {command.name}")
+        self.close(f"unknown command {summarise(command.name, 16)}")
 
     def errorReceived(self, command: Command) -> None:
         self.close("numeric command from a client")
 
     # -- authentication ---------------------------------------------------------
+
+    def _signedInOnNS(self, email: str) -> bool:
+        """
+        Whether C{email} still has a signed-in NS place: a token outliving
+        its user's sign-out is worth nothing.
+        """
+        return bool(self.network.onlineSessions(email))
 
     def _authFailed(self, trid: Optional[int], why: str) -> None:
         self.reply("911", trid)
@@ -308,12 +472,13 @@ class SwitchboardServer(MSNPProtocol):
             self._authFailed(command.trid, "bad USR")
             return
         email, guid = splitEndpoint(command.arg(0))
-        if not self.directory.redeemXfrToken(command.arg(1), email, guid):
+        if not self.directory.redeemXfrToken(command.arg(1), email, guid) or not self._signedInOnNS(email):
             self._authFailed(command.trid, "bad or used XFR token")
             return
         self.account, self.machineGuid = email, guid
         self.session = self.directory.newSession()
-        self.session.members.append(self)
+        self.directory.join(self.session, self)
+        self.signedInNow()
         self.reply("USR", command.trid, "OK", command.arg(0), self.encodedName)
 
     def handle_ANS(self, command: Command) -> None:
@@ -322,7 +487,7 @@ class SwitchboardServer(MSNPProtocol):
             return
         email, guid = splitEndpoint(command.arg(0))
         session = self.directory.redeemInvite(command.arg(1), command.arg(2), email, guid)
-        if session is None:
+        if session is None or not self._signedInOnNS(email):
             self._authFailed(command.trid, "bad invitation token")
             return
         self.account, self.machineGuid = email, guid
@@ -336,8 +501,9 @@ class SwitchboardServer(MSNPProtocol):
         for index, (address, name, caps) in enumerate(lines, start=1):
             self.reply("IRO", command.trid, str(index), str(len(lines)), address, name, caps)
         alreadyThere = email in session.accounts()
-        session.members.append(self)
+        self.directory.join(session, self)
         self.session = session
+        self.signedInNow()
         self.reply("ANS", command.trid, "OK")
         self._announceJoin(alreadyThere)
 
@@ -368,10 +534,20 @@ class SwitchboardServer(MSNPProtocol):
             return
         caller = self._accountRecord()
         callee = self.network.store.get(email)
-        if caller is None or callee is None or callee.hasRole(BLOCK, self.account):
+        # Blocked, not allowed (BLP BL), hidden and offline all answer the
+        # same 217, from the same place, so a CAL cannot tell them apart.
+        if caller is None or callee is None or not permits(callee, caller):
             self.reply("217", command.trid)
             return
-        token = self.directory.issueInviteToken(self.session, email)
+        if self.directory.pendingInvite(self.session, email) is not None:
+            # Already ringing: a second CAL must not make another RNG (and
+            # another connection on the callee's side).
+            self.reply("CAL", command.trid, "RINGING", self.session.sessionId)
+            return
+        if self.directory.pendingInvitesBy(self.account) >= self.limits.invitationsPerAccount:
+            self.reply("800", command.trid)
+            return
+        token = self.directory.issueInviteToken(self.session, email, self.account)
         if not self.network.ring(email, self.session.sessionId, token, caller, self.displayName):
             self.session.invites.pop(token, None)
             self.reply("217", command.trid)
@@ -387,10 +563,27 @@ class SwitchboardServer(MSNPProtocol):
             return
         payload = command.payload or b""
         assert self.account is not None
-        recipients = [m for m in self._others() if m.account != self.account]
+        sender = self._accountRecord()
+        store = self.network.store
+        recipients = []
+        for member in self._others():
+            if member.account == self.account:
+                continue
+            account = store.get(member.account) if member.account else None
+            # Privacy at the moment of use: a member whose owner blocked
+            # the sender since joining gets nothing.
+            if account is not None and sender is not None and permits(account, sender):
+                recipients.append(member)
+        line = Command("MSG", None, (self.account, self.encodedName), payload)
+        size = len(payload) + len(self.account) + len(line.arguments[1]) + 16
+        written = 0
         for member in recipients:
-            member.reply("MSG", None, self.account, self.encodedName, payload=payload)
-        if not recipients:
+            # A member that does not read has a bounded queue: past it the
+            # message is refused (NAK) instead of acknowledged and lost.
+            if member.hasRoomFor(size, self.limits.switchboardQueue):
+                member.sendRaw(line)
+                written += 1
+        if written == 0 or written < len(recipients):
             if mode in ("A", "D", "N"):
                 self.reply("NAK", command.trid)
             return
@@ -404,11 +597,9 @@ class SwitchboardServer(MSNPProtocol):
         self.close("OUT")
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
-        if self._idleTimer is not None and self._idleTimer.active():
-            self._idleTimer.cancel()
         session, self.session = self.session, None
         if session is not None and self in session.members:
-            session.members.remove(self)
+            self.directory.leave(session, self)
             assert self.account is not None
             stillThere = self.account in session.accounts()
             extra = () if self._leaving else ("1",)
@@ -419,24 +610,33 @@ class SwitchboardServer(MSNPProtocol):
                 for address in forms:
                     other.reply("BYE", None, address, *extra)
             self.directory.sessionEmpty(session)
-        MSNPProtocol.connectionLost(self, reason)
+        ServerConnection.connectionLost(self, reason)
 
 
 class SwitchboardServerFactory(Factory):
     """
-    Builds L{SwitchboardServer}s for C{network}, whose C{switchboards}
-    attribute is the L{SwitchboardDirectory} (one is made if it has none).
+    Builds L{SwitchboardServer}s for C{network}, sharing one
+    L{SwitchboardDirectory}: the one given, else the network's
+    C{switchboards}, else a new one.
     """
 
-    def __init__(self, network: Any, idleTimeout: Optional[float] = None) -> None:
+    def __init__(
+        self,
+        network: INetworkRouter,
+        idleTimeout: Optional[float] = None,
+        directory: Optional[SwitchboardDirectory] = None,
+        timerClock: Optional[IReactorTime] = None,
+    ) -> None:
         self.network = network
         self.idleTimeout = idleTimeout
-        directory = getattr(network, "switchboards", None)
+        self.timerClock = timerClock
         if directory is None:
-            directory = SwitchboardDirectory(network)
-        self.directory: SwitchboardDirectory = directory
+            directory = network.switchboards
+        self.directory: SwitchboardDirectory = directory if directory is not None else SwitchboardDirectory(network)
 
     def buildProtocol(self, addr: Optional[IAddress]) -> SwitchboardServer:
-        protocol = SwitchboardServer(self.network, self.directory, idleTimeout=self.idleTimeout)
+        protocol = SwitchboardServer(
+            self.network, self.directory, idleTimeout=self.idleTimeout, timerClock=self.timerClock
+        )
         protocol.factory = self
         return protocol

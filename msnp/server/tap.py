@@ -10,14 +10,17 @@ given.
 
 from __future__ import annotations
 
+from dataclasses import fields, replace
 from typing import Any, Optional
 
-from twisted.application.service import IService, Service
+from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.logger import Logger
 from twisted.python import usage
 
 from msnp.server.accounts import AccountFileError, AccountStore
+from msnp.server.limits import DEFAULT_LIMITS, ServerLimits
+from msnp.server.logs import BoundedLogService
 
 log = Logger()
 
@@ -44,6 +47,8 @@ class Options(usage.Options):
         ["http-port", None, 8080, "Port of the HTTP services (SSO, sharing, address book).", _port],
         ["ns-port", None, 0, "Port of the notification server (0: any free port).", _port],
         ["accounts", None, None, "JSON file: a list of {email, password, displayName, contacts}."],
+        ["log-file", None, None,
+         "Also log to this file, rotated at the logRotateLength limit, keeping logMaxRotatedFiles old files."],
     ]
 
     optFlags = [
@@ -53,8 +58,30 @@ class Options(usage.Options):
     def __init__(self) -> None:
         usage.Options.__init__(self)
         self.store = AccountStore()
+        self.limits = DEFAULT_LIMITS
+        self._limitChanges: dict[str, Any] = {}
+
+    def opt_limit(self, assignment: str) -> None:
+        """
+        Change one resource limit, NAME=VALUE (repeatable), e.g.
+        --limit idleTimeout=120; the names and defaults are in
+        docs/limits.md.
+        """
+        name, sep, value = assignment.partition("=")
+        kinds = {f.name: f.type for f in fields(ServerLimits)}
+        if not sep or name not in kinds:
+            raise usage.UsageError(f"--limit wants NAME=VALUE with NAME one of: {', '.join(sorted(kinds))}")
+        convert = float if kinds[name] in (float, "float") else int
+        try:
+            self._limitChanges[name] = convert(value)
+        except ValueError:
+            raise usage.UsageError(f"--limit {name}: {value!r} is not a number") from None
 
     def postOptions(self) -> None:
+        try:
+            self.limits = replace(DEFAULT_LIMITS, **self._limitChanges)
+        except ValueError as e:
+            raise usage.UsageError(str(e)) from None
         path = self["accounts"]
         if path is None:
             return
@@ -146,7 +173,14 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         httpPort=options["http-port"],
         redirect=not options["no-redirect"],
         store=options.store,
+        limits=options.limits,
     )
     service = NetworkService(network, stopReactorOnFailure=True)
     service.setName("msnp-server")
+    if options["log-file"]:
+        top = MultiService()
+        top.setName("msnp-server")
+        BoundedLogService(options["log-file"], options.limits).setServiceParent(top)
+        service.setServiceParent(top)
+        return top
     return service
