@@ -48,3 +48,9 @@ SOAPENC_NS = "http://schemas.xmlsoap.org/soap/encoding/"
 ACTION_PREFIX = "http://www.msn.com/webservices/AddressBook/"
 #: The id of the personal address book.
 PERSONAL_AB_ID = "00000000-0000-0000-0000-000000000000"
+
+#: The namespace of every RSI (offline-message retrieval) element.
+RSI_NS = "http://www.hotmail.msn.com/ws/2004/09/oim/rsi"
+#: At most this many ids in one RSI C{DeleteMessages}; client and server
+#: agree on it, so it lives beside the namespace they share.
+MAX_DELETE_IDS = 100

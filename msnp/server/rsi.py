@@ -38,7 +38,7 @@ from twisted.web.server import Request
 from msnp.server.accounts import Account, AccountStore, TicketCheck, TicketState
 from msnp.server.offline import IOfflineMessageStore, getMessageText, mailDataDocument
 from msnp.namespaces import SOAP_NS, XSD_NS, XSI_NS
-from msnp.soap.rsi import MAX_DELETE_IDS, RSI_NS
+from msnp.namespaces import MAX_DELETE_IDS, RSI_NS
 from msnp.xmlsafe import XMLError, child, children, escapeText, findPath, localName, parseXML, textOf
 
 log = Logger()

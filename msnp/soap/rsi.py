@@ -29,21 +29,17 @@ from twisted.python.failure import Failure
 from msnp.errors import ServiceError
 from msnp.http import DEFAULT_HTTP_TIMEOUT, postXML
 from msnp.oim import MailData, isValidMessageId, parseMailData
-from msnp.soap.envelope import SOAP_NS, XSD_NS, XSI_NS
+from msnp.namespaces import MAX_DELETE_IDS, RSI_NS, SOAP_NS, XSD_NS, XSI_NS
 from msnp.xmlsafe import XMLError, child, escapeText, iterByName, localName, parseXML, textOf
 
 log = Logger()
 
-#: The namespace of every RSI element.
-RSI_NS = "http://www.hotmail.msn.com/ws/2004/09/oim/rsi"
 #: The prefix of every RSI C{SOAPAction}.
 RSI_ACTION_PREFIX = RSI_NS + "/"
 #: The historical service (switched off).
 HISTORICAL_RSI = "https://rsi.hotmail.com/rsi/rsi.asmx"
 #: Cap on an RSI answer: a message is a few KB, a long list some hundreds.
 MAX_RSI_BODY_BYTES = 2 * 1024 * 1024
-#: At most this many ids in one C{DeleteMessages}.
-MAX_DELETE_IDS = 100
 
 
 class RSIFault(ServiceError):
