@@ -18,15 +18,14 @@ from zope.interface.verify import verifyObject
 
 from msnp.errors import ServiceError
 from msnp.server.accounts import Account, AccountStore, TicketState
-from msnp.server.storage import (
-    MAX_PICTURE_BYTES,
+from msnp.server.roaming import (
     IRoamingProfileStore,
     IStorageTickets,
     MemoryRoamingProfiles,
     RoamedProfile,
-    StorageResource,
     StorageTickets,
 )
+from msnp.server.storage import MAX_PICTURE_BYTES, StorageResource
 from msnp.soap.storage import STORAGE_NS, StorageFault, StorageService
 
 BASE = "http://127.0.0.1:8080/storageservice/"
@@ -168,6 +167,19 @@ class StorageServerTests(SynchronousTestCase):
         self.assertEqual(self.tickets.checkStorageTicket(self.ticket).state, TicketState.EXPIRED)
         fault = self.failure(self.service.getProfile(self.alice.cid), StorageFault)
         self.assertEqual((fault.errorCode, fault.status), ("TicketExpired", 500))
+
+    def test_oldTicketsForgotten(self) -> None:
+        """
+        A ticket expired for longer than its lifetime is forgotten at the
+        next issue (unknown, 403); a recently expired one is still known.
+        """
+        self.clock.advance(150)
+        other = self.tickets.issue(self.store.issueTickets(self.bob))
+        self.assertEqual(self.tickets.checkStorageTicket(self.ticket).state, TicketState.EXPIRED)
+        self.clock.advance(50)
+        self.tickets.issue(self.store.issueTickets(self.bob))
+        self.assertEqual(self.tickets.checkStorageTicket(self.ticket).state, TicketState.UNKNOWN)
+        self.assertEqual(self.tickets.checkStorageTicket(other).state, TicketState.EXPIRED)
 
     def test_otherAccountsProfile(self) -> None:
         """

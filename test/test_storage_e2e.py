@@ -19,7 +19,8 @@ from twisted.web.server import NOT_DONE_YET, Request, Site
 
 from msnp.errors import ServiceError
 from msnp.server.accounts import AccountStore
-from msnp.server.storage import MemoryRoamingProfiles, StorageResource, StorageTickets
+from msnp.server.roaming import MemoryRoamingProfiles, StorageTickets
+from msnp.server.storage import StorageResource
 from msnp.soap.storage import StorageFault, StorageService
 from msnp.tls import makeHTTPClient
 

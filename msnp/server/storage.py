@@ -13,10 +13,9 @@ C{TicketExpired} with HTTP 500; a handle naming someone else's profile is
 answered as if it did not exist (C{ItemDoesNotExist}), so the service does
 not tell which CIDs exist.
 
-The roamed values live behind L{IRoamingProfileStore}
-(C{getRoamingProfile}/C{setRoamingProfile}); L{MemoryRoamingProfiles} keeps
-them for the life of the process until the durable store implements the
-same two methods. Every text from a request is escaped before it goes into
+The roamed values live behind L{msnp.server.roaming.IRoamingProfileStore}
+(C{getRoamingProfile}/C{setRoamingProfile}), the tickets behind
+L{msnp.server.roaming.IStorageTickets}. Every text from a request is escaped before it goes into
 a response.
 """
 
@@ -27,7 +26,7 @@ import binascii
 import hashlib
 import secrets
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Callable, Optional
 from xml.etree.ElementTree import Element
 
@@ -35,9 +34,9 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web.resource import IResource, NoResource, Resource
 from twisted.web.server import Request
-from zope.interface import Interface, implementer
 
-from msnp.server.accounts import Account, AccountStore, TicketCheck, TicketGrant, TicketState
+from msnp.server.accounts import Account, TicketCheck, TicketState
+from msnp.server.roaming import IRoamingProfileStore, IStorageTickets, RoamedPicture, RoamedProfile
 from msnp.soap.envelope import SOAP_NS, XSD_NS, XSI_NS
 from msnp.soap.storage import (
     ITEM_DOES_NOT_EXIST,
@@ -69,125 +68,6 @@ _SNIFFED = (
     (b"GIF89a", "image/gif"),
     (b"\xff\xd8\xff", "image/jpeg"),
 )
-
-
-# -- the roamed values and their store seam ----------------------------------------
-
-
-@dataclass(frozen=True)
-class RoamedPicture:
-    """
-    The stored display picture (the bytes stay out of the C{repr}).
-
-    @ivar version: raised at every change, so a C{PreAuthURL} changes with it.
-    """
-
-    data: bytes = field(repr=False)
-    mimeType: str
-    name: str = "tile"
-    version: int = 1
-
-
-@dataclass(frozen=True)
-class RoamedProfile:
-    """
-    What is roamed for one account. L{None} means "never set", which the
-    service leaves out of C{GetProfile} (as Escargot does).
-    """
-
-    displayName: Optional[str] = None
-    displayNameModified: float = 0.0
-    personalMessage: Optional[str] = None
-    personalMessageModified: float = 0.0
-    picture: Optional[RoamedPicture] = None
-    modified: float = 0.0
-
-
-class IRoamingProfileStore(Interface):
-    """
-    Where roamed profiles are kept: the seam the durable account store
-    implements. Calls are synchronous and run in the reactor thread.
-    """
-
-    def getRoamingProfile(email: str) -> Optional[RoamedProfile]:
-        """
-        The roamed profile of the account C{email} (normalised), or L{None}
-        when nothing was ever roamed.
-        """
-
-    def setRoamingProfile(email: str, profile: RoamedProfile) -> None:
-        """
-        Replace the roamed profile of C{email}.
-        """
-
-
-@implementer(IRoamingProfileStore)
-class MemoryRoamingProfiles:
-    """
-    Roamed profiles in a dict, for the life of the process.
-    """
-
-    def __init__(self) -> None:
-        self._profiles: dict[str, RoamedProfile] = {}
-
-    def getRoamingProfile(self, email: str) -> Optional[RoamedProfile]:
-        return self._profiles.get(email)
-
-    def setRoamingProfile(self, email: str, profile: RoamedProfile) -> None:
-        self._profiles[email] = profile
-
-
-class IStorageTickets(Interface):
-    """
-    Who a presented C{storage.msn.com} ticket belongs to.
-    """
-
-    def checkStorageTicket(ticket: str) -> TicketCheck:
-        """
-        Classify C{ticket}: valid (with account and grant), expired or unknown.
-        """
-
-
-@implementer(IStorageTickets)
-class StorageTickets:
-    """
-    The storage tickets issued with each SSO grant, valid as long as it.
-
-    The SSO service asks L{issue} for the C{storage.msn.com} token of a
-    grant; the storage service asks L{checkStorageTicket}. Tickets are kept
-    only in memory and are never logged.
-    """
-
-    def __init__(self, store: AccountStore) -> None:
-        self.store = store
-        self._grants: dict[str, TicketGrant] = {}
-        self._byGrant: dict[int, str] = {}
-
-    def __repr__(self) -> str:
-        return f"<StorageTickets {len(self._grants)} issued>"
-
-    def issue(self, grant: TicketGrant) -> str:
-        """
-        The storage ticket of C{grant} (the same one if asked again).
-        """
-        existing = self._byGrant.get(id(grant))
-        if existing is not None and self._grants.get(existing) is grant:
-            return existing
-        ticket = "t=" + secrets.token_urlsafe(48) + "&p=" + secrets.token_urlsafe(24)
-        self._grants[ticket] = grant
-        self._byGrant[id(grant)] = ticket
-        return ticket
-
-    def checkStorageTicket(self, ticket: str) -> TicketCheck:
-        grant = self._grants.get(ticket)
-        if grant is None:
-            return TicketCheck(TicketState.UNKNOWN)
-        account = self.store.get(grant.email)
-        if account is None:
-            return TicketCheck(TicketState.UNKNOWN)
-        if self.store.isExpired(grant):
-            return TicketCheck(TicketState.EXPIRED)
-        return TicketCheck(TicketState.VALID, account, grant)
 
 
 #: Called after a call changed C{account}'s roamed profile.

@@ -36,6 +36,9 @@ from msnp.xmlsafe import XMLError, child, children, escapeText, findPath, iterBy
 
 log = Logger()
 
+#: The historical storage-service URL (switched off long ago); the default
+#: of the storage URL that C{Endpoints} is to gain.
+HISTORICAL_STORAGE = "https://storage.msn.com/storageservice/SchematizedStore.asmx"
 #: The namespace WLM 2009 used (Escargot answers in it when asked in it).
 STORAGE_NS = "http://www.msn.com/webservices/storage/w10"
 #: The namespace of C{detail/errorcode} in storage faults.
