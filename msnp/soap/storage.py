@@ -231,7 +231,8 @@ def parseProfile(response: Element, serviceURL: str) -> RoamingProfile:
     picture: Optional[RoamingPicture] = None
     photo = child(expression, "Photo")
     if photo is not None:
-        streams = children(child(photo, "DocumentStreams") or Element("none"), "DocumentStream")
+        holder = child(photo, "DocumentStreams")
+        streams = children(holder, "DocumentStream") if holder is not None else []
         tile = next((s for s in streams if textOf(s, "DocumentStreamType").strip() == USER_TILE_STATIC), None)
         photoId = textOf(photo, "ResourceID").strip()
         url = textOf(tile, "PreAuthURL").strip() if tile is not None else ""
