@@ -33,7 +33,7 @@ from typing import Any, Callable
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from msnp.contacts import buildListPayloads  # noqa: E402
+from msnp.listpayload import buildListPayloads  # noqa: E402
 from msnp.soap.addressbook import parseAddressBook  # noqa: E402
 from msnp.soap.sharing import parseMembership  # noqa: E402
 from msnp.soap.sync import buildContactList, initialListEntries  # noqa: E402

@@ -44,13 +44,17 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _localnet import NetworkProcess, accountName, accountPassword  # noqa: E402
 
 from msnp.challenge import computeChallengeResponse  # noqa: E402
-from msnp.contacts import Status, buildListPayloads, normalizeGuid  # noqa: E402
+from msnp.contacts import Status, normalizeGuid  # noqa: E402
+from msnp.listpayload import buildListPayloads  # noqa: E402
 from msnp.endpoints import ClientIdentity, newMachineGuid  # noqa: E402
 from msnp.soap.addressbook import parseAddressBook  # noqa: E402
-from msnp.soap.envelope import ACTION_PREFIX, AB_NS, buildEnvelope  # noqa: E402
+from msnp.namespaces import ACTION_PREFIX, AB_NS  # noqa: E402
+from msnp.soap.envelope import buildEnvelope  # noqa: E402
 from msnp.soap.sharing import parseMembership  # noqa: E402
 from msnp.soap.sync import buildContactList, initialListEntries  # noqa: E402
-from msnp.sso import MBI_KEY_OLD, buildRST2Request, mbiResponse, parseSSOResponse  # noqa: E402
+from msnp.mbi import mbiResponse  # noqa: E402
+from msnp.namespaces import MBI_KEY_OLD  # noqa: E402
+from msnp.sso import buildRST2Request, parseSSOResponse  # noqa: E402
 from msnp.wire import Command, Direction, encodeParameter, parseLine, serializeCommand  # noqa: E402
 from msnp.xmlsafe import child, escapeText, parseXML  # noqa: E402
 

@@ -34,15 +34,16 @@ from msnp.interfaces import IMessengerObserver
 
 if TYPE_CHECKING:
     from msnp.client import MSNClient, Session
-    from msnp.switchboard import Conversation, MessageFormat, TextMessage
+    from msnp.conversation import Conversation
+    from msnp.mime import MessageFormat, TextMessage
 
 #: Public names loaded on first access, and the module holding each.
 _LAZY = {
     "MSNClient": "msnp.client",
     "Session": "msnp.client",
-    "Conversation": "msnp.switchboard",
-    "TextMessage": "msnp.switchboard",
-    "MessageFormat": "msnp.switchboard",
+    "Conversation": "msnp.conversation",
+    "TextMessage": "msnp.mime",
+    "MessageFormat": "msnp.mime",
 }
 
 __all__ = [

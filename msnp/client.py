@@ -38,7 +38,8 @@ from twisted.internet.error import ConnectingCancelledError
 from twisted.internet.endpoints import clientFromString, connectProtocol, quoteStringArgument
 from twisted.logger import Logger
 
-from msnp.contacts import ContactList, Endpoint, Profile, Status, buildListPayloads, formatCurrentMedia
+from msnp.contacts import ContactList, Place, Profile, Status, formatCurrentMedia
+from msnp.listpayload import buildListPayloads
 from msnp.dispatch import MAX_RESTARTS, NSRedirect, SSOChallenge
 from msnp.endpoints import ClientIdentity, Endpoints
 from msnp.errors import (
@@ -50,16 +51,19 @@ from msnp.errors import (
     ServiceError,
 )
 from msnp.interfaces import notifyObserver
-from msnp.notification import LoginAccepted, NotificationProtocol, SessionState
+from msnp.notification import NotificationProtocol
+from msnp.nsmessages import LoginAccepted, SessionState
 from msnp.protocol import reactorOrDefault
 from msnp.roster import RosterManager
 from msnp.soap.addressbook import AddressBookResult, AddressBookService
 from msnp.soap.envelope import ABCHCache, ABCHFault
 from msnp.soap.sharing import MembershipResult, SharingService
 from msnp.soap.sync import buildContactList, initialListEntries
-from msnp.sso import MBI_KEY_OLD, SSOClient, SSOResult, mbiResponse
-from msnp.switchboard import ConversationManager
-from msnp.tls import HTTPClientHandle, makeHTTPClient
+from msnp.mbi import mbiResponse
+from msnp.namespaces import MBI_KEY_OLD
+from msnp.sso import SSOClient, SSOResult
+from msnp.conversation import ConversationManager
+from msnp.httpclient import HTTPClientHandle, makeHTTPClient
 
 log = Logger()
 
@@ -606,7 +610,7 @@ class Session:
         return self.protocol.policy
 
     @property
-    def places(self) -> dict[str, Endpoint]:
+    def places(self) -> dict[str, Place]:
         """
         This account's signed-in places (MPOP), ours included.
         """

@@ -24,8 +24,8 @@ class IMessengerObserver(Interface):
 
     Arguments are msnp value objects: C{session} is an L{msnp.client.Session},
     C{contact} an L{msnp.contacts.Contact}, C{conversation} an
-    L{msnp.switchboard.Conversation}, C{message} an
-    L{msnp.switchboard.TextMessage}.
+    L{msnp.conversation.Conversation}, C{message} an
+    L{msnp.mime.TextMessage}.
     """
 
     # -- the session ----------------------------------------------------------

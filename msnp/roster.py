@@ -44,11 +44,10 @@ from msnp.contacts import (
     Contact,
     ContactList,
     Group,
-    ListEntry,
     Lists,
-    buildListPayloads,
     normalizeEmail,
 )
+from msnp.listpayload import ListEntry, buildListPayloads
 from msnp.errors import ContactListError
 from msnp.interfaces import notifyObserver
 from msnp.soap.addressbook import AddressBookResult, AddressBookService

@@ -11,16 +11,14 @@ from msnp.contacts import (
     ContactList,
     Endpoint,
     Group,
-    ListEntry,
     Lists,
     Status,
     blpFromAnnotation,
-    buildListPayloads,
     formatCurrentMedia,
     normalizeGuid,
     parseCurrentMedia,
-    parseListPayload,
 )
+from msnp.listpayload import ListEntry, buildListPayloads, parseListPayload
 from msnp.errors import ProtocolError
 from msnp.xmlsafe import localName, parseXML
 

@@ -234,7 +234,7 @@ class ConsoleTests(SynchronousTestCase):
         An incoming message is shown with the sender's name and makes the
         sender the current conversation when none is.
         """
-        from msnp.switchboard import TextMessage
+        from msnp.mime import TextMessage
 
         self.console.messageReceived(object(), TextMessage("bob@example.com", "Bob", "yo"))
         self.assertIn("<Bob> yo", "".join(self.lines))

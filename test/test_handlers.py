@@ -15,7 +15,7 @@ from msnp.contacts import Contact, Status
 from msnp.errors import MessageNotDelivered
 from msnp.handlers import EchoHandler, LogHandler, ObserverBase, loadHandlerFactory
 from msnp.interfaces import IMessengerObserver, notifyObserver
-from msnp.switchboard import TextMessage
+from msnp.mime import TextMessage
 
 
 class FakeConversation:

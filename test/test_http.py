@@ -24,7 +24,7 @@ from zope.interface import implementer
 
 from msnp.errors import ServiceError
 from msnp.http import BodyTooLarge, HTTPResult, postXML
-from msnp.tls import HTTPClientHandle, makeHTTPClient
+from msnp.httpclient import HTTPClientHandle, makeHTTPClient
 
 from support import TrackingFactory, stopTracked
 

@@ -18,7 +18,8 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, succeed
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from msnp.contacts import Contact, ContactList, ListEntry, Lists, Status, parseListPayload
+from msnp.contacts import Contact, ContactList, Lists, Status
+from msnp.listpayload import ListEntry, parseListPayload
 from msnp.endpoints import ClientIdentity, newMachineGuid
 from msnp.errors import ServiceError
 from msnp.roster import RosterManager

@@ -12,19 +12,22 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransportWithDisconnection
 from twisted.trial.unittest import SynchronousTestCase
 
-from msnp.contacts import Contact, ContactList, Endpoint, ListEntry, Lists, Status
+from msnp.contacts import Contact, ContactList, Endpoint, Lists, Status
+from msnp.listpayload import ListEntry
 from msnp.dispatch import NSRedirect
 from msnp.endpoints import ClientIdentity
 from msnp.errors import AuthenticationError, ConnectionLost, ProtocolError, ServerError, SignedOut
+from msnp.mime import parseMimeHeaders
 from msnp.notification import (
     REASON_CONNECTION_LOST,
     REASON_LOGOUT,
     REASON_SIGNED_OUT_ELSEWHERE,
+    NotificationProtocol,
+)
+from msnp.nsmessages import (
     AccountReference,
     LoginAccepted,
-    NotificationProtocol,
     parseAccount,
-    parseMimeHeaders,
     parsePresence,
     personalDataPayload,
     privateEndpointPayload,
@@ -868,7 +871,7 @@ class FastParsingTests(SynchronousTestCase):
         C{EndpointData} is read before the C{PrivateEndpointData}, and
         namespaced elements are found by local name.
         """
-        from msnp.notification import parseUserData
+        from msnp.nsmessages import parseUserData
 
         payload = (
             b'<Data xmlns:x="urn:x"><PrivateEndpointData id="' + GUID_C.encode() + b'"><EpName>work</EpName>'

@@ -13,7 +13,8 @@ from typing import Any, Callable, Optional
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.trial.unittest import SynchronousTestCase
 
-from msnp.contacts import Contact, ContactList, Group, ListEntry, Lists, Status
+from msnp.contacts import Contact, ContactList, Group, Lists, Status
+from msnp.listpayload import ListEntry
 from msnp.errors import ContactListError, ServerError, ServiceError
 from msnp.roster import RosterManager, isValidAddress
 from msnp.soap.addressbook import ABContact, AddressBookResult

@@ -15,7 +15,8 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 
-from msnp.contacts import ContactList, ListEntry, Lists
+from msnp.contacts import ContactList, Lists
+from msnp.listpayload import ListEntry
 from msnp.errors import ContactListError, ServerError, ServiceError
 from msnp.roster import RosterManager
 from msnp.server.abch import ABCHResource

@@ -14,7 +14,8 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 
-from msnp.contacts import ListEntry, Lists
+from msnp.contacts import Lists
+from msnp.listpayload import ListEntry
 from msnp.errors import ServiceError
 from msnp.server.abch import ABCHResource
 from msnp.server.accounts import ALLOW, BLOCK, PENDING, REVERSE, Account, AccountStore

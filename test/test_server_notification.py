@@ -34,7 +34,8 @@ from msnp.server.notification import (
     profileMessage,
     splitMemberId,
 )
-from msnp.sso import SSOClient, mbiResponse
+from msnp.mbi import mbiResponse
+from msnp.sso import SSOClient
 from msnp.wire import Command, Direction, parseCommand
 
 from support import asyncTest

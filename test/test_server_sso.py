@@ -16,21 +16,16 @@ from twisted.trial.unittest import SynchronousTestCase
 from msnp.errors import AuthenticationError, ServiceError
 from msnp.server.accounts import AccountStore
 from msnp.server.sso import DUMMY_TB_SECRET, SSOResource
-from msnp.sso import (
+from msnp.mbi import mbiResponse, verifyMBIResponse
+from msnp.namespaces import (
     CONTACTS,
     MESSENGER_CLEAR,
     MESSENGER_WEB,
     PASSPORT_TB,
     SOAP11_NS,
     SOAP12_NS,
-    WLM2009_TOKENS,
-    SSOClient,
-    SSOResult,
-    buildRST2Request,
-    mbiResponse,
-    parseSSOResponse,
-    verifyMBIResponse,
 )
+from msnp.sso import WLM2009_TOKENS, SSOClient, SSOResult, buildRST2Request, parseSSOResponse
 from msnp.xmlsafe import findPath, iterByName, parseXML
 
 NONCE = "BuQMZCPqK0R6/J68yErhdzd6pBQqpT6HtpiPksRo9jRPbY2is7ADeWLBK6P+BCuM"

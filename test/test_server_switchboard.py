@@ -25,12 +25,9 @@ from msnp.server.switchboard import (
     SwitchboardServer,
     SwitchboardServerFactory,
 )
-from msnp.switchboard import (
-    ConversationManager,
-    Invitation,
-    SwitchboardTicket,
-    buildTextPayload,
-)
+from msnp.conversation import ConversationManager
+from msnp.mime import buildTextPayload
+from msnp.nsmessages import Invitation, SwitchboardTicket
 from msnp.wire import Command, Direction
 
 from support import commandsIn

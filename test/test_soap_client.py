@@ -15,7 +15,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
-from msnp.contacts import ListEntry, Lists
+from msnp.contacts import Lists
+from msnp.listpayload import ListEntry
 from msnp.errors import ServiceError, UnsafeXML
 from msnp.soap.addressbook import AddressBookResult, AddressBookService, parseAddressBook
 from msnp.soap.envelope import ABCHCache, ABCHFault, buildEnvelope

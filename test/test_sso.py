@@ -17,21 +17,16 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from msnp.errors import AuthenticationError, ServiceError
+from msnp.mbi import mbiResponse, verifyMBIResponse
+from msnp.namespaces import CONTACTS, MESSENGER_CLEAR, MESSENGER_WEB, PASSPORT_TB, SOAP12_NS
 from msnp.sso import (
-    CONTACTS,
-    MESSENGER_CLEAR,
-    MESSENGER_WEB,
-    PASSPORT_TB,
-    SOAP12_NS,
     WLM2009_TOKENS,
     SecurityToken,
     SSOClient,
     SSORedirect,
     SSOResult,
     buildRST2Request,
-    mbiResponse,
     parseSSOResponse,
-    verifyMBIResponse,
 )
 from msnp.xmlsafe import findPath, iterByName, localName, parseXML
 

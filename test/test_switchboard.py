@@ -15,16 +15,12 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from msnp.errors import ContactOffline, MessageNotDelivered, RequestTimeout
-from msnp.switchboard import (
+from msnp.conversation import Conversation, ConversationManager
+from msnp.mime import (
     MAX_PAYLOAD,
     ChunkAssembler,
-    Conversation,
-    ConversationManager,
-    Invitation,
     MalformedMime,
     MessageFormat,
-    SwitchboardProtocol,
-    SwitchboardTicket,
     TextMessage,
     buildNudgePayload,
     buildTextPayload,
@@ -34,6 +30,8 @@ from msnp.switchboard import (
     parseHeaderLines,
     parseMime,
 )
+from msnp.nsmessages import Invitation, SwitchboardTicket
+from msnp.switchboard import SwitchboardProtocol
 from msnp.wire import Command, Direction
 
 from support import commandsIn

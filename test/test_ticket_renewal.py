@@ -27,7 +27,7 @@ from msnp.server.notification import NotificationServer, Presence
 from msnp.soap.addressbook import AddressBookService
 from msnp.soap.envelope import ABCHCache, ABCHFault, ABCHService, buildEnvelope, faultFromDocument, isExpiredTicketFault
 from msnp.soap.sharing import SharingService
-from msnp.sso import mbiResponse
+from msnp.mbi import mbiResponse
 from msnp.wire import Direction, parseCommand
 from msnp.xmlsafe import findPath, parseXML, textOf
 

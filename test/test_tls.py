@@ -39,8 +39,15 @@ from msnp.server.accounts import AccountStore
 from msnp.server.sso import SSOResource
 from msnp.soap.addressbook import AddressBookService
 from msnp.soap.sharing import SharingService
-from msnp.sso import MBI_KEY_OLD, SSOClient
-from msnp.tls import HTTPClientHandle, TLSVerificationError, loadTrustRoot, makeHTTPClient, verificationFailure
+from msnp.namespaces import MBI_KEY_OLD
+from msnp.sso import SSOClient
+from msnp.httpclient import (
+    HTTPClientHandle,
+    TLSVerificationError,
+    loadTrustRoot,
+    makeHTTPClient,
+    verificationFailure,
+)
 from zope.interface import implementer
 
 from support import TrackingFactory, stopTracked, writeTempFile

@@ -60,7 +60,7 @@ from msnp.xmlsafe import XMLError, child, children, escapeText, findPath, localN
 
 # The namespaces, action prefix and personal address-book id are the ones
 # the client sends; sharing them keeps both sides of the wire in step.
-from msnp.soap.envelope import (
+from msnp.namespaces import (
     AB_NS as AB_NS,
     ACTION_PREFIX as ACTION_PREFIX,
     PERSONAL_AB_ID as PERSONAL_AB_ID,

@@ -35,11 +35,12 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from msnp.challenge import WLM2009_PRODUCT_ID, WLM2009_PRODUCT_KEY, computeChallengeResponse
-from msnp.contacts import Lists, ListEntry, buildListPayloads, parseListPayload
+from msnp.contacts import Lists
+from msnp.listpayload import ListEntry, buildListPayloads, parseListPayload
 from msnp.errors import ProtocolError
 from msnp.server.accounts import REVERSE, Account, AccountStore, TicketGrant, normalizeEmail
 from msnp.server.dispatch import LoginPreamble
-from msnp.sso import verifyMBIResponse
+from msnp.mbi import verifyMBIResponse
 from msnp.wire import Command, decodeParameter, encodeParameter
 from msnp.xmlsafe import XMLError, escapeText, localName, parseXML, textOf
 

@@ -25,7 +25,7 @@ from twisted.web.server import Request
 
 from msnp.protocol import reactorOrDefault
 from msnp.server.accounts import Account, AccountStore, TicketGrant
-from msnp.sso import CONTACTS, MESSENGER_CLEAR, MESSENGER_WEB, PASSPORT_TB, SOAP11_NS, SOAP12_NS
+from msnp.namespaces import CONTACTS, MESSENGER_CLEAR, MESSENGER_WEB, PASSPORT_TB, SOAP11_NS, SOAP12_NS
 from msnp.xmlsafe import XMLError, escapeText, findPath, iterByName, localName, parseXML
 
 log = Logger()

@@ -18,7 +18,8 @@ from twisted.internet.defer import Deferred
 
 from msnp.contacts import NETWORK_PASSPORT, NETWORK_YAHOO, Group, normalizeEmail
 from msnp.errors import ServiceError
-from msnp.soap.envelope import AB_NS, PERSONAL_AB_ID, ABCHService, annotationsOf, isTrue, optionalInt
+from msnp.namespaces import AB_NS, PERSONAL_AB_ID
+from msnp.soap.envelope import ABCHService, annotationsOf, isTrue, optionalInt
 from msnp.xmlsafe import child, children, escapeText, firstChildren, iterByName, localName, textOf
 
 #: The C{groupType} of an ordinary user group.

@@ -30,6 +30,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from msnp.errors import MSNPError, ServiceError
+from msnp.namespaces import AB_NS, ACTION_PREFIX, SOAP_NS, SOAPENC_NS, XSD_NS, XSI_NS
 from msnp.http import DEFAULT_HTTP_TIMEOUT, DEFAULT_MAX_BODY_BYTES, postXML
 from msnp.xmlsafe import (
     XMLError,
@@ -45,19 +46,8 @@ from msnp.xmlsafe import (
 
 log = Logger()
 
-#: The namespace of every ABCH element.
-AB_NS = "http://www.msn.com/webservices/AddressBook"
-#: SOAP 1.1.
-SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"
-XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
-XSD_NS = "http://www.w3.org/2001/XMLSchema"
-SOAPENC_NS = "http://schemas.xmlsoap.org/soap/encoding/"
 #: The application id WLM 2009 sends (reference section 3.2).
 APPLICATION_ID = "AAD9B99B-58E6-4F23-B975-D9EC1F9EC24A"
-#: The prefix of every C{SOAPAction}.
-ACTION_PREFIX = "http://www.msn.com/webservices/AddressBook/"
-#: The id of the personal address book.
-PERSONAL_AB_ID = "00000000-0000-0000-0000-000000000000"
 #: The fault code (after any namespace prefix) of an expired ticket.
 EXPIRED_TICKET_FAULT = "BadContextToken"
 

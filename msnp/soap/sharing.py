@@ -17,7 +17,8 @@ from twisted.internet.defer import Deferred, fail
 
 from msnp.contacts import NETWORK_PASSPORT, NETWORK_YAHOO, normalizeEmail
 from msnp.errors import ServiceError
-from msnp.soap.envelope import AB_NS, XSI_NS, ABCHService, annotationsOf, isTrue, optionalInt
+from msnp.namespaces import AB_NS, XSI_NS
+from msnp.soap.envelope import ABCHService, annotationsOf, isTrue, optionalInt
 from msnp.xmlsafe import child, children, escapeText, firstChildren, localName, textOf
 
 #: The role names of the Messenger service this library understands.

@@ -20,12 +20,12 @@ from msnp.contacts import (
     Contact,
     ContactList,
     Group,
-    ListEntry,
     Lists,
     Profile,
     blpFromAnnotation,
     normalizeEmail,
 )
+from msnp.listpayload import ListEntry
 from msnp.soap.addressbook import AddressBookResult
 from msnp.soap.sharing import Member, MembershipResult
 
