@@ -22,7 +22,7 @@ from msnp.server.accounts import AccountStore
 from msnp.server.roaming import MemoryRoamingProfiles, StorageTickets
 from msnp.server.storage import StorageResource
 from msnp.soap.storage import StorageFault, StorageService
-from msnp.tls import makeHTTPClient
+from msnp.httpclient import makeHTTPClient
 
 from support import TrackingFactory, asyncTest, stopTracked
 

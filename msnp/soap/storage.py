@@ -31,7 +31,8 @@ from twisted.logger import Logger
 
 from msnp.errors import ServiceError
 from msnp.http import DEFAULT_HTTP_TIMEOUT, getBody, postXML
-from msnp.soap.envelope import SOAP_NS, XSD_NS, XSI_NS, optionalInt
+from msnp.namespaces import SOAP_NS, XSD_NS, XSI_NS
+from msnp.soap.envelope import optionalInt
 from msnp.xmlsafe import XMLError, child, children, escapeText, findPath, iterByName, localName, parseXML, textOf
 
 log = Logger()
