@@ -33,14 +33,15 @@ from msnp.errors import (
 from msnp.interfaces import IMessengerObserver
 
 if TYPE_CHECKING:
-    from msnp.client import MSNClient, Session
+    from msnp.client import MSNClient
+    from msnp.session import Session
     from msnp.conversation import Conversation
     from msnp.mime import MessageFormat, TextMessage
 
 #: Public names loaded on first access, and the module holding each.
 _LAZY = {
     "MSNClient": "msnp.client",
-    "Session": "msnp.client",
+    "Session": "msnp.session",
     "Conversation": "msnp.conversation",
     "TextMessage": "msnp.mime",
     "MessageFormat": "msnp.mime",
