@@ -46,7 +46,7 @@ from msnp.errors import (
     RequestTimeout,
     ServerError,
 )
-from msnp.interfaces import notifyObserver
+from msnp.interfaces import IMessengerObserver, Observers, notifyObserver
 from msnp.notification import NotificationProtocol
 from msnp.nsmessages import LoginAccepted
 from msnp.protocol import reactorOrDefault
@@ -159,7 +159,8 @@ class MSNClient:
     @ivar endpoints: where the services are.
     @ivar identity: what the client says it is (its C{machineGuid} is this
         place's MPOP endpoint id).
-    @ivar observer: receives the session's events.
+    @ivar observers: everything told about the session's events (L{addObserver}).
+    @ivar observer: the first of them (see the property).
     """
 
     def __init__(
@@ -202,7 +203,7 @@ class MSNClient:
         self.account = account.strip()
         self._password = password
         self.endpoints = endpoints
-        self.observer = observer
+        self.observers = Observers([observer] if observer is not None else [])
         self.reactor = reactorOrDefault(reactor)
         self.identity = identity if identity is not None else ClientIdentity()
         self.loginTimeout = loginTimeout
@@ -213,6 +214,34 @@ class MSNClient:
         self.displayName = displayName
         self.personalMessage = personalMessage
         self.maxRedirects = maxRedirects
+
+    @property
+    def observer(self) -> Optional[IMessengerObserver]:
+        """
+        The first observer (L{None} if there is none); setting it replaces
+        all observers with this one. L{addObserver} adds more.
+        """
+        for each in self.observers:
+            return each  # type: ignore[return-value]
+        return None
+
+    @observer.setter
+    def observer(self, observer: Optional[object]) -> None:
+        self.observers.replace(observer)
+
+    def addObserver(self, observer: object) -> None:
+        """
+        Tell C{observer} (any object with some L{IMessengerObserver}
+        methods) about every event from now on, besides the others; one
+        observer raising never stops the rest.
+        """
+        self.observers.add(observer)
+
+    def removeObserver(self, observer: object) -> None:
+        """
+        Stop telling C{observer} about events.
+        """
+        self.observers.remove(observer)
 
     def __repr__(self) -> str:
         return f"<MSNClient {self.account} via {self.endpoints.dispatch}>"
@@ -294,7 +323,7 @@ class MSNClient:
     def _step(self, attempt: _LoginAttempt, step: str) -> None:
         elapsed = self.reactor.seconds() - attempt.started
         log.debug("Login of {account}: {step} done after {elapsed:.3f}s", account=self.account, step=step, elapsed=elapsed)
-        notifyObserver(self.observer, "loginStep", step, elapsed)
+        notifyObserver(self.observers, "loginStep", step, elapsed)
         attempt.checkCancelled()
 
     async def _connect(self, attempt: _LoginAttempt, description: str) -> NotificationProtocol:
@@ -305,7 +334,7 @@ class MSNClient:
             clock=self.reactor,
             requestTimeout=self.requestTimeout,
             trace=self.trace,
-            observer=self.observer,
+            observer=self.observers,
         )
         attempt.protocols.append(protocol)
         endpoint = clientFromString(self.reactor, description)
@@ -379,7 +408,7 @@ class MSNClient:
             timeout=self.requestTimeout, cache=cache, renewTicket=contactsTicket.renew,
         )
         session = Session(
-            ns, sharing, addressBook, contactsTicket, self.observer, self.reactor,
+            ns, sharing, addressBook, contactsTicket, self.observers, self.reactor,
             requestTimeout=self.requestTimeout, trace=self.trace, http=http, client=self,
         )
         state = ns.state
@@ -419,7 +448,7 @@ class MSNClient:
         session.markSignedIn()
         self._step(attempt, "online")
         log.info("{account} signed in as {status}", account=self.account, status=state.status.code)
-        notifyObserver(self.observer, "signedIn", session)
+        notifyObserver(self.observers, "signedIn", session)
         return session
 
     def _renewer(self, httpClient: Any, policy: str) -> Callable[[], "Deferred[str]"]:
