@@ -144,6 +144,7 @@ class Session:
             reactor=reactor,
             requestTimeout=requestTimeout,
             trace=trace,
+            session=self,
         )
         protocol.session = self
         protocol.listener = self
