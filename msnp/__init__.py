@@ -1,11 +1,17 @@
 """
 msnp: an MSNP18 (Windows Live Messenger 2009) client library for Twisted.
 
-The public names live here. The light ones (errors, endpoints, the
-observer interface, the contact model) are imported at once; the client
-and the conversation classes, which pull in the HTTP and crypto stacks,
-are loaded on first use, so C{import msnp} stays cheap. Nothing here
-imports the local network (C{msnp.server}).
+The public names live here: L{MSNClient} signs in and fires with a
+L{Session} (contacts, presence, contact management); a L{Conversation} is
+a chat with one or more contacts; an L{IMessengerObserver} (for instance a
+subclass of L{ObserverBase}) hears the events; L{MessengerService} keeps a
+client signed in (L{RetryPolicy}). The light names (errors, endpoints,
+the observer interface, the contact model) are imported at once; the
+client, session, service and conversation classes, which pull in the HTTP
+and crypto stacks, are loaded on first use, so C{import msnp} stays cheap
+(C{dir(msnp)} and C{help(msnp)} still list them). Nothing here imports the
+local network (C{msnp.server}); tests of your own bots use
+L{msnp.testing}.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from msnp.contacts import Contact, ContactList, Status
+from msnp.contacts import Contact, ContactList, Group, Place, Status
 from msnp.endpoints import ClientIdentity, Endpoints
 from msnp.errors import (
     AuthenticationError,
@@ -33,14 +39,20 @@ from msnp.errors import (
 from msnp.interfaces import IMessengerObserver
 
 if TYPE_CHECKING:
-    from msnp.client import MSNClient, Session
+    from msnp.client import MSNClient
+    from msnp.handlers import ObserverBase
+    from msnp.service import MessengerService, RetryPolicy
+    from msnp.session import Session
     from msnp.conversation import Conversation
     from msnp.mime import MessageFormat, TextMessage
 
 #: Public names loaded on first access, and the module holding each.
 _LAZY = {
     "MSNClient": "msnp.client",
-    "Session": "msnp.client",
+    "Session": "msnp.session",
+    "ObserverBase": "msnp.handlers",
+    "MessengerService": "msnp.service",
+    "RetryPolicy": "msnp.service",
     "Conversation": "msnp.conversation",
     "TextMessage": "msnp.mime",
     "MessageFormat": "msnp.mime",
@@ -49,6 +61,11 @@ _LAZY = {
 __all__ = [
     "MSNClient",
     "Session",
+    "ObserverBase",
+    "MessengerService",
+    "RetryPolicy",
+    "Group",
+    "Place",
     "Endpoints",
     "ClientIdentity",
     "IMessengerObserver",
@@ -81,3 +98,8 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    # The lazy names too, so that help(msnp) and completion show them.
+    return sorted(set(globals()) | set(_LAZY))

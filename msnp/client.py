@@ -22,7 +22,7 @@ the HTTP connection pool it created.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from twisted.internet.defer import (
     CancelledError,
@@ -30,31 +30,27 @@ from twisted.internet.defer import (
     FirstError,
     TimeoutError,
     ensureDeferred,
-    fail,
     gatherResults,
-    succeed,
 )
 from twisted.internet.error import ConnectingCancelledError
 from twisted.internet.endpoints import clientFromString, connectProtocol, quoteStringArgument
 from twisted.logger import Logger
 
-from msnp.contacts import ContactList, Place, Profile, Status, formatCurrentMedia
+from msnp.contacts import ContactList, Status
 from msnp.listpayload import buildListPayloads
 from msnp.dispatch import MAX_RESTARTS, NSRedirect, SSOChallenge
 from msnp.endpoints import ClientIdentity, Endpoints
 from msnp.errors import (
     LoginTimeout,
-    MSNPError,
     ProtocolError,
     RequestTimeout,
     ServerError,
-    ServiceError,
 )
-from msnp.interfaces import notifyObserver
+from msnp.interfaces import IMessengerObserver, Observers, notifyObserver
 from msnp.notification import NotificationProtocol
-from msnp.nsmessages import LoginAccepted, SessionState
+from msnp.nsmessages import LoginAccepted
 from msnp.protocol import reactorOrDefault
-from msnp.roster import RosterManager
+from msnp.session import ContactsTicket, Session
 from msnp.soap.addressbook import AddressBookResult, AddressBookService
 from msnp.soap.envelope import ABCHCache, ABCHFault
 from msnp.soap.sharing import MembershipResult, SharingService
@@ -62,7 +58,6 @@ from msnp.soap.sync import buildContactList, initialListEntries
 from msnp.mbi import mbiResponse
 from msnp.namespaces import MBI_KEY_OLD
 from msnp.sso import SSOClient, SSOResult
-from msnp.conversation import ConversationManager
 from msnp.httpclient import HTTPClientHandle, makeHTTPClient
 
 log = Logger()
@@ -82,33 +77,6 @@ def httpClientFor(reactor: Any, endpoints: Endpoints) -> HTTPClientHandle:
     platform's store. The session closes it when it ends.
     """
     return makeHTTPClient(reactor, endpoints.trustRoot, persistent=True)
-
-
-# -- tickets ------------------------------------------------------------------------------
-
-
-class ContactsTicket:
-    """
-    The session's current C{contacts.msn.com} ticket, which the ABCH
-    clients read at every call; a renewal swaps it in place. Calling the
-    object returns the ticket, so it is itself the ticket provider.
-    The ticket never appears in the C{repr}.
-    """
-
-    def __init__(self, ticket: str) -> None:
-        self._ticket = ticket
-
-    def __call__(self) -> str:
-        return self._ticket
-
-    def replace(self, ticket: str) -> None:
-        """
-        Use C{ticket} from the next call on.
-        """
-        self._ticket = ticket
-
-    def __repr__(self) -> str:
-        return "<ContactsTicket (hidden)>"
 
 
 # -- the login ----------------------------------------------------------------------------
@@ -191,7 +159,8 @@ class MSNClient:
     @ivar endpoints: where the services are.
     @ivar identity: what the client says it is (its C{machineGuid} is this
         place's MPOP endpoint id).
-    @ivar observer: receives the session's events.
+    @ivar observers: everything told about the session's events (L{addObserver}).
+    @ivar observer: the first of them (see the property).
     """
 
     def __init__(
@@ -234,7 +203,7 @@ class MSNClient:
         self.account = account.strip()
         self._password = password
         self.endpoints = endpoints
-        self.observer = observer
+        self.observers = Observers([observer] if observer is not None else [])
         self.reactor = reactorOrDefault(reactor)
         self.identity = identity if identity is not None else ClientIdentity()
         self.loginTimeout = loginTimeout
@@ -245,6 +214,34 @@ class MSNClient:
         self.displayName = displayName
         self.personalMessage = personalMessage
         self.maxRedirects = maxRedirects
+
+    @property
+    def observer(self) -> Optional[IMessengerObserver]:
+        """
+        The first observer (L{None} if there is none); setting it replaces
+        all observers with this one. L{addObserver} adds more.
+        """
+        for each in self.observers:
+            return each  # type: ignore[return-value]
+        return None
+
+    @observer.setter
+    def observer(self, observer: Optional[object]) -> None:
+        self.observers.replace(observer)
+
+    def addObserver(self, observer: object) -> None:
+        """
+        Tell C{observer} (any object with some L{IMessengerObserver}
+        methods) about every event from now on, besides the others; one
+        observer raising never stops the rest.
+        """
+        self.observers.add(observer)
+
+    def removeObserver(self, observer: object) -> None:
+        """
+        Stop telling C{observer} about events.
+        """
+        self.observers.remove(observer)
 
     def __repr__(self) -> str:
         return f"<MSNClient {self.account} via {self.endpoints.dispatch}>"
@@ -311,7 +308,7 @@ class MSNClient:
 
     async def _cleanUp(self, attempt: _LoginAttempt, http: Optional[HTTPClientHandle]) -> None:
         for protocol in attempt.protocols:
-            protocol.onEnded = None
+            protocol.listener = None
             protocol.stopKeepAlive()
             try:
                 await protocol.close(abort=True)
@@ -326,7 +323,7 @@ class MSNClient:
     def _step(self, attempt: _LoginAttempt, step: str) -> None:
         elapsed = self.reactor.seconds() - attempt.started
         log.debug("Login of {account}: {step} done after {elapsed:.3f}s", account=self.account, step=step, elapsed=elapsed)
-        notifyObserver(self.observer, "loginStep", step, elapsed)
+        notifyObserver(self.observers, "loginStep", step, elapsed)
         attempt.checkCancelled()
 
     async def _connect(self, attempt: _LoginAttempt, description: str) -> NotificationProtocol:
@@ -337,7 +334,7 @@ class MSNClient:
             clock=self.reactor,
             requestTimeout=self.requestTimeout,
             trace=self.trace,
-            observer=self.observer,
+            observer=self.observers,
         )
         attempt.protocols.append(protocol)
         endpoint = clientFromString(self.reactor, description)
@@ -400,29 +397,27 @@ class MSNClient:
             raise ProtocolError(f"more than {self.maxRedirects} XFR NS redirects")
         assert ns is not None and accepted is not None and tokens is not None
 
-        session = Session(self, ns, http)
-        session._contactsTicket = ContactsTicket(tokens.contactsTicket)
-        session._ssoPolicy = policy
-        ns.session = session
-        ns.onEnded = session._ended
+        contactsTicket = ContactsTicket(tokens.contactsTicket, self._renewer(httpClient, policy))
+        cache = ABCHCache()
+        sharing = SharingService(
+            httpClient, self.endpoints.sharing, contactsTicket, self.reactor,
+            timeout=self.requestTimeout, cache=cache, renewTicket=contactsTicket.renew,
+        )
+        addressBook = AddressBookService(
+            httpClient, self.endpoints.addressBook, contactsTicket, self.reactor,
+            timeout=self.requestTimeout, cache=cache, renewTicket=contactsTicket.renew,
+        )
+        session = Session(
+            ns, sharing, addressBook, contactsTicket, self.observers, self.reactor,
+            requestTimeout=self.requestTimeout, trace=self.trace, http=http, client=self,
+        )
         state = ns.state
 
         # The contact list: memberships and address book side by side.
         attempt.step = "contacts"
-        cache = ABCHCache()
-        sharing = SharingService(
-            httpClient, self.endpoints.sharing, session._contactsTicket, self.reactor,
-            timeout=self.requestTimeout, cache=cache, renewTicket=session.renewTicket,
-        )
-        addressBook = AddressBookService(
-            httpClient, self.endpoints.addressBook, session._contactsTicket, self.reactor,
-            timeout=self.requestTimeout, cache=cache, renewTicket=session.renewTicket,
-        )
         membership, book = await self._downloadLists(sharing, addressBook)
         synced = buildContactList(membership, book, self.account)
-        state.contacts = synced.contacts
-        state.profile = synced.profile
-        session._attachServices(sharing, addressBook)
+        session.useContactList(synced.contacts, synced.profile)
         self._step(attempt, "contacts")
 
         # Tell the NS who we are interested in, one ADL at a time.
@@ -448,14 +443,30 @@ class MSNClient:
 
         # Online.
         attempt.step = "online"
-        session._attachConversations()
         await ns.changeStatus(self.initialStatus)
         ns.startKeepAlive()
-        session._signedIn = True
+        session.markSignedIn()
         self._step(attempt, "online")
         log.info("{account} signed in as {status}", account=self.account, status=state.status.code)
-        notifyObserver(self.observer, "signedIn", session)
+        notifyObserver(self.observers, "signedIn", session)
         return session
+
+    def _renewer(self, httpClient: Any, policy: str) -> Callable[[], "Deferred[str]"]:
+        """
+        How the session's contacts ticket is renewed: the login's SSO
+        request again, same account, password and policy.
+        """
+
+        def renew() -> "Deferred[str]":
+            log.info("Renewing the contacts ticket of {account}", account=self.account)
+
+            def renewed(tokens: SSOResult) -> str:
+                log.info("Contacts ticket of {account} renewed", account=self.account)
+                return tokens.contactsTicket
+
+            return self._requestTokens(httpClient, policy).addCallback(renewed)
+
+        return renew
 
     def _requestTokens(self, httpClient: Any, policy: str) -> "Deferred[SSOResult]":
         """
@@ -499,355 +510,3 @@ class MSNClient:
             membership = await sharing.findMembership()
             book = await addressBook.findContactsPaged()
         return membership, book
-
-
-# -- the session --------------------------------------------------------------------------
-
-
-class Session:
-    """
-    A signed-in account: its state, its contacts, its conversations.
-
-    Every attribute reflects what the server confirmed; the setters change
-    them only when the server echoes the change.
-    """
-
-    def __init__(self, client: MSNClient, protocol: NotificationProtocol, http: Optional[HTTPClientHandle]) -> None:
-        self.client = client
-        self.protocol = protocol
-        self.observer = client.observer
-        self.roster: Any = None
-        self.conversationManager: Any = None
-        self._http = http
-        self._signedIn = False
-        self._ended_ = False
-        self._endReason: Optional[str] = None
-        self._endWaiters: list[Deferred[Optional[str]]] = []
-        self._cleanedUp: Optional[Deferred[None]] = None
-        self._contactsTicket: Optional[ContactsTicket] = None
-        self._ssoPolicy = MBI_KEY_OLD
-
-    def __repr__(self) -> str:
-        return f"<Session {self.account} {self.status.code}{' ended' if self._ended_ else ''}>"
-
-    def renewTicket(self) -> "Deferred[None]":
-        """
-        Renew the C{contacts.msn.com} ticket the ABCH clients use: run the
-        SSO request of the login again (same account, password and policy)
-        and swap in the new ticket. The NS session is not touched (reference
-        section 7.4). The ABCH clients call this by themselves when the
-        service says the ticket has expired.
-
-        @return: a L{Deferred} firing once the new ticket is in use, or
-            failing with L{msnp.errors.AuthenticationError} (the password is
-            no longer accepted) or L{msnp.errors.ServiceError}.
-        """
-        return ensureDeferred(self._renewTicket())
-
-    async def _renewTicket(self) -> None:
-        if self._ended_:
-            raise ServiceError("the session has ended; its tickets cannot be renewed")
-        holder = self._contactsTicket
-        if holder is None:
-            raise ServiceError("this session has no contacts ticket to renew")
-        httpClient = self.client.httpClient
-        if httpClient is None:
-            if self._http is None:
-                raise ServiceError("this session has no HTTP client to renew its tickets with")
-            httpClient = self._http.client
-        log.info("Renewing the contacts ticket of {account}", account=self.account)
-        tokens = await self.client._requestTokens(httpClient, self._ssoPolicy)
-        holder.replace(tokens.contactsTicket)
-        log.info("Contacts ticket of {account} renewed", account=self.account)
-
-    # -- state ---------------------------------------------------------------------------------
-
-    @property
-    def state(self) -> SessionState:
-        """
-        The NS connection's live state; the other properties read it, so
-        they never disagree with what the server confirmed.
-        """
-        return self.protocol.state
-
-    @property
-    def account(self) -> str:
-        return self.state.account
-
-    @property
-    def contacts(self) -> ContactList:
-        return self.state.contacts
-
-    @property
-    def profile(self) -> Optional[Profile]:
-        return self.state.profile
-
-    @property
-    def status(self) -> Status:
-        return self.state.status
-
-    @property
-    def displayName(self) -> str:
-        return self.state.displayName
-
-    @property
-    def personalMessage(self) -> str:
-        return self.state.personalMessage
-
-    @property
-    def currentMedia(self) -> str:
-        return self.state.currentMedia
-
-    @property
-    def machineGuid(self) -> str:
-        return self.state.machineGuid
-
-    @property
-    def policy(self) -> Optional[bytes]:
-        """
-        The C{GCF} policy document the server pushed at login, if any.
-        """
-        return self.protocol.policy
-
-    @property
-    def places(self) -> dict[str, Place]:
-        """
-        This account's signed-in places (MPOP), ours included.
-        """
-        return self.state.places
-
-    @property
-    def hotmailProfile(self) -> dict[str, str]:
-        return self.state.hotmailProfile
-
-    @property
-    def isActive(self) -> bool:
-        """
-        Whether the login finished and the session has not ended: only
-        then do requests on it make sense.
-        """
-        return self._signedIn and not self._ended_
-
-    # -- wiring (used by MSNClient) -------------------------------------------------------------
-
-    def _attachServices(self, sharing: SharingService, addressBook: AddressBookService) -> None:
-        self.roster = RosterManager(
-            self.contacts, sharing, addressBook, self.protocol.sendListCommand, self.observer,
-            session=self, ownEmail=self.account,
-        )
-        self.protocol.roster = self.roster
-
-    def _attachConversations(self) -> None:
-        self.conversationManager = ConversationManager(
-            account=self.account,
-            machineGuid=self.machineGuid,
-            displayName=lambda: self.displayName or self.account,
-            requestSwitchboard=self.protocol.requestSwitchboard,
-            observer=self.observer,
-            reactor=self.client.reactor,
-            requestTimeout=self.client.requestTimeout,
-            trace=self.client.trace,
-        )
-        self.protocol.conversationManager = self.conversationManager
-
-    def _ended(self, reason: Optional[str]) -> None:
-        """
-        The NS connection closed: end everything that hangs off it.
-        """
-        if self._ended_:
-            return
-        self._ended_ = True
-        self._endReason = reason
-        if self.conversationManager is not None:
-            try:
-                self.conversationManager.closeAll()
-            except Exception:
-                log.failure("Error while closing the conversations of {account}", account=self.account)
-        cleanup: Deferred[None] = self._http.close() if self._http is not None else succeed(None)
-        cleanup.addErrback(lambda f: log.failure("Error while closing the HTTP pool", f))
-        self._cleanedUp = cleanup
-        if not self._signedIn:
-            return
-        log.info("Session of {account} ended: {reason}", account=self.account, reason=reason)
-        notifyObserver(self.observer, "signedOut", self, reason)
-
-        def tellWaiters(_: object) -> None:
-            waiters, self._endWaiters = self._endWaiters, []
-            for waiter in waiters:
-                waiter.callback(reason)
-
-        cleanup.addCallback(tellWaiters)
-
-    # -- lifetime ----------------------------------------------------------------------------------
-
-    def logout(self) -> "Deferred[None]":
-        """
-        Send C{OUT}, close the conversations and the connection.
-
-        @return: a L{Deferred} firing when everything is closed.
-        """
-        return ensureDeferred(self._logout())
-
-    async def _logout(self) -> None:
-        if self.conversationManager is not None and not self._ended_:
-            try:
-                self.conversationManager.closeAll()
-            except Exception:
-                log.failure("Error while closing the conversations of {account}", account=self.account)
-        await self.protocol.signOut()
-        if self._cleanedUp is not None and not self._cleanedUp.called:
-            done: Deferred[None] = Deferred()
-
-            def passOn(result: object) -> object:
-                done.callback(None)
-                return result
-
-            self._cleanedUp.addBoth(passOn)
-            await done
-
-    def whenEnded(self) -> "Deferred[Optional[str]]":
-        """
-        A L{Deferred} firing once the session is over, with the reason: the
-        server's C{OUT} code (C{"OTH"}, C{"SSD"}, ...), C{"logout"},
-        C{"connection lost"}, or C{"signed out from another place"}.
-        """
-        if self._ended_ and not self._endWaiters and self._cleanedUp is not None and self._cleanedUp.called:
-            return succeed(self._endReason)
-        d: Deferred[Optional[str]] = Deferred()
-        self._endWaiters.append(d)
-        return d
-
-    # -- presence ----------------------------------------------------------------------------------
-
-    def setStatus(self, status: Status) -> "Deferred[Status]":
-        """
-        Change the status (C{UUX} place state, then C{CHG}); fires with the
-        status the server echoed.
-        """
-        if status is Status.OFFLINE:
-            return fail(ValueError("cannot set FLN; use logout() or Status.HIDDEN"))
-        if status is self.status:
-            return succeed(status)
-
-        async def change() -> Status:
-            await self.protocol.publishEndpoint(status)
-            return await self.protocol.changeStatus(status)
-
-        return ensureDeferred(change())
-
-    def setDisplayName(self, name: str) -> "Deferred[str]":
-        """
-        Change the display name (C{PRP MFN}); fires with the echoed name.
-        """
-        if not name.strip():
-            return fail(ValueError("a display name cannot be empty"))
-        return self.protocol.setDisplayName(name)
-
-    def setPersonalMessage(self, text: str) -> "Deferred[None]":
-        """
-        Change the personal message (C{UUX}); fires on C{UUX trid 0}.
-        """
-        return self.protocol.publishPersonalData(text, self.currentMedia)
-
-    def setCurrentMedia(
-        self, title: str, artist: str = "", album: str = "", category: str = "Music"
-    ) -> "Deferred[None]":
-        """
-        Show (or, with an empty C{title}, clear) "now playing".
-        """
-        media = formatCurrentMedia(title, artist, album, category)
-        return self.protocol.publishPersonalData(self.personalMessage, media)
-
-    # -- conversations ---------------------------------------------------------------------------------
-
-    def _conversations(self) -> Any:
-        if self.conversationManager is None:
-            raise MSNPError("conversations are not available in this session")
-        return self.conversationManager
-
-    def openConversation(self, email: str) -> "Deferred[Any]":
-        """
-        Start (or reuse) a conversation with C{email}.
-        """
-        try:
-            return self._conversations().openConversation(email)  # type: ignore[no-any-return]
-        except MSNPError as e:
-            return fail(e)
-
-    @property
-    def conversations(self) -> Any:
-        """
-        The open L{msnp.switchboard.Conversation}s (an empty list when the
-        session has no conversation manager).
-        """
-        if self.conversationManager is None:
-            return []
-        return self.conversationManager.conversations
-
-    # -- contact management (see msnp.roster.RosterManager) ---------------------------------------------
-
-    def _delegate(self, method: str, *args: Any) -> "Deferred[Any]":
-        if self.roster is None:
-            return fail(MSNPError("contact management is not available in this session"))
-        return getattr(self.roster, method)(*args)  # type: ignore[no-any-return]
-
-    def addContact(self, email: str, group: Any = None) -> "Deferred[Any]":
-        """
-        Add C{email} to the contact list (optionally into C{group}).
-        """
-        return self._delegate("addContact", email, group)
-
-    def removeContact(self, email: str) -> "Deferred[Any]":
-        """
-        Take C{email} off the contact list (address book and forward list).
-        """
-        return self._delegate("removeContact", email)
-
-    def blockContact(self, email: str) -> "Deferred[Any]":
-        """
-        Block C{email}: they see you offline and cannot talk to you.
-        """
-        return self._delegate("blockContact", email)
-
-    def unblockContact(self, email: str) -> "Deferred[Any]":
-        """
-        Allow C{email} again.
-        """
-        return self._delegate("unblockContact", email)
-
-    def acceptContactRequest(self, email: str, addToList: bool = True) -> "Deferred[Any]":
-        """
-        Accept someone who added you; with C{addToList} (the default) add
-        them to your list too, so you see each other.
-        """
-        return self._delegate("acceptContactRequest", email, addToList)
-
-    def declineContactRequest(self, email: str) -> "Deferred[Any]":
-        """
-        Decline someone who added you: they are blocked.
-        """
-        return self._delegate("declineContactRequest", email)
-
-    def addGroup(self, name: str) -> "Deferred[Any]":
-        """
-        Create a group; fires with the new L{msnp.contacts.Group}.
-        """
-        return self._delegate("addGroup", name)
-
-    def renameGroup(self, group: Any, newName: str) -> "Deferred[Any]":
-        """
-        Rename a group, given as a L{msnp.contacts.Group}, its id or its name.
-        """
-        return self._delegate("renameGroup", group, newName)
-
-    def removeGroup(self, group: Any) -> "Deferred[Any]":
-        """
-        Delete a group (its contacts stay on the list, without the group).
-        """
-        return self._delegate("removeGroup", group)
-
-    def moveContactToGroup(self, email: str, group: Any) -> "Deferred[Any]":
-        """
-        Put a contact in C{group} only (L{None}: in no group).
-        """
-        return self._delegate("moveContactToGroup", email, group)

@@ -14,6 +14,7 @@ deadline.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
@@ -100,6 +101,19 @@ def tcpConnector(reactor: Any, timeout: float) -> Connector:
     return connect
 
 
+class ConversationState(enum.Enum):
+    """
+    Where a conversation's switchboard is.
+    """
+
+    #: No switchboard; the next message opens one.
+    IDLE = "idle"
+    #: A switchboard is being set up; messages are queued.
+    CONNECTING = "connecting"
+    #: Someone has joined; messages go out at once.
+    READY = "ready"
+
+
 @dataclass
 class _Outgoing:
     payloads: list[bytes]
@@ -127,7 +141,7 @@ class Conversation:
         self.names: dict[str, str] = {}
         self._callList: set[str] = {normalizeEmail(p) for p in people}
         self._switchboard: Optional[SwitchboardProtocol] = None
-        self._state = "idle"  # idle, connecting, ready
+        self._state = ConversationState.IDLE
         self._queue: list[_Outgoing] = []
         self._opening: Optional[Deferred[None]] = None
         self._readyWaiters: list[Deferred[None]] = []
@@ -138,14 +152,35 @@ class Conversation:
         self._called: set[str] = set()
 
     def __repr__(self) -> str:
-        return f"<Conversation with {sorted(self.participants or self._callList)} ({self._state})>"
+        return f"<Conversation with {sorted(self.participants or self._callList)} ({self._state.value})>"
+
+    @property
+    def state(self) -> "ConversationState":
+        """
+        Whether a switchboard is open, opening or not there.
+        """
+        return self._state
+
+    @property
+    def hasQueuedMessages(self) -> bool:
+        """
+        Whether messages wait for the next switchboard.
+        """
+        return bool(self._queue)
+
+    @property
+    def session(self) -> Optional[object]:
+        """
+        The L{msnp.session.Session} this conversation belongs to.
+        """
+        return self.manager.session
 
     @property
     def isActive(self) -> bool:
         """
         Whether a switchboard is open and usable now.
         """
-        return self._state == "ready"
+        return self._state is ConversationState.READY
 
     @property
     def contacts(self) -> frozenset[str]:
@@ -248,7 +283,7 @@ class Conversation:
             self._ensureOpen()
 
     def _isUsable(self) -> bool:
-        return self._state == "ready" and self._switchboard is not None and not self._switchboard.closed
+        return self._state is ConversationState.READY and self._switchboard is not None and not self._switchboard.closed
 
     def _transmit(self, item: _Outgoing) -> None:
         switchboard = self._switchboard
@@ -280,7 +315,7 @@ class Conversation:
     def _flush(self) -> None:
         queue, self._queue = self._queue, []
         for item in queue:
-            if self._state != "ready":
+            if self._state is not ConversationState.READY:
                 self._queue.append(item)
                 continue
             self._transmit(item)
@@ -292,7 +327,7 @@ class Conversation:
 
     # -- opening ------------------------------------------------------------------
 
-    def _whenReady(self) -> "Deferred[None]":
+    def whenReady(self) -> "Deferred[None]":
         """
         A L{Deferred} firing when a switchboard is ready (opening one if
         needed), or failing with the reason it could not be opened.
@@ -308,8 +343,8 @@ class Conversation:
         """
         Start setting up a switchboard unless one is open or opening.
         """
-        if self._state == "idle":
-            self._state = "connecting"
+        if self._state is ConversationState.IDLE:
+            self._state = ConversationState.CONNECTING
             invitation, self._invitation = self._invitation, None
             opening = ensureDeferred(self._open(invitation))
             opening.addTimeout(self.manager.setupTimeout, self.manager.reactor)
@@ -363,7 +398,7 @@ class Conversation:
     def _opened(self, _: None) -> None:
         self._opening = None
         self._firstJoin = None
-        self._state = "ready"
+        self._state = ConversationState.READY
         waiters, self._readyWaiters = self._readyWaiters, []
         for d in waiters:
             d.callback(None)
@@ -386,7 +421,7 @@ class Conversation:
         self._opening = None
         self._firstJoin = None
         self._switchboard = None
-        self._state = "idle"
+        self._state = ConversationState.IDLE
         self.participants.clear()
         self._endpoints.clear()
         error = failure.value
@@ -425,15 +460,16 @@ class Conversation:
             for d in waiters:
                 d.errback(Failure(error))
 
-    def _answer(self, invitation: Invitation) -> "Deferred[None]":
+    def answer(self, invitation: Invitation) -> "Deferred[None]":
         """
-        Join the switchboard of C{invitation}.
+        Join the switchboard of C{invitation} (the manager calls this for
+        C{RNG}); fires once joined.
         """
         self._callList.add(normalizeEmail(invitation.inviter))
         if invitation.inviterName:
             self.names[normalizeEmail(invitation.inviter)] = invitation.inviterName
         self._invitation = invitation
-        return self._whenReady()
+        return self.whenReady()
 
     # -- switchboard events ------------------------------------------------------
 
@@ -473,7 +509,7 @@ class Conversation:
         if self.participants:
             self._callList.discard(email)
         notifyObserver(self.manager.observer, "participantLeft", self, email)
-        if not self.participants and self._state == "ready":
+        if not self.participants and self._state is ConversationState.READY:
             # The last one left: this switchboard is finished (reference 6.3).
             self._detach()
             switchboard.leave()
@@ -508,7 +544,7 @@ class Conversation:
     def switchboardClosed(self, switchboard: SwitchboardProtocol) -> None:
         if switchboard is not self._switchboard:
             return
-        if self._state == "connecting":
+        if self._state is ConversationState.CONNECTING:
             if self._firstJoin is not None and not self._firstJoin.called:
                 self._firstJoin.errback(ConnectionLost("the switchboard closed during set-up"))
             return
@@ -518,9 +554,9 @@ class Conversation:
         """
         The current switchboard is finished: go dormant and say so.
         """
-        wasReady = self._state == "ready"
+        wasReady = self._state is ConversationState.READY
         self._switchboard = None
-        self._state = "idle"
+        self._state = ConversationState.IDLE
         self.participants.clear()
         self._endpoints.clear()
         self._failJoinWaiters(ConnectionLost("the switchboard closed"))
@@ -562,8 +598,11 @@ class ConversationManager:
         requestTimeout: float = 30.0,
         trace: bool = False,
         connector: Optional[Connector] = None,
+        session: Optional[object] = None,
     ) -> None:
         """
+        @param session: the session the conversations belong to
+            (L{Conversation.session}).
         @param displayName: returns the user's current display name.
         @param requestSwitchboard: sends C{XFR SB} on the NS.
         @param reactor: for connections and timeouts.
@@ -579,6 +618,7 @@ class ConversationManager:
         self.displayName = displayName
         self.requestSwitchboard = requestSwitchboard
         self.observer = observer
+        self.session = session
         self.reactor = reactorOrDefault(reactor)
         self.connectTimeout = connectTimeout
         self.setupTimeout = setupTimeout
@@ -601,7 +641,7 @@ class ConversationManager:
         all (another set-up succeeded, or messages wait in its queue for
         the next attempt), so that failed attempts do not pile up.
         """
-        if not conversation.isActive and conversation in self.conversations and not conversation._queue:
+        if not conversation.isActive and conversation in self.conversations and not conversation.hasQueuedMessages:
             self.conversations.remove(conversation)
 
     def openConversation(self, email: str) -> "Deferred[Conversation]":
@@ -628,7 +668,7 @@ class ConversationManager:
             self._forgetIfUnused(created)
             return failure
 
-        return conversation._whenReady().addCallbacks(lambda _: created, failed)
+        return conversation.whenReady().addCallbacks(lambda _: created, failed)
 
     def invited(self, invitation: Invitation) -> None:
         """
@@ -640,7 +680,7 @@ class ConversationManager:
             return
         inviter = normalizeEmail(invitation.inviter)
         conversation = self._find(inviter)
-        if conversation is None or conversation._state != "idle":
+        if conversation is None or conversation.state is not ConversationState.IDLE:
             conversation = Conversation(self, [])
             self.conversations.append(conversation)
         answered = conversation
@@ -653,7 +693,7 @@ class ConversationManager:
                      error=failure.getErrorMessage())
             self._forgetIfUnused(answered)
 
-        conversation._answer(invitation).addCallbacks(started, failed)
+        conversation.answer(invitation).addCallbacks(started, failed)
 
     def closeAll(self) -> None:
         """

@@ -10,7 +10,7 @@ logged and never breaks the session.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Iterable, Iterator, Optional
 
 from twisted.logger import Logger
 from zope.interface import Interface
@@ -135,15 +135,54 @@ class IMessengerObserver(Interface):
         """
 
 
-def notifyObserver(observer: Optional[object], event: str, *args: Any) -> None:
-    """
-    Call C{observer.<event>(*args)} if the observer has that method.
+#: The event names an observer may be told about.
+EVENTS = frozenset(IMessengerObserver.names())
 
-    Observer code is user code: whatever it raises is logged here and goes
-    no further, so a buggy bot cannot break the protocol underneath it.
+
+class Observers:
     """
-    if observer is None:
-        return
+    The observers of one client, in the order they were added.
+
+    The client hands this one object to everything that reports events
+    (the NS connection, the roster, the conversations), so an observer
+    added or removed later, even after sign-in, hears exactly the events
+    from then on. One observer raising never keeps the others from hearing
+    the event.
+    """
+
+    def __init__(self, observers: Iterable[object] = ()) -> None:
+        self._observers: list[object] = [o for o in observers if o is not None]
+
+    def __repr__(self) -> str:
+        return f"<Observers {self._observers!r}>"
+
+    def __iter__(self) -> Iterator[object]:
+        return iter(list(self._observers))
+
+    def __len__(self) -> int:
+        return len(self._observers)
+
+    def add(self, observer: object) -> None:
+        """
+        Tell C{observer} about every later event (once, even if added twice).
+        """
+        if not any(o is observer for o in self._observers):
+            self._observers.append(observer)
+
+    def remove(self, observer: object) -> None:
+        """
+        Stop telling C{observer}; an observer that was not added is ignored.
+        """
+        self._observers = [o for o in self._observers if o is not observer]
+
+    def replace(self, observer: Optional[object]) -> None:
+        """
+        Keep only C{observer} (none at all for L{None}).
+        """
+        self._observers = [] if observer is None else [observer]
+
+
+def _deliver(observer: object, event: str, args: tuple[Any, ...]) -> None:
     method = getattr(observer, event, None)
     if method is None:
         return
@@ -151,3 +190,26 @@ def notifyObserver(observer: Optional[object], event: str, *args: Any) -> None:
         method(*args)
     except Exception:
         _log.failure("Observer {observer!r} failed in {event}", observer=observer, event=event)
+
+
+def notifyObserver(observer: Optional[object], event: str, *args: Any) -> None:
+    """
+    Call C{observer.<event>(*args)} if the observer has that method; for an
+    L{Observers}, call it on each of them in turn.
+
+    Observer code is user code: whatever it raises is logged here and goes
+    no further, so a buggy bot cannot break the protocol underneath it nor
+    keep the other observers from the event.
+
+    @raise ValueError: C{event} is not a method of L{IMessengerObserver}
+        (a typo would otherwise be silently never delivered).
+    """
+    if event not in EVENTS:
+        raise ValueError(f"{event!r} is not an IMessengerObserver event")
+    if observer is None:
+        return
+    if isinstance(observer, Observers):
+        for each in observer:
+            _deliver(each, event, args)
+        return
+    _deliver(observer, event, args)

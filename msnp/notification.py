@@ -19,12 +19,13 @@ or the older ones (C{bob@example.com 1}); both are read (reference 9.3).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Optional
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
+from zope.interface import Interface
 from twisted.python.failure import Failure
 
 from msnp.challenge import computeChallengeResponse
@@ -39,10 +40,11 @@ from msnp.errors import (
     SignedOut,
 )
 from msnp.interfaces import notifyObserver
-from msnp.listpayload import parseListPayload
+from msnp.listpayload import ListEntry, parseListPayload
 from msnp.mime import parseMimeHeaders
 from msnp.nsmessages import (
     AccountReference,
+    Invitation,
     LoginAccepted,
     PresenceUpdate,
     SessionState,
@@ -82,6 +84,37 @@ _UBN_SIGN_OUT = {"4": b"goawyplzthxbye", "8": b"gtfo"}
 _ABCH_SITE_ID = "45705"
 
 
+class INotificationListener(Interface):
+    """
+    What the NS connection tells the object it serves (the session), beyond
+    the state it keeps itself. Each method handles its own failures: the
+    connection calls and forgets.
+
+    The listener is also the session that observer events carry.
+    """
+
+    def serverListChanged(entries: list[ListEntry], added: bool) -> None:
+        """
+        The server pushed C{ADL 0} (C{added}) or C{RML 0}: someone added or
+        removed us, or another place of this account changed the list.
+        """
+
+    def addressBookChanged() -> None:
+        """
+        An ABCH C{NOT}: the address book changed elsewhere; refresh it.
+        """
+
+    def invited(invitation: Invitation) -> None:
+        """
+        C{RNG}: someone invites us to a switchboard.
+        """
+
+    def notificationEnded(reason: Optional[str]) -> None:
+        """
+        The connection closed (called once), with why (L{endReason}).
+        """
+
+
 # -- the protocol --------------------------------------------------------------------
 
 
@@ -91,13 +124,11 @@ class NotificationProtocol(DispatchProtocol):
 
     @ivar state: the session's state, kept current from the server.
     @ivar observer: the user's L{msnp.interfaces.IMessengerObserver}.
-    @ivar session: the object handed to session-level observer events
-        (the L{msnp.client.Session}); set by the client.
-    @ivar roster: receives server-initiated list changes
-        (C{serverListChanged}); set by the client.
-    @ivar conversationManager: receives invitations (C{invited}); set by
-        the client.
-    @ivar onEnded: called once with the reason when the connection closes.
+    @ivar listener: the L{INotificationListener} (the L{msnp.session.Session})
+        told about list changes, invitations and the end of the
+        connection; L{None} until the session exists.
+    @ivar session: what session-level observer events carry (the
+        L{msnp.session.Session}, which is also the listener).
     @ivar endReason: why the connection is closing, once known.
     """
 
@@ -113,10 +144,8 @@ class NotificationProtocol(DispatchProtocol):
         DispatchProtocol.__init__(self, account, identity, clock, requestTimeout, trace)
         self.state = SessionState(normalizeEmail(account), normalizeGuid(identity.machineGuid))
         self.observer = observer
-        self.session: Any = None
-        self.roster: Any = None
-        self.conversationManager: Any = None
-        self.onEnded: Optional[Callable[[Optional[str]], None]] = None
+        self.listener: Optional[INotificationListener] = None
+        self.session: Optional[object] = None
         self.endReason: Optional[str] = None
         self._endReasonKnown = False
         self.pingInterval = DEFAULT_PING_INTERVAL
@@ -138,10 +167,10 @@ class NotificationProtocol(DispatchProtocol):
         self.stopKeepAlive()
         self.markEnding(REASON_CONNECTION_LOST)
         DispatchProtocol.connectionLost(self, reason)
-        onEnded, self.onEnded = self.onEnded, None
-        if onEnded is not None:
+        listener, self.listener = self.listener, None
+        if listener is not None:
             try:
-                onEnded(self.endReason)
+                listener.notificationEnded(self.endReason)
             except Exception:
                 log.failure("Error while ending the session of {account}", account=self.account)
 
@@ -528,11 +557,8 @@ class NotificationProtocol(DispatchProtocol):
             log.info("Ignoring malformed NOT: {error}", error=str(e))
             return
         if root.get("siteid") == _ABCH_SITE_ID and "ABCHInternal" in "".join(root.itertext()):
-            refresh = getattr(self.roster, "addressBookChanged", None)
-            if refresh is not None:
-                d = refresh()
-                if isinstance(d, Deferred):
-                    d.addErrback(lambda f: log.info("Address book refresh failed: {e}", e=f.getErrorMessage()))
+            if self.listener is not None:
+                self.listener.addressBookChanged()
             return
         log.debug("Ignoring NOT notification (site {site})", site=root.get("siteid"))
 
@@ -557,12 +583,10 @@ class NotificationProtocol(DispatchProtocol):
         except (ProtocolError, ServiceError) as e:
             log.info("Ignoring malformed {name}: {error}", name=command.name, error=str(e))
             return
-        if self.roster is None:
-            log.info("{name} from the server with no roster to apply it", name=command.name)
+        if self.listener is None:
+            log.info("{name} from the server with no session to apply it", name=command.name)
             return
-        d = self.roster.serverListChanged(entries, added)
-        if isinstance(d, Deferred):
-            d.addErrback(lambda f: log.info("Applying a server list change failed: {e}", e=f.getErrorMessage()))
+        self.listener.serverListChanged(entries, added)
 
     def handle_RNG(self, command: Command) -> None:
         """
@@ -573,10 +597,10 @@ class NotificationProtocol(DispatchProtocol):
         except ProtocolError as e:
             log.info("Ignoring malformed RNG: {error}", error=str(e))
             return
-        if self.conversationManager is None:
-            log.info("Invitation from {inviter} ignored: no conversation manager", inviter=invitation.inviter)
+        if self.listener is None:
+            log.info("Invitation from {inviter} ignored: no session", inviter=invitation.inviter)
             return
-        self.conversationManager.invited(invitation)
+        self.listener.invited(invitation)
 
     def handle_XFR(self, command: Command) -> None:
         """

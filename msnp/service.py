@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import random as _random
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol
 
 from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred, maybeDeferred, succeed
@@ -29,6 +29,9 @@ from twisted.python.failure import Failure
 
 from msnp.errors import AuthenticationError, SignedOut
 from msnp.protocol import reactorOrDefault
+
+if TYPE_CHECKING:
+    from msnp.session import Session
 
 log = Logger()
 
@@ -131,7 +134,7 @@ class MessengerService(Service):
         self.random = random
         self.logoutTimeout = logoutTimeout
         self.state = "stopped"
-        self.session: Any = None
+        self.session: Optional["Session"] = None
         self.lastError: Optional[BaseException] = None
         self.attempts = 0
         self.totalLogins = 0
@@ -193,7 +196,7 @@ class MessengerService(Service):
 
     # -- for callers -------------------------------------------------------------
 
-    def whenSignedIn(self) -> "Deferred[Any]":
+    def whenSignedIn(self) -> "Deferred[Session]":
         """
         A L{Deferred} firing with the session at the next successful login
         (at once when signed in now).

@@ -68,6 +68,27 @@ def command(line: bytes) -> Command:
     return parseCommand(line, Direction.FROM_SERVER)
 
 
+class _EndListener:
+    """
+    A listener that only records how the connection ended.
+    """
+
+    def __init__(self, ended: list[Optional[str]]) -> None:
+        self.ended = ended
+
+    def serverListChanged(self, entries: Any, added: bool) -> None:
+        pass
+
+    def addressBookChanged(self) -> None:
+        pass
+
+    def invited(self, invitation: Any) -> None:
+        pass
+
+    def notificationEnded(self, reason: Optional[str]) -> None:
+        self.ended.append(reason)
+
+
 class Harness:
     """
     A connected L{NotificationProtocol} with bob, carol and dave as contacts.
@@ -88,7 +109,7 @@ class Harness:
         self.transport.protocol = self.protocol
         self.protocol.makeConnection(self.transport)
         self.ended: list[Optional[str]] = []
-        self.protocol.onEnded = self.ended.append
+        self.protocol.listener = _EndListener(self.ended)
         self.protocol.state.contacts = ContactList(
             [
                 Contact("bob@example.com", "Bob", lists=Lists.FORWARD | Lists.ALLOW),
@@ -625,7 +646,7 @@ class AccountMessageTests(SynchronousTestCase):
         """
         h = Harness(self)
         roster = Recorder()
-        h.protocol.roster = roster
+        h.protocol.listener = roster
         payload = b'<ml><d n="example.com"><c n="dave" t="1" l="8" f="Dave%20D." /></d></ml>'
         h.receive(b"ADL 0 %d\r\n" % len(payload) + payload)
         h.receive(b"RML 0 %d\r\n" % len(payload) + payload)
@@ -638,7 +659,7 @@ class AccountMessageTests(SynchronousTestCase):
         """
         h = Harness(self)
         roster = Recorder()
-        h.protocol.roster = roster
+        h.protocol.listener = roster
         payload = (
             b'<NOTIFICATION id="0" siteid="45705" siteurl="http://contacts.msn.com"><MSG id="0"><BODY>'
             b"&lt;NotificationData&gt;&lt;Service&gt;ABCHInternal&lt;/Service&gt;&lt;/NotificationData&gt;"
@@ -653,7 +674,7 @@ class AccountMessageTests(SynchronousTestCase):
         """
         h = Harness(self)
         manager = Recorder()
-        h.protocol.conversationManager = manager
+        h.protocol.listener = manager
         h.receive(
             b"RNG 11752013 207.46.108.38:1863 CKI 849102291.520491113 bob@example.com "
             b"Bob%20B U messenger.msn.com 1\r\n"

@@ -1,0 +1,458 @@
+# -*- test-case-name: test.test_client -*-
+"""
+L{Session}: one signed-in account, the long-lived state a user works with.
+
+It is built complete by L{msnp.client.MSNClient.login} once the NS has
+accepted the ticket: its roster (L{msnp.roster.RosterManager}) over the ABCH
+services, its conversations (L{msnp.conversation.ConversationManager}) over
+the NS connection, and itself as that connection's
+L{msnp.notification.INotificationListener}. Every attribute reflects what
+the server confirmed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from twisted.internet.defer import Deferred, ensureDeferred, fail, succeed
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from msnp.contacts import Contact, ContactList, Group, Place, Profile, Status, formatCurrentMedia
+from msnp.conversation import Conversation, ConversationManager
+from msnp.errors import ServiceError
+from msnp.httpclient import HTTPClientHandle
+from msnp.interfaces import notifyObserver
+from msnp.listpayload import ListEntry
+from msnp.notification import INotificationListener, NotificationProtocol
+from msnp.nsmessages import Invitation, SessionState
+from msnp.roster import GroupReference, RosterManager
+from msnp.soap.addressbook import AddressBookService
+from msnp.soap.sharing import SharingService
+
+if TYPE_CHECKING:
+    from msnp.client import MSNClient
+
+log = Logger()
+
+
+# -- tickets ------------------------------------------------------------------------------
+
+
+class ContactsTicket:
+    """
+    The session's current C{contacts.msn.com} ticket, which the ABCH
+    clients read at every call; a renewal swaps it in place. Calling the
+    object returns the ticket, so it is itself the ticket provider.
+    The ticket never appears in the C{repr}.
+    """
+
+    def __init__(self, ticket: str, renew: Optional[Callable[[], "Deferred[str]"]] = None) -> None:
+        """
+        @param renew: runs a new SSO request and fires with the new ticket
+            (L{None}: this ticket cannot be renewed).
+        """
+        self._ticket = ticket
+        self._renew = renew
+        self._closed = False
+
+    def __call__(self) -> str:
+        return self._ticket
+
+    def replace(self, ticket: str) -> None:
+        """
+        Use C{ticket} from the next call on.
+        """
+        self._ticket = ticket
+
+    def __repr__(self) -> str:
+        return "<ContactsTicket (hidden)>"
+
+    def renew(self) -> "Deferred[None]":
+        """
+        Get a new ticket and use it from the next call on; the ABCH clients
+        call this when the service says the ticket has expired.
+        """
+        if self._closed:
+            return fail(ServiceError("the session has ended; its tickets cannot be renewed"))
+        if self._renew is None:
+            return fail(ServiceError("this session has no HTTP client to renew its tickets with"))
+        return self._renew().addCallback(self.replace)
+
+    def close(self) -> None:
+        """
+        The session ended: refuse renewals from now on.
+        """
+        self._closed = True
+
+
+# -- the session --------------------------------------------------------------------------
+
+
+@implementer(INotificationListener)
+class Session:
+    """
+    A signed-in account: its state, its contacts, its conversations.
+
+    Every attribute reflects what the server confirmed; the setters change
+    them only when the server echoes the change.
+    """
+
+    def __init__(
+        self,
+        protocol: NotificationProtocol,
+        sharing: SharingService,
+        addressBook: AddressBookService,
+        contactsTicket: ContactsTicket,
+        observer: Optional[object],
+        reactor: Any,
+        requestTimeout: float = 30.0,
+        trace: bool = False,
+        http: Optional[HTTPClientHandle] = None,
+        client: Optional["MSNClient"] = None,
+    ) -> None:
+        """
+        Build the whole session at once: its roster over the two ABCH
+        services, its conversation manager over the NS connection, and
+        itself as that connection's L{INotificationListener}.
+
+        @param contactsTicket: the ticket the ABCH services read (and renew).
+        @param http: the HTTP pool the login created, closed when the
+            session ends (L{None}: the caller's own client, left open).
+        @param client: the L{msnp.client.MSNClient} that signed in, if any.
+        """
+        self.client = client
+        self.protocol = protocol
+        self.observer = observer
+        self._http = http
+        self._signedIn = False
+        self._ended_ = False
+        self._endReason: Optional[str] = None
+        self._endWaiters: list[Deferred[Optional[str]]] = []
+        self._cleanedUp: Optional[Deferred[None]] = None
+        self._contactsTicket = contactsTicket
+        self.roster = RosterManager(
+            self.contacts, sharing, addressBook, protocol.sendListCommand, observer,
+            session=self, ownEmail=self.account,
+        )
+        self.conversationManager = ConversationManager(
+            account=self.account,
+            machineGuid=self.machineGuid,
+            displayName=lambda: self.displayName or self.account,
+            requestSwitchboard=protocol.requestSwitchboard,
+            observer=observer,
+            reactor=reactor,
+            requestTimeout=requestTimeout,
+            trace=trace,
+            session=self,
+        )
+        protocol.session = self
+        protocol.listener = self
+
+    def __repr__(self) -> str:
+        return f"<Session {self.account} {self.status.code}{' ended' if self._ended_ else ''}>"
+
+    def renewTicket(self) -> "Deferred[None]":
+        """
+        Renew the C{contacts.msn.com} ticket the ABCH clients use: run the
+        SSO request of the login again (same account, password and policy)
+        and swap in the new ticket. The NS session is not touched (reference
+        section 7.4). The ABCH clients do this by themselves when the
+        service says the ticket has expired.
+
+        @return: a L{Deferred} firing once the new ticket is in use, or
+            failing with L{msnp.errors.AuthenticationError} (the password is
+            no longer accepted) or L{msnp.errors.ServiceError}.
+        """
+        return self._contactsTicket.renew()
+
+    # -- state ---------------------------------------------------------------------------------
+
+    @property
+    def state(self) -> SessionState:
+        """
+        The NS connection's live state; the other properties read it, so
+        they never disagree with what the server confirmed.
+        """
+        return self.protocol.state
+
+    @property
+    def account(self) -> str:
+        return self.state.account
+
+    @property
+    def contacts(self) -> ContactList:
+        return self.state.contacts
+
+    @property
+    def profile(self) -> Optional[Profile]:
+        return self.state.profile
+
+    @property
+    def status(self) -> Status:
+        return self.state.status
+
+    @property
+    def displayName(self) -> str:
+        return self.state.displayName
+
+    @property
+    def personalMessage(self) -> str:
+        return self.state.personalMessage
+
+    @property
+    def currentMedia(self) -> str:
+        return self.state.currentMedia
+
+    @property
+    def machineGuid(self) -> str:
+        return self.state.machineGuid
+
+    @property
+    def policy(self) -> Optional[bytes]:
+        """
+        The C{GCF} policy document the server pushed at login, if any.
+        """
+        return self.protocol.policy
+
+    @property
+    def places(self) -> dict[str, Place]:
+        """
+        This account's signed-in places (MPOP), ours included.
+        """
+        return self.state.places
+
+    @property
+    def hotmailProfile(self) -> dict[str, str]:
+        return self.state.hotmailProfile
+
+    @property
+    def isActive(self) -> bool:
+        """
+        Whether the login finished and the session has not ended: only
+        then do requests on it make sense.
+        """
+        return self._signedIn and not self._ended_
+
+    # -- what the NS connection tells us (INotificationListener) ----------------------------------
+
+    def useContactList(self, contacts: ContactList, profile: Profile) -> None:
+        """
+        The login downloaded the lists: from now on they are the session's
+        (and its roster's) contact list and profile.
+        """
+        self.state.contacts = contacts
+        self.state.profile = profile
+        self.roster.contacts = contacts
+
+    def markSignedIn(self) -> None:
+        """
+        The login finished (C{CHG} echoed): from now on the session is
+        active and its end is reported to the observer.
+        """
+        self._signedIn = True
+
+    def serverListChanged(self, entries: list[ListEntry], added: bool) -> None:
+        d = self.roster.serverListChanged(entries, added)
+        d.addErrback(lambda f: log.info("Applying a server list change failed: {e}", e=f.getErrorMessage()))
+
+    def addressBookChanged(self) -> None:
+        d = self.roster.addressBookChanged()
+        d.addErrback(lambda f: log.info("Address book refresh failed: {e}", e=f.getErrorMessage()))
+
+    def invited(self, invitation: Invitation) -> None:
+        self.conversationManager.invited(invitation)
+
+    def notificationEnded(self, reason: Optional[str]) -> None:
+        self._ended(reason)
+
+    def _ended(self, reason: Optional[str]) -> None:
+        """
+        The NS connection closed: end everything that hangs off it.
+        """
+        if self._ended_:
+            return
+        self._ended_ = True
+        self._endReason = reason
+        self._contactsTicket.close()
+        try:
+            self.conversationManager.closeAll()
+        except Exception:
+            log.failure("Error while closing the conversations of {account}", account=self.account)
+        cleanup: Deferred[None] = self._http.close() if self._http is not None else succeed(None)
+        cleanup.addErrback(lambda f: log.failure("Error while closing the HTTP pool", f))
+        self._cleanedUp = cleanup
+        if not self._signedIn:
+            return
+        log.info("Session of {account} ended: {reason}", account=self.account, reason=reason)
+        notifyObserver(self.observer, "signedOut", self, reason)
+
+        def tellWaiters(_: object) -> None:
+            waiters, self._endWaiters = self._endWaiters, []
+            for waiter in waiters:
+                waiter.callback(reason)
+
+        cleanup.addCallback(tellWaiters)
+
+    # -- lifetime ----------------------------------------------------------------------------------
+
+    def logout(self) -> "Deferred[None]":
+        """
+        Send C{OUT}, close the conversations and the connection.
+
+        @return: a L{Deferred} firing when everything is closed.
+        """
+        return ensureDeferred(self._logout())
+
+    async def _logout(self) -> None:
+        if not self._ended_:
+            try:
+                self.conversationManager.closeAll()
+            except Exception:
+                log.failure("Error while closing the conversations of {account}", account=self.account)
+        await self.protocol.signOut()
+        if self._cleanedUp is not None and not self._cleanedUp.called:
+            done: Deferred[None] = Deferred()
+
+            def passOn(result: object) -> object:
+                done.callback(None)
+                return result
+
+            self._cleanedUp.addBoth(passOn)
+            await done
+
+    def whenEnded(self) -> "Deferred[Optional[str]]":
+        """
+        A L{Deferred} firing once the session is over, with the reason: the
+        server's C{OUT} code (C{"OTH"}, C{"SSD"}, ...), C{"logout"},
+        C{"connection lost"}, or C{"signed out from another place"}.
+        """
+        if self._ended_ and not self._endWaiters and self._cleanedUp is not None and self._cleanedUp.called:
+            return succeed(self._endReason)
+        d: Deferred[Optional[str]] = Deferred()
+        self._endWaiters.append(d)
+        return d
+
+    # -- presence ----------------------------------------------------------------------------------
+
+    def setStatus(self, status: Status) -> "Deferred[Status]":
+        """
+        Change the status (C{UUX} place state, then C{CHG}); fires with the
+        status the server echoed.
+        """
+        if status is Status.OFFLINE:
+            return fail(ValueError("cannot set FLN; use logout() or Status.HIDDEN"))
+        if status is self.status:
+            return succeed(status)
+
+        async def change() -> Status:
+            await self.protocol.publishEndpoint(status)
+            return await self.protocol.changeStatus(status)
+
+        return ensureDeferred(change())
+
+    def setDisplayName(self, name: str) -> "Deferred[str]":
+        """
+        Change the display name (C{PRP MFN}); fires with the echoed name.
+        """
+        if not name.strip():
+            return fail(ValueError("a display name cannot be empty"))
+        return self.protocol.setDisplayName(name)
+
+    def setPersonalMessage(self, text: str) -> "Deferred[None]":
+        """
+        Change the personal message (C{UUX}); fires on C{UUX trid 0}.
+        """
+        return self.protocol.publishPersonalData(text, self.currentMedia)
+
+    def setCurrentMedia(
+        self, title: str, artist: str = "", album: str = "", category: str = "Music"
+    ) -> "Deferred[None]":
+        """
+        Show (or, with an empty C{title}, clear) "now playing".
+        """
+        media = formatCurrentMedia(title, artist, album, category)
+        return self.protocol.publishPersonalData(self.personalMessage, media)
+
+    # -- conversations ---------------------------------------------------------------------------------
+
+    def openConversation(self, email: str) -> "Deferred[Conversation]":
+        """
+        Start (or reuse) a conversation with C{email}.
+
+        @return: a L{Deferred} firing with the L{Conversation} once the
+            contact has joined, or failing (L{msnp.errors.ContactOffline},
+            L{msnp.errors.ServerError}, a timeout).
+        """
+        return self.conversationManager.openConversation(email)
+
+    @property
+    def conversations(self) -> list[Conversation]:
+        """
+        The open L{msnp.conversation.Conversation}s.
+        """
+        return self.conversationManager.conversations
+
+    # -- contact management (see msnp.roster.RosterManager) ---------------------------------------------
+
+    def addContact(self, email: str, group: Optional[GroupReference] = None) -> "Deferred[Contact]":
+        """
+        Add C{email} to the contact list (optionally into C{group}); fires
+        with the new L{Contact}.
+        """
+        return self.roster.addContact(email, group)
+
+    def removeContact(self, email: str) -> "Deferred[None]":
+        """
+        Take C{email} off the contact list (address book and forward list).
+        """
+        return self.roster.removeContact(email)
+
+    def blockContact(self, email: str) -> "Deferred[None]":
+        """
+        Block C{email}: they see you offline and cannot talk to you.
+        """
+        return self.roster.blockContact(email)
+
+    def unblockContact(self, email: str) -> "Deferred[None]":
+        """
+        Allow C{email} again.
+        """
+        return self.roster.unblockContact(email)
+
+    def acceptContactRequest(self, email: str, addToList: bool = True) -> "Deferred[Contact]":
+        """
+        Accept someone who added you; with C{addToList} (the default) add
+        them to your list too, so you see each other.
+        """
+        return self.roster.acceptContactRequest(email, addToList)
+
+    def declineContactRequest(self, email: str) -> "Deferred[Contact]":
+        """
+        Decline someone who added you: they are blocked.
+        """
+        return self.roster.declineContactRequest(email)
+
+    def addGroup(self, name: str) -> "Deferred[Group]":
+        """
+        Create a group; fires with the new L{msnp.contacts.Group}.
+        """
+        return self.roster.addGroup(name)
+
+    def renameGroup(self, group: GroupReference, newName: str) -> "Deferred[Group]":
+        """
+        Rename a group, given as a L{msnp.contacts.Group}, its id or its name.
+        """
+        return self.roster.renameGroup(group, newName)
+
+    def removeGroup(self, group: GroupReference) -> "Deferred[None]":
+        """
+        Delete a group (its contacts stay on the list, without the group).
+        """
+        return self.roster.removeGroup(group)
+
+    def moveContactToGroup(self, email: str, group: Optional[GroupReference]) -> "Deferred[Contact]":
+        """
+        Put a contact in C{group} only (L{None}: in no group).
+        """
+        return self.roster.moveContactToGroup(email, group)
