@@ -927,3 +927,56 @@ class ThrottleEndToEndTests(LimitsTestCase):
         self.assertEqual(await arrived, 2.0)
         self.timers.advance(2)
         self.assertIn(b"BinarySecurityToken", await good)
+
+
+class TapOptionTests(SynchronousTestCase):
+    """
+    The limits are configurable from C{twistd msnp-server}.
+    """
+
+    def test_limitOption(self) -> None:
+        """
+        C{--limit NAME=VALUE} (repeatable) changes those limits on the
+        network made; the others keep their defaults.
+        """
+        from msnp.server.tap import Options, makeService
+
+        options = Options()
+        options.parseOptions(["--port", "0", "--limit", "idleTimeout=120", "--limit", "xfrTokensPerAccount=8"])
+        service: Any = makeService(options)
+        limits = service.network.limits
+        self.assertEqual((limits.idleTimeout, limits.xfrTokensPerAccount), (120.0, 8))
+        self.assertEqual(limits.loginTimeout, DEFAULT_LIMITS.loginTimeout)
+
+    def test_badLimits(self) -> None:
+        """
+        An unknown name, a non-number or a non-positive value is a usage
+        error naming the problem.
+        """
+        from twisted.python import usage
+
+        from msnp.server.tap import Options
+
+        for argument, fragment in (("nosuch=1", "NAME=VALUE"), ("idleTimeout=soon", "not a number"),
+                                   ("idleTimeout=0", "must be positive")):
+            error = self.assertRaises(usage.UsageError, Options().parseOptions, ["--limit", argument])
+            self.assertIn(fragment, str(error))
+
+    def test_logFileOption(self) -> None:
+        """
+        C{--log-file} adds a L{BoundedLogService} next to the network.
+        """
+        from msnp.server.tap import Options, makeService
+
+        options = Options()
+        path = os.path.join(tempDirectory(self), "server.log")
+        options.parseOptions(["--port", "0", "--log-file", path])
+        top: Any = makeService(options)
+        kinds = sorted(type(s).__name__ for s in top)
+        self.assertEqual(kinds, ["BoundedLogService", "NetworkService"])
+
+    def test_limitsValidated(self) -> None:
+        """
+        L{ServerLimits} refuses a non-positive value.
+        """
+        self.assertRaises(ValueError, ServerLimits, loginTimeout=0)
