@@ -461,25 +461,25 @@ class LogTests(LimitsTestCase):
 
     def test_logFileRetentionBounded(self) -> None:
         """
-        Logging 2 MB through L{BoundedLogService} with a 100 KB rotation
-        and 3 kept files leaves at most 4 files of about 100 KB.
+        Logging 500 KB through L{BoundedLogService} with a 20 KB rotation
+        and 3 kept files leaves at most 4 files of about 20 KB.
         """
         directory = tempDirectory(self)
         path = os.path.join(directory, "server.log")
-        service = BoundedLogService(path, replace(DEFAULT_LIMITS, logRotateLength=100_000, logMaxRotatedFiles=3))
+        service = BoundedLogService(path, replace(DEFAULT_LIMITS, logRotateLength=20_000, logMaxRotatedFiles=3))
         service.startService()
         try:
             from twisted.logger import Logger
 
             logger = Logger()
-            for i in range(20_000):
+            for i in range(5_000):
                 logger.info("line {i} {filler}", i=i, filler="f" * 60)
         finally:
             service.stopService()
         files = os.listdir(directory)
         self.assertLessEqual(len(files), 4)
         total = sum(os.path.getsize(os.path.join(directory, f)) for f in files)
-        self.assertLess(total, 4 * 110_000)
+        self.assertLess(total, 4 * 21_000)
 
 
 class HTTPTests(LimitsTestCase):
@@ -980,3 +980,30 @@ class TapOptionTests(SynchronousTestCase):
         L{ServerLimits} refuses a non-positive value.
         """
         self.assertRaises(ValueError, ServerLimits, loginTimeout=0)
+
+
+class RouterTests(SynchronousTestCase):
+    """
+    The NS and SB servers reach the network only through
+    L{INetworkRouter}, which L{LocalNetwork} provides.
+    """
+
+    def test_localNetworkProvidesRouter(self) -> None:
+        """
+        L{LocalNetwork} declares and implements every method and attribute
+        of L{INetworkRouter}.
+        """
+        from zope.interface.verify import verifyObject
+
+        from msnp.server.router import INetworkRouter
+
+        network = LocalNetwork(reactor=Clock(), clock=Clock())
+        self.assertTrue(verifyObject(INetworkRouter, network))
+
+    def test_referralBeforeStart(self) -> None:
+        """
+        Before the switchboard listens, C{referSwitchboard} gives L{None}
+        (the NS answers C{XFR SB} with C{500}).
+        """
+        network = LocalNetwork(reactor=Clock(), clock=Clock())
+        self.assertIsNone(network.referSwitchboard("alice@example.com", GUID_A))
