@@ -186,7 +186,7 @@ def attackIdle(child: Child, n: int) -> str:
     time.sleep(0.5)
     alive = openConnections(socks)
     closeAll(socks)
-    return f"{len(socks)} idle connections opened, {alive} held (cap per address and server)"
+    return f"{len(socks)} idle connections opened, {alive} held (cap per address, all servers together)"
 
 
 def attackLogs(child: Child, megabytes: int) -> str:

@@ -400,15 +400,19 @@ class TimeoutTests(LimitsTestCase):
     async def test_connectionsPerAddress(self) -> None:
         """
         Past C{connectionsPerAddress} open connections from one address,
-        a new one is closed at once; closing one makes room again.
+        over all servers together, a new one (to any server) is closed at
+        once; closing one makes room again.
         """
         await self.start(connectionsPerAddress=5)
-        raws = [await self.connect(self.ds) for _ in range(5)]
+        raws = [await self.connect(self.ds) for _ in range(3)]
+        raws += [await self.connect(self.network.notificationAddress) for _ in range(2)]
         for raw in raws:
             raw.send("VER 1 MSNP18 CVR0")
             await raw.expect("VER")
-        extra = await self.connect(self.ds)
-        await extra.lost
+        for address in (self.network.switchboardAddress, self.ds):
+            extra = await self.connect(address)
+            await extra.lost
+        self.assertEqual(self.network.addresses.openFrom("127.0.0.1"), 5)
         raws[0].transport.loseConnection()
         await raws[0].lost
         again = await self.connect(self.ds)
