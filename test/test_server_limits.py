@@ -27,7 +27,6 @@ from twisted.logger import globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from msnp.challenge import computeChallengeResponse
 from msnp.server.accounts import ALLOW, BLOCK, AccountStore
 from msnp.server.connection import ServerConnection, describe
 from msnp.server.limits import DEFAULT_LIMITS, ServerLimits, summarise
