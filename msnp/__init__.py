@@ -10,6 +10,10 @@ imports the local network (C{msnp.server}).
 
 from __future__ import annotations
 
+#: The version of msnp: the one place it is written (C{setup.cfg} reads it
+#: from here, C{python -m msnp --version} prints it).
+__version__ = "0.2.0"
+
 import importlib
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +50,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "__version__",
     "MSNClient",
     "Session",
     "Endpoints",
