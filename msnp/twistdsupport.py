@@ -89,17 +89,25 @@ class TwistdOptionsMixin:
             installLogLevel(self.parent, level)
 
 
+#: What L{installLogLevel} arranged, for L{levelFilteredObserver}: twistd
+#: resolves its C{--logger} option by dotted name, so the factory it is
+#: given must be a module-level name and cannot carry arguments.
+_chosenLogging: Optional[dict[str, Any]] = None
+
+
 def installLogLevel(twistdOptions: Any, level: LogLevel) -> None:
     """
     Make C{twistd} log only events at C{level} or above.
 
     C{twistd} builds its log observer from its C{--logger} option after the
-    plugin's options are parsed; this replaces that option with a factory
-    that builds the same observer C{twistd} would (the C{--logger} given,
-    else its text log to standard output or C{--logfile}) wrapped in a level
-    filter. With C{--syslog} the level is not applied (and a warning says
-    so), since C{twistd}'s syslog observer is built elsewhere.
+    plugin's options are parsed; this points that option at
+    L{levelFilteredObserver}, which builds the observer C{twistd} would
+    have built (the C{--logger} given, else its text log to standard
+    output or C{--logfile}) wrapped in a level filter. With C{--syslog}
+    the level is not applied (and a warning says so), since C{twistd}'s
+    syslog observer is built elsewhere.
     """
+    global _chosenLogging
     if twistdOptions.get("syslog"):
         sys.stderr.write("--log-level is not applied with --syslog\n")
         return
@@ -109,15 +117,23 @@ def installLogLevel(twistdOptions: Any, level: LogLevel) -> None:
             chosen = namedAny(chosen)
         except Exception as e:
             raise usage.UsageError(f"Logger {chosen!r} could not be imported: {e}") from None
-    logfile = twistdOptions.get("logfile")
-    nodaemon = bool(twistdOptions.get("nodaemon"))
+    _chosenLogging = {
+        "factory": chosen,
+        "logfile": twistdOptions.get("logfile"),
+        "nodaemon": bool(twistdOptions.get("nodaemon")),
+        "level": level,
+    }
+    twistdOptions["logger"] = f"{__name__}.levelFilteredObserver"
 
-    def makeObserver() -> ILogObserver:
-        observer = chosen() if chosen is not None else _defaultObserver(logfile, nodaemon)
-        predicate = LogLevelFilterPredicate(defaultLogLevel=level)
-        return FilteringLogObserver(observer, [predicate])
 
-    twistdOptions["logger"] = makeObserver
+def levelFilteredObserver() -> ILogObserver:
+    """
+    The observer L{installLogLevel} arranged (a C{--logger} factory).
+    """
+    chosen = _chosenLogging or {"factory": None, "logfile": None, "nodaemon": True, "level": LogLevel.info}
+    factory = chosen["factory"]
+    observer = factory() if factory is not None else _defaultObserver(chosen["logfile"], chosen["nodaemon"])
+    return FilteringLogObserver(observer, [LogLevelFilterPredicate(defaultLogLevel=chosen["level"])])
 
 
 def _defaultObserver(logfile: Optional[str], nodaemon: bool) -> ILogObserver:
