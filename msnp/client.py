@@ -249,7 +249,7 @@ class MSNClient:
         """
         Sign in.
 
-        @return: a L{Deferred} firing with the L{Session} once the contact
+        @return: a L{Deferred <twisted.internet.defer.Deferred>} firing with the L{Session} once the contact
             list is known and the status is announced; or failing with
             L{AuthenticationError} (wrong password, unknown account, ticket
             refused), L{LoginTimeout} (the whole login or one step took too
@@ -540,7 +540,7 @@ class Session:
         section 7.4). The ABCH clients call this by themselves when the
         service says the ticket has expired.
 
-        @return: a L{Deferred} firing once the new ticket is in use, or
+        @return: a L{Deferred <twisted.internet.defer.Deferred>} firing once the new ticket is in use, or
             failing with L{msnp.errors.AuthenticationError} (the password is
             no longer accepted) or L{msnp.errors.ServiceError}.
         """
@@ -686,7 +686,7 @@ class Session:
         """
         Send C{OUT}, close the conversations and the connection.
 
-        @return: a L{Deferred} firing when everything is closed.
+        @return: a L{Deferred <twisted.internet.defer.Deferred>} firing when everything is closed.
         """
         return ensureDeferred(self._logout())
 
@@ -709,7 +709,7 @@ class Session:
 
     def whenEnded(self) -> "Deferred[Optional[str]]":
         """
-        A L{Deferred} firing once the session is over, with the reason: the
+        A L{Deferred <twisted.internet.defer.Deferred>} firing once the session is over, with the reason: the
         server's C{OUT} code (C{"OTH"}, C{"SSD"}, ...), C{"logout"},
         C{"connection lost"}, or C{"signed out from another place"}.
         """

@@ -116,7 +116,7 @@ def connectQuietly(endpoint: Any, protocol: Any) -> Any:
     does not log "Starting factory" / "Stopping factory" for every
     connection (a long-running client otherwise fills its log with them).
 
-    @return: a L{Deferred} firing with C{protocol} once connected.
+    @return: a L{Deferred <twisted.internet.defer.Deferred>} firing with C{protocol} once connected.
     """
     from twisted.internet.protocol import Factory
 

@@ -812,7 +812,7 @@ class Conversation:
         """
         Send a text (ack mode C{A}); split into parts when too long.
 
-        @return: a L{Deferred} firing once the switchboard acknowledged every
+        @return: a L{Deferred <twisted.internet.defer.Deferred>} firing once the switchboard acknowledged every
             part, failing with L{MessageNotDelivered} on C{NAK}, on the
             acknowledgement timeout, when the switchboard closes first, or
             when no switchboard could be opened.
@@ -847,7 +847,7 @@ class Conversation:
         """
         Bring C{email} into this conversation.
 
-        @return: a L{Deferred} firing when C{email} has joined; failing with
+        @return: a L{Deferred <twisted.internet.defer.Deferred>} firing when C{email} has joined; failing with
             L{ContactOffline} (C{217}), L{RequestTimeout} if they do not
             join within the set-up timeout, or L{ConnectionLost}.
         """
@@ -878,7 +878,7 @@ class Conversation:
         L{MessageNotDelivered}. The conversation can be used again later (a
         new switchboard is opened).
 
-        @return: a L{Deferred} firing once the connection is closed.
+        @return: a L{Deferred <twisted.internet.defer.Deferred>} firing once the connection is closed.
         """
         self._failQueue(MessageNotDelivered("the conversation was closed"))
         switchboard = self._switchboard
@@ -946,7 +946,7 @@ class Conversation:
 
     def _whenReady(self) -> "Deferred[None]":
         """
-        A L{Deferred} firing when a switchboard is ready (opening one if
+        A L{Deferred <twisted.internet.defer.Deferred>} firing when a switchboard is ready (opening one if
         needed), or failing with the reason it could not be opened.
         """
         if self._isUsable():
