@@ -77,8 +77,7 @@ class TwistdOptionsMixin:
 
     def opt_log_level(self, value: str) -> None:
         """
-        Log only events at this level or above: debug, info (the default),
-        warn, error or critical.
+        Log only events at this level or above: debug, info (default), warn, error, critical.
         """
         try:
             level = parseLogLevel(value)
