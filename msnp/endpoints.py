@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field, replace
-from typing import Optional
+from typing import Any, Optional
 
 #: The historical Microsoft addresses (all switched off long ago).
 HISTORICAL_DISPATCH = "tcp:messenger.hotmail.com:1863"
@@ -57,6 +57,24 @@ def newMachineGuid() -> str:
     return "{" + str(uuid.uuid4()).upper() + "}"
 
 
+def parseMachineGuid(text: str) -> str:
+    """
+    A machine GUID given by a user, in the form WLM sends (upper case, in
+    braces). The braces may be left out and the case does not matter; the
+    server answers anything else with C{911}, which looks like refused
+    credentials, so the check is made before connecting.
+
+    @raise ValueError: C{text} is not a GUID.
+    """
+    try:
+        value = uuid.UUID(text.strip().strip("{}"))
+    except ValueError:
+        raise ValueError(
+            f"--machine-guid must be a GUID such as {newMachineGuid()}, not {text!r}"
+        ) from None
+    return "{" + str(value).upper() + "}"
+
+
 @dataclass(frozen=True)
 class ClientIdentity:
     """
@@ -89,3 +107,19 @@ class ClientIdentity:
         A copy with some fields changed.
         """
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def connectQuietly(endpoint: Any, protocol: Any) -> Any:
+    """
+    Connect C{protocol} through C{endpoint}, like
+    L{twisted.internet.endpoints.connectProtocol}, but with a factory that
+    does not log "Starting factory" / "Stopping factory" for every
+    connection (a long-running client otherwise fills its log with them).
+
+    @return: a L{Deferred <twisted.internet.defer.Deferred>} firing with C{protocol} once connected.
+    """
+    from twisted.internet.protocol import Factory
+
+    factory = Factory.forProtocol(lambda: protocol)
+    factory.noisy = False
+    return endpoint.connect(factory)

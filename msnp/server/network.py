@@ -271,7 +271,7 @@ class LocalNetwork:
         """
         Listen on every port.
 
-        @return: a L{Deferred} firing with the L{Endpoints} to give a client.
+        @return: a L{Deferred <twisted.internet.defer.Deferred>} firing with the L{Endpoints} to give a client.
         """
         from twisted.internet.defer import ensureDeferred
 
@@ -363,7 +363,7 @@ class LocalNetwork:
         """
         Stop listening and close every open connection.
 
-        @return: a L{Deferred} firing once every port and connection is closed.
+        @return: a L{Deferred <twisted.internet.defer.Deferred>} firing once every port and connection is closed.
         """
         ports, self._ports = self._ports, []
         factories, self._factories = self._factories, []

@@ -15,12 +15,14 @@ from typing import Any, Optional
 
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 from twisted.python import usage
 
 from msnp.server.accounts import AccountFileError, AccountStore
 from msnp.server.limits import DEFAULT_LIMITS, ServerLimits
 from msnp.server.logs import BoundedLogService
+from msnp.twistdsupport import EXIT_FAILED, TwistdOptionsMixin, exitAfterShutdown
 
 log = Logger()
 
@@ -32,13 +34,15 @@ def _port(text: str) -> int:
     return value
 
 
-class Options(usage.Options):
+class Options(TwistdOptionsMixin, usage.Options):
     """
     Command-line options of C{twistd msnp-server}.
 
     After parsing, C{self.store} holds the accounts (empty without
     C{--accounts}).
     """
+
+    commandName = "twistd msnp-server"
 
     optParameters = [
         ["interface", None, "127.0.0.1", "The address to listen on."],
@@ -112,7 +116,8 @@ class NetworkService(Service):
             C{stop}, C{store} and C{switchboardAddress}).
         @param stopReactorOnFailure: stop the network's reactor when the
             network cannot start (e.g. a port is taken), so a C{twistd}
-            process exits instead of running with nothing to serve.
+            process exits (with code 1) instead of running with nothing
+            to serve.
         """
         self.network = network
         self.stopReactorOnFailure = stopReactorOnFailure
@@ -127,12 +132,22 @@ class NetworkService(Service):
     async def _start(self) -> None:
         try:
             self.endpoints = await self.network.start()
+        except CannotListenError as e:
+            # The usual cause (a port in use) needs one line, not a traceback.
+            self.startError = e
+            log.critical(
+                "The local MSNP18 network could not start: cannot listen on {interface}:{port} ({reason}). "
+                "Stop what uses that port or choose another (--port, --sb-port, --http-port, --ns-port).",
+                interface=e.interface or "*",
+                port=e.port,
+                reason=getattr(e.socketError, "strerror", None) or e.socketError,
+            )
+            self._failed()
+            return
         except Exception as e:
             self.startError = e
             log.failure("The local MSNP18 network could not start")
-            reactor = getattr(self.network, "reactor", None)
-            if self.stopReactorOnFailure and reactor is not None and reactor.running:
-                reactor.stop()
+            self._failed()
             return
         endpoints = self.endpoints
         log.info(
@@ -145,6 +160,11 @@ class NetworkService(Service):
             addressBook=endpoints.addressBook,
         )
         log.info("Switchboard at {address}", address=self.network.switchboardAddress or "(not available)")
+
+    def _failed(self) -> None:
+        reactor = getattr(self.network, "reactor", None)
+        if self.stopReactorOnFailure and reactor is not None:
+            exitAfterShutdown(reactor, EXIT_FAILED)
 
     def stopService(self) -> "Deferred[None]":
         Service.stopService(self)
