@@ -350,11 +350,10 @@ class TransferTests(SynchronousTestCase):
         obj = pair.bobObjects.publish(BOB, picture(3000))
         d = pair.alice.fetchObject(obj)
         invite = slp.parseSLP(parseFrame(pair.aliceWire.sent[0]).chunk.payload)
+        pair.step(1)  # Bob has queued ACK, 200 OK, preparation and data
+        pair.bob._sendSLP(ALICE, slp.buildResponse(invite, BOB, 603))  # "another place" declines
         pair.run()
         self.assertEqual(self.successResultOf(d), picture(3000))
-        late = slp.buildResponse(invite, BOB, 603)
-        pair.bob._sendSLP(ALICE, late)
-        pair.run()
 
     def test_transportInviteAnswered(self) -> None:
         """
@@ -488,8 +487,8 @@ class HostileInputTests(SynchronousTestCase):
 
     def test_wrongDataSize(self) -> None:
         """
-        Data whose total disagrees with the object's Size is refused (the
-        fetch then fails on the checksum); memory never exceeds the cap.
+        Data whose total disagrees with the object's Size is refused at its
+        first chunk, before anything is buffered, with a logged reason.
         """
         pair = Pair(maxObjectSize=10000)
         obj = pair.bobObjects.publish(BOB, picture(3000))
@@ -497,3 +496,5 @@ class HostileInputTests(SynchronousTestCase):
         d = pair.alice.fetchObject(obj)
         pair.run()
         self.failureResultOf(d, ChecksumMismatch)
+        self.assertIn("Refusing 9000-byte data", self.logs.text())
+        self.assertEqual(len(pair.alice._reassembler), 0)

@@ -58,6 +58,7 @@ from msnp.p2p.transport import (
     APP_EMOTICON,
     APP_NONE,
     APP_OBJECT_OLD,
+    DATA_FLAGS,
     DATA_PREPARATION,
     FLAG_NONE,
     FLAG_OBJECT_DATA,
@@ -272,6 +273,12 @@ class P2PManager:
         if sid and session is None:
             if (sender, sid) not in self._closed:
                 log.info("Dropping P2P chunk of unknown session {sid} from {peer}", sid=sid, peer=sender)
+            return
+        if session is not None and session.fetching and header.flags in DATA_FLAGS and header.totalSize != session.obj.size:
+            log.warn("Refusing {size}-byte data from {peer} for a {expected}-byte object",
+                     size=header.totalSize, peer=sender, expected=session.obj.size)
+            self._sendBye(session)
+            self._finish(session, ChecksumMismatch(f"data of {header.totalSize} bytes for an object of {session.obj.size}"))
             return
         if not sid and header.totalSize > slp.MAX_SLP:
             log.warn("Dropping {size}-byte SLP message from {peer}", size=header.totalSize, peer=sender)
