@@ -34,7 +34,7 @@ from msnp.p2p.transport import (
 )
 
 SETTINGS = settings(
-    max_examples=150, deadline=None, database=None,
+    max_examples=100, deadline=None, database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 PREFIX = b"MIME-Version: 1.0\r\nContent-Type: application/x-msnmsgrp2p\r\nP2P-Dest: alice@example.com\r\n\r\n"
@@ -153,7 +153,7 @@ class CodecProperties(SynchronousTestCase):
             pass
 
     @SETTINGS
-    @given(st.binary(max_size=500), st.emails(), st.text(max_size=20))
+    @given(st.binary(max_size=500), st.from_regex(r"[a-z0-9.]{1,12}@[a-z]{1,8}\.com", fullmatch=True), st.text(max_size=20))
     def test_msnObjectRoundTrip(self, data: bytes, creator: str, location: str) -> None:
         """
         Built objects survive XML and Context, and match their data.

@@ -460,6 +460,17 @@ class HostileInputTests(SynchronousTestCase):
         self.pair.run()
         self.assertQuiet()
 
+    def test_forgedSender(self) -> None:
+        """
+        SLP whose C{From} is not the account that sent the C{MSG} is
+        dropped with a logged reason.
+        """
+        invite = slp.buildInvite(ALICE, "carol@example.com", eufGuid=slp.EUF_FILE, sessionId=77777, appId=2, context="AA==")
+        (chunk,) = splitMessage(invite.encode(), sessionId=0, identifier=5, flags=0, ackId=9)
+        self.feed(buildFrame(ALICE, chunk))
+        self.assertQuiet()
+        self.assertIn("claiming to be from carol@example.com", self.logs.text())
+
     def test_responseForUnknownCall(self) -> None:
         """
         A 200 OK for a Call-ID we never used gets no ACK (P.14.1).

@@ -347,6 +347,9 @@ class P2PManager:
         except MalformedSLP as e:
             log.warn("Dropping malformed SLP message from {peer}: {reason}", peer=peer, reason=e)
             return
+        if request.sender and request.sender != peer:
+            log.warn("Dropping SLP from {peer} claiming to be from {claimed}", peer=peer, claimed=request.sender)
+            return
         session = self._byCallId.get(request.callId.upper())
         if session is None and request.sessionId:
             session = self._bySession.get((peer, request.sessionId))
@@ -402,8 +405,9 @@ class P2PManager:
             if self.declineUnknown:
                 self._sendSLP(peer, slp.buildResponse(invite, self.account, 603))
             return
-        appId = int(invite.field("AppID") or 0) if (invite.field("AppID") or "").isdigit() else APP_OBJECT_OLD
-        session = _Session(peer, invite.callId, sessionId, obj, data=data, appId=appId % 2**32)
+        appIdText = (invite.field("AppID") or "").strip()
+        appId = int(appIdText) if appIdText.isdigit() and len(appIdText) <= 9 else APP_OBJECT_OLD
+        session = _Session(peer, invite.callId, sessionId, obj, data=data, appId=appId)
         self._register(session)
         self._arm(session, self.transferTimeout)
         self._sendSLP(peer, slp.buildResponse(invite, self.account, 200))
