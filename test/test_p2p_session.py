@@ -188,6 +188,26 @@ class TransferTests(SynchronousTestCase):
         self.assertLessEqual(max(len(p) for p in pair.bobWire.sent + pair.aliceWire.sent), MAX_PAYLOAD)
         self.assertEqual(pair.clock.getDelayedCalls(), [])
 
+    def test_controlOvertakesData(self) -> None:
+        """
+        While Bob streams a 200 KB picture, Alice asks for a second one:
+        Bob's answer to it goes out between two chunks of the first instead
+        of after all of them, and both pictures arrive.
+        """
+        pair = Pair()
+        big = pair.bobObjects.publish(BOB, picture(200 * 1024))
+        small = pair.bobObjects.publish(BOB, picture(700, seed=5))
+        first = pair.alice.fetchObject(big)
+        pair.step(12)
+        second = pair.alice.fetchObject(small)
+        pair.run()
+        self.assertEqual(self.successResultOf(first), picture(200 * 1024))
+        self.assertEqual(self.successResultOf(second), picture(700, seed=5))
+        chunks = [parseFrame(p).chunk for p in pair.bobWire.sent]
+        oks = [i for i, c in enumerate(chunks) if classify(c.header, c.payload) is Kind.SLP]
+        bigData = [i for i, c in enumerate(chunks) if c.header.flags == FLAG_OBJECT_DATA and c.header.totalSize == 200 * 1024]
+        self.assertLess(oks[1], bigData[-1] - 100)
+
     def test_invitePerReference(self) -> None:
         """
         The INVITE carries the object EUF-GUID, AppID 12 and the object as
