@@ -14,6 +14,8 @@ import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
+from msnp.capabilities import advertisedCapabilities
+
 #: The historical Microsoft addresses (all switched off long ago).
 HISTORICAL_DISPATCH = "tcp:messenger.hotmail.com:1863"
 HISTORICAL_SSO = "https://login.live.com/RST2.srf"
@@ -83,6 +85,10 @@ class ClientIdentity:
     The defaults are Windows Live Messenger 2009 (14.0.8089) on Windows 7,
     which is what MSNP18 servers expect to see.
 
+    @ivar capabilities: C{caps:extcaps} for C{CHG} and C{UUX}; by default
+        exactly the features msnp implements (L{msnp.capabilities}), not
+        WLM 2009's own C{2789003324:48}, which claims webcam, P2P v2 and
+        more that peers would then try with us.
     @ivar machineGuid: this endpoint's id (MPOP). Generated once per
         L{ClientIdentity} unless given, so it stays the same for the life of
         the client; persist it to appear as the same place across runs.
@@ -97,7 +103,7 @@ class ClientIdentity:
     brand: str = "msmsgs"
     machineGuid: str = field(default_factory=newMachineGuid)
     protocolVersions: tuple[str, ...] = ("MSNP18", "MSNP17")
-    capabilities: str = "2789003324:48"
+    capabilities: str = str(advertisedCapabilities())
     productId: str = "PROD0120PW!CCV9@"
     productKey: str = field(default="C1BX{V4W}Q3*10SM", repr=False)
     placeName: str = "MSNP"
