@@ -22,11 +22,25 @@ GOOD_ACCOUNTS = [
 ]
 
 
+def inTempDirectory(testCase: SynchronousTestCase) -> str:
+    """
+    Run the rest of C{testCase} in a fresh working directory, where the
+    default C{--database} file is created.
+    """
+    directory = tempDirectory(testCase)
+    testCase.addCleanup(os.chdir, os.getcwd())
+    os.chdir(directory)
+    return directory
+
+
 class OptionsTests(SynchronousTestCase):
     """
     The options parse ports and an accounts file; a bad file is refused
     with a L{usage.UsageError} naming the problem.
     """
+
+    def setUp(self) -> None:
+        self.directory = inTempDirectory(self)
 
     def assertBadFile(self, content: Any, *fragments: str) -> None:
         path = writeTempFile(self, content)
@@ -182,6 +196,9 @@ class ServiceTests(TestCase):
     """
 
     timeout = 20
+
+    def setUp(self) -> None:
+        self.directory = inTempDirectory(self)
 
     def test_startServeStop(self) -> "Deferred[None]":
         """

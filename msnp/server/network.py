@@ -153,6 +153,7 @@ class LocalNetwork:
         self.switchboardAddress: str = ""
         self.notificationAddress: str = ""
         self.endpoints: Optional[Endpoints] = None
+        self.site: Optional[Site] = None  # the HTTP services' site once started (tap serves it over https too)
         self._ports: list[IListeningPort] = []
         self._factories: list[_TrackingFactory] = []
 
@@ -228,7 +229,8 @@ class LocalNetwork:
         sbPort = await self._listen(self.switchboardPort, self._switchboardFactory())
         self.switchboardAddress = self._address(sbPort)
 
-        httpPort = await self._listen(self.httpPort, Site(self._httpRoot()))
+        self.site = Site(self._httpRoot())
+        httpPort = await self._listen(self.httpPort, self.site)
         base = f"http://{self._address(httpPort)}"
         self.endpoints = Endpoints(
             dispatch=f"tcp:{self._address(dsPort)}",
