@@ -32,7 +32,7 @@ from msnp.server.sqlstore import DEFAULT_DATABASE, SQLiteAccountStore, StoreErro
 
 
 class _EmailOptions(usage.Options):
-    def parseArgs(self, email: str) -> None:
+    def parseArgs(self, email: str) -> None:  # type: ignore[override]
         self["email"] = email
 
 
@@ -56,7 +56,7 @@ class ListOptions(usage.Options):
 class ImportOptions(usage.Options):
     synopsis = "FILE"
 
-    def parseArgs(self, path: str) -> None:
+    def parseArgs(self, path: str) -> None:  # type: ignore[override]
         self["file"] = path
 
 

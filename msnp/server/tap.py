@@ -12,14 +12,18 @@ from a JSON file (C{--accounts}).
 
 from __future__ import annotations
 
+import os
 from typing import Any, Optional
+
+from OpenSSL import SSL
 
 from twisted.application.service import IService, Service
 from twisted.internet.defer import Deferred, DeferredList, ensureDeferred
 from twisted.internet.endpoints import SSL4ServerEndpoint
-from twisted.internet.interfaces import IListeningPort
+from twisted.internet.interfaces import IListeningPort, IOpenSSLContextFactory
 from twisted.logger import Logger
 from twisted.python import usage
+from zope.interface import implementer
 
 from msnp.server.accounts import AccountFileError, AccountStore
 from msnp.server.sqlstore import DEFAULT_DATABASE, SQLiteAccountStore, StoreError
@@ -115,18 +119,35 @@ class Options(usage.Options):
             return None
         if cert is None or key is None:
             raise usage.UsageError("--https-port needs --tls-cert and --tls-key")
-        from twisted.internet.ssl import PrivateCertificate
-
+        for path in (cert, key):
+            if not os.access(path, os.R_OK):
+                raise usage.UsageError(f"cannot read {path!r}")
         try:
-            with open(cert, "rb") as f:
-                certPEM = f.read()
-            with open(key, "rb") as f:
-                keyPEM = f.read()
-            return PrivateCertificate.loadPEM(certPEM + b"\n" + keyPEM).options()
-        except OSError as e:
-            raise usage.UsageError(f"cannot read {e.filename!r}: {e.strerror}") from None
-        except Exception as e:
+            return ServerTLSContext(cert, key)
+        except SSL.Error as e:
             raise usage.UsageError(f"cannot use --tls-cert {cert!r} with --tls-key {key!r}: {e}") from None
+
+
+@implementer(IOpenSSLContextFactory)
+class ServerTLSContext:
+    """
+    The TLS context of C{--https-port}: a PEM certificate chain and its
+    key, loaded (and checked against each other) once, at start-up.
+    """
+
+    def __init__(self, certificateChain: str, privateKey: str) -> None:
+        """
+        @raise OpenSSL.SSL.Error: the files are not PEM, or do not match.
+        """
+        context = SSL.Context(SSL.TLS_SERVER_METHOD)
+        context.set_min_proto_version(SSL.TLS1_2_VERSION)
+        context.use_certificate_chain_file(certificateChain)
+        context.use_privatekey_file(privateKey)
+        context.check_privatekey()
+        self._context = context
+
+    def getContext(self) -> SSL.Context:
+        return self._context
 
 
 def _close(store: AccountStore) -> None:
