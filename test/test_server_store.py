@@ -11,7 +11,8 @@ import os
 import sqlite3
 from typing import Any
 
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
 from msnp.server import passwords
@@ -136,6 +137,29 @@ class StoreContract:
         )
         self.assertTrue(self.store.get(BOB).onForwardList(ALICE))
         self.assertIsNotNone(self.store.checkPassword(BOB, "b"))
+
+
+class ThreadedCheckTests(TestCase):
+    """
+    L{AccountStore.checkPasswordInThread} verifies off the reactor thread.
+    """
+
+    def test_checkInThread(self) -> "Deferred[None]":
+        """
+        It fires with the account for the right password and L{None} for a
+        wrong one or an unknown account.
+        """
+        from twisted.internet import reactor
+
+        store = AccountStore()
+        account = store.addAccount(ALICE, "pw")
+
+        async def check() -> None:
+            self.assertIs(await store.checkPasswordInThread(ALICE, "pw", reactor), account)
+            self.assertIsNone(await store.checkPasswordInThread(ALICE, "wrong", reactor))
+            self.assertIsNone(await store.checkPasswordInThread(BOB, "pw", reactor))
+
+        return ensureDeferred(check())
 
 
 class MemoryStoreTests(StoreContract, SynchronousTestCase):

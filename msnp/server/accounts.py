@@ -28,6 +28,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Optional
 
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from zope.interface import implementer
 
@@ -448,6 +449,29 @@ class AccountStore:
         if self.passwordHasher.verify(password, account.passwordHash):
             return account
         return None
+
+    def checkPasswordInThread(
+        self, email: str, password: str, reactor: Any = None
+    ) -> "Deferred[Optional[Account]]":
+        """
+        L{checkPassword} with the scrypt computation (tens of milliseconds
+        at production cost) in the reactor's thread pool, so a sign-in does
+        not stall every other connection; the lookup itself stays in the
+        reactor thread. Fires with the account or L{None}.
+        """
+        from twisted.internet.threads import deferToThreadPool
+
+        from msnp.protocol import reactorOrDefault
+
+        reactor = reactorOrDefault(reactor)
+        account = self.get(email)
+        if account is None:
+            return succeed(None)
+        encoded = account.passwordHash
+        d: Deferred[bool] = deferToThreadPool(
+            reactor, reactor.getThreadPool(), self.passwordHasher.verify, password, encoded
+        )
+        return d.addCallback(lambda ok: account if ok and self.get(email) is account else None)
 
     # -- lists --------------------------------------------------------------
 

@@ -96,10 +96,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 )
 
 
-def openDatabase(path: str) -> sqlite3.Connection:
+def openDatabase(path: str, synchronous: str = "FULL") -> sqlite3.Connection:
     """
-    Open (creating if needed) the database at C{path}, in WAL mode with
-    full synchronous commits, and bring its schema up to date.
+    Open (creating if needed) the database at C{path}, in WAL mode, and
+    bring its schema up to date.
+
+    @param synchronous: SQLite's C{synchronous} setting: C{"FULL"} (the
+        default) fsyncs every commit, so an acknowledged change survives a
+        power cut too; C{"NORMAL"} survives a killed process but not a
+        power cut, at a fraction of the cost (C{docs/store.md}).
 
     @raise StoreError: the file is not a usable database, or its schema is
         newer than this code.
@@ -112,7 +117,9 @@ def openDatabase(path: str) -> sqlite3.Connection:
         mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if mode != "wal":
             raise StoreError(f"the database {path!r} cannot use WAL mode (it is in {mode!r} mode)")
-        db.execute("PRAGMA synchronous=FULL")
+        if synchronous not in ("FULL", "NORMAL", "EXTRA"):
+            raise StoreError(f"synchronous must be FULL, NORMAL or EXTRA, not {synchronous!r}")
+        db.execute(f"PRAGMA synchronous={synchronous}")
         migrate(db, path)
     except sqlite3.Error as e:
         db.close()
@@ -219,9 +226,11 @@ class SQLiteAccountStore(AccountStore):
         clock: Optional[IReactorTime] = None,
         passwordHasher: Optional[PasswordHasher] = None,
         exclusive: bool = False,
+        synchronous: str = "FULL",
     ) -> None:
         """
         @param path: the database file (created if missing).
+        @param synchronous: see L{openDatabase}.
         @param exclusive: take the L{ServerLock} (a server does; the admin
             command does not).
 
@@ -235,7 +244,7 @@ class SQLiteAccountStore(AccountStore):
             self._lock = ServerLock(path)
             self._lock.acquire()
         try:
-            self._db = openDatabase(path)
+            self._db = openDatabase(path, synchronous)
         except BaseException:
             self._releaseLock()
             raise
