@@ -9,7 +9,8 @@ SQLite database, changed by a real client over loopback sockets.
   contact in it, display name, personal message) survives a clean restart,
   as the client sees it when it signs in again.
 - A second server on the same database is refused with one line and a
-  non-zero exit; shutdown tells a signed-in client C{OUT SSD}.
+  non-zero exit; shutdown tells a signed-in client C{OUT SSD} (both inside
+  the round-trip test, to start fewer processes).
 """
 
 from __future__ import annotations
@@ -186,7 +187,10 @@ class DurableServerTests(TestCase):
         Contacts added, removed and blocked, a group with a contact moved
         into it, the display name and the personal message: after the
         server is stopped and started again, the client signing in sees the
-        same list, and the database the same personal message.
+        same list, and the database the same personal message. Meanwhile
+        a second server on the same database is refused (one line, non-zero
+        exit), and the SIGTERM that stops the first tells its signed-in
+        client C{OUT SSD}.
         """
         return ensureDeferred(self._roundTrips())
 
@@ -202,9 +206,22 @@ class DurableServerTests(TestCase):
         await session.setDisplayName("Alice in Wonderland")
         await session.setPersonalMessage("down the rabbit hole")
         before = self.view(session)
-        await session.logout()
 
+        # A second server on the same database is refused with one line
+        # naming the first one; the first keeps serving.
+        log = os.path.join(self.directory, "second.log")
+        second = subprocess.run(
+            self.serverArgs(log), cwd=self.directory, env=childEnvironment(),
+            capture_output=True, text=True, timeout=30,
+        )
+        self.assertNotEqual(second.returncode, 0)
+        self.assertIn(f"in use by another msnp-server (pid {server.pid})", second.stderr)
+        self.assertNotIn("Traceback", second.stdout + second.stderr)
+        self.assertTrue(session.isActive)
+
+        # Stopped, the server tells the signed-in client it is going down.
         server.send_signal(signal.SIGTERM)
+        self.assertEqual(await session.whenEnded(), "SSD")
         server.wait(timeout=10)
         # The personal message is checked before signing in again: a client
         # publishes its own (here empty) one at sign-in.
@@ -232,30 +249,3 @@ class DurableServerTests(TestCase):
             for c in session.contacts
         )
         return contacts, sorted(groups.values()), session.displayName
-
-    # -- operations --------------------------------------------------------------------------
-
-    def test_secondServerRefused(self) -> "Deferred[None]":
-        """
-        A second server on the same database exits non-zero with one line
-        naming the database and the first server's pid; the first keeps
-        serving. Stopped with SIGTERM, the first tells its signed-in
-        client C{OUT SSD}.
-        """
-        return ensureDeferred(self._secondServer())
-
-    async def _secondServer(self) -> None:
-        server = await self.startServer()
-        log = os.path.join(self.directory, "second.log")
-        second = subprocess.run(
-            self.serverArgs(log), cwd=self.directory, env=childEnvironment(),
-            capture_output=True, text=True, timeout=30,
-        )
-        self.assertNotEqual(second.returncode, 0)
-        self.assertIn(f"in use by another msnp-server (pid {server.pid})", second.stderr)
-        self.assertNotIn("Traceback", second.stdout + second.stderr)
-        session = await self.signIn()
-        server.send_signal(signal.SIGTERM)
-        reason = await session.whenEnded()
-        self.assertEqual(reason, "SSD")
-        server.wait(timeout=10)

@@ -355,6 +355,21 @@ class SQLiteStoreTests(StoreContract, SynchronousTestCase):
         self.assertIn(path, str(error))
         self.assertNotIn("\n", str(error))
 
+    def test_unreadableRow(self) -> None:
+        """
+        A row this code cannot read stops the store with a L{StoreError}
+        instead of a traceback from deep inside the load.
+        """
+        self.store.addAccount(ALICE, "pw")
+        self.store.close()
+        db = sqlite3.connect(self.path)
+        db.execute("UPDATE accounts SET addressBookState = '{not json'")
+        db.commit()
+        db.close()
+        error = self.assertRaises(StoreError, SQLiteAccountStore, self.path)
+        self.assertIn("unreadable data", str(error))
+        self.store = SQLiteAccountStore(self.path + ".other")
+
     def test_newerSchema(self) -> None:
         """
         A database from a newer msnp is refused rather than misread.

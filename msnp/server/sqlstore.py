@@ -251,7 +251,11 @@ class SQLiteAccountStore(AccountStore):
         self._inTransaction = False
         self._quiet = False
         self._dataVersion = -1
-        self._reload()
+        try:
+            self._reload()
+        except (sqlite3.Error, ValueError, TypeError) as e:
+            self.close()
+            raise StoreError(f"the database {path!r} holds unreadable data: {e}") from None
 
     def close(self) -> None:
         """
