@@ -95,6 +95,42 @@ class DurableServerTests(TestCase):
         await self.waitUntil(lambda: "msnp-server ready" in readFile(log), 20, "the server to start", process)
         return process
 
+    async def startDaemon(self) -> int:
+        """
+        Start the server as twistd does by default: forked into the
+        background (its store is reopened after the fork). Returns its pid.
+        """
+        log = os.path.join(self.directory, f"daemon-{len(self.logs)}.log")
+        pidfile = os.path.join(self.directory, "daemon.pid")
+        self.logs.append(log)
+        args = self.serverArgs(log)
+        twistd = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
+                  f"--pidfile={pidfile}", f"--logfile={log}", *args[args.index("msnp-server"):]]
+        subprocess.run(twistd, cwd=self.directory, env=childEnvironment(), timeout=30, check=True)
+        await self.waitUntil(lambda: "msnp-server ready" in readFile(log), 20, "the daemon to start")
+        pid = int(readFile(pidfile))
+        self.addCleanup(self.stopDaemon, pid)
+        self.assertEqual(readFile(self.database + "-lock").strip(), str(pid))
+        return pid
+
+    def stopDaemon(self, pid: int) -> "Deferred[None]":
+        async def stop() -> None:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                return
+
+            def gone() -> bool:
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    return True
+                return False
+
+            await self.waitUntil(gone, 10, "the daemon to exit")
+
+        return ensureDeferred(stop())
+
     def kill(self, process: "subprocess.Popen[bytes]") -> None:
         if process.poll() is None:
             process.kill()
@@ -171,14 +207,18 @@ class DurableServerTests(TestCase):
         self.assertEqual(sorted(g.name for g in alice.groups.values()), sorted(acknowledged["groups"]))
         self.assertEqual(alice.displayName, acknowledged["displayName"])
 
-        # And a server starts on it again and serves what it holds.
+        # And a server starts on it again and serves what it holds, this
+        # time forked into the background as twistd does by default.
         store.close()
-        await self.startServer()
+        pid = await self.startDaemon()
         session = await self.signIn()
         self.addCleanup(lambda: session.logout() if session.isActive else None)
         for email in acknowledged["contacts"]:
             self.assertIn(email, session.contacts)
+        await session.addContact(CONTACTS[-1])
         await session.logout()
+        await self.stopDaemon(pid)
+        self.assertTrue(self.openDatabase().get(ALICE).onForwardList(CONTACTS[-1]))
 
     # -- restart round trips ---------------------------------------------------------------
 

@@ -180,9 +180,17 @@ class ServerLock:
             raise DatabaseLocked(
                 f"the database {self.path[:-5]!r} is in use by another msnp-server (pid {holder})"
             ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode("ascii"))
         self._fd = fd
+        self.recordPid()
+
+    def recordPid(self) -> None:
+        """
+        Write this process's pid into the lock file (again after twistd
+        forked into the background, so the error names the live process).
+        """
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            os.pwrite(self._fd, str(os.getpid()).encode("ascii"), 0)
 
     def release(self) -> None:
         if self._fd is not None:
@@ -239,12 +247,15 @@ class SQLiteAccountStore(AccountStore):
         """
         super().__init__(ticketLifetime=ticketLifetime, clock=clock, passwordHasher=passwordHasher)
         self.path = path
+        self._synchronous = synchronous
+        self._connection: Optional[sqlite3.Connection] = None
+        self._closed = False
         self._lock: Optional[ServerLock] = None
         if exclusive:
             self._lock = ServerLock(path)
             self._lock.acquire()
         try:
-            self._db = openDatabase(path, synchronous)
+            self._connection = openDatabase(path, synchronous)
         except BaseException:
             self._releaseLock()
             raise
@@ -257,12 +268,37 @@ class SQLiteAccountStore(AccountStore):
             self.close()
             raise StoreError(f"the database {path!r} holds unreadable data: {e}") from None
 
+    @property
+    def _db(self) -> sqlite3.Connection:
+        """
+        The connection, opened again on first use after L{suspend}.
+        """
+        if self._connection is None:
+            if self._closed:
+                raise StoreError(f"the store on {self.path!r} is closed")
+            self._connection = openDatabase(self.path, self._synchronous)
+            if self._lock is not None:
+                self._lock.recordPid()
+        return self._connection
+
+    def suspend(self) -> None:
+        """
+        Close the connection but keep the cache and the server lock; the
+        next use opens it again. C{twistd} calls options before it forks
+        into the background, and a SQLite connection must not cross a
+        fork, so the options suspend the store they opened.
+        """
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
     def close(self) -> None:
         """
         Close the database (everything is committed already) and release
         the server lock.
         """
-        self._db.close()
+        self.suspend()
+        self._closed = True
         self._releaseLock()
 
     def _releaseLock(self) -> None:

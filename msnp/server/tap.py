@@ -90,6 +90,10 @@ class Options(usage.Options):
                     _close(store)
                     raise usage.UsageError(f"bad accounts file {self['accounts']!r}: {e}") from None
                 self.importedAccounts = len(store)
+        if isinstance(store, SQLiteAccountStore):
+            # twistd may fork into the background after parsing: the
+            # connection is opened again in the process that serves.
+            store.suspend()
         self.store = store
 
     def _openStore(self) -> AccountStore:
