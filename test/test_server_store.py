@@ -418,3 +418,84 @@ class PasswordTests(SynchronousTestCase):
         self.assertEqual(significantPassword("0123456789abcdefXYZ"), "0123456789abcdef")
         hasher = PasswordHasher(ScryptCost(n=16, r=1, p=1))
         self.assertTrue(hasher.verify("0123456789abcdef", hasher.hash("0123456789abcdefXYZ")))
+
+
+class ObservedTests(SynchronousTestCase):
+    """
+    The observed containers report every mutation, and only mutations.
+    """
+
+    def test_dict(self) -> None:
+        """
+        Setting, deleting, popping, updating, C{setdefault} and clearing
+        report each key touched; reads and missing pops report nothing.
+        """
+        from msnp.server.observed import ObservedDict
+
+        seen: list[str] = []
+        d: ObservedDict[str, int] = ObservedDict({"a": 1}.items(), onChange=seen.append)
+        d["b"] = 2
+        del d["a"]
+        d.pop("b")
+        d.pop("missing", None)
+        d.update(c=3)
+        d.setdefault("c", 9)
+        d.setdefault("e", 5)
+        d |= {"f": 6}
+        _ = d.get("c"), list(d.items())
+        d.clear()
+        self.assertEqual(seen, ["b", "a", "b", "c", "e", "f", "c", "e", "f"])
+        self.assertEqual(d, {})
+
+    def test_set(self) -> None:
+        """
+        Every mutating set method reports; the result is still a set.
+        """
+        from msnp.server.observed import ObservedSet
+
+        count = [0]
+
+        def changed() -> None:
+            count[0] += 1
+
+        s: ObservedSet[str] = ObservedSet({"x"}, onChange=changed)
+        s.add("y")
+        s.discard("x")
+        s |= {"z"}
+        s -= {"z"}
+        s.update({"w"})
+        s.remove("w")
+        self.assertEqual(count[0], 6)
+        self.assertEqual(s, {"y"})
+
+    def test_valueChangesReportTheirKey(self) -> None:
+        """
+        Changing an attribute of an observed value reports the key it is
+        stored under.
+        """
+        from msnp.server.accounts import Group
+        from msnp.server.observed import ObservedDict
+
+        seen: list[str] = []
+        d: ObservedDict[str, Group] = ObservedDict(onChange=seen.append)
+        group = Group("g1", "Friends")
+        d["g1"] = group
+        group.name = "Close friends"
+        self.assertEqual(seen, ["g1", "g1"])
+
+    def test_suspendReopens(self) -> None:
+        """
+        A suspended SQLite store opens its connection again on first use
+        and loses nothing.
+        """
+        path = os.path.join(tempDirectory(self), "s.sqlite3")
+        store = SQLiteAccountStore(path, exclusive=True)
+        self.addCleanup(store.close)
+        alice = store.addAccount(ALICE, "pw")
+        store.suspend()
+        alice.displayName = "after suspend"
+        store.close()
+        self.assertRaises(StoreError, store.get, ALICE)
+        reopened = SQLiteAccountStore(path, exclusive=True)
+        self.addCleanup(reopened.close)
+        self.assertEqual(reopened.get(ALICE).displayName, "after suspend")

@@ -319,3 +319,40 @@ class HTTPSTests(TestCase):
         session = await MSNClient("alice@example.com", "a", endpoints, reactor=reactor).login()
         self.assertIn("bob@example.com", session.contacts)
         await session.logout()
+
+
+class EmptyDatabaseTests(TestCase):
+    """
+    A server started on a database without accounts says so, and how to
+    add one.
+    """
+
+    timeout = 20
+
+    def setUp(self) -> None:
+        self.directory = inTempDirectory(self)
+
+    def test_noAccountsHint(self) -> "Deferred[None]":
+        """
+        The log names the admin command and the database to give it.
+        """
+        return ensureDeferred(self._noAccounts())
+
+    async def _noAccounts(self) -> None:
+        from twisted.internet import reactor
+        from twisted.logger import formatEvent, globalLogPublisher
+
+        messages: list[str] = []
+        observer = lambda event: messages.append(formatEvent(event))  # noqa: E731
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        options = Options()
+        options.parseOptions(["--port", "0", "--sb-port", "0", "--http-port", "0", "--database", "empty.db"])
+        service: Any = makeService(options, reactor=reactor)
+        service.startService()
+        self.addCleanup(service.stopService)
+        await service._starting
+        hint = [m for m in messages if "no accounts" in m]
+        self.assertEqual(len(hint), 1, messages)
+        self.assertIn("python -m msnp.server accounts --database empty.db add", hint[0])
+        self.assertTrue(os.path.exists(os.path.join(self.directory, "empty.db")))
