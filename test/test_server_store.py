@@ -314,6 +314,15 @@ class SQLiteStoreTests(StoreContract, SynchronousTestCase):
         self.assertIsNone(self.store.get(BOB))
         self.assertEqual([a.email for a in self.reopen()], [ALICE])
 
+    def test_refusalKeepsCache(self) -> None:
+        """
+        A refused change that wrote nothing leaves the cached account
+        objects (which signed-in sessions hold) in place.
+        """
+        alice = self.store.addAccount(ALICE, "pw")
+        self.assertRaises(ValueError, self.store.addAccount, ALICE, "pw")
+        self.assertIs(self.store.get(ALICE), alice)
+
     def test_otherProcessChanges(self) -> None:
         """
         Accounts another connection adds, re-passwords or removes (the

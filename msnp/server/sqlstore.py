@@ -312,20 +312,24 @@ class SQLiteAccountStore(AccountStore):
     def _transaction(self) -> Iterator[None]:
         """
         Group the writes of one store operation into one commit. If it
-        fails, the database is rolled back and the memory reloaded from it,
-        so the two never disagree.
+        fails after writing, the database is rolled back and the memory
+        reloaded from it, so the two never disagree (a failure before any
+        write, such as a refused address, leaves the cache alone).
         """
         if self._inTransaction:
             yield
             return
-        self._db.execute("BEGIN IMMEDIATE")
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
         self._inTransaction = True
+        written = db.total_changes
         try:
             yield
         except BaseException:
             self._inTransaction = False
-            self._db.execute("ROLLBACK")
-            self._reload()
+            db.execute("ROLLBACK")
+            if db.total_changes != written:
+                self._reload()
             raise
         self._inTransaction = False
         self._db.execute("COMMIT")
