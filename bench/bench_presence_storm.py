@@ -1,0 +1,372 @@
+"""
+Presence storm: how long the real client takes to process a long burst of
+presence commands after a real sign-in, against a bare L{LineReceiver}
+that only frames and counts the same bytes, measured in the same run.
+
+A L{LocalNetwork} runs in a child process (L{_localnet.NetworkProcess},
+C{--star}: account 0 has C{--contacts} mutual contacts). The client signs
+account 0 in with the public API (L{msnp.MSNClient}, an observer counting
+its events), then asks the child, over the child's control port, to write a
+pre-built stream to its NS connection (a scripted tail after the real
+sign-in): C{--commands} commands in the mix of issue 13, about 36 % C{NLN},
+46 % C{UBX}, 16 % C{FLN}, 1 % address-book-change C{NOT} and 1 % C{MSG},
+for random contacts with fresh names, personal messages, MSN objects and
+places, ended by a marker C{NLN} (a display name no other line uses). The
+client is timed from the request to the observer's C{contactNameChanged}
+for the marker.
+
+The baseline asks the same child to write the same bytes to a plain
+connection and times a L{LineReceiver} that counts lines and skips payloads
+(raw mode) up to the last line. Runs alternate: baseline, client, baseline
+(C{--repeat} adds more pairs); medians are printed.
+
+After the marker the client's process is watched until it is idle (under
+10 % of a core for half a second and no address-book request in the same
+window, at most C{--idle-timeout} seconds): every C{NOT} queues an address
+book refresh, and their number and the time they keep the process busy are
+printed too (the child's HTTP request counter gives the downloads).
+
+Usage: C{python bench/bench_presence_storm.py [--quick] [--contacts 1000]
+[--commands 200000] [--repeat 1] [--idle-timeout 60]}
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from typing import Any, Optional
+from urllib.parse import quote
+from xml.sax.saxutils import escape
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _localnet import NetworkProcess, accountName, accountPassword  # noqa: E402
+
+MARKER = "__storm_end__"
+STATUSES = ("NLN", "BSY", "IDL", "BRB", "AWY", "PHN", "LUN")
+WORDS = ("coffee", "at work", "gone fishing", "brb", "(L)", "100% <done>", "Café", "☕ time", "a&b", "zzz")
+MIX = (("NLN", 36), ("UBX", 46), ("FLN", 16), ("NOT", 1), ("MSG", 1))
+
+
+# -- the stream -------------------------------------------------------------------------
+
+
+def _guid(rng: random.Random) -> str:
+    h = "%032X" % rng.getrandbits(128)
+    return f"{{{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}}}"
+
+
+def _msnObject(rng: random.Random, email: str) -> str:
+    if rng.random() < 0.3:
+        return "0"
+    sha = "%040x" % rng.getrandbits(160)
+    text = (f'<msnobj Creator="{email}" Size="{rng.randint(1000, 30000)}" Type="3" Location="TFR{rng.randint(1, 99)}.dat" '
+            f'Friendly="AAA=" SHA1D="{sha}"/>')
+    return quote(text, safe="")
+
+
+def _notPayload(owner: str, serial: int) -> bytes:
+    body = escape(
+        '<NotificationData xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">'
+        f"<Service>ABCHInternal</Service><CID>-5100000000000000001</CID>"
+        f"<LastModifiedDate>2010-01-01T00:{serial // 60 % 60:02d}:{serial % 60:02d}.0000000-08:00</LastModifiedDate>"
+        "<HasNewItem>false</HasNewItem></NotificationData>"
+    )
+    return (
+        f'<NOTIFICATION id="0" siteid="45705" siteurl="http://contacts.msn.com"><TO pid="0x00000003:0xbe19c000" '
+        f'name="{owner}"><VIA agent="messenger" /></TO><MSG id="0"><SUBSCR url="s.htm" /><ACTION url="a.htm" />'
+        f"<BODY>{body}</BODY></MSG></NOTIFICATION>"
+    ).encode("utf-8")
+
+
+_MAIL = (
+    b"MIME-Version: 1.0\r\nContent-Type: text/x-msmsgsinitialmdatanotification; charset=UTF-8\r\n\r\n"
+    b"Mail-Data: <MD><E><I>3</I><IU>1</IU><O>0</O><OU>0</OU></E><Q><QTM>409600</QTM><QNM>204800</QNM></Q></MD>\r\n"
+)
+
+
+def buildStorm(owner: str, contacts: list[str], count: int, seed: int = 13) -> tuple[bytes, dict[str, int]]:
+    """
+    The storm's bytes (C{count} commands, then the marker) and how many
+    commands of each kind it holds. Deterministic for a seed.
+    """
+    rng = random.Random(seed)
+    kinds: list[str] = []
+    for kind, share in MIX:
+        kinds += [kind] * (count * share // 100)
+    kinds += ["NLN"] * (count - len(kinds))
+    rng.shuffle(kinds)
+    places: dict[str, list[str]] = {email: [_guid(rng)] for email in contacts}
+    out: list[bytes] = []
+    counts: dict[str, int] = {}
+    for serial, kind in enumerate(kinds):
+        counts[kind] = counts.get(kind, 0) + 1
+        email = rng.choice(contacts)
+        if kind == "NLN":
+            name = f"{email.split('@')[0]} {rng.choice(WORDS)} {rng.randint(0, 10**6)}"
+            caps = f"{rng.choice((2789003324, 2788999228, 1985229100))}:{rng.choice((48, 32, 0))}"
+            out.append(f"NLN {rng.choice(STATUSES)} 1:{email} {quote(name, safe='')} {caps} {_msnObject(rng, email)}\r\n".encode("utf-8"))
+        elif kind == "UBX":
+            if rng.random() < 0.2:
+                places[email] = [_guid(rng) for _ in range(rng.randint(1, 3))]
+            endpoints = "".join(
+                f'<EndpointData id="{g}"><Capabilities>2789003324:48</Capabilities></EndpointData>' for g in places[email]
+            )
+            psm = f"{rng.choice(WORDS)} #{rng.randint(0, 10**6)}"
+            media = "" if rng.random() < 0.7 else f"\\0Music\\01\\0{{0}} - {{1}}\\0Song {rng.randint(0, 999)}\\0Artist\\0\\0"
+            payload = (
+                f"<Data><PSM>{escape(psm)}</PSM><CurrentMedia>{escape(media)}</CurrentMedia>{endpoints}"
+                f"<MachineGuid>&#x7B;{places[email][0][1:-1]}&#x7D;</MachineGuid><DDP></DDP><SignatureSound></SignatureSound>"
+                "<Scene></Scene><ColorScheme>-3</ColorScheme></Data>"
+            ).encode("utf-8")
+            out.append(f"UBX 1:{email} {len(payload)}\r\n".encode("ascii") + payload)
+        elif kind == "FLN":
+            if rng.random() < 0.3:
+                out.append(f"FLN 1:{email};{rng.choice(places[email])} 0:0\r\n".encode("ascii"))
+            else:
+                out.append(f"FLN 1:{email} 0:0\r\n".encode("ascii"))
+        elif kind == "NOT":
+            payload = _notPayload(owner, serial)
+            out.append(f"NOT {len(payload)}\r\n".encode("ascii") + payload)
+        else:
+            out.append(f"MSG Hotmail Hotmail {len(_MAIL)}\r\n".encode("ascii") + _MAIL)
+    out.append(f"NLN NLN 1:{contacts[0]} {MARKER} 2789003324:48 0\r\n".encode("ascii"))
+    return b"".join(out), counts
+
+
+# -- the baseline -----------------------------------------------------------------------
+
+
+def baselineRun(reactor: Any, control: int, expected: int) -> Any:
+    """
+    A L{Deferred} firing with the seconds a bare L{LineReceiver} takes to
+    read the storm from the child's C{REPLAY}, C{expected} lines.
+    """
+    from twisted.internet.defer import Deferred
+    from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+    from twisted.protocols.basic import LineReceiver
+
+    done: Deferred[float] = Deferred()
+
+    class Counter(LineReceiver):
+        MAX_LENGTH = 1 << 20
+        lines = 0
+        pending = 0
+        started = 0.0
+
+        def connectionMade(self) -> None:
+            self.started = time.perf_counter()
+            self.transport.write(b"REPLAY\n")
+
+        def lineReceived(self, line: bytes) -> None:
+            self.lines += 1
+            if line[:3] in (b"UBX", b"NOT", b"MSG"):
+                size = int(line.rsplit(b" ", 1)[1])
+                if size:
+                    self.pending = size
+                    self.setRawMode()
+            elif self.lines == expected:
+                assert MARKER.encode() in line, line
+                done.callback(time.perf_counter() - self.started)
+                self.transport.loseConnection()
+
+        def rawDataReceived(self, data: bytes) -> None:
+            if len(data) < self.pending:
+                self.pending -= len(data)
+                return
+            rest, self.pending = data[self.pending:], 0
+            self.setLineMode(rest)
+
+    connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", control), Counter())
+    return done
+
+
+# -- the client -------------------------------------------------------------------------
+
+
+def _observer(done: Any) -> Any:
+    from msnp.handlers import ObserverBase
+
+    class Counting(ObserverBase):
+        def __init__(self) -> None:
+            self.events: dict[str, int] = {}
+            self.markerAt: Optional[float] = None
+
+        def _count(self, name: str) -> None:
+            self.events[name] = self.events.get(name, 0) + 1
+
+        def contactStatusChanged(self, contact: Any, status: Any) -> None:
+            self._count("contactStatusChanged")
+
+        def contactNameChanged(self, contact: Any, displayName: str) -> None:
+            self._count("contactNameChanged")
+            if displayName == MARKER and self.markerAt is None:
+                self.markerAt = time.perf_counter()
+                done.callback(self.markerAt)
+
+        def contactPersonalMessageChanged(self, contact: Any, personalMessage: str) -> None:
+            self._count("contactPersonalMessageChanged")
+
+        def contactListChanged(self, session: Any) -> None:
+            self._count("contactListChanged")
+
+        def profileReceived(self, session: Any, profile: dict[str, str]) -> None:
+            self._count("profileReceived")
+
+    return Counting()
+
+
+def _control(control: int, line: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", control)) as s:
+        s.sendall(line)
+        if line.startswith(b"COUNT"):
+            return s.makefile("rb").readline()
+    return b""
+
+
+def abchRequests(control: int) -> int:
+    return int(json.loads(_control(control, b"COUNT\n"))["abch"])
+
+
+async def clientRun(reactor: Any, endpoints: Any, control: int, idleTimeout: float) -> dict[str, Any]:
+    from twisted.internet.defer import Deferred
+    from twisted.internet.task import deferLater
+
+    from msnp import MSNClient
+
+    marker: Deferred[float] = Deferred()
+    observer = _observer(marker)
+    session = await MSNClient(accountName(0), accountPassword(0), endpoints, observer=observer, reactor=reactor,
+                              loginTimeout=300.0, requestTimeout=300.0).login()
+    before = abchRequests(control)
+    observer.events.clear()
+    started = time.perf_counter()
+    _control(control, f"STORM {accountName(0)}\n".encode("ascii"))
+    markerAt = await marker
+    elapsed = markerAt - started
+    atMarker = dict(observer.events)
+    abchAtMarker = abchRequests(control) - before
+
+    # Idle: under 10 % CPU over 0.5 s and no ABCH request in that window.
+    window = 0.5
+    idleAfter: Optional[float] = None
+    cpu, requests = time.process_time(), abchRequests(control)
+    while time.perf_counter() - markerAt < idleTimeout:
+        await deferLater(reactor, window, lambda: None)
+        nowCpu, nowRequests = time.process_time(), abchRequests(control)
+        if nowCpu - cpu < 0.1 * window and nowRequests == requests:
+            idleAfter = time.perf_counter() - markerAt - window
+            break
+        cpu, requests = nowCpu, nowRequests
+    result = {
+        "seconds": elapsed, "eventsAtMarker": atMarker, "abchAtMarker": abchAtMarker,
+        "abchAtEnd": abchRequests(control) - before, "events": dict(observer.events),
+        "idleAfter": idleAfter, "watched": time.perf_counter() - markerAt,
+    }
+    try:
+        await session.logout()
+    except Exception:
+        pass
+    return result
+
+
+def _quietLogs() -> None:
+    from twisted.logger import FilteringLogObserver, LogLevel, LogLevelFilterPredicate, globalLogBeginner, textFileLogObserver
+
+    globalLogBeginner.beginLoggingTo(
+        [FilteringLogObserver(textFileLogObserver(sys.stderr), [LogLevelFilterPredicate(LogLevel.error)])],
+        redirectStandardIO=False,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="200 contacts, 20,000 commands, 15 s idle watch")
+    parser.add_argument("--contacts", type=int, default=1000)
+    parser.add_argument("--commands", type=int, default=200_000)
+    parser.add_argument("--repeat", type=int, default=1, help="client runs (each between two baseline runs)")
+    parser.add_argument("--idle-timeout", type=float, default=60.0)
+    parser.add_argument("--profile", help="write a cProfile of the client runs to this file")
+    args = parser.parse_args()
+    if args.quick:
+        args.contacts, args.commands, args.idle_timeout = 200, 20_000, 15.0
+
+    contacts = [accountName(i) for i in range(1, args.contacts + 1)]
+    storm, counts = buildStorm(accountName(0), contacts, args.commands)
+    with tempfile.NamedTemporaryFile(prefix="storm-", delete=False) as f:
+        f.write(storm)
+    _quietLogs()
+    from twisted.internet import reactor
+    from twisted.internet.defer import ensureDeferred
+
+    network = NetworkProcess.start(accounts=args.contacts + 1, star=args.contacts, storm=f.name)
+    assert network.control is not None
+    control = network.control
+    baseline: list[float] = []
+    client: list[dict[str, Any]] = []
+    outcome: list[Any] = []
+    profiler: Any = None
+    if args.profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+
+    async def run() -> None:
+        expected = args.commands + 1
+        baseline.append(await baselineRun(reactor, control, expected))
+        for _ in range(args.repeat):
+            if profiler is not None:
+                profiler.enable()
+            client.append(await clientRun(reactor, network.endpoints, control, args.idle_timeout))
+            if profiler is not None:
+                profiler.disable()
+            baseline.append(await baselineRun(reactor, control, expected))
+
+    def finished(result: Any) -> None:
+        outcome.append(result)
+        reactor.stop()  # type: ignore[attr-defined]
+
+    reactor.callWhenRunning(lambda: ensureDeferred(run()).addBoth(finished))  # type: ignore[attr-defined]
+    try:
+        reactor.run()  # type: ignore[attr-defined]
+    finally:
+        network.stop()
+        os.unlink(f.name)
+    if hasattr(outcome[0], "raiseException"):
+        outcome[0].raiseException()
+    if profiler is not None:
+        profiler.dump_stats(args.profile)
+
+    base = statistics.median(baseline)
+    subject = statistics.median(r["seconds"] for r in client)
+    last = client[-1]
+    mix = ", ".join(f"{counts.get(k, 0)} {k}" for k, _ in MIX)
+    print(f"Presence storm after a real sign-in with {args.contacts} contacts: {args.commands} commands "
+          f"({mix}; {len(storm) / 2**20:.1f} MiB), LocalNetwork in a child process, Python {sys.version.split()[0]}")
+    print()
+    print(f"{'reader':<46}{'median':>10}{'commands/s':>12}")
+    print(f"{'msnp MSNClient (observer told, list updated)':<46}{subject:>9.2f}s{args.commands / subject:>12.0f}")
+    print(f"{'bare LineReceiver counting lines':<46}{base:>9.2f}s{args.commands / base:>12.0f}")
+    print()
+    print(f"ratio msnp / bare LineReceiver: {subject / base:.1f}x  (runs: client {[round(r['seconds'], 2) for r in client]}, "
+          f"baseline {[round(b, 2) for b in baseline]})")
+    print(f"observer events up to the marker: {last['eventsAtMarker']}")
+    refreshes = last["events"].get("contactListChanged", 0)
+    print(f"address-book NOTs: {counts.get('NOT', 0)}; ABCH requests by the marker: {last['abchAtMarker']}, "
+          f"after {last['watched']:.1f}s: {last['abchAtEnd']} (refreshes finished: {refreshes})")
+    if last["idleAfter"] is None:
+        print(f"idle after the storm: NOT idle {last['watched']:.0f}s after the marker (still refreshing)")
+    else:
+        print(f"idle after the storm: {last['idleAfter']:.1f}s after the marker")
+
+
+if __name__ == "__main__":
+    main()
