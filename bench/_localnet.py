@@ -15,9 +15,10 @@ mutual contacts; with C{--star K} instead, account 0 alone has accounts
 
 With C{--storm FILE} the child also listens on a I{control} port (its
 number is the C{"control"} key of the JSON line): a connection sending
-C{STORM <email>\\n} makes the NS write the bytes of C{FILE}, as they are,
+C{STORM <email> [I]\\n} makes the NS write the bytes of C{FILE} (the I-th
+C{--storm} given, the first by default), as they are,
 to that account's signed-in NS connection (a scripted tail after a real
-sign-in); C{REPLAY\\n} writes the same bytes to the control connection
+sign-in); C{REPLAY [I]\\n} writes the same bytes to the control connection
 itself (the same stream, from the same process, for a baseline reader).
 Either way the child answers nothing else. C{COUNT\\n} answers with one JSON
 line of request counters of the HTTP site (C{{"abch": N, "sso": N}}).
@@ -61,7 +62,7 @@ class NetworkProcess:
     @classmethod
     def start(
         cls, accounts: int, contacts: int = 0, sendChallenge: bool = True,
-        star: int = 0, storm: Optional[str] = None,
+        star: int = 0, storms: tuple[str, ...] = (),
     ) -> "NetworkProcess":
         from msnp.endpoints import Endpoints
 
@@ -71,7 +72,7 @@ class NetworkProcess:
         ]
         if not sendChallenge:
             command.append("--no-challenge")
-        if storm is not None:
+        for storm in storms:
             command += ["--storm", storm]
         env = dict(os.environ)
         env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
@@ -103,7 +104,7 @@ class NetworkProcess:
                 self.process.wait()
 
 
-def _controlFactory(network: Any, storm: bytes) -> Any:
+def _controlFactory(network: Any, storms: list[bytes]) -> Any:
     from twisted.internet.protocol import Factory
     from twisted.protocols.basic import LineOnlyReceiver
 
@@ -113,11 +114,12 @@ def _controlFactory(network: Any, storm: bytes) -> Any:
         def lineReceived(self, line: bytes) -> None:
             words = line.decode("ascii").split()
             if words[:1] == ["STORM"]:
+                storm = storms[int(words[2]) if len(words) > 2 else 0]
                 for session in network.onlineSessions(words[1]):
                     session.transport.write(storm)
                     break
             elif words[:1] == ["REPLAY"]:
-                self.transport.write(storm)
+                self.transport.write(storms[int(words[1]) if len(words) > 1 else 0])
             elif words[:1] == ["COUNT"]:
                 self.transport.write(json.dumps(_COUNTERS).encode("ascii") + b"\n")
 
@@ -141,7 +143,7 @@ def _countRequests(site: Any) -> None:
     site.getResourceFor = getResourceFor
 
 
-def _serve(accounts: int, contacts: int, sendChallenge: bool, star: int = 0, stormFile: Optional[str] = None) -> None:
+def _serve(accounts: int, contacts: int, sendChallenge: bool, star: int = 0, stormFiles: Optional[list[str]] = None) -> None:
     from twisted.internet import reactor
     from twisted.internet.defer import ensureDeferred
     from twisted.logger import FilteringLogObserver, LogLevel, LogLevelFilterPredicate, globalLogBeginner, textFileLogObserver
@@ -176,10 +178,12 @@ def _serve(accounts: int, contacts: int, sendChallenge: bool, star: int = 0, sto
         for factory in getattr(network, "_factories", ()):
             if isinstance(getattr(factory, "wrappedFactory", None), Site):
                 _countRequests(factory.wrappedFactory)
-        if stormFile is not None:
-            with open(stormFile, "rb") as f:
-                storm = f.read()
-            port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(_controlFactory(network, storm))
+        if stormFiles:
+            storms = []
+            for name in stormFiles:
+                with open(name, "rb") as f:
+                    storms.append(f.read())
+            port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(_controlFactory(network, storms))
             values["control"] = port.getHost().port
         sys.stdout.write(json.dumps(values) + "\n")
         sys.stdout.flush()
@@ -206,7 +210,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--accounts", type=int, default=2)
     parser.add_argument("--contacts", type=int, default=0)
     parser.add_argument("--star", type=int, default=0)
-    parser.add_argument("--storm")
+    parser.add_argument("--storm", action="append")
     parser.add_argument("--no-challenge", action="store_true")
     args = parser.parse_args(argv)
     _serve(args.accounts, args.contacts, not args.no_challenge, args.star, args.storm)

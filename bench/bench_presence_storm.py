@@ -93,10 +93,12 @@ _MAIL = (
 )
 
 
-def buildStorm(owner: str, contacts: list[str], count: int, seed: int = 13) -> tuple[bytes, dict[str, int]]:
+def buildStorm(owner: str, contacts: list[str], count: int, seed: int = 13,
+               notifications: bool = True) -> tuple[bytes, dict[str, int]]:
     """
     The storm's bytes (C{count} commands, then the marker) and how many
-    commands of each kind it holds. Deterministic for a seed.
+    commands of each kind it holds. Deterministic for a seed; without
+    C{notifications} each C{NOT} is an C{MSG} instead, all else the same.
     """
     rng = random.Random(seed)
     kinds: list[str] = []
@@ -108,6 +110,8 @@ def buildStorm(owner: str, contacts: list[str], count: int, seed: int = 13) -> t
     out: list[bytes] = []
     counts: dict[str, int] = {}
     for serial, kind in enumerate(kinds):
+        if kind == "NOT" and not notifications:
+            kind = "MSG"
         counts[kind] = counts.get(kind, 0) + 1
         email = rng.choice(contacts)
         if kind == "NLN":
@@ -145,7 +149,7 @@ def buildStorm(owner: str, contacts: list[str], count: int, seed: int = 13) -> t
 # -- the baseline -----------------------------------------------------------------------
 
 
-def baselineRun(reactor: Any, control: int, expected: int) -> Any:
+def baselineRun(reactor: Any, control: int, expected: int, storm: int) -> Any:
     """
     A L{Deferred} firing with the seconds a bare L{LineReceiver} takes to
     read the storm from the child's C{REPLAY}, C{expected} lines.
@@ -164,7 +168,7 @@ def baselineRun(reactor: Any, control: int, expected: int) -> Any:
 
         def connectionMade(self) -> None:
             self.started = time.perf_counter()
-            self.transport.write(b"REPLAY\n")
+            self.transport.write(b"REPLAY %d\n" % storm)
 
         def lineReceived(self, line: bytes) -> None:
             self.lines += 1
@@ -236,7 +240,33 @@ def abchRequests(control: int) -> int:
     return int(json.loads(_control(control, b"COUNT\n"))["abch"])
 
 
-async def clientRun(reactor: Any, endpoints: Any, control: int, idleTimeout: float) -> dict[str, Any]:
+def cpuSeconds(pid: int) -> float:
+    """
+    User + system CPU time of process C{pid} (Linux C{/proc}).
+    """
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def serverIdle(reactor: Any, pid: int, limit: float = 60.0) -> None:
+    """
+    Wait until the network process uses under 5 % of a core for half a
+    second (it may still be answering a finished run's refreshes).
+    """
+    from twisted.internet.task import deferLater
+
+    deadline = time.perf_counter() + limit
+    before = cpuSeconds(pid)
+    while time.perf_counter() < deadline:
+        await deferLater(reactor, 0.5, lambda: None)
+        now = cpuSeconds(pid)
+        if now - before < 0.025:
+            return
+        before = now
+
+
+async def clientRun(reactor: Any, endpoints: Any, control: int, idleTimeout: float, storm: int) -> dict[str, Any]:
     from twisted.internet.defer import Deferred
     from twisted.internet.task import deferLater
 
@@ -249,7 +279,7 @@ async def clientRun(reactor: Any, endpoints: Any, control: int, idleTimeout: flo
     before = abchRequests(control)
     observer.events.clear()
     started = time.perf_counter()
-    _control(control, f"STORM {accountName(0)}\n".encode("ascii"))
+    _control(control, f"STORM {accountName(0)} {storm}\n".encode("ascii"))
     markerAt = await marker
     elapsed = markerAt - started
     atMarker = dict(observer.events)
@@ -301,17 +331,21 @@ def main() -> None:
 
     contacts = [accountName(i) for i in range(1, args.contacts + 1)]
     storm, counts = buildStorm(accountName(0), contacts, args.commands)
-    with tempfile.NamedTemporaryFile(prefix="storm-", delete=False) as f:
-        f.write(storm)
+    quiet, _ = buildStorm(accountName(0), contacts, args.commands, notifications=False)
+    files = []
+    for data in (storm, quiet):
+        with tempfile.NamedTemporaryFile(prefix="storm-", delete=False) as f:
+            f.write(data)
+        files.append(f.name)
     _quietLogs()
     from twisted.internet import reactor
     from twisted.internet.defer import ensureDeferred
 
-    network = NetworkProcess.start(accounts=args.contacts + 1, star=args.contacts, storm=f.name)
+    network = NetworkProcess.start(accounts=args.contacts + 1, star=args.contacts, storms=tuple(files))
     assert network.control is not None
     control = network.control
-    baseline: list[float] = []
-    client: list[dict[str, Any]] = []
+    baseline: dict[int, list[float]] = {0: [], 1: []}
+    client: dict[int, list[dict[str, Any]]] = {0: [], 1: []}
     outcome: list[Any] = []
     profiler: Any = None
     if args.profile:
@@ -321,14 +355,19 @@ def main() -> None:
 
     async def run() -> None:
         expected = args.commands + 1
-        baseline.append(await baselineRun(reactor, control, expected))
-        for _ in range(args.repeat):
-            if profiler is not None:
-                profiler.enable()
-            client.append(await clientRun(reactor, network.endpoints, control, args.idle_timeout))
-            if profiler is not None:
-                profiler.disable()
-            baseline.append(await baselineRun(reactor, control, expected))
+        # The stream without NOTs first: the full one leaves refreshes behind.
+        for index in (1, 0):
+            await serverIdle(reactor, network.pid)
+            baseline[index].append(await baselineRun(reactor, control, expected, index))
+            for _ in range(args.repeat):
+                await serverIdle(reactor, network.pid)
+                if profiler is not None:
+                    profiler.enable()
+                client[index].append(await clientRun(reactor, network.endpoints, control, args.idle_timeout, index))
+                if profiler is not None:
+                    profiler.disable()
+                await serverIdle(reactor, network.pid)
+                baseline[index].append(await baselineRun(reactor, control, expected, index))
 
     def finished(result: Any) -> None:
         outcome.append(result)
@@ -339,33 +378,37 @@ def main() -> None:
         reactor.run()  # type: ignore[attr-defined]
     finally:
         network.stop()
-        os.unlink(f.name)
+        for name in files:
+            os.unlink(name)
     if hasattr(outcome[0], "raiseException"):
         outcome[0].raiseException()
     if profiler is not None:
         profiler.dump_stats(args.profile)
 
-    base = statistics.median(baseline)
-    subject = statistics.median(r["seconds"] for r in client)
-    last = client[-1]
     mix = ", ".join(f"{counts.get(k, 0)} {k}" for k, _ in MIX)
     print(f"Presence storm after a real sign-in with {args.contacts} contacts: {args.commands} commands "
           f"({mix}; {len(storm) / 2**20:.1f} MiB), LocalNetwork in a child process, Python {sys.version.split()[0]}")
     print()
-    print(f"{'reader':<46}{'median':>10}{'commands/s':>12}")
-    print(f"{'msnp MSNClient (observer told, list updated)':<46}{subject:>9.2f}s{args.commands / subject:>12.0f}")
-    print(f"{'bare LineReceiver counting lines':<46}{base:>9.2f}s{args.commands / base:>12.0f}")
+    print(f"{'stream':<22}{'msnp MSNClient':>16}{'bare LineReceiver':>19}{'ratio':>8}{'msnp cmd/s':>12}")
+    for index, label in ((0, "full mix"), (1, "NOTs sent as MSGs")):
+        subject = statistics.median(r["seconds"] for r in client[index])
+        base = statistics.median(baseline[index])
+        print(f"{label:<22}{subject:>15.2f}s{base:>18.2f}s{subject / base:>7.1f}x{args.commands / subject:>12.0f}")
     print()
-    print(f"ratio msnp / bare LineReceiver: {subject / base:.1f}x  (runs: client {[round(r['seconds'], 2) for r in client]}, "
-          f"baseline {[round(b, 2) for b in baseline]})")
-    print(f"observer events up to the marker: {last['eventsAtMarker']}")
+    for index, label in ((0, "full mix"), (1, "NOTs sent as MSGs")):
+        print(f"runs, {label}: client {[round(r['seconds'], 2) for r in client[index]]}, "
+              f"baseline {[round(b, 2) for b in baseline[index]]}")
+    last = client[0][-1]
+    print(f"observer events up to the marker (full mix): {last['eventsAtMarker']}")
     refreshes = last["events"].get("contactListChanged", 0)
     print(f"address-book NOTs: {counts.get('NOT', 0)}; ABCH requests by the marker: {last['abchAtMarker']}, "
-          f"after {last['watched']:.1f}s: {last['abchAtEnd']} (refreshes finished: {refreshes})")
-    if last["idleAfter"] is None:
-        print(f"idle after the storm: NOT idle {last['watched']:.0f}s after the marker (still refreshing)")
-    else:
-        print(f"idle after the storm: {last['idleAfter']:.1f}s after the marker")
+          f"{last['watched']:.1f}s after it: {last['abchAtEnd']} (refreshes finished: {refreshes})")
+    for index, label in ((0, "full mix"), (1, "NOTs sent as MSGs")):
+        r = client[index][-1]
+        if r["idleAfter"] is None:
+            print(f"idle after the storm ({label}): NOT idle {r['watched']:.0f}s after the marker")
+        else:
+            print(f"idle after the storm ({label}): {r['idleAfter']:.1f}s after the marker")
 
 
 if __name__ == "__main__":
