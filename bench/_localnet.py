@@ -23,6 +23,9 @@ itself (the same stream, from the same process, for a baseline reader).
 Either way the child answers nothing else. C{COUNT\\n} answers with one JSON
 line of request counters of the HTTP site (C{{"abch": N, "sso": N}}).
 
+With C{MSNP_BENCH_PROFILE=FILE} in its environment the child runs under
+cProfile and writes the profile to C{FILE} when it stops.
+
 This module is not a benchmark itself (no C{bench_} prefix, never collected).
 """
 
@@ -202,7 +205,17 @@ def _serve(accounts: int, contacts: int, sendChallenge: bool, star: int = 0, sto
 
     reactor.callWhenRunning(lambda: ensureDeferred(run()).addErrback(failed))  # type: ignore[attr-defined]
     threading.Thread(target=watchStdin, daemon=True).start()
+    profileTo = os.environ.get("MSNP_BENCH_PROFILE")
+    if profileTo:
+        # For profiling the servers under a benchmark's load.
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
     reactor.run()  # type: ignore[attr-defined]
+    if profileTo:
+        profiler.disable()
+        profiler.dump_stats(profileTo)
 
 
 def main(argv: Optional[list[str]] = None) -> None:

@@ -26,8 +26,8 @@ C{--repeat} repeats the first three; medians are printed.
 
 After the marker the client's process is watched until it is idle (under
 10 % of a core for half a second and no address-book request in the same
-window, at most C{--idle-timeout} seconds; C{--profile} profiles the
-full-mix client run with cProfile, idle watch included): every C{NOT} queues an address
+window, at most C{--idle-timeout} seconds; C{--profile} writes cProfiles
+of the client runs, sign-in and idle watch included): every C{NOT} queues an address
 book refresh, and their number and the time they keep the process busy are
 printed too (the child's HTTP request counter gives the downloads).
 
@@ -329,7 +329,7 @@ def main() -> None:
     parser.add_argument("--commands", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=1, help="client runs on the stream without NOTs")
     parser.add_argument("--idle-timeout", type=float, default=30.0)
-    parser.add_argument("--profile", help="write a cProfile of the client runs to this file")
+    parser.add_argument("--profile", help="write cProfiles of the client runs to FILE-full.prof and FILE-nonot.prof")
     args = parser.parse_args()
     if args.quick:
         args.contacts, args.commands, args.idle_timeout = 200, 20_000, 15.0
@@ -352,11 +352,11 @@ def main() -> None:
     baseline: dict[int, list[float]] = {0: [], 1: []}
     client: dict[int, list[dict[str, Any]]] = {0: [], 1: []}
     outcome: list[Any] = []
-    profiler: Any = None
+    profilers: dict[int, Any] = {}
     if args.profile:
         import cProfile
 
-        profiler = cProfile.Profile()
+        profilers = {0: cProfile.Profile(), 1: cProfile.Profile()}
 
     async def run() -> None:
         expected = args.commands + 1
@@ -369,16 +369,20 @@ def main() -> None:
                 await serverIdle(reactor, network.pid)
                 baseline[index].append(await baselineRun(reactor, control, expected, index))
             await serverIdle(reactor, network.pid)
+            if profilers:
+                profilers[1].enable()
             client[1].append(await clientRun(reactor, network.endpoints, control, args.idle_timeout, 1))
+            if profilers:
+                profilers[1].disable()
         for index in (0, 1):
             await serverIdle(reactor, network.pid)
             baseline[index].append(await baselineRun(reactor, control, expected, index))
         await serverIdle(reactor, network.pid)
-        if profiler is not None:
-            profiler.enable()
+        if profilers:
+            profilers[0].enable()
         client[0].append(await clientRun(reactor, network.endpoints, control, args.idle_timeout, 0))
-        if profiler is not None:
-            profiler.disable()
+        if profilers:
+            profilers[0].disable()
 
     def finished(result: Any) -> None:
         outcome.append(result)
@@ -393,8 +397,9 @@ def main() -> None:
             os.unlink(name)
     if hasattr(outcome[0], "raiseException"):
         outcome[0].raiseException()
-    if profiler is not None:
-        profiler.dump_stats(args.profile)
+    for index, suffix in ((0, "full"), (1, "nonot")):
+        if index in profilers:
+            profilers[index].dump_stats(f"{args.profile}-{suffix}.prof")
 
     mix = ", ".join(f"{counts.get(k, 0)} {k}" for k, _ in MIX)
     print(f"Presence storm after a real sign-in with {args.contacts} contacts: {args.commands} commands "
