@@ -116,6 +116,7 @@ def _controlFactory(network: Any, storms: list[bytes]) -> Any:
 
         def lineReceived(self, line: bytes) -> None:
             words = line.decode("ascii").split()
+            assert self.transport is not None
             if words[:1] == ["STORM"]:
                 storm = storms[int(words[2]) if len(words) > 2 else 0]
                 for session in network.onlineSessions(words[1]):

@@ -173,6 +173,7 @@ def baselineRun(reactor: Any, control: int, expected: int, storm: int) -> Any:
 
         def connectionMade(self) -> None:
             self.started = time.perf_counter()
+            assert self.transport is not None
             self.transport.write(b"REPLAY %d\n" % storm)
 
         def lineReceived(self, line: bytes) -> None:
@@ -185,6 +186,7 @@ def baselineRun(reactor: Any, control: int, expected: int, storm: int) -> Any:
             elif self.lines == expected:
                 assert MARKER.encode() in line, line
                 done.callback(time.perf_counter() - self.started)
+                assert self.transport is not None
                 self.transport.loseConnection()
 
         def rawDataReceived(self, data: bytes) -> None:

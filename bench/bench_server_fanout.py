@@ -64,7 +64,7 @@ def rawSignIn(nsAddress: tuple[str, int], ssoURL: str, index: int, accounts: int
     challenge = _identify(ns, account)
     policy, nonce = challenge.arg(2), challenge.arg(3)
     sso = urlsplit(ssoURL)
-    web = http.client.HTTPConnection(sso.hostname, sso.port)
+    web = http.client.HTTPConnection(sso.hostname or "127.0.0.1", sso.port)
     now = time.time()
     created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
     expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + 300))
