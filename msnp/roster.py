@@ -38,6 +38,7 @@ from twisted.internet.defer import Deferred, DeferredLock, ensureDeferred, gathe
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from msnp.coalesce import Coalescer
 from msnp.contacts import (
     NETWORK_PASSPORT,
     ROLE_LISTS,
@@ -162,12 +163,16 @@ class RosterManager:
         observer: Optional[object],
         session: Optional[object] = None,
         ownEmail: str = "",
+        clock: Optional[Any] = None,
     ) -> None:
         """
         @param sendListCommand: sends C{ADL}/C{RML} with a payload and fires
             with the server's C{OK} reply (or fails with L{ServerError}).
         @param ownEmail: the signed-in account, which is never a contact;
             taken from C{session.account} when not given.
+        @param clock: debounces the refreshes the address-book-changed
+            C{NOT}s ask for (see L{msnp.coalesce}); without one a refresh
+            starts as soon as the previous one is done.
         """
         self.contacts = contacts
         self.sharing = sharing
@@ -184,6 +189,19 @@ class RosterManager:
         # it cannot take the contact away again (see _reconcile).
         self._otherPlaceSerial = 0
         self._otherPlaceAdded: dict[str, int] = {}
+        self._closed = False
+        # A burst of NOTs costs one refresh: at most one in flight, one pending.
+        self._refreshes = Coalescer(
+            lambda: self._serialised(self._addressBookChanged), clock=clock
+        )
+
+    def close(self) -> None:
+        """
+        The session ended: drop the pending refresh, cancel the one in
+        flight, and start no more (their L{Deferred}s still fire).
+        """
+        self._closed = True
+        self._refreshes.close()
 
     def __repr__(self) -> str:
         return f"<RosterManager for {self.ownEmail or '?'}: {self.contacts!r}>"
@@ -787,12 +805,18 @@ class RosterManager:
         side, bring the list up to date and tell the observer
         C{contactListChanged(session)}.
 
+        A burst of these C{NOT}s is answered by one refresh that starts
+        after the last of them (L{Coalescer}: debounced on the clock, at
+        most one in flight and one pending).
+
         @return: a L{Deferred} that fires when done; it never fails (a
             failed refresh is logged and leaves the list as it was).
         """
-        return self._serialised(self._addressBookChanged)
+        return self._refreshes.request()
 
     async def _addressBookChanged(self) -> None:
+        if self._closed:
+            return
         if await self._refreshAll(SCENARIO_CHANGE_ALERT):
             notifyObserver(self.observer, "contactListChanged", self.session)
 
@@ -808,6 +832,8 @@ class RosterManager:
             ]
             results: list[Any] = await gatherResults(downloads, consumeErrors=True)
         except Exception as e:
+            if self._closed:
+                return False
             reason = e
             subFailure = getattr(e, "subFailure", None)
             if subFailure is not None:
@@ -815,6 +841,8 @@ class RosterManager:
             log.error("Could not refresh the contact list: {reason}", reason=str(reason))
             return False
         membership, addressBook = results
+        if self._closed:
+            return False
         self._reconcile(membership, addressBook, started)
         return True
 

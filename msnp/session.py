@@ -133,7 +133,7 @@ class Session:
         self._contactsTicket = contactsTicket
         self.roster = RosterManager(
             self.contacts, sharing, addressBook, protocol.sendListCommand, observer,
-            session=self, ownEmail=self.account,
+            session=self, ownEmail=self.account, clock=reactor,
         )
         self.conversationManager = ConversationManager(
             account=self.account,
@@ -274,6 +274,7 @@ class Session:
             return
         self._ended_ = True
         self._endReason = reason
+        self.roster.close()
         self._contactsTicket.close()
         try:
             self.conversationManager.closeAll()
@@ -305,6 +306,7 @@ class Session:
         return ensureDeferred(self._logout())
 
     async def _logout(self) -> None:
+        self.roster.close()
         if not self._ended_:
             try:
                 self.conversationManager.closeAll()
