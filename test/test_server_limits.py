@@ -833,7 +833,7 @@ class PrivacyTests(LimitsTestCase):
         bobServer.pauseProducing()
         for trid in range(4, 8):
             sbA.send(b"MSG %d A %d\r\n" % (trid, len(payload)) + payload)
-        sbA.send("CAL 50 alice@example.com")
+        sbA.send("CAL 50 bob@example.com")
         await sbA.expect("215")
         self.assertEqual((len(sbA.named("ACK")), len(sbA.named("NAK"))), (1, 3))
         self.assertLessEqual(bobServer.queuedBytes, 2_000)

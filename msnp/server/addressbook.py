@@ -55,7 +55,25 @@ class AddressBookService:
             "ABGroupUpdate": self.groupUpdate,
             "ABGroupContactAdd": self.groupContactAdd,
             "ABGroupContactDelete": self.groupContactDelete,
+            "AddDynamicItem": self.dynamicItem("AddDynamicItem"),
+            "UpdateDynamicItem": self.dynamicItem("UpdateDynamicItem"),
         }
+
+    @staticmethod
+    def dynamicItem(action: str) -> Callable[[Account, Element], str]:
+        """
+        C{AddDynamicItem}/C{UpdateDynamicItem}: clients send them at sign-in
+        and after a profile change to publish "what's new" items to their
+        contacts (MSNPSharp, WLM 2009). The service answered an empty
+        success; the local network has no activity feed, so nothing is
+        stored and the answer is the same empty success, whatever the
+        items (a fault here stops MSNPSharp's roaming sequence).
+        """
+
+        def answer(account: Account, method: Element) -> str:
+            return emptyResponse(action)
+
+        return answer
 
 
     def _meXML(self, account: Account, stamp: str) -> str:

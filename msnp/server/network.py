@@ -12,7 +12,7 @@ L{msnp.server.presence.Presence}.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 
 from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.endpoints import TCP4ServerEndpoint
@@ -33,7 +33,8 @@ from msnp.server.dispatch import DispatchServerFactory
 from msnp.server.httplimits import boundedSite
 from msnp.server.limits import DEFAULT_LIMITS, ServerLimits
 from msnp.server.notification import NotificationServer, NotificationServerFactory
-from msnp.server.presence import Presence
+from msnp.server.nsurl import LOGIN_FORM_PATH
+from msnp.server.presence import Presence, guidKey
 from msnp.server.router import INetworkRouter, SwitchboardReferral
 from msnp.server.sso import SSOResource
 from msnp.server.throttle import SignInThrottle
@@ -133,10 +134,14 @@ class _TrackingFactory(WrappingFactory):
     """
 
     protocol = _TrackedConnection  # type: ignore[assignment]
+    # Not noisy: a listening port's start and stop are logged by the
+    # network in one line of its own ("Local MSNP18 network started").
+    noisy = False
 
     def __init__(self, wrappedFactory: Any, counter: AddressCounter) -> None:
         super().__init__(wrappedFactory)
         self.counter = counter
+        wrappedFactory.noisy = False
 
     def buildProtocol(self, addr: Any) -> Any:
         host = str(getattr(addr, "host", ""))
@@ -321,6 +326,7 @@ class LocalNetwork:
         self.site = boundedSite(self._httpRoot(), self.limits)
         httpPort = await self._listen(self.httpPort, self.site)
         base = f"http://{self._address(httpPort)}"
+        nsFactory.mailLoginURL = base + LOGIN_FORM_PATH
         self.endpoints = Endpoints(
             dispatch=f"tcp:{self._address(dsPort)}",
             sso=f"{base}/RST2.srf",
@@ -397,17 +403,23 @@ class LocalNetwork:
         """
         return self.presence.isReachable(email)
 
-    def ring(self, callee: str, sessionId: str, authToken: str, caller: Account, callerName: str) -> bool:
+    def ring(
+        self, callee: str, sessionId: str, authToken: str, caller: Account, callerName: str, exceptGuids: Iterable[str] = ()
+    ) -> bool:
         """
-        Invite every NS session of C{callee} to a switchboard session.
+        Invite every NS session of C{callee} (but the places
+        C{exceptGuids}) to a switchboard session.
 
         @return: L{False} when C{callee} is not reachable.
         """
         if not self.isReachable(callee):
             return False
         sent = False
+        skip = {guidKey(guid) for guid in exceptGuids}
         for session in self.onlineSessions(callee):
             if session.status is None:
+                continue
+            if skip and guidKey(session.machineGuid) in skip:
                 continue
             session.sendRaw(
                 Command(

@@ -27,6 +27,7 @@ from msnp.server.dispatch import LoginPreamble
 from msnp.mbi import verifyMBIResponse
 from msnp.server.limits import DEFAULT_LIMITS, ServerLimits
 from msnp.server.nslists import ListCommands
+from msnp.server.nsurl import urlReply
 from msnp.server.nspayloads import (
     ABCH_SITE_ID as ABCH_SITE_ID,
     MAIL_DATA as MAIL_DATA,
@@ -95,7 +96,10 @@ class NotificationServer(ListCommands):
         and minus C{RML}s with the FL bit. Presence needs both this and the
         store, so a contact added over SOAP shows up once the client has
         sent its C{ADL}, whichever of the two came first.
+    @ivar mailLoginURL: the login form C{URL} answers name (L{urlReply}).
     """
+
+    mailLoginURL = ""
 
     def __init__(
         self,
@@ -376,6 +380,10 @@ class NotificationServer(ListCommands):
     def handle_PNG(self, command: Command) -> None:
         self.sendRaw(Command("QNG", None, (str(self.pingInterval),)))
 
+    def handle_URL(self, command: Command) -> None:
+        # Reference 4.15: every request gets its links (msnp.server.nsurl).
+        self.sendRaw(Command("URL", command.trid, urlReply(command.arguments, self.mailLoginURL)))
+
     def handle_BLP(self, command: Command) -> None:
         value = command.arg(0)
         if value not in ("AL", "BL"):
@@ -539,6 +547,8 @@ class NotificationServerFactory(Factory):
         self.clock = clock
         self.limits = limits
         self.timerClock = timerClock
+        #: The login form C{URL} answers point at (set once HTTP listens).
+        self.mailLoginURL = ""
 
     def buildProtocol(self, addr: Optional["IAddress"]) -> NotificationServer:
         protocol = NotificationServer(
@@ -546,5 +556,6 @@ class NotificationServerFactory(Factory):
             self.timerClock,
         )
         protocol.factory = self
+        protocol.mailLoginURL = self.mailLoginURL
         return protocol
 

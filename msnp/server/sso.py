@@ -382,12 +382,13 @@ class SSOResource(Resource):
         self.clock: IReactorTime = reactorOrDefault(clock)
         self.throttle = throttle
         self._endpoints = {
-            b"RST.srf": _STSEndpoint(self, SOAP11_NS),
-            b"RST2.srf": _STSEndpoint(self, SOAP12_NS),
+            b"rst.srf": _STSEndpoint(self, SOAP11_NS),
+            b"rst2.srf": _STSEndpoint(self, SOAP12_NS),
         }
 
     def getChild(self, path: bytes, request: Request) -> IResource:
-        endpoint = self._endpoints.get(path)
+        # The real service compared paths without regard to case.
+        endpoint = self._endpoints.get(path.lower())
         if endpoint is not None:
             return endpoint
         return notFound()
