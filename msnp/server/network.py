@@ -16,7 +16,7 @@ from typing import Any, Iterable, Optional
 
 from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.endpoints import TCP4ServerEndpoint
-from twisted.internet.interfaces import IListeningPort, IReactorTime
+from twisted.internet.interfaces import IListeningPort, IReactorThreads, IReactorTime
 from twisted.internet.protocol import Factory, connectionDone
 from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
@@ -341,7 +341,15 @@ class LocalNetwork:
         return SwitchboardServerFactory(self, directory=self.switchboards, timerClock=self.timeoutClock)
 
     def _httpRoot(self) -> Resource:
-        root = SSOResource(self.store, clock=self.clock, throttle=self.signInThrottle)
+        # scrypt in the thread pool when the reactor has one (docs/store.md).
+        check = None
+        if IReactorThreads.providedBy(self.reactor):
+            store, reactor = self.store, self.reactor
+
+            def check(email: str, password: str) -> "Deferred[Optional[Account]]":
+                return store.checkPasswordInThread(email, password, reactor)
+
+        root = SSOResource(self.store, clock=self.clock, throttle=self.signInThrottle, checkPassword=check)
         self.abch = ABCHResource(self.store, clock=self.clock, onChange=self._listsChanged, limits=self.limits)
         root.putChild(b"abservice", self.abch)
         return root
