@@ -168,6 +168,7 @@ class Probe:
         self.guid = "{" + str(uuid.uuid4()).upper() + "}"
         self.report = Report()
         self.trid = 0
+        self.challenged = False
 
     def __repr__(self) -> str:
         return f"<Probe {self.dispatch} {self.email}>"
@@ -191,9 +192,18 @@ class Probe:
         before: list[Command] = []
         while True:
             command = await self._next(client)
-            if command is None or command.trid == trid:
+            if command is None or command.trid == trid and command.name != "CHL":
                 return command, before
+            if command.name == "CHL" and command.arguments:
+                self._answerChallenge(client, command)
             before.append(command)
+
+    def _answerChallenge(self, client: LineClient, command: Command) -> None:
+        if self.challenged:
+            return
+        self.challenged = True
+        answer = computeChallengeResponse(command.arguments[0])
+        client.send(f"QRY {self._trid()} {WLM2009_PRODUCT_ID} 32\r\n".encode() + answer.encode())
 
     async def _preamble(self, client: LineClient) -> Optional[Command]:
         trid = self._trid()
@@ -245,7 +255,7 @@ class Probe:
             raise ProbeError(f"USR SSO S answered {_describe(ok)}")
         self.report.signedIn = True
         self.report.add("sign-in", "USR OK")
-        await self._session(client)
+        await self._session(client, [])
         await self._switchboard(client)
         await self._errors(client)
 
@@ -269,34 +279,41 @@ class Probe:
         self.report.add("sso", f"HTTP {response.code}, {len(result.tokens)} tokens")
         return token.ticket, token.binarySecret
 
-    async def _session(self, client: LineClient) -> None:
+    async def _session(self, client: LineClient, seen: list[Command]) -> None:
         trid = self._trid()
         client.send(f"BLP {trid} AL")
-        await self._until(client, trid)
+        _, before = await self._until(client, trid)
+        seen.extend(before)
         trid = self._trid()
         client.send(f"CHG {trid} NLN {CAPS} 0")
         chg, before = await self._until(client, trid)
+        seen.extend(before)
         self.report.add("status", _describe(chg))
-        # Presence and a challenge come after CHG; PNG marks the end.
+        # Presence (and a late challenge) come after CHG; PNG marks the end.
         trid = self._trid()
         client.send(f"PNG {trid}")
-        seen = list(before)
-        challenge = None
         while True:
             command = await self._next(client)
             if command is None:
                 break
-            if command.name == "CHL" and challenge is None:
-                challenge = command
-                qrid = self._trid()
-                answer = computeChallengeResponse(command.arguments[0])
-                client.send(f"QRY {qrid} {WLM2009_PRODUCT_ID} 32\r\n".encode() + answer.encode())
-                continue
+            if command.name == "CHL" and command.arguments:
+                self._answerChallenge(client, command)
             seen.append(command)
             if command.name == "QNG":
                 break
+        if self.challenged:
+            # Let the QRY answer (or the server's refusal) arrive.
+            trid = self._trid()
+            client.send(f"PNG {trid}")
+            while True:
+                command = await self._next(client)
+                if command is None:
+                    break
+                seen.append(command)
+                if command.name == "QNG":
+                    break
         names = [c.name for c in seen]
-        if challenge is None:
+        if not self.challenged:
             self.report.add("challenge", "no CHL after sign-in")
         else:
             qry = "QRY answered" if "QRY" in names else "QRY not answered"
@@ -372,6 +389,14 @@ class ProbeOptions(usage.Options):
         ["account", None, None, "the account to sign in with (password: $MSNP_PROBE_PASSWORD or stdin)"],
         ["timeout", None, "5", "seconds to wait for each answer", float],
     ]
+
+    def parseOptions(self, options: Optional[list[str]] = None) -> None:
+        # usage.Options stops at the first positional argument; the address
+        # comes first in this command's synopsis.
+        argv = list(sys.argv[1:] if options is None else options)
+        if argv and not argv[0].startswith("-"):
+            argv = argv[1:] + ["--", argv[0]]
+        super().parseOptions(argv)
 
     def parseArgs(self, dispatch: str) -> None:  # type: ignore[override]
         self["dispatch"] = dispatch
