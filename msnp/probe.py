@@ -211,7 +211,8 @@ class Probe:
         ver, _ = await self._until(client, trid)
         if ver is None or ver.isError:
             raise ProbeError(f"VER answered {_describe(ver)}")
-        self.report.add("dialect", " ".join(ver.arguments))
+        if self.report.get("dialect") is None:
+            self.report.add("dialect", " ".join(ver.arguments))
         trid = self._trid()
         client.send(CVR.format(trid=trid, email=self.email))
         await self._until(client, trid)
@@ -368,7 +369,15 @@ class Probe:
     async def _errors(self, client: LineClient) -> None:
         trid = self._trid()
         client.send(f"ZZZ {trid}")
-        answer, _ = await self._until(client, trid)
+        client.send(f"PNG {self._trid()}")
+        answer: Optional[Command] = None
+        while True:
+            command = await self._next(client)
+            if command is None or command.name == "QNG":
+                break
+            if command.trid == trid:
+                answer = command
+                break
         if answer is None and client.closed:
             self.report.add("unknown command", "disconnected")
         else:
