@@ -295,9 +295,9 @@ def targets() -> list[Target]:
 
     identity = ClientIdentity()
     try:
-        from msnp.dispatch import DispatchProtocol
+        from msnp.preamble import PreambleProtocol
 
-        found.append(Target("DispatchProtocol", lambda c: DispatchProtocol("alice@example.com", identity, clock=c),
+        found.append(Target("PreambleProtocol", lambda c: PreambleProtocol("alice@example.com", identity, clock=c),
                             [DS_FROM_SERVER, NS_FROM_SERVER], CLIENT_REQUESTS[:4], 1))
     except ImportError:
         pass

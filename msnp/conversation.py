@@ -50,7 +50,7 @@ from msnp.mime import (
     datacastId,
 )
 from msnp.nsmessages import Invitation, SwitchboardTicket
-from msnp.protocol import reactorOrDefault
+from msnp.reactors import reactorOrDefault
 from msnp.switchboard import SwitchboardProtocol
 
 log = Logger()
@@ -269,7 +269,7 @@ class Conversation:
             self._opening.cancel()
         if switchboard is None or switchboard.closed or switchboard.transport is None:
             return succeed(None)
-        d = switchboard.whenClosed()
+        d = switchboard.whenLost()
         switchboard.leave()
         return d
 

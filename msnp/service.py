@@ -28,7 +28,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from msnp.errors import AuthenticationError, SignedOut
-from msnp.protocol import reactorOrDefault
+from msnp.reactors import reactorOrDefault
 
 if TYPE_CHECKING:
     from msnp.session import Session

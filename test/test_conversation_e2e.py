@@ -66,7 +66,7 @@ async def logoutAfterSwitchboards(session: Any) -> None:
     manager = session.conversationManager
     closing = []
     if manager is not None:
-        closing = [c._switchboard.whenClosed() for c in manager.conversations if c._switchboard is not None]
+        closing = [c._switchboard.whenLost() for c in manager.conversations if c._switchboard is not None]
     await logoutQuietly(session)
     await DeferredList(closing)
 

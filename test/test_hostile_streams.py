@@ -47,7 +47,7 @@ class HostileStreamTests(SynchronousTestCase):
         the three servers, not only the shared base class.
         """
         for name in (
-            "DispatchProtocol",
+            "PreambleProtocol",
             "NotificationProtocol",
             "SwitchboardProtocol",
             "server DispatchServer",

@@ -462,7 +462,7 @@ class LoopbackTests(TestCase):
         return manager
 
     async def _close(self, manager: ConversationManager) -> None:
-        waits = [c._switchboard.whenClosed() for c in manager.conversations if c._switchboard is not None]
+        waits = [c._switchboard.whenLost() for c in manager.conversations if c._switchboard is not None]
         manager.closeAll()
         await DeferredList(waits)
 

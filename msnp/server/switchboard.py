@@ -27,7 +27,8 @@ from twisted.internet.protocol import Factory, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from msnp.protocol import MSNPProtocol, reactorOrDefault
+from msnp.protocol import MSNPProtocol
+from msnp.reactors import reactorOrDefault
 from msnp.server.accounts import BLOCK, normalizeEmail
 from msnp.server.notification import guidKey as guidKey
 from msnp.wire import Command, Direction, encodeParameter
