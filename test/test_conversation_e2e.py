@@ -17,7 +17,7 @@ from twisted.trial.unittest import TestCase
 
 from msnp.errors import ContactOffline, MessageNotDelivered
 
-from support import EventRecorder, logoutQuietly, signIn, startLocalNetwork
+from test.support import EventRecorder, logoutQuietly, signIn, startLocalNetwork
 
 PASSWORD = "secret-pw"
 LONG_TEXT = ("Grüße aus Zürich — ça va? Ελληνικά 日本語 😀 ✓ " * 120)[:4000]

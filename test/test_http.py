@@ -26,7 +26,7 @@ from msnp.errors import ServiceError
 from msnp.http import BodyTooLarge, HTTPResult, postXML
 from msnp.httpclient import HTTPClientHandle, makeHTTPClient
 
-from support import TrackingFactory, stopTracked
+from test.support import TrackingFactory, stopTracked
 
 
 URL = "http://127.0.0.1/service"

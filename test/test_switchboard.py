@@ -34,7 +34,7 @@ from msnp.nsmessages import Invitation, SwitchboardTicket
 from msnp.switchboard import SwitchboardProtocol
 from msnp.wire import Command, Direction
 
-from support import commandsIn
+from test.support import commandsIn
 
 # Reference section 8.4.
 TXT = b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\nX-MMS-IM-Format: FN=Segoe%20UI; EF=; CO=0; CS=1; PF=0\r\n\r\nHi Bob! \xc3\xa7a va?"

@@ -50,7 +50,7 @@ from msnp.httpclient import (
 )
 from zope.interface import implementer
 
-from support import TrackingFactory, stopTracked, writeTempFile
+from test.support import TrackingFactory, stopTracked, writeTempFile
 
 ACCOUNT = "alice@example.com"
 PASSWORD = "tls-test-pw"
