@@ -48,6 +48,7 @@ from msnp.soap.envelope import ABCHCache
 from msnp.soap.sharing import SharingService
 from msnp.endpoints import Endpoints
 from msnp.server.network import LocalNetwork
+from msnp.testing import EventLog
 from msnp.wire import Command, Direction, parseLine
 
 #: Seconds one wait in an end-to-end test may take before the test fails
@@ -71,57 +72,15 @@ def asyncTest(f: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[..., "Defe
 # -- waiting without sleeping ------------------------------------------------------
 
 
-class EventRecorder:
+class EventRecorder(EventLog):
     """
-    An observer base that records events and lets a test wait until a
-    condition over them holds; the condition is re-checked after every
-    event, so a test waits exactly as long as the network takes.
-
-    Subclasses add the observer methods they care about, each calling
-    L{_record} with the event name first.
+    L{msnp.testing.EventLog} on the real reactor with the suite's L{WAIT}:
+    subclasses add the observer methods they care about, each calling
+    L{_record} with the event name first (and what the test compares).
     """
 
     def __init__(self, name: str) -> None:
-        self.name = name
-        self.events: list[tuple[Any, ...]] = []
-        self._waiters: list[tuple[Callable[[], bool], Deferred[None]]] = []
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.name}>"
-
-    def _record(self, *event: Any) -> None:
-        self.events.append(event)
-        for entry in list(self._waiters):
-            check, d = entry
-            if check():
-                self._waiters.remove(entry)
-                d.callback(None)
-
-    def waitFor(self, check: Callable[[], bool], what: str) -> "Deferred[None]":
-        """
-        Fire once C{check()} is true; fail after L{WAIT} seconds with an
-        L{AssertionError} naming C{what} and the last events, so a missing
-        event is a readable test failure rather than a hang.
-        """
-        if check():
-            return succeed(None)
-        d: Deferred[None] = Deferred()
-        entry = (check, d)
-        self._waiters.append(entry)
-
-        def timedOut(failure: Any, timeout: float) -> None:
-            if entry in self._waiters:
-                self._waiters.remove(entry)
-            raise AssertionError(f"{self.name}: still waiting for {what}; events: {self.events[-10:]}")
-
-        d.addTimeout(WAIT, reactor, onTimeoutCancel=timedOut)
-        return d
-
-    def named(self, event: str) -> list[tuple[Any, ...]]:
-        """
-        The arguments of every recorded C{event}, oldest first.
-        """
-        return [e[1:] for e in self.events if e[0] == event]
+        EventLog.__init__(self, name, reactor=reactor, timeout=WAIT)
 
 
 async def pollUntil(condition: Callable[[], bool], timeout: float, interval: float = 0.01) -> bool:
