@@ -11,7 +11,7 @@ incrementally and abandoned as soon as it exceeds the cap.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Optional
 
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError, ensureDeferred
 from twisted.internet.interfaces import IReactorTime
@@ -91,17 +91,20 @@ class _BoundedBody(Protocol):
             self.finished.errback(reason)
 
 
-async def _post(
+async def _request(
     httpClient: Any,
+    method: str,
     url: str,
-    body: bytes,
+    body: Optional[bytes],
     headers: Mapping[str, str],
     maxBytes: int,
     expired: Callable[[], bool],
 ) -> HTTPResult:
-    response = await httpClient.post(
-        url, data=body, headers={k: [v] for k, v in headers.items()}
-    )
+    wireHeaders = {k: [v] for k, v in headers.items()}
+    if method == "POST":
+        response = await httpClient.post(url, data=body, headers=wireHeaders)
+    else:
+        response = await httpClient.request(method, url, data=body, headers=wireHeaders)
     collector = _BoundedBody(url, response.code, maxBytes)
     response.deliverBody(collector)
     if expired():
@@ -129,8 +132,39 @@ def postXML(
         (SOAP faults come with 200 and 500 alike), or failing with
         L{ServiceError} on a transport error, a timeout or an oversized body.
     """
+    return requestBody(httpClient, "POST", url, body, headers, clock, timeout, maxBytes)
+
+
+def getBody(
+    httpClient: Any,
+    url: str,
+    clock: IReactorTime,
+    timeout: float = DEFAULT_HTTP_TIMEOUT,
+    maxBytes: int = DEFAULT_MAX_BODY_BYTES,
+    headers: Mapping[str, str] = {},
+) -> "Deferred[HTTPResult]":
+    """
+    GET C{url} (a picture, a document) under the same deadline and cap as
+    L{postXML}, with the same results and failures.
+    """
+    return requestBody(httpClient, "GET", url, None, headers, clock, timeout, maxBytes)
+
+
+def requestBody(
+    httpClient: Any,
+    method: str,
+    url: str,
+    body: Optional[bytes],
+    headers: Mapping[str, str],
+    clock: IReactorTime,
+    timeout: float = DEFAULT_HTTP_TIMEOUT,
+    maxBytes: int = DEFAULT_MAX_BODY_BYTES,
+) -> "Deferred[HTTPResult]":
+    """
+    One HTTP exchange of any C{method}; see L{postXML}.
+    """
     timedOut = False
-    d = ensureDeferred(_post(httpClient, url, body, headers, maxBytes, lambda: timedOut))
+    d = ensureDeferred(_request(httpClient, method, url, body, headers, maxBytes, lambda: timedOut))
 
     def expire() -> None:
         nonlocal timedOut

@@ -18,8 +18,10 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "msnp
 #: What the local network may import from the client package: the codec,
 #: the list payloads, the MBI crypto, the challenge, XML safety, the error
 #: family, the framing base, the SOAP/Passport names, the reactor default,
-#: the endpoint addresses it hands out, and the contact model's list flags
-#: and address normalisation (which the list payloads are written in).
+#: the endpoint addresses it hands out, the contact model's list flags and
+#: address normalisation (which the list payloads are written in), and the
+#: pure payload codecs below. None of them opens a connection or imports
+#: a client service.
 SHARED = frozenset(
     {
         "msnp",
@@ -34,12 +36,22 @@ SHARED = frozenset(
         "msnp.reactors",
         "msnp.endpoints",
         "msnp.contacts",
+        # Pure codecs of payloads both ends write and read: message
+        # formats, capabilities, offline messages (OIM and UUM), circles.
+        "msnp.mime",
+        "msnp.capabilities",
+        "msnp.oim",
+        "msnp.uum",
+        "msnp.circles",
+        "msnp.circlewire",
+        # The twistd option helpers both plugins use.
+        "msnp.twistdsupport",
     }
 )
 
 #: The client-side modules that may import the local network: the demo
 #: (it runs one), and L{msnp.testing}, whose purpose is testing against one.
-MAY_IMPORT_SERVER = frozenset({"msnp.__main__", "msnp.testing"})
+MAY_IMPORT_SERVER = frozenset({"msnp.__main__", "msnp.demo", "msnp.testing"})
 
 
 def _modules() -> dict[str, str]:

@@ -1,5 +1,5 @@
 """
-Tests for L{msnp.tls}: the SSO and ABCH clients over real, verified https.
+Tests for L{msnp.httpclient}: the SSO and ABCH clients over real, verified https.
 
 A test certificate authority and server certificates are made at test time
 with C{cryptography}; the local STS and ABCH resources are served by a real

@@ -18,7 +18,8 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
-from msnp.protocol import MSNPProtocol
+from msnp.server.connection import ServerConnection
+from msnp.server.limits import DEFAULT_LIMITS, ServerLimits, summarise
 from msnp.wire import Command, Direction
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -75,7 +76,7 @@ def cvrIsPlausible(command: Command) -> bool:
     return len(command.arguments) >= CVR_FIELDS
 
 
-class LoginPreamble(MSNPProtocol):
+class LoginPreamble(ServerConnection):
     """
     The part of a login both servers share: C{VER} first, then C{CVR}.
 
@@ -85,8 +86,13 @@ class LoginPreamble(MSNPProtocol):
     receiving = Direction.FROM_CLIENT
     log = Logger()
 
-    def __init__(self, clock: Optional[IReactorTime] = None) -> None:
-        super().__init__(clock=clock, requestTimeout=None)
+    def __init__(
+        self,
+        clock: Optional[IReactorTime] = None,
+        limits: ServerLimits = DEFAULT_LIMITS,
+        timerClock: Optional[IReactorTime] = None,
+    ) -> None:
+        super().__init__(clock=clock, limits=limits, timerClock=timerClock)
         self.version: Optional[str] = None
 
     @property
@@ -118,7 +124,7 @@ class LoginPreamble(MSNPProtocol):
 
     def commandReceived(self, command: Command) -> None:
         if self.version is None and command.name != "VER":
-            self.drop(f"{command.name} before VER")
+            self.drop(f"{summarise(command.name, 16)} before VER")
             return
         super().commandReceived(command)
 
@@ -149,23 +155,30 @@ class DispatchServer(LoginPreamble):
     connection, as the real dispatch servers did.
     """
 
-    def __init__(self, notificationAddress: Callable[[], str], clock: Optional[IReactorTime] = None) -> None:
+    def __init__(
+        self,
+        notificationAddress: Callable[[], str],
+        clock: Optional[IReactorTime] = None,
+        limits: ServerLimits = DEFAULT_LIMITS,
+        timerClock: Optional[IReactorTime] = None,
+    ) -> None:
         """
         @param notificationAddress: returns the C{host:port} of the
             notification server to redirect to (known once it listens).
         """
-        super().__init__(clock=clock)
+        super().__init__(clock=clock, limits=limits, timerClock=timerClock)
         self.notificationAddress = notificationAddress
 
     def handle_USR(self, command: Command) -> None:
         if command.arguments[:2] != ("SSO", "I") or len(command.arguments) < 3:
             self.drop("unexpected USR on the dispatch server")
             return
-        self.log.info("Redirecting {account} to the notification server", account=command.arguments[2])
+        self.log.info("Redirecting {account} to the notification server",
+                      account=summarise(command.arguments[2], self.limits.logArgument))
         self.reply("XFR", command.trid, "NS", self.notificationAddress(), "U", "D")
 
     def unknownCommand(self, command: Command) -> None:
-        self.drop(f"unexpected {command.name} on the dispatch server")
+        self.drop(f"unexpected {summarise(command.name, 16)} on the dispatch server")
 
     def errorReceived(self, command: Command) -> None:
         self.drop("numeric command from a client")
@@ -176,11 +189,19 @@ class DispatchServerFactory(Factory):
     Builds L{DispatchServer}s that redirect to C{notificationAddress()}.
     """
 
-    def __init__(self, notificationAddress: Callable[[], str], clock: Optional[IReactorTime] = None) -> None:
+    def __init__(
+        self,
+        notificationAddress: Callable[[], str],
+        clock: Optional[IReactorTime] = None,
+        limits: ServerLimits = DEFAULT_LIMITS,
+        timerClock: Optional[IReactorTime] = None,
+    ) -> None:
         self.notificationAddress = notificationAddress
         self.clock = clock
+        self.limits = limits
+        self.timerClock = timerClock
 
     def buildProtocol(self, addr: Optional["IAddress"]) -> DispatchServer:
-        protocol = DispatchServer(self.notificationAddress, clock=self.clock)
+        protocol = DispatchServer(self.notificationAddress, clock=self.clock, limits=self.limits, timerClock=self.timerClock)
         protocol.factory = self
         return protocol

@@ -7,7 +7,7 @@ server and the HTTP site (Passport STS and ABCH) on ephemeral ports, hands
 back the L{Endpoints} a client needs, and stops everything — listeners and
 every open connection — so tests end with a clean reactor. All the servers
 share one L{AccountStore}; presence routing is in
-L{msnp.server.notification.Presence}.
+L{msnp.server.presence.Presence}.
 """
 
 from __future__ import annotations
@@ -22,15 +22,20 @@ from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
-from twisted.web.server import Site
+from zope.interface import implementer
 
 from msnp.endpoints import Endpoints
 from msnp.reactors import reactorOrDefault
 from msnp.server.abch import ABCHResource
 from msnp.server.accounts import DEFAULT_TICKET_LIFETIME, Account, AccountStore, TicketGrant
 from msnp.server.dispatch import DispatchServerFactory
-from msnp.server.notification import NotificationServer, NotificationServerFactory, Presence
+from msnp.server.httplimits import boundedSite
+from msnp.server.limits import DEFAULT_LIMITS, ServerLimits
+from msnp.server.notification import NotificationServer, NotificationServerFactory
+from msnp.server.presence import Presence
+from msnp.server.router import INetworkRouter, SwitchboardReferral
 from msnp.server.sso import SSOResource
+from msnp.server.throttle import SignInThrottle
 from msnp.server.switchboard import SwitchboardDirectory, SwitchboardServerFactory
 from msnp.wire import Command, encodeParameter
 
@@ -46,6 +51,7 @@ class _TrackedConnection(ProtocolWrapper):
         super().__init__(factory, wrappedProtocol)
         self._waiters: list[Deferred[None]] = []
         self.closed = False
+        self.peerHost: Optional[str] = None
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         try:
@@ -74,12 +80,79 @@ class _TrackedConnection(ProtocolWrapper):
             self.transport.abortConnection()  # type: ignore[attr-defined]
 
 
+class AddressCounter:
+    """
+    Open connections per peer address, over every listener of one
+    network: a peer holding C{perAddress} of them in total (DS, NS, SB and
+    HTTP together) gets no more, so one address cannot take the process's
+    file descriptors from everybody else.
+    """
+
+    def __init__(self, perAddress: int = DEFAULT_LIMITS.connectionsPerAddress) -> None:
+        self.perAddress = perAddress
+        self._open: dict[str, int] = {}
+        self.refused = 0
+
+    def acquire(self, host: str) -> bool:
+        """
+        Count a new connection from C{host}; L{False} (and nothing counted)
+        when it already holds C{perAddress}.
+        """
+        if self._open.get(host, 0) >= self.perAddress:
+            self.refused += 1
+            if self.refused == 1 or self.refused % 1000 == 0:
+                log.info("Refusing connections from {host}: {cap} already open ({refused} refused so far)",
+                         host=host, cap=self.perAddress, refused=self.refused)
+            return False
+        self._open[host] = self._open.get(host, 0) + 1
+        return True
+
+    def release(self, host: str) -> None:
+        """
+        A connection from C{host} closed.
+        """
+        left = self._open.get(host, 0) - 1
+        if left > 0:
+            self._open[host] = left
+        else:
+            self._open.pop(host, None)
+
+    def openFrom(self, host: str) -> int:
+        """
+        How many connections C{host} holds open now.
+        """
+        return self._open.get(host, 0)
+
+
 class _TrackingFactory(WrappingFactory):
     """
-    Wraps a server factory so that its open connections are known.
+    Wraps a server factory so that its open connections are known, and
+    refuses (closes at once, before the wrapped protocol exists) a
+    connection its L{AddressCounter} does not admit.
     """
 
     protocol = _TrackedConnection  # type: ignore[assignment]
+
+    def __init__(self, wrappedFactory: Any, counter: AddressCounter) -> None:
+        super().__init__(wrappedFactory)
+        self.counter = counter
+
+    def buildProtocol(self, addr: Any) -> Any:
+        host = str(getattr(addr, "host", ""))
+        if not self.counter.acquire(host):
+            return None
+        protocol = super().buildProtocol(addr)
+        if isinstance(protocol, _TrackedConnection):
+            protocol.peerHost = host
+        else:
+            self.counter.release(host)
+        return protocol
+
+    def unregisterProtocol(self, p: Any) -> None:
+        super().unregisterProtocol(p)
+        host = getattr(p, "peerHost", None)
+        if host is not None:
+            self.counter.release(host)
 
     def connections(self) -> list[_TrackedConnection]:
         """
@@ -88,6 +161,7 @@ class _TrackingFactory(WrappingFactory):
         return list(self.protocols)  # type: ignore[arg-type]
 
 
+@implementer(INetworkRouter)
 class LocalNetwork:
     """
     A complete local MSNP18 network: DS, NS, SB and the HTTP services.
@@ -96,6 +170,8 @@ class LocalNetwork:
     @ivar presence: who is signed in where (the NS sessions).
     @ivar switchboards: the switchboard directory, L{None} until started.
     @ivar abch: the ABCH services, L{None} until started.
+    @ivar signInThrottle: the sign-in rate limiter of the SSO service.
+    @ivar limits: the L{ServerLimits} every server enforces.
     @ivar switchboardAddress: C{"127.0.0.1:port"} of the switchboard server
         once started.
     @ivar endpoints: the L{Endpoints} of the running network, or L{None}.
@@ -115,6 +191,8 @@ class LocalNetwork:
         store: Optional[AccountStore] = None,
         clock: Optional[IReactorTime] = None,
         ticketLifetime: float = DEFAULT_TICKET_LIFETIME,
+        limits: ServerLimits = DEFAULT_LIMITS,
+        timeoutClock: Optional[IReactorTime] = None,
     ) -> None:
         """
         @param reactor: the reactor to listen with (the global one by default).
@@ -132,10 +210,16 @@ class LocalNetwork:
         @param ticketLifetime: seconds an SSO grant stays valid in the store
             created here (ignored with C{store}); the ABCH services answer
             an older contacts ticket with C{BadContextToken}.
+        @param limits: every resource limit the servers enforce (see
+            L{ServerLimits} and C{docs/limits.md}).
+        @param timeoutClock: the clock of the connections' login and idle
+            timeouts (the reactor by default; a test passes a C{Clock}).
         """
         reactor = reactorOrDefault(reactor)
         self.reactor = reactor
         self.clock: IReactorTime = clock if clock is not None else reactor
+        self.limits = limits
+        self.timeoutClock: IReactorTime = timeoutClock if timeoutClock is not None else reactor
         self.interface = interface
         self.dispatchPort = dispatchPort
         self.notificationPort = notificationPort
@@ -148,7 +232,9 @@ class LocalNetwork:
             store if store is not None else AccountStore(ticketLifetime=ticketLifetime, clock=self.clock)
         )
         self.abch: Optional[ABCHResource] = None
-        self.presence = Presence(self.store)
+        self.signInThrottle = SignInThrottle(self.timeoutClock, limits)
+        self.addresses = AddressCounter(limits.connectionsPerAddress)
+        self.presence = Presence(self.store, limits)
         self.switchboards: Optional[SwitchboardDirectory] = None
         self.switchboardAddress: str = ""
         self.notificationAddress: str = ""
@@ -185,14 +271,14 @@ class LocalNetwork:
         """
         Listen on every port.
 
-        @return: a L{Deferred} firing with the L{Endpoints} to give a client.
+        @return: a L{Deferred <twisted.internet.defer.Deferred>} firing with the L{Endpoints} to give a client.
         """
         from twisted.internet.defer import ensureDeferred
 
         return ensureDeferred(self._start())
 
     async def _listen(self, port: int, factory: Any) -> IListeningPort:
-        tracking = _TrackingFactory(factory)
+        tracking = _TrackingFactory(factory, self.addresses)
         endpoint = TCP4ServerEndpoint(self.reactor, port, interface=self.interface)
         listening: IListeningPort = await endpoint.listen(tracking)
         self._ports.append(listening)
@@ -213,13 +299,15 @@ class LocalNetwork:
         if self._ports:
             raise RuntimeError("LocalNetwork is already started")
         nsFactory = NotificationServerFactory(
-            self, self.presence, self.sendChallenge, self.pingInterval, self.clock
+            self, self.presence, self.sendChallenge, self.pingInterval, self.clock, self.limits, self.timeoutClock
         )
         if self.redirect:
             nsPort = await self._listen(self.notificationPort, nsFactory)
             self.notificationAddress = self._address(nsPort)
             dsPort = await self._listen(
-                self.dispatchPort, DispatchServerFactory(lambda: self.notificationAddress, self.clock)
+                self.dispatchPort, DispatchServerFactory(
+                    lambda: self.notificationAddress, self.clock, self.limits, self.timeoutClock
+                )
             )
         else:
             dsPort = await self._listen(self.dispatchPort, nsFactory)
@@ -228,7 +316,7 @@ class LocalNetwork:
         sbPort = await self._listen(self.switchboardPort, self._switchboardFactory())
         self.switchboardAddress = self._address(sbPort)
 
-        httpPort = await self._listen(self.httpPort, Site(self._httpRoot()))
+        httpPort = await self._listen(self.httpPort, boundedSite(self._httpRoot(), self.limits))
         base = f"http://{self._address(httpPort)}"
         self.endpoints = Endpoints(
             dispatch=f"tcp:{self._address(dsPort)}",
@@ -240,12 +328,12 @@ class LocalNetwork:
         return self.endpoints
 
     def _switchboardFactory(self) -> Factory:
-        self.switchboards = SwitchboardDirectory(self)
-        return SwitchboardServerFactory(self)
+        self.switchboards = SwitchboardDirectory(self, limits=self.limits)
+        return SwitchboardServerFactory(self, directory=self.switchboards, timerClock=self.timeoutClock)
 
     def _httpRoot(self) -> Resource:
-        root = SSOResource(self.store, clock=self.clock)
-        self.abch = ABCHResource(self.store, clock=self.clock, onChange=self._listsChanged)
+        root = SSOResource(self.store, clock=self.clock, throttle=self.signInThrottle)
+        self.abch = ABCHResource(self.store, clock=self.clock, onChange=self._listsChanged, limits=self.limits)
         root.putChild(b"abservice", self.abch)
         return root
 
@@ -260,6 +348,7 @@ class LocalNetwork:
         told.
         """
         self.presence.refreshAccount(account.email)
+        self.privacyChanged(account.email)
         origin: Optional[TicketGrant] = None
         lastModified = ""
         if self.abch is not None:
@@ -274,7 +363,7 @@ class LocalNetwork:
         """
         Stop listening and close every open connection.
 
-        @return: a L{Deferred} firing once every port and connection is closed.
+        @return: a L{Deferred <twisted.internet.defer.Deferred>} firing once every port and connection is closed.
         """
         ports, self._ports = self._ports, []
         factories, self._factories = self._factories, []
@@ -336,6 +425,34 @@ class LocalNetwork:
             )
             sent = True
         return sent
+
+    def referSwitchboard(self, account: str, machineGuid: str) -> Optional[SwitchboardReferral]:
+        """
+        A switchboard token for C{account} at C{machineGuid} and the address
+        to use it at, or L{None} before the switchboard server listens.
+        """
+        if self.switchboards is None or not self.switchboardAddress:
+            return None
+        token = self.switchboards.issueXfrToken(account, machineGuid)
+        return SwitchboardReferral(self.switchboardAddress, token)
+
+    def placeSignedOut(self, account: str, machineGuid: Optional[str]) -> None:
+        """
+        An NS place went away: its switchboard tokens and connections go
+        with it (all of the account's once its last place is gone).
+        """
+        # (A test may stand a fake directory in for the real one.)
+        if isinstance(self.switchboards, SwitchboardDirectory):
+            lastPlace = not self.presence.sessionsOf(account)
+            self.switchboards.signedOut(account, machineGuid, lastPlace)
+
+    def privacyChanged(self, account: str) -> None:
+        """
+        C{account}'s privacy changed: apply it to the open switchboards.
+        """
+        record = self.store.get(account)
+        if isinstance(self.switchboards, SwitchboardDirectory) and record is not None:
+            self.switchboards.enforcePrivacy(record)
 
     def signOutEveryone(self, reason: str = "SSD") -> None:
         """

@@ -14,18 +14,20 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 from xml.etree.ElementTree import Element
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web.pages import notFound
 from twisted.web.resource import IResource, Resource
-from twisted.web.server import Request
+from twisted.web.server import NOT_DONE_YET, Request
 
 from msnp.reactors import reactorOrDefault
 from msnp.server.accounts import Account, AccountStore, TicketGrant
 from msnp.namespaces import CONTACTS, MESSENGER_CLEAR, MESSENGER_WEB, PASSPORT_TB, SOAP11_NS, SOAP12_NS
+from msnp.server.limits import summarise
+from msnp.server.throttle import SignInThrottle
 from msnp.xmlsafe import XMLError, escapeText, findPath, iterByName, localName, parseXML
 
 log = Logger()
@@ -319,7 +321,7 @@ class _STSEndpoint(Resource):
         self.sts = sts
         self.defaultNS = defaultNS
 
-    def render(self, request: Request) -> bytes:
+    def render(self, request: Request) -> Any:
         """
         Only POST is served; anything else gets a plain 405 (not Twisted's
         HTML error page).
@@ -331,7 +333,7 @@ class _STSEndpoint(Resource):
             return b"Token requests must be POSTed.\n"
         return self.render_POST(request)
 
-    def render_POST(self, request: Request) -> bytes:
+    def render_POST(self, request: Request) -> Any:
         soapNS = self.defaultNS
         try:
             body = request.content.read(MAX_REQUEST_BYTES + 1) if request.content else b""
@@ -362,15 +364,23 @@ class SSOResource(Resource):
     Other resources may be put under it with C{putChild}.
     """
 
-    def __init__(self, store: AccountStore, clock: Optional[IReactorTime] = None) -> None:
+    def __init__(
+        self,
+        store: AccountStore,
+        clock: Optional[IReactorTime] = None,
+        throttle: Optional[SignInThrottle] = None,
+    ) -> None:
         """
         @param store: the accounts to check and the place tickets are recorded.
         @param clock: source of the C{Created}/C{Expires} times; the global
             reactor by default.
+        @param throttle: the sign-in rate limiter whose delays hold answers
+            back (on its own clock); none by default.
         """
         super().__init__()
         self.store = store
         self.clock: IReactorTime = reactorOrDefault(clock)
+        self.throttle = throttle
         self._endpoints = {
             b"RST.srf": _STSEndpoint(self, SOAP11_NS),
             b"RST2.srf": _STSEndpoint(self, SOAP12_NS),
@@ -382,13 +392,53 @@ class SSOResource(Resource):
             return endpoint
         return notFound()
 
-    def issue(self, request: Request, parsed: _STSRequest) -> bytes:
+    def issue(self, request: Request, parsed: _STSRequest) -> Any:
         """
-        Check the credentials of C{parsed} and answer with tokens or a fault.
+        Check the credentials of C{parsed} and answer with tokens or a
+        fault; with a throttle, after the delay the recent failures of the
+        account and of the peer address earned (see L{SignInThrottle}).
         """
+        throttle = self.throttle
+        if throttle is None:
+            return self._answer(request, parsed)
+        peer = request.getClientAddress()
+        keys = throttle.keys(parsed.username, str(getattr(peer, "host", "")))
+        delay = throttle.begin(keys)
+        if delay <= 0:
+            return self._answer(request, parsed, keys)
+        log.info("SSO: holding an attempt for {account} back {delay}s after repeated failures",
+                 account=summarise(parsed.username), delay=delay)
+        finished: list[bool] = []
+
+        def answer() -> None:
+            if finished:
+                return
+            try:
+                body = self._answer(request, parsed, keys)
+            except Exception:
+                log.failure("SSO: token request failed")
+                body = _fault(request, parsed.soapNS, _REQUEST_FAILED)
+            request.write(body)
+            request.finish()
+
+        call = throttle.clock.callLater(delay, answer)
+
+        def gone(_: object) -> None:
+            # The client left: count the attempt, answer nobody.
+            finished.append(True)
+            if call.active():
+                call.cancel()
+                throttle.end(keys, succeeded=False)
+
+        request.notifyFinish().addErrback(gone)
+        return NOT_DONE_YET
+
+    def _answer(self, request: Request, parsed: _STSRequest, keys: Optional[tuple[str, str]] = None) -> bytes:
         account = self.store.checkPassword(parsed.username, parsed.password)
+        if keys is not None and self.throttle is not None:
+            self.throttle.end(keys, succeeded=account is not None)
         if account is None:
-            log.info("SSO: authentication failed for {account}", account=parsed.username)
+            log.info("SSO: authentication failed for {account}", account=summarise(parsed.username))
             return _fault(request, parsed.soapNS, _FAILED_AUTHENTICATION)
         grant = self.store.issueTickets(account)
         log.info(

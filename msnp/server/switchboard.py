@@ -2,45 +2,58 @@
 """
 The local network's switchboard server (reference sections 6.1-6.5, 10.3).
 
-L{SwitchboardDirectory} hands out the single-use tokens the NS gives with
-C{XFR SB}, and keeps the sessions and the per-invitee tokens sent with
-C{RNG}. L{SwitchboardServer} is one client connection: it authenticates
+L{SwitchboardDirectory} (in L{msnp.server.sbdirectory}) hands out the
+single-use tokens the NS gives with C{XFR SB}, and keeps the sessions and
+the per-invitee tokens sent with C{RNG}. L{SwitchboardServer} is one
+client connection: it authenticates
 with C{USR} (a new session) or C{ANS} (an existing one), relays C{MSG}s,
 rings people on C{CAL} through C{network.ring}, and tells the others about
 arrivals (C{IRO}/C{JOI}) and departures (C{BYE}), each twice as the observed
 MPOP server does: once as C{email;{guid}} and once as the bare address.
 
-Acknowledgements: C{MSG A} and C{MSG D} get C{ACK trid} when at least one
-other person is in the session; when nobody else is there, C{A}, C{D} and
-C{N} get C{NAK trid} (the message reached nobody). C{U} never gets a reply.
-Any other ack mode, or a payload over 1664 bytes, closes the connection.
+Acknowledgements: C{MSG A} and C{MSG D} get C{ACK trid} only when the
+message was written to the connection of every other member allowed to
+receive it; when nobody received it, or a member that does not read has
+C{switchboardQueue} bytes queued already, C{A}, C{D} and C{N} get
+C{NAK trid}. C{U} never gets a reply. Any other ack mode, or a payload over
+1664 bytes, closes the connection.
+
+Privacy is checked at the moment of use: a C{CAL} to someone who blocked
+the caller, or does not allow it with C{BLP BL}, is answered C{217} exactly
+like one to an offline or hidden account; each relayed C{MSG} skips
+members who block the sender.
 """
 
 from __future__ import annotations
 
-import secrets
-from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Optional
 
-from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IAddress, IReactorTime
 from twisted.internet.protocol import Factory, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from msnp.protocol import MSNPProtocol
-from msnp.reactors import reactorOrDefault
-from msnp.server.accounts import BLOCK, normalizeEmail
-from msnp.server.notification import guidKey as guidKey
+from msnp.server.accounts import Account, normalizeEmail
+from msnp.server.connection import ServerConnection
+from msnp.server.limits import summarise
+from msnp.server.presence import guidKey as guidKey
+from msnp.server.presence import permits
+from msnp.server.router import INetworkRouter
+from msnp.server.sbdirectory import (
+    INVITE_TOKEN_LIFETIME as INVITE_TOKEN_LIFETIME,
+    XFR_TOKEN_LIFETIME as XFR_TOKEN_LIFETIME,
+    SwitchboardDirectory as SwitchboardDirectory,
+    SwitchboardSession as SwitchboardSession,
+)
 from msnp.wire import Command, Direction, encodeParameter
+
+if TYPE_CHECKING:  # pragma: no cover
+    from msnp.server.notification import NotificationServer
 
 log = Logger()
 
 #: The largest MSG payload relayed (reference 6.5).
 MAX_PAYLOAD = 1664
-#: Seconds an C{XFR SB} token stays valid.
-XFR_TOKEN_LIFETIME = 120.0
-#: Seconds an invitation (C{RNG}) token stays valid.
-INVITE_TOKEN_LIFETIME = 300.0
 _ACK_MODES = frozenset({"U", "N", "A", "D"})
 _DEFAULT_CAPS = "0:0"
 
@@ -53,130 +66,7 @@ def splitEndpoint(text: str) -> tuple[str, str]:
     return normalizeEmail(email), guid
 
 
-@dataclass
-class _XfrGrant:
-    account: str
-    machineGuid: str
-    expires: float
-
-
-@dataclass
-class _Invite:
-    email: str
-    expires: float
-    used: set[str] = field(default_factory=set)
-
-
-@dataclass
-class SwitchboardSession:
-    """
-    One conversation on the switchboard server.
-
-    @ivar sessionId: 31 lower-case hex characters, opaque to clients.
-    @ivar members: the authenticated connections, in order of arrival.
-    """
-
-    sessionId: str
-    members: list["SwitchboardServer"] = field(default_factory=list)
-    invites: dict[str, _Invite] = field(default_factory=dict, repr=False)
-
-    def accounts(self) -> list[str]:
-        """
-        The addresses in the session, once each in order of arrival (one
-        account may be there from several places).
-        """
-        seen: list[str] = []
-        for member in self.members:
-            if member.account is not None and member.account not in seen:
-                seen.append(member.account)
-        return seen
-
-
-class SwitchboardDirectory:
-    """
-    Tokens and sessions of the switchboard server.
-    """
-
-    def __init__(self, network: Any, clock: Optional[IReactorTime] = None) -> None:
-        self.network = network
-        self.clock: IReactorTime = clock or getattr(network, "clock", None) or reactorOrDefault(None)
-        self.sessions: dict[str, SwitchboardSession] = {}
-        self._xfr: dict[str, _XfrGrant] = {}
-
-    def _now(self) -> float:
-        return self.clock.seconds()
-
-    def issueXfrToken(self, account: str, machineGuid: str) -> str:
-        """
-        A fresh single-use token for C{XFR SB}, valid a short while for
-        C{account} at endpoint C{machineGuid}.
-        """
-        now = self._now()
-        for key in [k for k, g in self._xfr.items() if g.expires <= now]:
-            del self._xfr[key]
-        token = f"{secrets.randbelow(10**9)}.{secrets.randbelow(10**10)}.{secrets.token_hex(8)}"
-        self._xfr[token] = _XfrGrant(normalizeEmail(account), machineGuid, now + XFR_TOKEN_LIFETIME)
-        return token
-
-    def redeemXfrToken(self, token: str, account: str, machineGuid: str) -> bool:
-        """
-        Use up C{token}: whether it was valid for C{account} and
-        C{machineGuid} (GUIDs compared without braces and case).
-        """
-        grant = self._xfr.pop(token, None)
-        if grant is None or grant.expires <= self._now():
-            return False
-        if grant.account != normalizeEmail(account):
-            return False
-        return not grant.machineGuid or guidKey(grant.machineGuid) == guidKey(machineGuid)
-
-    def newSession(self) -> SwitchboardSession:
-        """
-        A new, empty session with a fresh opaque id.
-        """
-        while True:
-            sessionId = secrets.token_hex(16)[:31]
-            if sessionId not in self.sessions:
-                break
-        session = SwitchboardSession(sessionId)
-        self.sessions[sessionId] = session
-        return session
-
-    def issueInviteToken(self, session: SwitchboardSession, email: str) -> str:
-        """
-        A token for C{email} to answer C{session}; each of its endpoints
-        may use it once.
-        """
-        token = f"{secrets.randbelow(10**9)}.{secrets.token_hex(10)}"
-        session.invites[token] = _Invite(normalizeEmail(email), self._now() + INVITE_TOKEN_LIFETIME)
-        return token
-
-    def redeemInvite(self, token: str, sessionId: str, account: str, machineGuid: str) -> Optional[SwitchboardSession]:
-        """
-        The session C{account} may join with C{token}, or L{None}.
-        """
-        session = self.sessions.get(sessionId)
-        if session is None:
-            return None
-        invite = session.invites.get(token)
-        if invite is None or invite.expires <= self._now() or invite.email != normalizeEmail(account):
-            return None
-        key = guidKey(machineGuid)
-        if key in invite.used:
-            return None
-        invite.used.add(key)
-        return session
-
-    def sessionEmpty(self, session: SwitchboardSession) -> None:
-        """
-        Forget C{session} once its last member left, so its id and
-        invitations can no longer be used.
-        """
-        if not session.members:
-            self.sessions.pop(session.sessionId, None)
-
-
-class SwitchboardServer(MSNPProtocol):
+class SwitchboardServer(ServerConnection):
     """
     One client connection to the switchboard server.
 
@@ -187,16 +77,31 @@ class SwitchboardServer(MSNPProtocol):
 
     receiving = Direction.FROM_CLIENT
 
-    def __init__(self, network: Any, directory: SwitchboardDirectory, clock: Optional[IReactorTime] = None,
-                 idleTimeout: Optional[float] = None) -> None:
-        super().__init__(clock=clock or directory.clock, requestTimeout=None, maxPayloadLength=MAX_PAYLOAD)
+    def __init__(
+        self,
+        network: INetworkRouter,
+        directory: SwitchboardDirectory,
+        clock: Optional[IReactorTime] = None,
+        idleTimeout: Optional[float] = None,
+        timerClock: Optional[IReactorTime] = None,
+    ) -> None:
+        """
+        @param idleTimeout: seconds of silence that close a joined
+            connection (C{switchboardIdleTimeout} by default).
+        """
+        limits = directory.limits
+        super().__init__(
+            clock=clock or directory.clock,
+            limits=limits,
+            maxPayloadLength=MAX_PAYLOAD,
+            idleTimeout=limits.switchboardIdleTimeout if idleTimeout is None else idleTimeout,
+            timerClock=timerClock,
+        )
         self.network = network
         self.directory = directory
         self.account: Optional[str] = None
         self.machineGuid = ""
         self.session: Optional[SwitchboardSession] = None
-        self.idleTimeout = idleTimeout
-        self._idleTimer: Optional[IDelayedCall] = None
         self._leaving = False
 
     def __repr__(self) -> str:
@@ -213,12 +118,12 @@ class SwitchboardServer(MSNPProtocol):
         assert self.account is not None
         return f"{self.account};{self.machineGuid}" if self.machineGuid else self.account
 
-    def _nsSession(self) -> Any:
+    def _nsSession(self) -> Optional["NotificationServer"]:
         if self.account is None:
             return None
         sessions = list(self.network.onlineSessions(self.account))
         for ns in sessions:
-            if self.machineGuid and guidKey(getattr(ns, "machineGuid", None)) == guidKey(self.machineGuid):
+            if self.machineGuid and guidKey(ns.machineGuid) == guidKey(self.machineGuid):
                 return ns
         return sessions[0] if sessions else None
 
@@ -243,7 +148,7 @@ class SwitchboardServer(MSNPProtocol):
         ns = self._nsSession()
         return (getattr(ns, "capabilities", None) if ns is not None else None) or _DEFAULT_CAPS
 
-    def _accountRecord(self) -> Any:
+    def _accountRecord(self) -> Optional[Account]:
         if self.account is None:
             return None
         return self.network.store.get(self.account)
@@ -268,7 +173,8 @@ class SwitchboardServer(MSNPProtocol):
         Close the connection after what was already written; C{why} is
         logged only.
         """
-        log.info("Closing switchboard connection of {account}: {why}", account=self.account, why=why)
+        log.info("Closing switchboard connection of {account}: {why}",
+                 account=summarise(self.account or "", self.limits.logArgument), why=why)
         if self.transport is not None:
             self.transport.loseConnection()
 
@@ -277,28 +183,26 @@ class SwitchboardServer(MSNPProtocol):
             return []
         return [m for m in self.session.members if m is not self]
 
-    def _touch(self) -> None:
-        if self.idleTimeout is None:
-            return
-        if self._idleTimer is not None and self._idleTimer.active():
-            self._idleTimer.reset(self.idleTimeout)
-        else:
-            self._idleTimer = self.clock.callLater(self.idleTimeout, self.close, "idle")
-
     def commandReceived(self, command: Command) -> None:
         if self.session is None and command.name not in ("USR", "ANS", "OUT"):
-            self.close(f"{command.name} before authentication")
+            self.close(f"{summarise(command.name, 16)} before authentication")
             return
-        self._touch()
         super().commandReceived(command)
 
     def unknownCommand(self, command: Command) -> None:
-        self.close(f"unknown command {command.name}")
+        self.close(f"unknown command {summarise(command.name, 16)}")
 
     def errorReceived(self, command: Command) -> None:
         self.close("numeric command from a client")
 
     # -- authentication ---------------------------------------------------------
+
+    def _signedInOnNS(self, email: str) -> bool:
+        """
+        Whether C{email} still has a signed-in NS place: a token outliving
+        its user's sign-out is worth nothing.
+        """
+        return bool(self.network.onlineSessions(email))
 
     def _authFailed(self, trid: Optional[int], why: str) -> None:
         self.reply("911", trid)
@@ -309,12 +213,13 @@ class SwitchboardServer(MSNPProtocol):
             self._authFailed(command.trid, "bad USR")
             return
         email, guid = splitEndpoint(command.arg(0))
-        if not self.directory.redeemXfrToken(command.arg(1), email, guid):
+        if not self.directory.redeemXfrToken(command.arg(1), email, guid) or not self._signedInOnNS(email):
             self._authFailed(command.trid, "bad or used XFR token")
             return
         self.account, self.machineGuid = email, guid
         self.session = self.directory.newSession()
-        self.session.members.append(self)
+        self.directory.join(self.session, self)
+        self.signedInNow()
         self.reply("USR", command.trid, "OK", command.arg(0), self.encodedName)
 
     def handle_ANS(self, command: Command) -> None:
@@ -323,7 +228,7 @@ class SwitchboardServer(MSNPProtocol):
             return
         email, guid = splitEndpoint(command.arg(0))
         session = self.directory.redeemInvite(command.arg(1), command.arg(2), email, guid)
-        if session is None:
+        if session is None or not self._signedInOnNS(email):
             self._authFailed(command.trid, "bad invitation token")
             return
         self.account, self.machineGuid = email, guid
@@ -337,8 +242,9 @@ class SwitchboardServer(MSNPProtocol):
         for index, (address, name, caps) in enumerate(lines, start=1):
             self.reply("IRO", command.trid, str(index), str(len(lines)), address, name, caps)
         alreadyThere = email in session.accounts()
-        session.members.append(self)
+        self.directory.join(session, self)
         self.session = session
+        self.signedInNow()
         self.reply("ANS", command.trid, "OK")
         self._announceJoin(alreadyThere)
 
@@ -369,10 +275,20 @@ class SwitchboardServer(MSNPProtocol):
             return
         caller = self._accountRecord()
         callee = self.network.store.get(email)
-        if caller is None or callee is None or callee.hasRole(BLOCK, self.account):
+        # Blocked, not allowed (BLP BL), hidden and offline all answer the
+        # same 217, from the same place, so a CAL cannot tell them apart.
+        if caller is None or callee is None or not permits(callee, caller):
             self.reply("217", command.trid)
             return
-        token = self.directory.issueInviteToken(self.session, email)
+        if self.directory.pendingInvite(self.session, email) is not None:
+            # Already ringing: a second CAL must not make another RNG (and
+            # another connection on the callee's side).
+            self.reply("CAL", command.trid, "RINGING", self.session.sessionId)
+            return
+        if self.directory.pendingInvitesBy(self.account) >= self.limits.invitationsPerAccount:
+            self.reply("800", command.trid)
+            return
+        token = self.directory.issueInviteToken(self.session, email, self.account)
         if not self.network.ring(email, self.session.sessionId, token, caller, self.displayName):
             self.session.invites.pop(token, None)
             self.reply("217", command.trid)
@@ -388,10 +304,27 @@ class SwitchboardServer(MSNPProtocol):
             return
         payload = command.payload or b""
         assert self.account is not None
-        recipients = [m for m in self._others() if m.account != self.account]
+        sender = self._accountRecord()
+        store = self.network.store
+        recipients = []
+        for member in self._others():
+            if member.account == self.account:
+                continue
+            account = store.get(member.account) if member.account else None
+            # Privacy at the moment of use: a member whose owner blocked
+            # the sender since joining gets nothing.
+            if account is not None and sender is not None and permits(account, sender):
+                recipients.append(member)
+        line = Command("MSG", None, (self.account, self.encodedName), payload)
+        size = len(payload) + len(self.account) + len(line.arguments[1]) + 16
+        written = 0
         for member in recipients:
-            member.reply("MSG", None, self.account, self.encodedName, payload=payload)
-        if not recipients:
+            # A member that does not read has a bounded queue: past it the
+            # message is refused (NAK) instead of acknowledged and lost.
+            if member.hasRoomFor(size, self.limits.switchboardQueue):
+                member.sendRaw(line)
+                written += 1
+        if written == 0 or written < len(recipients):
             if mode in ("A", "D", "N"):
                 self.reply("NAK", command.trid)
             return
@@ -405,11 +338,9 @@ class SwitchboardServer(MSNPProtocol):
         self.close("OUT")
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
-        if self._idleTimer is not None and self._idleTimer.active():
-            self._idleTimer.cancel()
         session, self.session = self.session, None
         if session is not None and self in session.members:
-            session.members.remove(self)
+            self.directory.leave(session, self)
             assert self.account is not None
             stillThere = self.account in session.accounts()
             extra = () if self._leaving else ("1",)
@@ -420,24 +351,33 @@ class SwitchboardServer(MSNPProtocol):
                 for address in forms:
                     other.reply("BYE", None, address, *extra)
             self.directory.sessionEmpty(session)
-        MSNPProtocol.connectionLost(self, reason)
+        ServerConnection.connectionLost(self, reason)
 
 
 class SwitchboardServerFactory(Factory):
     """
-    Builds L{SwitchboardServer}s for C{network}, whose C{switchboards}
-    attribute is the L{SwitchboardDirectory} (one is made if it has none).
+    Builds L{SwitchboardServer}s for C{network}, sharing one
+    L{SwitchboardDirectory}: the one given, else the network's
+    C{switchboards}, else a new one.
     """
 
-    def __init__(self, network: Any, idleTimeout: Optional[float] = None) -> None:
+    def __init__(
+        self,
+        network: INetworkRouter,
+        idleTimeout: Optional[float] = None,
+        directory: Optional[SwitchboardDirectory] = None,
+        timerClock: Optional[IReactorTime] = None,
+    ) -> None:
         self.network = network
         self.idleTimeout = idleTimeout
-        directory = getattr(network, "switchboards", None)
+        self.timerClock = timerClock
         if directory is None:
-            directory = SwitchboardDirectory(network)
-        self.directory: SwitchboardDirectory = directory
+            directory = network.switchboards
+        self.directory: SwitchboardDirectory = directory if directory is not None else SwitchboardDirectory(network)
 
     def buildProtocol(self, addr: Optional[IAddress]) -> SwitchboardServer:
-        protocol = SwitchboardServer(self.network, self.directory, idleTimeout=self.idleTimeout)
+        protocol = SwitchboardServer(
+            self.network, self.directory, idleTimeout=self.idleTimeout, timerClock=self.timerClock
+        )
         protocol.factory = self
         return protocol

@@ -10,14 +10,19 @@ given.
 
 from __future__ import annotations
 
+from dataclasses import fields, replace
 from typing import Any, Optional
 
-from twisted.application.service import IService, Service
+from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 from twisted.python import usage
 
 from msnp.server.accounts import AccountFileError, AccountStore
+from msnp.server.limits import DEFAULT_LIMITS, ServerLimits
+from msnp.server.logs import BoundedLogService
+from msnp.twistdsupport import EXIT_FAILED, TwistdOptionsMixin, exitAfterShutdown
 
 log = Logger()
 
@@ -29,13 +34,15 @@ def _port(text: str) -> int:
     return value
 
 
-class Options(usage.Options):
+class Options(TwistdOptionsMixin, usage.Options):
     """
     Command-line options of C{twistd msnp-server}.
 
     After parsing, C{self.store} holds the accounts (empty without
     C{--accounts}).
     """
+
+    commandName = "twistd msnp-server"
 
     optParameters = [
         ["interface", None, "127.0.0.1", "The address to listen on."],
@@ -44,6 +51,8 @@ class Options(usage.Options):
         ["http-port", None, 8080, "Port of the HTTP services (SSO, sharing, address book).", _port],
         ["ns-port", None, 0, "Port of the notification server (0: any free port).", _port],
         ["accounts", None, None, "JSON file: a list of {email, password, displayName, contacts}."],
+        ["log-file", None, None,
+         "Also log to this file, rotated at the logRotateLength limit, keeping logMaxRotatedFiles old files."],
     ]
 
     optFlags = [
@@ -53,8 +62,30 @@ class Options(usage.Options):
     def __init__(self) -> None:
         usage.Options.__init__(self)
         self.store = AccountStore()
+        self.limits = DEFAULT_LIMITS
+        self._limitChanges: dict[str, Any] = {}
+
+    def opt_limit(self, assignment: str) -> None:
+        """
+        Change one resource limit, NAME=VALUE (repeatable), e.g.
+        --limit idleTimeout=120; the names and defaults are in
+        docs/limits.md.
+        """
+        name, sep, value = assignment.partition("=")
+        kinds = {f.name: f.type for f in fields(ServerLimits)}
+        if not sep or name not in kinds:
+            raise usage.UsageError(f"--limit wants NAME=VALUE with NAME one of: {', '.join(sorted(kinds))}")
+        convert = float if kinds[name] in (float, "float") else int
+        try:
+            self._limitChanges[name] = convert(value)
+        except ValueError:
+            raise usage.UsageError(f"--limit {name}: {value!r} is not a number") from None
 
     def postOptions(self) -> None:
+        try:
+            self.limits = replace(DEFAULT_LIMITS, **self._limitChanges)
+        except ValueError as e:
+            raise usage.UsageError(str(e)) from None
         path = self["accounts"]
         if path is None:
             return
@@ -85,7 +116,8 @@ class NetworkService(Service):
             C{stop}, C{store} and C{switchboardAddress}).
         @param stopReactorOnFailure: stop the network's reactor when the
             network cannot start (e.g. a port is taken), so a C{twistd}
-            process exits instead of running with nothing to serve.
+            process exits (with code 1) instead of running with nothing
+            to serve.
         """
         self.network = network
         self.stopReactorOnFailure = stopReactorOnFailure
@@ -100,12 +132,22 @@ class NetworkService(Service):
     async def _start(self) -> None:
         try:
             self.endpoints = await self.network.start()
+        except CannotListenError as e:
+            # The usual cause (a port in use) needs one line, not a traceback.
+            self.startError = e
+            log.critical(
+                "The local MSNP18 network could not start: cannot listen on {interface}:{port} ({reason}). "
+                "Stop what uses that port or choose another (--port, --sb-port, --http-port, --ns-port).",
+                interface=e.interface or "*",
+                port=e.port,
+                reason=getattr(e.socketError, "strerror", None) or e.socketError,
+            )
+            self._failed()
+            return
         except Exception as e:
             self.startError = e
             log.failure("The local MSNP18 network could not start")
-            reactor = getattr(self.network, "reactor", None)
-            if self.stopReactorOnFailure and reactor is not None and reactor.running:
-                reactor.stop()
+            self._failed()
             return
         endpoints = self.endpoints
         log.info(
@@ -118,6 +160,11 @@ class NetworkService(Service):
             addressBook=endpoints.addressBook,
         )
         log.info("Switchboard at {address}", address=self.network.switchboardAddress or "(not available)")
+
+    def _failed(self) -> None:
+        reactor = getattr(self.network, "reactor", None)
+        if self.stopReactorOnFailure and reactor is not None:
+            exitAfterShutdown(reactor, EXIT_FAILED)
 
     def stopService(self) -> "Deferred[None]":
         Service.stopService(self)
@@ -146,7 +193,14 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         httpPort=options["http-port"],
         redirect=not options["no-redirect"],
         store=options.store,
+        limits=options.limits,
     )
     service = NetworkService(network, stopReactorOnFailure=True)
     service.setName("msnp-server")
+    if options["log-file"]:
+        top = MultiService()
+        top.setName("msnp-server")
+        BoundedLogService(options["log-file"], options.limits).setServiceParent(top)
+        service.setServiceParent(top)
+        return top
     return service
