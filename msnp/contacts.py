@@ -323,8 +323,8 @@ class ContactList:
 
     def snapshot(self) -> ContactListSnapshot:
         """
-        A deep copy of the current state, to L{restore} if the server
-        refuses a change made tentatively.
+        A deep copy of the current state, to compare the list against
+        later (it stays as it is whatever the list does).
         """
         return ContactListSnapshot(
             copy.deepcopy(self._contacts), copy.deepcopy(self.groups)
