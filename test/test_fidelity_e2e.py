@@ -269,3 +269,35 @@ class SelfCallTests(FidelityTestCase):
         await sb.expect("217")
 
 
+
+
+class PasswordThreadTests(FidelityTestCase):
+    """
+    The SSO service checks passwords off the reactor thread.
+    """
+
+    async def test_scryptInThreadPool(self) -> None:
+        """
+        A sign-in over real HTTP runs the password hash's C{verify} in a
+        thread other than the reactor's, and still issues tokens; a wrong
+        password is still refused.
+        """
+        import threading
+
+        await self.start()
+        hasher = self.network.store.passwordHasher
+        original = hasher.verify
+        threads: list[threading.Thread] = []
+
+        def verify(password: str, encoded: str) -> bool:
+            threads.append(threading.current_thread())
+            return original(password, encoded)
+
+        self.patch(hasher, "verify", verify)
+        code, body = await self.post("/RST2.srf", self.rst(), Content_Type="application/soap+xml")
+        self.assertEqual(code, 200)
+        self.assertTrue(parseSSOResponse(body).tokens)
+        code, body = await self.post("/RST2.srf", self.rst(password="wrong"), Content_Type="application/soap+xml")
+        self.assertIn(b"FailedAuthentication", body)
+        self.assertEqual(len(threads), 2)
+        self.assertFalse([t for t in threads if t is threading.main_thread()])
