@@ -36,6 +36,7 @@ from twisted.internet.error import ConnectError, ConnectingCancelledError
 from twisted.internet.endpoints import clientFromString, quoteStringArgument
 from twisted.logger import Logger
 
+from msnp.clientlimits import DEFAULT_CLIENT_LIMITS, ClientLimits
 from msnp.contacts import ContactList, Status
 from msnp.listpayload import buildListPayloads
 from msnp.dispatch import MAX_RESTARTS, NSRedirect, SSOChallenge
@@ -179,6 +180,7 @@ class MSNClient:
         displayName: Optional[str] = None,
         personalMessage: Optional[str] = None,
         maxRedirects: int = DEFAULT_MAX_REDIRECTS,
+        limits: ClientLimits = DEFAULT_CLIENT_LIMITS,
     ) -> None:
         """
         @param password: never logged, never shown in a repr.
@@ -197,6 +199,8 @@ class MSNClient:
             address book has.
         @param personalMessage: the personal message to publish.
         @param maxRedirects: how many C{XFR NS} redirects to follow.
+        @param limits: the caps against a hostile server (places per
+            contact, invitations, conversations; C{docs/limits.md}).
         """
         if initialStatus is Status.OFFLINE:
             raise ValueError("cannot sign in as FLN; use Status.HIDDEN to appear offline")
@@ -214,6 +218,7 @@ class MSNClient:
         self.displayName = displayName
         self.personalMessage = personalMessage
         self.maxRedirects = maxRedirects
+        self.limits = limits
 
     @property
     def observer(self) -> Optional[IMessengerObserver]:
@@ -335,6 +340,7 @@ class MSNClient:
             requestTimeout=self.requestTimeout,
             trace=self.trace,
             observer=self.observers,
+            limits=self.limits,
         )
         attempt.protocols.append(protocol)
         endpoint = clientFromString(self.reactor, description)
@@ -416,6 +422,7 @@ class MSNClient:
         session = Session(
             ns, sharing, addressBook, contactsTicket, self.observers, self.reactor,
             requestTimeout=self.requestTimeout, trace=self.trace, http=http, client=self,
+            limits=self.limits,
         )
         state = ns.state
 

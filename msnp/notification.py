@@ -32,6 +32,7 @@ from msnp.challenge import computeChallengeResponse
 from msnp.contacts import Place, Status, normalizeEmail, normalizeGuid
 from msnp.dispatch import DispatchProtocol, NSRedirect, abortTransport, parseTransfer
 from msnp.endpoints import ClientIdentity
+from msnp.clientlimits import DEFAULT_CLIENT_LIMITS, ClientLimits, RefusalSummary, addPlace, boundPlaces
 from msnp.errors import (
     AuthenticationError,
     ProtocolError,
@@ -140,8 +141,14 @@ class NotificationProtocol(DispatchProtocol):
         requestTimeout: Optional[float] = DEFAULT_REQUEST_TIMEOUT,
         trace: bool = False,
         observer: Optional[object] = None,
+        limits: ClientLimits = DEFAULT_CLIENT_LIMITS,
     ) -> None:
+        """
+        @param limits: the caps against a hostile server (places per contact).
+        """
         DispatchProtocol.__init__(self, account, identity, clock, requestTimeout, trace)
+        self.limits = limits
+        self._droppedPlaces = RefusalSummary("places beyond ClientLimits.placesPerContact")
         self.state = SessionState(normalizeEmail(account), normalizeGuid(identity.machineGuid))
         self.observer = observer
         self.listener: Optional[INotificationListener] = None
@@ -457,11 +464,26 @@ class NotificationProtocol(DispatchProtocol):
         contact.capabilities = update.capabilities
         contact.msnObject = update.msnObject
         if update.account.endpoint is not None and update.account.endpoint not in contact.endpoints:
-            contact.addEndpoint(Place(update.account.endpoint, update.capabilities))
+            dropped = addPlace(
+                contact.endpoints, update.account.endpoint,
+                Place(update.account.endpoint, update.capabilities), self.limits.placesPerContact,
+            )
+            if dropped:
+                self._droppedPlaces.add(f"oldest place of {contact.email}", dropped)
         if oldStatus is not contact.status:
             notifyObserver(self.observer, "contactStatusChanged", contact, contact.status)
         if oldName != contact.displayName:
             notifyObserver(self.observer, "contactNameChanged", contact, contact.displayName)
+
+    def _boundPlaces(self, new: dict[str, Place], known: dict[str, Place], whose: str) -> dict[str, Place]:
+        """
+        The places of a C{UBX}, cut to L{ClientLimits.placesPerContact}
+        (known ones kept first), the cut logged as a summary.
+        """
+        kept, dropped = boundPlaces(new, known, self.limits.placesPerContact)
+        if dropped:
+            self._droppedPlaces.add(f"unknown places of {whose} in a UBX", dropped)
+        return kept
 
     def handle_FLN(self, command: Command) -> None:
         """
@@ -512,7 +534,7 @@ class NotificationProtocol(DispatchProtocol):
             self.state.personalMessage = data.personalMessage
             self.state.currentMedia = data.currentMedia
             if data.endpoints is not None and data.endpoints != self.state.places:
-                self.state.places = dict(data.endpoints)
+                self.state.places = self._boundPlaces(data.endpoints, self.state.places, "our own account")
                 notifyObserver(self.observer, "endpointsChanged", self.session, dict(self.state.places))
             return
         contact = self.state.contacts.get(data.account.email)
@@ -525,7 +547,7 @@ class NotificationProtocol(DispatchProtocol):
         contact.personalMessage = data.personalMessage
         contact.currentMedia = data.currentMedia
         if data.endpoints is not None:
-            contact.endpoints = dict(data.endpoints)
+            contact.endpoints = self._boundPlaces(data.endpoints, contact.endpoints, contact.email)
         if changed:
             notifyObserver(self.observer, "contactPersonalMessageChanged", contact, contact.personalMessage)
 

@@ -19,6 +19,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from msnp.contacts import Contact, ContactList, Group, Place, Profile, Status, formatCurrentMedia
+from msnp.clientlimits import DEFAULT_CLIENT_LIMITS, ClientLimits, permitsInvitation
 from msnp.conversation import Conversation, ConversationManager
 from msnp.errors import ServiceError
 from msnp.httpclient import HTTPClientHandle
@@ -110,6 +111,7 @@ class Session:
         trace: bool = False,
         http: Optional[HTTPClientHandle] = None,
         client: Optional["MSNClient"] = None,
+        limits: ClientLimits = DEFAULT_CLIENT_LIMITS,
     ) -> None:
         """
         Build the whole session at once: its roster over the two ABCH
@@ -120,6 +122,9 @@ class Session:
         @param http: the HTTP pool the login created, closed when the
             session ends (L{None}: the caller's own client, left open).
         @param client: the L{msnp.client.MSNClient} that signed in, if any.
+        @param limits: the caps against a hostile server; every switchboard
+            wait (connect, acknowledgement, set-up) derives from
+            C{requestTimeout}.
         """
         self.client = client
         self.protocol = protocol
@@ -143,8 +148,13 @@ class Session:
             observer=observer,
             reactor=reactor,
             requestTimeout=requestTimeout,
+            connectTimeout=requestTimeout,
+            ackTimeout=requestTimeout,
+            setupTimeout=2 * requestTimeout,
             trace=trace,
             session=self,
+            limits=limits,
+            permits=self._permitsInvitation,
         )
         protocol.session = self
         protocol.listener = self
@@ -262,6 +272,15 @@ class Session:
 
     def invited(self, invitation: Invitation) -> None:
         self.conversationManager.invited(invitation)
+
+    def _permitsInvitation(self, email: str) -> bool:
+        """
+        Whether our privacy, as known now, lets C{email} reach us: not
+        blocked, and on the Allow list under C{BLP BL}. The conversations
+        ask at the moment of use (each C{RNG}, each message).
+        """
+        profile = self.profile
+        return permitsInvitation(self.contacts.get(email), profile.blp if profile is not None else "AL")
 
     def notificationEnded(self, reason: Optional[str]) -> None:
         self._ended(reason)
@@ -412,7 +431,9 @@ class Session:
         """
         Block C{email}: they see you offline and cannot talk to you.
         """
-        return self.roster.blockContact(email)
+        return self.roster.blockContact(email).addCallback(
+            lambda _: self.conversationManager.contactBlocked(email)
+        )
 
     def unblockContact(self, email: str) -> "Deferred[None]":
         """
