@@ -30,9 +30,134 @@ from msnp.endpoints import Endpoints, isCleartextRemote, isLoopbackHost, urlOrig
 from msnp.nsmessages import Invitation
 from msnp.switchboard import SwitchboardProtocol
 
-from test_switchboard import REPLY, Harness, serverMSG
+from twisted.internet.defer import succeed
+from twisted.internet.error import ConnectionDone
+from twisted.python.failure import Failure
+from twisted.web.resource import Resource
+from twisted.web.server import Request
+
+from msnp.conversation import Conversation, ConversationManager
+from msnp.nsmessages import SwitchboardTicket
+from msnp.wire import Command, Direction
+
+from test.support import commandsIn
 
 GUIDS = [f"{{{i:08X}-0000-4000-8000-000000000000}}" for i in range(40)]
+ALICE = "alice@example.com"
+ALICE_GUID = "{6F0D1A2B-3C4D-4E5F-8A9B-0C1D2E3F4A5B}"
+BOB_GUID = "{0A1B2C3D-4E5F-4061-8293-A4B5C6D7E8F9}"
+REPLY = b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\nFine, thanks!"
+
+
+def serverMSG(sender: str, name: str, payload: bytes) -> bytes:
+    return f"MSG {sender} {name} {len(payload)}\r\n".encode() + payload
+
+
+class Recorder:
+    """
+    An observer that records every event.
+    """
+
+    def __init__(self) -> None:
+        self.events: list[tuple[Any, ...]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return lambda *args: self.events.append((name,) + args)
+
+    def named(self, name: str) -> list[tuple[Any, ...]]:
+        return [e for e in self.events if e[0] == name]
+
+
+class Harness:
+    """
+    A L{ConversationManager} with caps and a privacy rule whose
+    connections are StringTransports (or refused at once).
+    """
+
+    def __init__(self, limits: ClientLimits = DEFAULT_CLIENT_LIMITS, refuseConnections: bool = False) -> None:
+        self.clock = Clock()
+        self.observer = Recorder()
+        self.blocked: set[str] = set()
+        self.refuseConnections = refuseConnections
+        self.connections: list[tuple[str, SwitchboardProtocol, StringTransport]] = []
+        self.manager = ConversationManager(
+            ALICE, ALICE_GUID, lambda: "Alice", self.requestSwitchboard,
+            observer=self.observer, reactor=self.clock, connector=self.connect,
+            limits=limits, permits=lambda email: email not in self.blocked,
+        )
+
+    def requestSwitchboard(self) -> "Deferred[SwitchboardTicket]":
+        return succeed(SwitchboardTicket("127.0.0.1:1864", f"token{len(self.connections)}"))
+
+    def connect(self, address: str, protocol: SwitchboardProtocol) -> "Deferred[Any]":
+        transport = StringTransport()
+        self.connections.append((address, protocol, transport))
+        if self.refuseConnections:
+            return fail(ConnectionRefusedError())
+        protocol.makeConnection(transport)
+        return succeed(protocol)
+
+    @property
+    def protocol(self) -> SwitchboardProtocol:
+        return self.connections[-1][1]
+
+    @property
+    def transport(self) -> StringTransport:
+        return self.connections[-1][2]
+
+    def feed(self, data: bytes) -> None:
+        self.protocol.dataReceived(data)
+
+    def sent(self) -> list[Command]:
+        return commandsIn(self.transport, Direction.FROM_CLIENT)
+
+    def drop(self) -> None:
+        self.protocol.connectionLost(Failure(ConnectionDone()))
+
+    def openWithBob(self) -> Conversation:
+        results: list[Conversation] = []
+        self.manager.openConversation("bob@example.com").addCallback(results.append)
+        self.feed(f"USR 1 OK {ALICE};{ALICE_GUID} Alice\r\n".encode())
+        self.feed(b"CAL 2 RINGING 11752013\r\n")
+        self.feed(f"JOI bob@example.com;{BOB_GUID} Bob 2789003324:48\r\n".encode())
+        assert results, "conversation did not open"
+        return results[0]
+
+
+def redirectFault(url: str) -> bytes:
+    return (
+        '<S:Envelope xmlns:S="http://schemas.xmlsoap.org/soap/envelope/" '
+        'xmlns:psf="http://schemas.microsoft.com/Passport/SoapServices/SOAPFault"><S:Body><S:Fault>'
+        "<faultcode>psf:Redirect</faultcode><psf:redirectUrl>"
+        f"{url}</psf:redirectUrl><faultstring>Authentication Failure</faultstring>"
+        "</S:Fault></S:Body></S:Envelope>"
+    ).encode("utf-8")
+
+
+class STS(Resource):
+    """
+    A fake STS: each POST is recorded (path, body) and answered by
+    C{answer(request)}.
+    """
+
+    isLeaf = True
+
+    def __init__(self, answer: Any) -> None:
+        super().__init__()
+        self.answer = answer
+        self.requests: list[tuple[bytes, bytes]] = []
+
+    def render_POST(self, request: Request) -> bytes:
+        assert request.content is not None
+        self.requests.append((request.path, request.content.read()))
+        result: bytes = self.answer(request)
+        return result
+
+
+def answerWith(body: bytes) -> Any:
+    return lambda request: body
 
 
 def rng(inviter: str, session: str = "s1") -> Invitation:
@@ -132,34 +257,13 @@ class PrivacyRuleTests(SynchronousTestCase):
                          [True, False, False, False])
 
 
-class LimitedHarness(Harness):
-    """
-    The switchboard tests' harness with caps and a privacy rule.
-    """
-
-    def __init__(self, limits: ClientLimits, refuseConnections: bool = False) -> None:
-        super().__init__()
-        self.blocked: set[str] = set()
-        self.refuseConnections = refuseConnections
-        manager = self.manager
-        manager.limits = limits
-        manager.invitationRate = InvitationRate(limits, self.clock)
-        manager.permits = lambda email: email not in self.blocked
-
-    def connect(self, address: str, protocol: SwitchboardProtocol) -> "Deferred[Any]":
-        if self.refuseConnections:
-            self.connections.append((address, protocol, StringTransport()))
-            return fail(ConnectionRefusedError())
-        return super().connect(address, protocol)
-
-
 class InvitationFloodTests(SynchronousTestCase):
     def test_sameInviterReused(self) -> None:
         """
         200 RNG from one inviter while the first is being answered: one
         connection, one conversation.
         """
-        h = LimitedHarness(DEFAULT_CLIENT_LIMITS)
+        h = Harness(DEFAULT_CLIENT_LIMITS)
         for i in range(200):
             h.manager.invited(rng("mallory@example.com", f"s{i}"))
         self.assertEqual(len(h.connections), 1)
@@ -171,7 +275,7 @@ class InvitationFloodTests(SynchronousTestCase):
         200 RNG from 200 inviters: at most C{openConversations} connections
         and conversations.
         """
-        h = LimitedHarness(ClientLimits(openConversations=10))
+        h = Harness(ClientLimits(openConversations=10))
         for i in range(200):
             h.manager.invited(rng(f"u{i}@example.com", f"s{i}"))
         self.assertEqual(len(h.connections), 10)
@@ -183,7 +287,7 @@ class InvitationFloodTests(SynchronousTestCase):
         An inviter whose switchboards fail at once is answered 3 times per
         minute, however many RNG it sends; again after the window.
         """
-        h = LimitedHarness(ClientLimits(invitationsPerContact=3), refuseConnections=True)
+        h = Harness(ClientLimits(invitationsPerContact=3), refuseConnections=True)
         for i in range(100):
             h.manager.invited(rng("mallory@example.com", f"s{i}"))
         self.assertEqual(len(h.connections), 3)
@@ -198,7 +302,7 @@ class InvitationFloodTests(SynchronousTestCase):
         Dormant conversations beyond C{keptConversations} are forgotten,
         oldest first.
         """
-        h = LimitedHarness(ClientLimits(keptConversations=5, openConversations=1000))
+        h = Harness(ClientLimits(keptConversations=5, openConversations=1000))
         for i in range(50):
             h.manager.invited(rng(f"u{i}@example.com", f"s{i}"))
             h.drop()
@@ -208,7 +312,7 @@ class InvitationFloodTests(SynchronousTestCase):
         """
         An RNG from an address our privacy does not permit is not answered.
         """
-        h = LimitedHarness(DEFAULT_CLIENT_LIMITS)
+        h = Harness(DEFAULT_CLIENT_LIMITS)
         h.blocked.add("mallory@example.com")
         h.manager.invited(rng("mallory@example.com"))
         self.assertEqual(h.connections, [])
@@ -221,7 +325,7 @@ class BlockTests(SynchronousTestCase):
         On a switchboard open before the block, a blocked contact's
         messages are not handed to the application; others' still are.
         """
-        h = LimitedHarness(DEFAULT_CLIENT_LIMITS)
+        h = Harness(DEFAULT_CLIENT_LIMITS)
         h.openWithBob()
         h.feed(serverMSG("bob@example.com", "Bob", REPLY))
         h.blocked.add("bob@example.com")
@@ -236,7 +340,7 @@ class BlockTests(SynchronousTestCase):
         L{ConversationManager.contactBlocked} leaves the one-to-one
         conversation with them (C{OUT} written, connection closing).
         """
-        h = LimitedHarness(DEFAULT_CLIENT_LIMITS)
+        h = Harness(DEFAULT_CLIENT_LIMITS)
         conversation = h.openWithBob()
         h.manager.contactBlocked("Bob@Example.com")
         self.assertTrue(h.transport.disconnecting)
@@ -252,7 +356,7 @@ class TimeoutTests(SynchronousTestCase):
         here, not a fixed 30 s).
         """
         h = Harness()
-        h.manager.ackTimeout = 7.0
+        h.manager.ackTimeout = 7.0  # what Session passes from requestTimeout
         conversation = h.openWithBob()
         failures: list[Any] = []
         conversation.sendText("hi").addErrback(failures.append)
@@ -326,14 +430,13 @@ class SSORedirectTests(SynchronousTestCase):
         configured origin.
         """
         from msnp.errors import ServiceError, UnsafeRedirect
-        from test_sso import _answer, _Recorder, redirectFault
 
         for target in (
             "http://evil.example.com/RST2.srf",
             "http://127.0.0.1:8081/RST2.srf",
             "https://127.0.0.1/RST2.srf",
         ):
-            resource = _Recorder(_answer(redirectFault(target)))
+            resource = STS(answerWith(redirectFault(target)))
             results, failures = self.request(resource, "http://127.0.0.1/RST2.srf")
             [failure] = failures
             error = failure.trap(UnsafeRedirect) and failure.value
@@ -346,15 +449,13 @@ class SSORedirectTests(SynchronousTestCase):
         """
         A redirect to another path of the same origin is still followed.
         """
-        from test_sso import H1_RESPONSE, _Recorder, redirectFault
-
         def answer(request: Any) -> bytes:
-            return redirectFault("https://Login.Example.com:443/b") if request.path == b"/a" else H1_RESPONSE
+            return redirectFault("https://Login.Example.com:443/b") if request.path == b"/a" else b"<x/>"
 
-        resource = _Recorder(answer)
-        results, failures = self.request(resource, "https://login.example.com/a")
-        self.assertEqual((len(results), failures), (1, []))
+        resource = STS(answer)
+        self.request(resource, "https://login.example.com/a")
         self.assertEqual([r[0] for r in resource.requests], [b"/a", b"/b"])
+        self.assertEqual(resource.requests[0][1], resource.requests[1][1])
 
     def test_httpRedirectNotReposted(self) -> None:
         """
@@ -362,14 +463,13 @@ class SSORedirectTests(SynchronousTestCase):
         POST, then a L{ServiceError}.
         """
         from msnp.errors import ServiceError
-        from test_sso import _Recorder
 
         def answer(request: Any) -> bytes:
             request.setResponseCode(307)
             request.setHeader(b"location", b"http://evil.example.com/RST2.srf")
             return b""
 
-        resource = _Recorder(answer)
+        resource = STS(answer)
         results, failures = self.request(resource, "http://127.0.0.1/RST2.srf")
         [failure] = failures
         failure.trap(ServiceError)
@@ -381,14 +481,14 @@ class SSORedirectTests(SynchronousTestCase):
         the URL (never the password); a loopback one does not.
         """
         from twisted.logger import LogLevel, formatEvent, globalLogPublisher
-        from test_sso import H1_RESPONSE, _answer, _Recorder
 
         events: list[Any] = []
         globalLogPublisher.addObserver(events.append)
         self.addCleanup(globalLogPublisher.removeObserver, events.append)
-        self.request(_Recorder(_answer(H1_RESPONSE)), "http://127.0.0.1/RST2.srf")
-        self.request(_Recorder(_answer(H1_RESPONSE)), "http://sso.example.com/RST2.srf")
-        warnings = [formatEvent(e) for e in events if e.get("log_level") is LogLevel.warn]
+        self.request(STS(answerWith(b"<x/>")), "http://127.0.0.1/RST2.srf")
+        self.request(STS(answerWith(b"<x/>")), "http://sso.example.com/RST2.srf")
+        warnings = [formatEvent(e) for e in events
+                    if e.get("log_level") is LogLevel.warn and "unencrypted" in formatEvent(e)]
         self.assertEqual(len(warnings), 1)
         self.assertIn("http://sso.example.com/RST2.srf", warnings[0])
         self.assertIn("unencrypted", warnings[0])

@@ -22,7 +22,7 @@ from msnp.clientlimits import DEFAULT_CLIENT_LIMITS, ClientLimits
 from msnp.conversation import ConversationState
 from msnp.session import Session
 
-from support import EventRecorder, asyncTest, signIn, startLocalNetwork, waitUntil
+from test.support import EventRecorder, asyncTest, signIn, startLocalNetwork, waitUntil
 
 PASSWORD = "secret-pw"
 ALICE = "alice@example.com"
