@@ -215,3 +215,78 @@ class TimeoutConfigTests(HostileTestCase):
             (manager.connectTimeout, manager.ackTimeout, manager.setupTimeout, manager.requestTimeout),
             (7.5, 7.5, 15.0, 7.5),
         )
+
+
+class ChatObserver(EventRecorder):
+    def conversationStarted(self, conversation: Any) -> None:
+        self._record("conversationStarted", conversation)
+
+    def messageReceived(self, conversation: Any, message: Any) -> None:
+        self._record("messageReceived", message.sender, message.text)
+
+    def participantJoined(self, conversation: Any, email: str) -> None:
+        self._record("participantJoined", email)
+
+
+class BlockedOnOpenSwitchboardTests(TestCase):
+    """
+    Point 12, client side: what a blocked contact sends on a switchboard
+    that was open before the block is not handed to the application.
+    """
+
+    timeout = 60
+
+    async def start(self) -> dict[str, tuple[Session, ChatObserver]]:
+        names = ("alice", "bob", "carol")
+        self.network, endpoints = await startLocalNetwork(
+            self,
+            [(f"{n}@example.com", PASSWORD, n.capitalize()) for n in names],
+            mutualContacts=[(f"{a}@example.com", f"{b}@example.com")
+                            for a, b in (("alice", "bob"), ("alice", "carol"), ("bob", "carol"))],
+        )
+        people = {}
+        for n in names:
+            observer = ChatObserver(n)
+            people[n] = (await signIn(self, f"{n}@example.com", PASSWORD, endpoints, observer=observer), observer)
+        return people
+
+    @asyncTest
+    async def test_relayedAfterBlockNotShown(self) -> None:
+        """
+        alice, bob and carol share a switchboard; alice's client learns
+        that bob is blocked (as from another place) while the server still
+        relays him: bob's text (acknowledged, so written to alice's
+        connection) is dropped, carol's, written after it, arrives.
+        """
+        from msnp.contacts import Lists
+
+        people = await self.start()
+        alice, aliceEvents = people["alice"]
+        bobSession, bobEvents = people["bob"]
+        carolSession, carolEvents = people["carol"]
+        conversation = await alice.openConversation(BOB)
+        await conversation.invite("carol@example.com")
+        await bobEvents.waitFor(lambda: bobEvents.named("participantJoined"), "carol joins for bob")
+        await carolEvents.waitFor(lambda: carolEvents.named("conversationStarted"), "carol joined")
+        [(bobSide,)] = bobEvents.named("conversationStarted")
+        [(carolSide,)] = carolEvents.named("conversationStarted")
+        contact = alice.contacts.get(BOB)
+        assert contact is not None
+        contact.lists |= Lists.BLOCK
+        await bobSide.sendText("from bob")
+        await carolSide.sendText("from carol")
+        await aliceEvents.waitFor(lambda: aliceEvents.named("messageReceived"), "carol's text")
+        self.assertEqual(aliceEvents.named("messageReceived"), [("carol@example.com", "from carol")])
+
+    @asyncTest
+    async def test_blockContactLeaves(self) -> None:
+        """
+        After C{blockContact(bob)} alice's one-to-one conversation with bob
+        is no longer active and nothing more from him reaches alice.
+        """
+        people = await self.start()
+        alice, aliceEvents = people["alice"]
+        conversation = await alice.openConversation(BOB)
+        await alice.blockContact(BOB)
+        await waitUntil(lambda: not conversation.isActive, 10)
+        self.assertEqual(aliceEvents.named("messageReceived"), [])
