@@ -493,3 +493,27 @@ class SSORedirectTests(SynchronousTestCase):
         self.assertIn("http://sso.example.com/RST2.srf", warnings[0])
         self.assertIn("unencrypted", warnings[0])
         self.assertNotIn("s3cret", "".join(formatEvent(e) for e in events))
+
+
+class TapLimitTests(SynchronousTestCase):
+    def test_limitOption(self) -> None:
+        """
+        C{twistd msnp --limit NAME=VALUE} changes one client limit and the
+        client gets it; an unknown name, a non-number or a zero is a usage
+        error.
+        """
+        from twisted.python import usage
+
+        from msnp.tap import Options, makeClient
+
+        def parse(*args: str) -> Options:
+            options = Options(environ={"MSNP_PASSWORD": "secret"})
+            options.parseOptions(["--account", "a@example.com", *args])
+            return options
+
+        options = parse("--limit", "openConversations=7", "--limit", "invitationWindow=30.5")
+        self.assertEqual((options.limits.openConversations, options.limits.invitationWindow), (7, 30.5))
+        self.assertEqual(makeClient(options, Clock()).limits, options.limits)
+        self.assertEqual(parse().limits, DEFAULT_CLIENT_LIMITS)
+        for bad in ("nope=1", "openConversations=x", "openConversations=0", "openConversations"):
+            self.assertRaises(usage.UsageError, parse, "--limit", bad)
