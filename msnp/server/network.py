@@ -32,6 +32,8 @@ from msnp.server.dispatch import DispatchServerFactory
 from msnp.server.httplimits import boundedSite
 from msnp.server.limits import DEFAULT_LIMITS, ServerLimits
 from msnp.server.notification import NotificationServer, NotificationServerFactory
+from msnp.server.circles import CircleRegistry
+from msnp.server.nscircles import CircleHub
 from msnp.server.presence import Presence
 from msnp.server.router import INetworkRouter, SwitchboardReferral
 from msnp.server.sso import SSOResource
@@ -168,6 +170,8 @@ class LocalNetwork:
 
     @ivar store: the accounts and lists all servers share.
     @ivar presence: who is signed in where (the NS sessions).
+    @ivar circles: the circles (group chats) of the network, in memory
+        (L{msnp.server.circles.MemoryCircleStore}).
     @ivar switchboards: the switchboard directory, L{None} until started.
     @ivar abch: the ABCH services, L{None} until started.
     @ivar signInThrottle: the sign-in rate limiter of the SSO service.
@@ -235,6 +239,8 @@ class LocalNetwork:
         self.signInThrottle = SignInThrottle(self.timeoutClock, limits)
         self.addresses = AddressCounter(limits.connectionsPerAddress)
         self.presence = Presence(self.store, limits)
+        self.circles = CircleRegistry(clock=self.clock)
+        self.presence.circles = CircleHub(self.circles, self.presence)
         self.switchboards: Optional[SwitchboardDirectory] = None
         self.switchboardAddress: str = ""
         self.notificationAddress: str = ""
@@ -333,7 +339,10 @@ class LocalNetwork:
 
     def _httpRoot(self) -> Resource:
         root = SSOResource(self.store, clock=self.clock, throttle=self.signInThrottle)
-        self.abch = ABCHResource(self.store, clock=self.clock, onChange=self._listsChanged, limits=self.limits)
+        self.abch = ABCHResource(
+            self.store, clock=self.clock, onChange=self._listsChanged, limits=self.limits,
+            circles=self.presence.circles,
+        )
         root.putChild(b"abservice", self.abch)
         return root
 
