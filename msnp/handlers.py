@@ -110,6 +110,30 @@ class ObserverBase:
     def conversationEnded(self, conversation: Any) -> None:
         pass
 
+    def circleJoined(self, session: Any, circle: Any) -> None:
+        pass
+
+    def circleLeft(self, session: Any, circle: Any) -> None:
+        pass
+
+    def circleChanged(self, session: Any, circle: Any) -> None:
+        pass
+
+    def circleInvitationReceived(self, session: Any, invitation: Any) -> None:
+        pass
+
+    def circleRosterChanged(self, session: Any, circle: Any, joined: frozenset[str], left: frozenset[str]) -> None:
+        pass
+
+    def circleMessageReceived(self, session: Any, circle: Any, sender: str, message: Any) -> None:
+        pass
+
+    def circleTypingReceived(self, session: Any, circle: Any, sender: str) -> None:
+        pass
+
+    def circleNudgeReceived(self, session: Any, circle: Any, sender: str) -> None:
+        pass
+
 
 @implementer(IMessengerObserver)
 class EchoHandler(ObserverBase):
