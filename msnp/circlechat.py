@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional, TypeVar
 
-from twisted.internet.defer import Deferred, DeferredLock, ensureDeferred, fail
+from twisted.internet.defer import CancelledError, Deferred, DeferredLock, ensureDeferred, fail
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
@@ -50,7 +50,7 @@ from msnp.circlewire import (
     parseRosterChange,
     parseRoutedPayload,
 )
-from msnp.errors import MessageNotDelivered, MSNPError, RequestTimeout, ServerError
+from msnp.errors import MessageNotDelivered, MSNPError, ServerError
 from msnp.interfaces import notifyObserver
 from msnp.soap.circles import CircleBook, CircleListing, CircleService
 from msnp.wire import Command
@@ -451,18 +451,33 @@ class CircleManager:
             circle.circleId, self._email, self.session.machineGuid, self._segment, kind, text
         )
         try:
-            d = self.protocol.sendCommand("SDG", payload=payload, timeout=self.quietWindow)
+            request = self.protocol.sendCommand("SDG", payload=payload, timeout=None)
         except ValueError as e:
             return fail(e)
+        sent: Deferred[None] = Deferred()
 
-        def quiet(failure: Any) -> None:
-            if failure.check(RequestTimeout):
+        def quiet() -> None:
+            # Nobody refused within the window: sent. Forget the request
+            # (a late error for this TrID then goes to the log).
+            if not sent.called:
+                sent.callback(None)
+            request.cancel()
+
+        timer = self.clock.callLater(self.quietWindow, quiet)
+
+        def refused(failure: Any) -> None:
+            if timer.active():
+                timer.cancel()
+            if failure.check(CancelledError) or sent.called:
                 return None
             if failure.check(ServerError):
-                raise MessageNotDelivered(f"circle message refused: {failure.getErrorMessage()}")
-            raise MessageNotDelivered(f"circle message not sent: {failure.getErrorMessage()}")
+                sent.errback(MessageNotDelivered(f"circle message refused: {failure.getErrorMessage()}"))
+            else:
+                sent.errback(MessageNotDelivered(f"circle message not sent: {failure.getErrorMessage()}"))
+            return None
 
-        return d.addCallbacks(lambda _: None, quiet)
+        request.addCallbacks(lambda _: None, refused)
+        return sent
 
     # -- what the server pushes -------------------------------------------------------------
 
