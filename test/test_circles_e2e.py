@@ -347,3 +347,23 @@ class CirclesEndToEndTests(TestCase):
         self.assertEqual(list(bob.circles), [circle.circleId])
         self.assertEqual(bob.circles[circle.circleId].online, {"alice@example.com"})
         self.assertTrue(bob.isActive)
+
+    async def test_blockedSenderNotDelivered(self) -> None:
+        """
+        The one-to-one privacy rule holds in circles: once carol blocks
+        bob, bob's circle messages no longer reach her (alice still gets
+        them), and a message from alice still does.
+        """
+        circleId, places = await self.circleWithMembers()
+        carol, carolEvents = places["carol"]
+        await carol.blockContact("bob@example.com")
+        bob1, _ = places["bob1"]
+        await self.send("bob1", bob1.circles[circleId], "can carol hear me?")
+        _, aliceEvents = places["alice"]
+        await aliceEvents.waitFor(
+            lambda: ("bob@example.com", "can carol hear me?") in aliceEvents.texts(), "alice gets bob's message"
+        )
+        alice, _ = places["alice"]
+        await self.send("alice", alice.circles[circleId], "and me?")
+        await carolEvents.waitFor(lambda: ("alice@example.com", "and me?") in carolEvents.texts(), "carol gets alice's")
+        self.assertNotIn(("bob@example.com", "can carol hear me?"), carolEvents.texts())
