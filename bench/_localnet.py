@@ -92,8 +92,12 @@ def _serve(accounts: int, contacts: int, sendChallenge: bool) -> None:
     from twisted.logger import FilteringLogObserver, LogLevel, LogLevelFilterPredicate, globalLogBeginner, textFileLogObserver
 
     from msnp.server.limits import DEFAULT_LIMITS
+    from msnp.server import passwords
     from msnp.server.network import LocalNetwork
 
+    # The benchmarks measure the client: the server's scrypt check (tens of
+    # ms per sign-in at production cost, see bench_store.py) would swamp it.
+    passwords.defaultCost = passwords.TEST_COST
     globalLogBeginner.beginLoggingTo(
         [FilteringLogObserver(textFileLogObserver(sys.stderr), [LogLevelFilterPredicate(LogLevel.warn)])],
         redirectStandardIO=False,
