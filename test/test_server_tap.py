@@ -14,7 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from msnp.server.tap import NetworkService, Options, makeService
 
-from support import freePorts, tempDirectory, writeTempFile
+from test.support import freePorts, tempDirectory, writeTempFile
 
 GOOD_ACCOUNTS = [
     {"email": "alice@example.com", "password": "a", "displayName": "Alice", "contacts": ["bob@example.com"]},
