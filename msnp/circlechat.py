@@ -257,7 +257,10 @@ class CircleManager:
         self._authenticatedWith = ticket
 
     async def _apply(self, listing: CircleListing) -> None:
-        await self._authenticate(listing.ticket)
+        if listing.circles:
+            # Only members need circle authentication: an account in no
+            # circle signs in exactly as before (no USR SHA A at all).
+            await self._authenticate(listing.ticket)
         for circleId in [c for c in self.circles if c not in listing.circles]:
             gone = self.circles.pop(circleId)
             self._ownContactIds.pop(circleId, None)

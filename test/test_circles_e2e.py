@@ -24,7 +24,7 @@ from msnp.server.circleabch import circleNotificationPayload
 from msnp.soap.envelope import ABCHFault
 from msnp.wire import Command
 
-from support import EventRecorder, signIn, startLocalNetwork
+from test.support import EventRecorder, signIn, startLocalNetwork
 
 PASSWORD = "secret-pw"
 UNKNOWN_CIRCLE = "00000000-0000-0000-0009-00000000ffff"

@@ -18,7 +18,7 @@ from msnp.server.network import LocalNetwork
 from msnp.server.sqlcircles import SQLiteCircleStore, recordFromJSON, recordToJSON
 from msnp.server.sqlstore import SQLiteAccountStore
 
-from support import signIn, tempDirectory
+from test.support import signIn, tempDirectory
 
 PASSWORD = "secret-pw"
 
