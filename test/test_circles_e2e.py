@@ -14,6 +14,7 @@ from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.task import Clock
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import TestCase
 
 from msnp.circlechat import ChatCircle, CircleError, PendingCircleInvitation
@@ -367,3 +368,27 @@ class CirclesEndToEndTests(TestCase):
         await self.send("alice", alice.circles[circleId], "and me?")
         await carolEvents.waitFor(lambda: ("alice@example.com", "and me?") in carolEvents.texts(), "carol gets alice's")
         self.assertNotIn(("bob@example.com", "can carol hear me?"), carolEvents.texts())
+
+    async def test_circleTicketNeverLogged(self) -> None:
+        """
+        With command tracing on, the C{USR SHA A} line is logged with its
+        ticket redacted: neither the ticket nor its base64 form appears in
+        any log event, nor in the reprs of the session's circle state.
+        """
+        texts: list[str] = []
+
+        def observe(event: dict[str, Any]) -> None:
+            texts.append(formatEvent(event))
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        recorder = CircleRecorder("alice")
+        alice = await signIn(self, "alice@example.com", PASSWORD, self.endpoints, recorder, trace=True)
+        circle = await alice.createCircle("Secret")
+        globalLogPublisher.removeObserver(observe)
+        ticket = alice.circleManager._authenticatedWith
+        assert ticket is not None
+        self.assertTrue(any("SHA A" in t for t in texts))
+        for secret in (ticket.text, ticket.encoded()):
+            self.assertFalse([t for t in texts if secret in t])
+            self.assertNotIn(secret, repr(alice.circleManager) + repr(circle) + repr(ticket))
