@@ -289,7 +289,7 @@ class HTTPSTests(TestCase):
         from twisted.logger import globalLogPublisher
 
         from msnp.client import MSNClient
-        from test.test_tls import pki
+        from test.pki import pki
 
         issued = pki()
         cert = writeTempFile(self, issued.good.certPEM, "cert.pem")
