@@ -135,6 +135,8 @@ class CirclesEndToEndTests(TestCase):
             lambda: not circle.members["carol@example.com"].isPending and not circle.members["bob@example.com"].isPending,
             "alice's member book updated",
         )
+        # The accepted members were learnt from the circle NOTs.
+        self.assertTrue(aliceEvents.named("circleChanged"))
         for name in ("bob1", "bob2"):
             session, events = places[name]
             await events.waitFor(
@@ -392,3 +394,28 @@ class CirclesEndToEndTests(TestCase):
         for secret in (ticket.text, ticket.encoded()):
             self.assertFalse([t for t in texts if secret in t])
             self.assertNotIn(secret, repr(alice.circleManager) + repr(circle) + repr(ticket))
+
+    async def test_forgedCircleTicketRefused(self) -> None:
+        """
+        C{USR SHA A} with a ticket the network did not sign (or not
+        base64) is answered C{911}; the connection stays, and without a
+        successful C{SHA A} a circle C{ADL} is refused with C{933}.
+        """
+        import base64
+
+        alice, _ = await self.signIn("alice")
+        circle = await alice.createCircle("Mine")
+        await alice.logout()
+        again, _ = await self.signIn("alice", "again")
+        forged = base64.b64encode(b"<SignedTicket><Data>x</Data><Sig>y</Sig></SignedTicket>").decode()
+        for argument in (forged, "***not-base64***"):
+            error = await self.failUnlessFailure(again.protocol.sendCommand("USR", "SHA", "A", argument), ServerError)
+            self.assertEqual(error.code, 911)
+        self.assertTrue(again.isActive)
+        dave, _ = await self.signIn("dave")
+        self.network.circles.invite("alice@example.com", circle.circleId, "dave@example.com", connected=True)
+        self.network.circles.respond("dave@example.com", circle.circleId, accept=True)
+        error = await self.failUnlessFailure(
+            dave.protocol.sendListCommand("ADL", buildCircleListPayload([circle.circleId])), ServerError
+        )
+        self.assertEqual(error.code, 933)
