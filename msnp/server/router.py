@@ -36,7 +36,7 @@ class INetworkRouter(Interface):
     """
 
     store = Attribute("The L{msnp.server.accounts.AccountStore} every server shares.")
-    clock = Attribute("The L{IReactorTime} for token lifetimes and timeouts.")
+    clock = Attribute("The L{twisted.internet.interfaces.IReactorTime} for token lifetimes and timeouts.")
     switchboards = Attribute(
         "The L{msnp.server.switchboard.SwitchboardDirectory} of the running "
         "switchboard server, or L{None} before it starts."
