@@ -467,6 +467,12 @@ class MSNClient:
         attempt.step = "online"
         await ns.changeStatus(self.initialStatus)
         ns.startKeepAlive()
+        # Circles after the first CHG (supplement Q.4.3); a failure there
+        # leaves the session usable without them.
+        try:
+            await session.circleManager.signIn(book.circles)
+        except Exception as e:
+            log.info("Circles of {account} unavailable: {error}", account=self.account, error=str(e))
         session.markSignedIn()
         self._step(attempt, "online")
         log.info("{account} signed in as {status}", account=self.account, status=state.status.code)

@@ -29,6 +29,7 @@ from zope.interface import Interface
 from twisted.python.failure import Failure
 
 from msnp.challenge import computeChallengeResponse
+from msnp.circles import CircleProtocolError, circleIdOfNotification
 from msnp.contacts import Place, Status, normalizeEmail, normalizeGuid
 from msnp.preamble import NSRedirect, PreambleProtocol, parseTransfer
 from msnp.endpoints import ClientIdentity
@@ -113,6 +114,17 @@ class INotificationListener(Interface):
     def notificationEnded(reason: Optional[str]) -> None:
         """
         The connection closed (called once), with why (L{endReason}).
+        """
+
+    def circleCommandReceived(command: Command) -> None:
+        """
+        C{NFY} or C{SDG}: a circle's roster changed or a member sent a
+        message (L{msnp.circlechat.CircleManager.commandReceived}).
+        """
+
+    def circleNotified(circleId: str) -> None:
+        """
+        A circle C{NOT}: re-read that circle.
         """
 
 
@@ -574,6 +586,15 @@ class NotificationProtocol(PreambleProtocol):
         roster) or an alert (logged).
         """
         try:
+            circleId = circleIdOfNotification(command.payload or b"")
+        except CircleProtocolError as e:
+            log.info("Ignoring a malformed circle NOT: {error}", error=str(e))
+            return
+        if circleId is not None:
+            if self.listener is not None:
+                self.listener.circleNotified(circleId)
+            return
+        try:
             root = parseXML(command.payload or b"")
         except ServiceError as e:
             log.info("Ignoring malformed NOT: {error}", error=str(e))
@@ -609,6 +630,24 @@ class NotificationProtocol(PreambleProtocol):
             log.info("{name} from the server with no session to apply it", name=command.name)
             return
         self.listener.serverListChanged(entries, added)
+
+    def handle_NFY(self, command: Command) -> None:
+        """
+        C{NFY PUT}/C{NFY DEL}: a circle's conversation roster changed.
+        """
+        self._circleCommand(command)
+
+    def handle_SDG(self, command: Command) -> None:
+        """
+        C{SDG 0 len}: a message to a circle we are in.
+        """
+        self._circleCommand(command)
+
+    def _circleCommand(self, command: Command) -> None:
+        if self.listener is None:
+            log.info("{name} with no session to apply it", name=command.name)
+            return
+        self.listener.circleCommandReceived(command)
 
     def handle_RNG(self, command: Command) -> None:
         """

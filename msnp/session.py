@@ -18,6 +18,7 @@ from twisted.internet.defer import Deferred, ensureDeferred, fail, succeed
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from msnp.circlechat import ChatCircle, CircleManager, PendingCircleInvitation
 from msnp.contacts import Contact, ContactList, Group, Place, Profile, Status, formatCurrentMedia
 from msnp.clientlimits import DEFAULT_CLIENT_LIMITS, ClientLimits, permitsInvitation
 from msnp.conversation import Conversation, ConversationManager
@@ -29,7 +30,9 @@ from msnp.notification import INotificationListener, NotificationProtocol
 from msnp.nsmessages import Invitation, SessionState
 from msnp.roster import GroupReference, RosterManager
 from msnp.soap.addressbook import AddressBookService
+from msnp.soap.circles import CircleService
 from msnp.soap.sharing import SharingService
+from msnp.wire import Command
 
 if TYPE_CHECKING:
     from msnp.client import MSNClient
@@ -156,6 +159,10 @@ class Session:
             limits=limits,
             permits=self._permitsInvitation,
         )
+        self.circleManager = CircleManager(
+            self, protocol, CircleService(sharing, addressBook), addressBook, observer,
+            clock=protocol.clock, requestTimeout=requestTimeout,
+        )
         protocol.session = self
         protocol.listener = self
 
@@ -269,6 +276,15 @@ class Session:
     def addressBookChanged(self) -> None:
         d = self.roster.addressBookChanged()
         d.addErrback(lambda f: log.info("Address book refresh failed: {e}", e=f.getErrorMessage()))
+        circles = self.circleManager.refresh()
+        circles.addErrback(lambda f: log.info("Circle refresh failed: {e}", e=f.getErrorMessage()))
+
+    def circleCommandReceived(self, command: Command) -> None:
+        self.circleManager.commandReceived(command)
+
+    def circleNotified(self, circleId: str) -> None:
+        d = self.circleManager.circleNotified(circleId)
+        d.addErrback(lambda f: log.info("Circle {circle} refresh failed: {e}", circle=circleId, e=f.getErrorMessage()))
 
     def invited(self, invitation: Invitation) -> None:
         self.conversationManager.invited(invitation)
@@ -411,6 +427,29 @@ class Session:
         The open L{msnp.conversation.Conversation}s.
         """
         return self.conversationManager.conversations
+
+    # -- circles (see msnp.circlechat.CircleManager) ----------------------------------------------------
+
+    @property
+    def circles(self) -> dict[str, ChatCircle]:
+        """
+        The circles (group chats) this account is in, by circle id.
+        """
+        return self.circleManager.circles
+
+    @property
+    def circleInvitations(self) -> dict[str, PendingCircleInvitation]:
+        """
+        The circle invitations not yet accepted or declined, by circle id.
+        """
+        return self.circleManager.invitations
+
+    def createCircle(self, name: str) -> "Deferred[ChatCircle]":
+        """
+        Create a circle with this account as its administrator and join
+        its conversation; fires with the new circle.
+        """
+        return self.circleManager.createCircle(name)
 
     # -- contact management (see msnp.roster.RosterManager) ---------------------------------------------
 

@@ -33,6 +33,10 @@ from msnp.server.dispatch import DispatchServerFactory
 from msnp.server.httplimits import boundedSite
 from msnp.server.limits import DEFAULT_LIMITS, ServerLimits
 from msnp.server.notification import NotificationServer, NotificationServerFactory
+from msnp.server.circles import CircleRegistry
+from msnp.server.sqlcircles import SQLiteCircleStore
+from msnp.server.sqlstore import SQLiteAccountStore
+from msnp.server.nscircles import CircleHub
 from msnp.server.presence import Presence
 from msnp.server.router import INetworkRouter, SwitchboardReferral
 from msnp.server.sso import SSOResource
@@ -169,6 +173,8 @@ class LocalNetwork:
 
     @ivar store: the accounts and lists all servers share.
     @ivar presence: who is signed in where (the NS sessions).
+    @ivar circles: the circles (group chats) of the network: in memory,
+        or, from L{start} on, in the database of a L{SQLiteAccountStore}.
     @ivar switchboards: the switchboard directory, L{None} until started.
     @ivar abch: the ABCH services, L{None} until started.
     @ivar signInThrottle: the sign-in rate limiter of the SSO service.
@@ -236,6 +242,8 @@ class LocalNetwork:
         self.signInThrottle = SignInThrottle(self.timeoutClock, limits)
         self.addresses = AddressCounter(limits.connectionsPerAddress)
         self.presence = Presence(self.store, limits)
+        self.circles = CircleRegistry(clock=self.clock)
+        self.presence.circles = CircleHub(self.circles, self.presence)
         self.switchboards: Optional[SwitchboardDirectory] = None
         self.switchboardAddress: str = ""
         self.notificationAddress: str = ""
@@ -300,6 +308,12 @@ class LocalNetwork:
     async def _startListening(self) -> Endpoints:
         if self._ports:
             raise RuntimeError("LocalNetwork is already started")
+        if isinstance(self.store, SQLiteAccountStore) and not isinstance(self.circles.store, SQLiteCircleStore):
+            # The circles of a database are read only now: twistd builds
+            # the network before it forks, and a SQLite connection must
+            # not cross a fork (the store reopens itself after it).
+            self.circles = CircleRegistry(store=SQLiteCircleStore(self.store), clock=self.clock)
+            self.presence.circles = CircleHub(self.circles, self.presence)
         nsFactory = NotificationServerFactory(
             self, self.presence, self.sendChallenge, self.pingInterval, self.clock, self.limits, self.timeoutClock
         )
@@ -336,7 +350,10 @@ class LocalNetwork:
 
     def _httpRoot(self) -> Resource:
         root = SSOResource(self.store, clock=self.clock, throttle=self.signInThrottle)
-        self.abch = ABCHResource(self.store, clock=self.clock, onChange=self._listsChanged, limits=self.limits)
+        self.abch = ABCHResource(
+            self.store, clock=self.clock, onChange=self._listsChanged, limits=self.limits,
+            circles=self.presence.circles,
+        )
         root.putChild(b"abservice", self.abch)
         return root
 
