@@ -39,11 +39,13 @@ from msnp.errors import (
     ServiceError,
     SignedOut,
     UnsupportedProtocol,
+    UnsafeRedirect,
 )
 from msnp.interfaces import IMessengerObserver
 
 if TYPE_CHECKING:
     from msnp.client import MSNClient
+    from msnp.clientlimits import ClientLimits
     from msnp.handlers import ObserverBase
     from msnp.service import MessengerService, RetryPolicy
     from msnp.session import Session
@@ -53,6 +55,7 @@ if TYPE_CHECKING:
 #: Public names loaded on first access, and the module holding each.
 _LAZY = {
     "MSNClient": "msnp.client",
+    "ClientLimits": "msnp.clientlimits",
     "Session": "msnp.session",
     "ObserverBase": "msnp.handlers",
     "MessengerService": "msnp.service",
@@ -65,6 +68,7 @@ _LAZY = {
 __all__ = [
     "__version__",
     "MSNClient",
+    "ClientLimits",
     "Session",
     "ObserverBase",
     "MessengerService",
@@ -93,6 +97,7 @@ __all__ = [
     "MessageNotDelivered",
     "ConnectionLost",
     "RequestTimeout",
+    "UnsafeRedirect",
 ]
 
 

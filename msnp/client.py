@@ -36,6 +36,7 @@ from twisted.internet.error import ConnectError, ConnectingCancelledError
 from twisted.internet.endpoints import clientFromString, quoteStringArgument
 from twisted.logger import Logger
 
+from msnp.clientlimits import DEFAULT_CLIENT_LIMITS, ClientLimits
 from msnp.contacts import ContactList, Status
 from msnp.listpayload import buildListPayloads
 from msnp.preamble import NSRedirect, SSOChallenge
@@ -179,6 +180,7 @@ class MSNClient:
         displayName: Optional[str] = None,
         personalMessage: Optional[str] = None,
         maxRedirects: int = DEFAULT_MAX_REDIRECTS,
+        limits: ClientLimits = DEFAULT_CLIENT_LIMITS,
     ) -> None:
         """
         @param password: never logged, never shown in a repr.
@@ -197,6 +199,8 @@ class MSNClient:
             address book has.
         @param personalMessage: the personal message to publish.
         @param maxRedirects: how many C{XFR NS} redirects to follow.
+        @param limits: the caps against a hostile server (places per
+            contact, invitations, conversations; C{docs/limits.md}).
         """
         if initialStatus is Status.OFFLINE:
             raise ValueError("cannot sign in as FLN; use Status.HIDDEN to appear offline")
@@ -214,6 +218,7 @@ class MSNClient:
         self.displayName = displayName
         self.personalMessage = personalMessage
         self.maxRedirects = maxRedirects
+        self.limits = limits
 
     @property
     def observer(self) -> Optional[IMessengerObserver]:
@@ -344,6 +349,7 @@ class MSNClient:
             requestTimeout=self.requestTimeout,
             trace=self.trace,
             observer=self.observers,
+            limits=self.limits,
         )
         attempt.protocols.append(protocol)
         endpoint = clientFromString(self.reactor, description)
@@ -425,6 +431,7 @@ class MSNClient:
         session = Session(
             ns, sharing, addressBook, contactsTicket, self.observers, self.reactor,
             requestTimeout=self.requestTimeout, trace=self.trace, http=http, client=self,
+            limits=self.limits,
         )
         state = ns.state
 
@@ -460,6 +467,12 @@ class MSNClient:
         attempt.step = "online"
         await ns.changeStatus(self.initialStatus)
         ns.startKeepAlive()
+        # Circles after the first CHG (supplement Q.4.3); a failure there
+        # leaves the session usable without them.
+        try:
+            await session.circleManager.signIn(book.circles)
+        except Exception as e:
+            log.info("Circles of {account} unavailable: {error}", account=self.account, error=str(e))
         session.markSignedIn()
         self._step(attempt, "online")
         log.info("{account} signed in as {status}", account=self.account, status=state.status.code)

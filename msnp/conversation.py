@@ -30,6 +30,7 @@ from twisted.internet.defer import (
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from msnp.clientlimits import DEFAULT_CLIENT_LIMITS, ClientLimits, InvitationRate, RefusalSummary
 from msnp.contacts import normalizeEmail, normalizeGuid
 from msnp.errors import (
     ConnectionLost,
@@ -152,6 +153,7 @@ class Conversation:
         self._invitation: Optional[Invitation] = None
         self._endpoints: dict[str, set[str]] = {}
         self._called: set[str] = set()
+        self._answering = False
 
     def __repr__(self) -> str:
         return f"<Conversation with {sorted(self.participants or self._callList)} ({self._state.value})>"
@@ -348,6 +350,7 @@ class Conversation:
         if self._state is ConversationState.IDLE:
             self._state = ConversationState.CONNECTING
             invitation, self._invitation = self._invitation, None
+            self._answering = invitation is not None
             opening = ensureDeferred(self._open(invitation))
             opening.addTimeout(self.manager.setupTimeout, self.manager.reactor)
             self._opening = opening
@@ -521,6 +524,11 @@ class Conversation:
     ) -> None:
         if switchboard is not self._switchboard:
             return
+        if not self.manager.permits(email):
+            # Blocked (or not allowed under BLP BL) since this switchboard
+            # opened: a server that still relays them is not obeyed.
+            self.manager.droppedMessages.add(f"a message from {email}, whom our privacy does not permit")
+            return
         observer = self.manager.observer
         kind = message.contentType
         if kind == "text/plain":
@@ -601,6 +609,8 @@ class ConversationManager:
         trace: bool = False,
         connector: Optional[Connector] = None,
         session: Optional[object] = None,
+        limits: ClientLimits = DEFAULT_CLIENT_LIMITS,
+        permits: Optional[Callable[[str], bool]] = None,
     ) -> None:
         """
         @param session: the session the conversations belong to
@@ -614,6 +624,9 @@ class ConversationManager:
         @param ackTimeout: seconds a text waits for its C{ACK}.
         @param connector: opens a connection for a protocol (tests pass a
             fake one); by default a TCP connector on C{reactor}.
+        @param limits: caps on invitations answered and conversations kept.
+        @param permits: whether our privacy lets an address reach us now
+            (asked for each C{RNG} and each message); everyone by default.
         """
         self.account = normalizeEmail(account)
         self.machineGuid = machineGuid
@@ -630,6 +643,11 @@ class ConversationManager:
         self.connector: Connector = connector or tcpConnector(self.reactor, connectTimeout)
         self.conversations: list[Conversation] = []
         self._closed = False
+        self.limits = limits
+        self.permits: Callable[[str], bool] = permits or (lambda email: True)
+        self.invitationRate = InvitationRate(limits, self.reactor)
+        self.refusedInvitations = RefusalSummary("invitations (RNG)")
+        self.droppedMessages = RefusalSummary("switchboard messages")
 
     def _find(self, email: str) -> Optional[Conversation]:
         for conversation in self.conversations:
@@ -663,7 +681,7 @@ class ConversationManager:
         conversation = self._find(email)
         if conversation is None:
             conversation = Conversation(self, [email])
-            self.conversations.append(conversation)
+            self._keep(conversation)
         created = conversation
 
         def failed(failure: Failure) -> Failure:
@@ -681,10 +699,14 @@ class ConversationManager:
         if self._closed:
             return
         inviter = normalizeEmail(invitation.inviter)
+        refusal = self._refusal(inviter)
+        if refusal is not None:
+            self.refusedInvitations.add(f"from {inviter}: {refusal}")
+            return
         conversation = self._find(inviter)
         if conversation is None or conversation.state is not ConversationState.IDLE:
             conversation = Conversation(self, [])
-            self.conversations.append(conversation)
+            self._keep(conversation)
         answered = conversation
 
         def started(_: None) -> None:
@@ -696,6 +718,69 @@ class ConversationManager:
             self._forgetIfUnused(answered)
 
         conversation.answer(invitation).addCallbacks(started, failed)
+
+    def _refusal(self, inviter: str) -> Optional[str]:
+        """
+        Why an invitation from C{inviter} is not answered, or L{None}: our
+        privacy does not permit them; a one-to-one conversation with them
+        is already open, or being opened by answering an earlier
+        invitation (it is reused: one conversation and one connection per
+        contact set, however many C{RNG}s); too many invitations from them
+        within L{ClientLimits.invitationWindow}; too many conversations
+        open. One that we are opening ourselves does not refuse it: both
+        sides calling at once must still meet.
+        """
+        if not self.permits(inviter):
+            return "our privacy does not permit them"
+        existing = self._find(inviter)
+        if existing is not None and (
+            (existing.isActive and inviter in existing.participants)
+            or (existing.state is ConversationState.CONNECTING and existing._answering)
+        ):
+            return "a conversation with them is already open"
+        if self.openCount() >= self.limits.openConversations:
+            return f"{self.limits.openConversations} conversations are open"
+        if not self.invitationRate.admit(inviter):
+            return (
+                f"more than {self.limits.invitationsPerContact} invitations"
+                f" within {self.limits.invitationWindow:g}s"
+            )
+        return None
+
+    def openCount(self) -> int:
+        """
+        How many conversations have a switchboard open or being opened.
+        """
+        return sum(1 for c in self.conversations if c.state is not ConversationState.IDLE)
+
+    def _keep(self, conversation: Conversation) -> None:
+        """
+        Add C{conversation}, forgetting the oldest dormant ones with nothing
+        queued beyond L{ClientLimits.keptConversations}.
+        """
+        self.conversations.append(conversation)
+        excess = len(self.conversations) - self.limits.keptConversations
+        if excess <= 0:
+            return
+        for old in list(self.conversations):
+            if excess <= 0:
+                break
+            if old is not conversation and old.state is ConversationState.IDLE and not old.hasQueuedMessages:
+                self.conversations.remove(old)
+                excess -= 1
+
+    def contactBlocked(self, email: str) -> None:
+        """
+        C{email} was blocked: leave the one-to-one conversations with them
+        (their messages in shared group conversations are dropped from now
+        on, see L{permits}).
+        """
+        email = normalizeEmail(email)
+        for conversation in list(self.conversations):
+            alone = conversation.contacts == {email} or conversation.participants == {email}
+            if alone and conversation.state is not ConversationState.IDLE:
+                log.info("Leaving the conversation with {email}, who was blocked", email=email)
+                conversation.leave()
 
     def closeAll(self) -> None:
         """

@@ -134,6 +134,55 @@ class IMessengerObserver(Interface):
         connection dropped). Sending again opens a new one.
         """
 
+    # -- circles (group chats) ------------------------------------------------
+
+    def circleJoined(session: Any, circle: Any) -> None:
+        """
+        The account is now in C{circle} (an L{msnp.circlechat.ChatCircle}):
+        created or accepted here or at another place, or found at sign-in
+        after it changed elsewhere.
+        """
+
+    def circleLeft(session: Any, circle: Any) -> None:
+        """
+        The account is no longer in C{circle} (left here or elsewhere).
+        """
+
+    def circleChanged(session: Any, circle: Any) -> None:
+        """
+        A circle C{NOT}: C{circle}'s members (roles, pending invitations)
+        were re-read.
+        """
+
+    def circleInvitationReceived(session: Any, invitation: Any) -> None:
+        """
+        Someone invited the account into a circle; call
+        C{invitation.accept()} or C{invitation.decline()}
+        (an L{msnp.circlechat.PendingCircleInvitation}).
+        """
+
+    def circleRosterChanged(session: Any, circle: Any, joined: frozenset[str], left: frozenset[str]) -> None:
+        """
+        Members joined (C{NFY PUT}) or left (C{NFY DEL}) the circle's
+        conversation; C{circle.online} already says who is in it.
+        """
+
+    def circleMessageReceived(session: Any, circle: Any, sender: str, message: Any) -> None:
+        """
+        C{sender} sent a text to C{circle}; C{message} is an
+        L{msnp.circlewire.CircleMessage} (C{message.text}).
+        """
+
+    def circleTypingReceived(session: Any, circle: Any, sender: str) -> None:
+        """
+        C{sender} is typing in C{circle}.
+        """
+
+    def circleNudgeReceived(session: Any, circle: Any, sender: str) -> None:
+        """
+        C{sender} nudged C{circle}.
+        """
+
 
 #: The event names an observer may be told about.
 EVENTS = frozenset(IMessengerObserver.names())

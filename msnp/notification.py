@@ -29,9 +29,11 @@ from zope.interface import Interface
 from twisted.python.failure import Failure
 
 from msnp.challenge import computeChallengeResponse
+from msnp.circles import CircleProtocolError, circleIdOfNotification
 from msnp.contacts import Place, Status, normalizeEmail, normalizeGuid
 from msnp.preamble import NSRedirect, PreambleProtocol, parseTransfer
 from msnp.endpoints import ClientIdentity
+from msnp.clientlimits import DEFAULT_CLIENT_LIMITS, ClientLimits, RefusalSummary, addPlace, boundPlaces
 from msnp.errors import (
     AuthenticationError,
     ProtocolError,
@@ -114,6 +116,17 @@ class INotificationListener(Interface):
         The connection closed (called once), with why (L{endReason}).
         """
 
+    def circleCommandReceived(command: Command) -> None:
+        """
+        C{NFY} or C{SDG}: a circle's roster changed or a member sent a
+        message (L{msnp.circlechat.CircleManager.commandReceived}).
+        """
+
+    def circleNotified(circleId: str) -> None:
+        """
+        A circle C{NOT}: re-read that circle.
+        """
+
 
 # -- the protocol --------------------------------------------------------------------
 
@@ -140,8 +153,14 @@ class NotificationProtocol(PreambleProtocol):
         requestTimeout: Optional[float] = DEFAULT_REQUEST_TIMEOUT,
         trace: bool = False,
         observer: Optional[object] = None,
+        limits: ClientLimits = DEFAULT_CLIENT_LIMITS,
     ) -> None:
+        """
+        @param limits: the caps against a hostile server (places per contact).
+        """
         PreambleProtocol.__init__(self, account, identity, clock, requestTimeout, trace)
+        self.limits = limits
+        self._droppedPlaces = RefusalSummary("places beyond ClientLimits.placesPerContact")
         self.state = SessionState(normalizeEmail(account), normalizeGuid(identity.machineGuid))
         self.observer = observer
         self.listener: Optional[INotificationListener] = None
@@ -457,11 +476,26 @@ class NotificationProtocol(PreambleProtocol):
         contact.capabilities = update.capabilities
         contact.msnObject = update.msnObject
         if update.account.endpoint is not None and update.account.endpoint not in contact.endpoints:
-            contact.addEndpoint(Place(update.account.endpoint, update.capabilities))
+            dropped = addPlace(
+                contact.endpoints, update.account.endpoint,
+                Place(update.account.endpoint, update.capabilities), self.limits.placesPerContact,
+            )
+            if dropped:
+                self._droppedPlaces.add(f"oldest place of {contact.email}", dropped)
         if oldStatus is not contact.status:
             notifyObserver(self.observer, "contactStatusChanged", contact, contact.status)
         if oldName != contact.displayName:
             notifyObserver(self.observer, "contactNameChanged", contact, contact.displayName)
+
+    def _boundPlaces(self, new: dict[str, Place], known: dict[str, Place], whose: str) -> dict[str, Place]:
+        """
+        The places of a C{UBX}, cut to L{ClientLimits.placesPerContact}
+        (known ones kept first), the cut logged as a summary.
+        """
+        kept, dropped = boundPlaces(new, known, self.limits.placesPerContact)
+        if dropped:
+            self._droppedPlaces.add(f"unknown places of {whose} in a UBX", dropped)
+        return kept
 
     def handle_FLN(self, command: Command) -> None:
         """
@@ -512,7 +546,7 @@ class NotificationProtocol(PreambleProtocol):
             self.state.personalMessage = data.personalMessage
             self.state.currentMedia = data.currentMedia
             if data.endpoints is not None and data.endpoints != self.state.places:
-                self.state.places = dict(data.endpoints)
+                self.state.places = self._boundPlaces(data.endpoints, self.state.places, "our own account")
                 notifyObserver(self.observer, "endpointsChanged", self.session, dict(self.state.places))
             return
         contact = self.state.contacts.get(data.account.email)
@@ -525,7 +559,7 @@ class NotificationProtocol(PreambleProtocol):
         contact.personalMessage = data.personalMessage
         contact.currentMedia = data.currentMedia
         if data.endpoints is not None:
-            contact.endpoints = dict(data.endpoints)
+            contact.endpoints = self._boundPlaces(data.endpoints, contact.endpoints, contact.email)
         if changed:
             notifyObserver(self.observer, "contactPersonalMessageChanged", contact, contact.personalMessage)
 
@@ -551,6 +585,15 @@ class NotificationProtocol(PreambleProtocol):
         C{NOT len}: an address-book change elsewhere (refresh through the
         roster) or an alert (logged).
         """
+        try:
+            circleId = circleIdOfNotification(command.payload or b"")
+        except CircleProtocolError as e:
+            log.info("Ignoring a malformed circle NOT: {error}", error=str(e))
+            return
+        if circleId is not None:
+            if self.listener is not None:
+                self.listener.circleNotified(circleId)
+            return
         try:
             root = parseXML(command.payload or b"")
         except ServiceError as e:
@@ -587,6 +630,24 @@ class NotificationProtocol(PreambleProtocol):
             log.info("{name} from the server with no session to apply it", name=command.name)
             return
         self.listener.serverListChanged(entries, added)
+
+    def handle_NFY(self, command: Command) -> None:
+        """
+        C{NFY PUT}/C{NFY DEL}: a circle's conversation roster changed.
+        """
+        self._circleCommand(command)
+
+    def handle_SDG(self, command: Command) -> None:
+        """
+        C{SDG 0 len}: a message to a circle we are in.
+        """
+        self._circleCommand(command)
+
+    def _circleCommand(self, command: Command) -> None:
+        if self.listener is None:
+            log.info("{name} with no session to apply it", name=command.name)
+            return
+        self.listener.circleCommandReceived(command)
 
     def handle_RNG(self, command: Command) -> None:
         """

@@ -18,7 +18,9 @@ from twisted.internet.defer import Deferred, ensureDeferred, fail, succeed
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from msnp.circlechat import ChatCircle, CircleManager, PendingCircleInvitation
 from msnp.contacts import Contact, ContactList, Group, Place, Profile, Status, formatCurrentMedia
+from msnp.clientlimits import DEFAULT_CLIENT_LIMITS, ClientLimits, permitsInvitation
 from msnp.conversation import Conversation, ConversationManager
 from msnp.errors import ServiceError
 from msnp.httpclient import HTTPClientHandle
@@ -28,7 +30,9 @@ from msnp.notification import INotificationListener, NotificationProtocol
 from msnp.nsmessages import Invitation, SessionState
 from msnp.roster import GroupReference, RosterManager
 from msnp.soap.addressbook import AddressBookService
+from msnp.soap.circles import CircleService
 from msnp.soap.sharing import SharingService
+from msnp.wire import Command
 
 if TYPE_CHECKING:
     from msnp.client import MSNClient
@@ -110,6 +114,7 @@ class Session:
         trace: bool = False,
         http: Optional[HTTPClientHandle] = None,
         client: Optional["MSNClient"] = None,
+        limits: ClientLimits = DEFAULT_CLIENT_LIMITS,
     ) -> None:
         """
         Build the whole session at once: its roster over the two ABCH
@@ -120,6 +125,9 @@ class Session:
         @param http: the HTTP pool the login created, closed when the
             session ends (L{None}: the caller's own client, left open).
         @param client: the L{msnp.client.MSNClient} that signed in, if any.
+        @param limits: the caps against a hostile server; every switchboard
+            wait (connect, acknowledgement, set-up) derives from
+            C{requestTimeout}.
         """
         self.client = client
         self.protocol = protocol
@@ -143,8 +151,17 @@ class Session:
             observer=observer,
             reactor=reactor,
             requestTimeout=requestTimeout,
+            connectTimeout=requestTimeout,
+            ackTimeout=requestTimeout,
+            setupTimeout=2 * requestTimeout,
             trace=trace,
             session=self,
+            limits=limits,
+            permits=self._permitsInvitation,
+        )
+        self.circleManager = CircleManager(
+            self, protocol, CircleService(sharing, addressBook), addressBook, observer,
+            clock=protocol.clock, requestTimeout=requestTimeout,
         )
         protocol.session = self
         protocol.listener = self
@@ -259,9 +276,27 @@ class Session:
     def addressBookChanged(self) -> None:
         d = self.roster.addressBookChanged()
         d.addErrback(lambda f: log.info("Address book refresh failed: {e}", e=f.getErrorMessage()))
+        circles = self.circleManager.refresh()
+        circles.addErrback(lambda f: log.info("Circle refresh failed: {e}", e=f.getErrorMessage()))
+
+    def circleCommandReceived(self, command: Command) -> None:
+        self.circleManager.commandReceived(command)
+
+    def circleNotified(self, circleId: str) -> None:
+        d = self.circleManager.circleNotified(circleId)
+        d.addErrback(lambda f: log.info("Circle {circle} refresh failed: {e}", circle=circleId, e=f.getErrorMessage()))
 
     def invited(self, invitation: Invitation) -> None:
         self.conversationManager.invited(invitation)
+
+    def _permitsInvitation(self, email: str) -> bool:
+        """
+        Whether our privacy, as known now, lets C{email} reach us: not
+        blocked, and on the Allow list under C{BLP BL}. The conversations
+        ask at the moment of use (each C{RNG}, each message).
+        """
+        profile = self.profile
+        return permitsInvitation(self.contacts.get(email), profile.blp if profile is not None else "AL")
 
     def notificationEnded(self, reason: Optional[str]) -> None:
         self._ended(reason)
@@ -393,6 +428,29 @@ class Session:
         """
         return self.conversationManager.conversations
 
+    # -- circles (see msnp.circlechat.CircleManager) ----------------------------------------------------
+
+    @property
+    def circles(self) -> dict[str, ChatCircle]:
+        """
+        The circles (group chats) this account is in, by circle id.
+        """
+        return self.circleManager.circles
+
+    @property
+    def circleInvitations(self) -> dict[str, PendingCircleInvitation]:
+        """
+        The circle invitations not yet accepted or declined, by circle id.
+        """
+        return self.circleManager.invitations
+
+    def createCircle(self, name: str) -> "Deferred[ChatCircle]":
+        """
+        Create a circle with this account as its administrator and join
+        its conversation; fires with the new circle.
+        """
+        return self.circleManager.createCircle(name)
+
     # -- contact management (see msnp.roster.RosterManager) ---------------------------------------------
 
     def addContact(self, email: str, group: Optional[GroupReference] = None) -> "Deferred[Contact]":
@@ -412,7 +470,9 @@ class Session:
         """
         Block C{email}: they see you offline and cannot talk to you.
         """
-        return self.roster.blockContact(email)
+        return self.roster.blockContact(email).addCallback(
+            lambda _: self.conversationManager.contactBlocked(email)
+        )
 
     def unblockContact(self, email: str) -> "Deferred[None]":
         """

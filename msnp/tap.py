@@ -12,12 +12,14 @@ default ports, so the two work together out of the box.
 from __future__ import annotations
 
 import os
+from dataclasses import fields
 from typing import Any, Mapping, Optional
 from urllib.parse import urlsplit
 
 from twisted.application.service import IService
 from twisted.python import usage
 
+from msnp.clientlimits import DEFAULT_CLIENT_LIMITS, ClientLimits
 from msnp.contacts import Status
 from msnp.endpoints import ClientIdentity, Endpoints, newMachineGuid, parseMachineGuid
 from msnp.handlers import HandlerFactory, checkHandlerFactory, loadHandlerFactory
@@ -162,6 +164,24 @@ class Options(TwistdOptionsMixin, usage.Options):
         self.status: Status = Status.ONLINE
         self.handlerFactory: Optional[HandlerFactory] = None
         self.endpoints: Endpoints = Endpoints()
+        self.limits: ClientLimits = DEFAULT_CLIENT_LIMITS
+        self._limitChanges: dict[str, Any] = {}
+
+    def opt_limit(self, assignment: str) -> None:
+        """
+        Change one client limit against a hostile server, NAME=VALUE
+        (repeatable), e.g. --limit openConversations=16; the names and
+        defaults are in docs/limits.md.
+        """
+        name, sep, value = assignment.partition("=")
+        kinds = {f.name: f.type for f in fields(ClientLimits)}
+        if not sep or name not in kinds:
+            raise usage.UsageError(f"--limit wants NAME=VALUE with NAME one of: {', '.join(sorted(kinds))}")
+        convert = float if kinds[name] in (float, "float") else int
+        try:
+            self._limitChanges[name] = convert(value)
+        except ValueError:
+            raise usage.UsageError(f"--limit {name}: {value!r} is not a number") from None
 
     def __repr__(self) -> str:
         return f"<msnp.tap.Options account={self['account']!r}>"
@@ -200,6 +220,10 @@ class Options(TwistdOptionsMixin, usage.Options):
         trustRoot = self["trust-root"]
         if trustRoot is not None:
             self._checkTrustRoot(trustRoot)
+        try:
+            self.limits = DEFAULT_CLIENT_LIMITS.replace(**self._limitChanges)
+        except ValueError as e:
+            raise usage.UsageError(str(e)) from None
         if self["max-retry-delay"] < self["min-retry-delay"]:
             raise usage.UsageError("--max-retry-delay must not be smaller than --min-retry-delay")
         self.endpoints = Endpoints(
@@ -273,6 +297,7 @@ def makeClient(options: Options, reactor: Any = None) -> Any:
         initialStatus=options.status,
         displayName=options["display-name"],
         personalMessage=options["personal-message"],
+        limits=options.limits,
     )
     if options.handlerFactory is not None:
         client.observer = options.handlerFactory(client)

@@ -11,6 +11,7 @@ from twisted.logger import Logger, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
+from msnp.circles import Circle
 from msnp.contacts import Contact, Status
 from msnp.errors import MessageNotDelivered
 from msnp.handlers import EchoHandler, LogHandler, ObserverBase, loadHandlerFactory
@@ -99,6 +100,7 @@ class LogHandlerTests(SynchronousTestCase):
         contact = Contact("bob@example.com", displayName="Bob")
         session = type("S", (), {"account": "me@example.com"})()
         conversation = FakeConversation()
+        circle = Circle("00000000-0000-0000-0009-0123456789ab", "Family")
         arguments: dict[str, tuple[Any, ...]] = {
             "loginStep": ("SSO", 0.25),
             "signedIn": (session,),
@@ -118,6 +120,14 @@ class LogHandlerTests(SynchronousTestCase):
             "participantJoined": (conversation, "bob@example.com"),
             "participantLeft": (conversation, "bob@example.com"),
             "conversationEnded": (conversation,),
+            "circleJoined": (session, circle),
+            "circleLeft": (session, circle),
+            "circleChanged": (session, circle),
+            "circleInvitationReceived": (session, circle),
+            "circleRosterChanged": (session, circle, frozenset({"bob@example.com"}), frozenset()),
+            "circleMessageReceived": (session, circle, "bob@example.com", TextMessage("bob@example.com", "Bob", "hi")),
+            "circleTypingReceived": (session, circle, "bob@example.com"),
+            "circleNudgeReceived": (session, circle, "bob@example.com"),
         }
         self.assertEqual(set(arguments), set(IMessengerObserver.names()))
         for name, args in arguments.items():

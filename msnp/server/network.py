@@ -34,6 +34,10 @@ from msnp.server.httplimits import boundedSite
 from msnp.server.limits import DEFAULT_LIMITS, ServerLimits
 from msnp.server.notification import NotificationServer, NotificationServerFactory
 from msnp.server.nsurl import LOGIN_FORM_PATH
+from msnp.server.circles import CircleRegistry
+from msnp.server.sqlcircles import SQLiteCircleStore
+from msnp.server.sqlstore import SQLiteAccountStore
+from msnp.server.nscircles import CircleHub
 from msnp.server.presence import Presence, guidKey
 from msnp.server.router import INetworkRouter, SwitchboardReferral
 from msnp.server.sso import SSOResource
@@ -174,6 +178,8 @@ class LocalNetwork:
 
     @ivar store: the accounts and lists all servers share.
     @ivar presence: who is signed in where (the NS sessions).
+    @ivar circles: the circles (group chats) of the network: in memory,
+        or, from L{start} on, in the database of a L{SQLiteAccountStore}.
     @ivar switchboards: the switchboard directory, L{None} until started.
     @ivar abch: the ABCH services, L{None} until started.
     @ivar signInThrottle: the sign-in rate limiter of the SSO service.
@@ -241,6 +247,8 @@ class LocalNetwork:
         self.signInThrottle = SignInThrottle(self.timeoutClock, limits)
         self.addresses = AddressCounter(limits.connectionsPerAddress)
         self.presence = Presence(self.store, limits)
+        self.circles = CircleRegistry(clock=self.clock)
+        self.presence.circles = CircleHub(self.circles, self.presence)
         self.switchboards: Optional[SwitchboardDirectory] = None
         self.switchboardAddress: str = ""
         self.notificationAddress: str = ""
@@ -305,6 +313,12 @@ class LocalNetwork:
     async def _startListening(self) -> Endpoints:
         if self._ports:
             raise RuntimeError("LocalNetwork is already started")
+        if isinstance(self.store, SQLiteAccountStore) and not isinstance(self.circles.store, SQLiteCircleStore):
+            # The circles of a database are read only now: twistd builds
+            # the network before it forks, and a SQLite connection must
+            # not cross a fork (the store reopens itself after it).
+            self.circles = CircleRegistry(store=SQLiteCircleStore(self.store), clock=self.clock)
+            self.presence.circles = CircleHub(self.circles, self.presence)
         nsFactory = NotificationServerFactory(
             self, self.presence, self.sendChallenge, self.pingInterval, self.clock, self.limits, self.timeoutClock
         )
@@ -350,7 +364,10 @@ class LocalNetwork:
                 return store.checkPasswordInThread(email, password, reactor)
 
         root = SSOResource(self.store, clock=self.clock, throttle=self.signInThrottle, checkPassword=check)
-        self.abch = ABCHResource(self.store, clock=self.clock, onChange=self._listsChanged, limits=self.limits)
+        self.abch = ABCHResource(
+            self.store, clock=self.clock, onChange=self._listsChanged, limits=self.limits,
+            circles=self.presence.circles,
+        )
         root.putChild(b"abservice", self.abch)
         return root
 

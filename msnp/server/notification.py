@@ -26,7 +26,7 @@ from msnp.server.accounts import Account, TicketGrant, normalizeEmail
 from msnp.server.dispatch import LoginPreamble
 from msnp.mbi import verifyMBIResponse
 from msnp.server.limits import DEFAULT_LIMITS, ServerLimits
-from msnp.server.nslists import ListCommands
+from msnp.server.nscircles import CircleCommands
 from msnp.server.nsurl import urlReply
 from msnp.server.nspayloads import (
     ABCH_SITE_ID as ABCH_SITE_ID,
@@ -74,7 +74,7 @@ MAX_ENCODED_NAME = 387
 _CAPS = re.compile(r"^\d{1,10}(:\d{1,10})?$")
 
 
-class NotificationServer(ListCommands):
+class NotificationServer(CircleCommands):
     """
     One client connection to the notification server.
 
@@ -161,6 +161,7 @@ class NotificationServer(ListCommands):
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._closing = True
         try:
+            self.circlesSignedOff()
             self.presence.signOff(self)
             if self.account is not None and self.network is not None:
                 self.network.placeSignedOut(self.account, self.machineGuid)
@@ -276,9 +277,8 @@ class NotificationServer(ListCommands):
         args = command.arguments
         if self.signedIn:
             if args[:2] == ("SHA", "A"):
-                # Circle authentication: accepted and ignored (reference 3.10).
-                assert self.account is not None
-                self.reply("USR", command.trid, "OK", self.account, "0", "0")
+                # Circle authentication (supplement Q.4.3).
+                self.circleAuthenticate(command)
             else:
                 self.error(207, command.trid)
             return

@@ -46,6 +46,16 @@ class ListCommands(LoginPreamble):
         """
         raise NotImplementedError
 
+    def isCircleList(self, command: Command) -> bool:
+        """
+        Whether an C{ADL}/C{RML} is about circles (the NS's circle part
+        answers those; see L{msnp.server.nscircles}).
+        """
+        return False
+
+    def circleList(self, command: Command) -> None:
+        raise NotImplementedError
+
     def _listEntries(self, command: Command) -> Optional[tuple[bool, list[ListEntry]]]:
         """
         Validate an C{ADL}/C{RML} payload. Sends the error and returns
@@ -90,6 +100,9 @@ class ListCommands(LoginPreamble):
         return initial, entries
 
     def handle_ADL(self, command: Command) -> None:
+        if self.isCircleList(command):
+            self.circleList(command)
+            return
         parsed = self._listEntries(command)
         if parsed is None:
             return
@@ -113,6 +126,9 @@ class ListCommands(LoginPreamble):
             self.presence.refreshBetween(self.user.email, target.email)
 
     def handle_RML(self, command: Command) -> None:
+        if self.isCircleList(command):
+            self.circleList(command)
+            return
         parsed = self._listEntries(command)
         if parsed is None:
             return

@@ -281,6 +281,13 @@ class SQLiteAccountStore(AccountStore):
                 self._lock.recordPid()
         return self._connection
 
+    def database(self) -> sqlite3.Connection:
+        """
+        The open connection, for stores that keep their own tables in the
+        same file (L{msnp.server.sqlcircles.SQLiteCircleStore}).
+        """
+        return self._db
+
     def suspend(self) -> None:
         """
         Close the connection but keep the cache and the server lock; the
