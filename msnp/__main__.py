@@ -477,6 +477,7 @@ def chatArguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--sso-url", help="URL of the Passport RST2 service")
     parser.add_argument("--sharing-url", help="URL of the ABCH sharing service")
     parser.add_argument("--ab-url", help="URL of the ABCH address-book service")
+    parser.add_argument("--rsi-url", help="URL of the RSI service (offline messages)")
     parser.add_argument("--trust-root", help="PEM file of the CA certificates to trust for https")
     parser.add_argument("--account", help="the account to sign in with (password from $MSNP_PASSWORD or a prompt)")
     parser.add_argument("--status", default="online", help="status to sign in with")
@@ -507,7 +508,7 @@ async def _chat(reactor: Any, args: argparse.Namespace) -> None:
 
     from msnp.client import MSNClient
     from msnp.endpoints import Endpoints
-    from msnp.tap import DEFAULT_ADDRESS_BOOK, DEFAULT_SHARING, DEFAULT_SSO, parseStatus
+    from msnp.tap import DEFAULT_ADDRESS_BOOK, DEFAULT_RSI, DEFAULT_SHARING, DEFAULT_SSO, parseStatus
 
     if args.trace:
         from twisted.logger import globalLogBeginner, textFileLogObserver
@@ -548,6 +549,7 @@ async def _chat(reactor: Any, args: argparse.Namespace) -> None:
             sso=args.sso_url or DEFAULT_SSO,
             sharing=args.sharing_url or DEFAULT_SHARING,
             addressBook=args.ab_url or DEFAULT_ADDRESS_BOOK,
+            rsi=args.rsi_url or DEFAULT_RSI,
             trustRoot=args.trust_root,
         )
     console = Console(say)
@@ -578,7 +580,7 @@ commands:
   demo    start an embedded local MSNP18 network, sign two accounts in,
           show presence and a conversation both ways, sign out (exit 0 on success)
   chat    an interactive console (embedded network and an echo contact by default;
-          --server/--sso-url/--sharing-url/--ab-url/--account for another network)
+          --server/--sso-url/--sharing-url/--ab-url/--rsi-url/--account for another network)
 
   python -m msnp chat --help      options of the console
   twistd msnp --help              the long-running client service

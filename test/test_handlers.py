@@ -4,6 +4,7 @@ Tests for the ready-made observers of L{msnp.handlers}.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
@@ -16,6 +17,8 @@ from msnp.errors import MessageNotDelivered
 from msnp.handlers import EchoHandler, LogHandler, ObserverBase, loadHandlerFactory
 from msnp.interfaces import IMessengerObserver, notifyObserver
 from msnp.mime import TextMessage
+from msnp.offline import OfflineFailure
+from msnp.oim import OfflineMessage
 
 
 class FakeConversation:
@@ -118,6 +121,14 @@ class LogHandlerTests(SynchronousTestCase):
             "participantJoined": (conversation, "bob@example.com"),
             "participantLeft": (conversation, "bob@example.com"),
             "conversationEnded": (conversation,),
+            "offlineMessageReceived": (
+                session,
+                OfflineMessage("ID", "bob@example.com", "Bob", "hi", datetime(2009, 1, 1, tzinfo=timezone.utc)),
+            ),
+            "offlineMessageFailed": (session, OfflineFailure("ID", "fetch", ValueError("x"), 1, True)),
+            "networkMessageReceived": (session, TextMessage("eve@yahoo.com", "Eve", "hi")),
+            "networkTypingReceived": (session, "eve@yahoo.com"),
+            "networkNudgeReceived": (session, "eve@yahoo.com"),
         }
         self.assertEqual(set(arguments), set(IMessengerObserver.names()))
         for name, args in arguments.items():

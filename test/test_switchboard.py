@@ -16,6 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from msnp.errors import ContactOffline, MessageNotDelivered, RequestTimeout
 from msnp.conversation import Conversation, ConversationManager
+from msnp.uum import DeliveryResult
 from msnp.mime import (
     MAX_PAYLOAD,
     ChunkAssembler,
@@ -439,7 +440,7 @@ class AckTests(SynchronousTestCase):
         self.assertEqual((msg.name, msg.arguments, msg.payload), ("MSG", ("A",), TXT))
         self.assertNoResult(d)
         h.feed(f"ACK {msg.trid}\r\n".encode())
-        self.assertIsNone(self.successResultOf(d))
+        self.assertEqual(self.successResultOf(d), DeliveryResult.DELIVERED_ONLINE)
 
     def test_nak(self) -> None:
         """

@@ -25,6 +25,7 @@ from twisted.internet.interfaces import IReactorTime
 
 # The store keys accounts exactly as the client keys its contacts, so both
 # sides share one definition (re-exported here for the server modules).
+from msnp.contacts import NETWORK_PASSPORT, NETWORK_YAHOO
 from msnp.contacts import normalizeEmail as normalizeEmail
 
 #: How long an SSO grant stays valid, in seconds (one day, like the
@@ -137,6 +138,9 @@ class Account:
     puid: int
     personalMessage: str = ""
     blp: str = "AL"
+    #: 1 (Live) or 32: an account standing for a Yahoo! user, reached
+    #: with UUM/UBM only (docs/offline.md).
+    network: int = NETWORK_PASSPORT
     addressBook: dict[str, AddressBookEntry] = field(default_factory=dict)
     groups: dict[str, Group] = field(default_factory=dict)
     memberships: dict[str, dict[str, Membership]] = field(
@@ -239,18 +243,25 @@ class AccountStore:
         self._accounts: dict[str, Account] = {}
         self._tickets: dict[str, TicketGrant] = {}
         self._contactsTickets: dict[str, TicketGrant] = {}
+        self._webTickets: dict[str, TicketGrant] = {}
         self._nextMembershipId = 100
 
     # -- accounts -----------------------------------------------------------
 
     def addAccount(
-        self, email: str, password: str, displayName: Optional[str] = None
+        self, email: str, password: str, displayName: Optional[str] = None,
+        network: int = NETWORK_PASSPORT,
     ) -> Account:
         """
         Create an account; its display name defaults to the e-mail address.
 
-        @raise ValueError: the address is malformed or already exists.
+        @param network: 1, or 32 for an account that stands for a Yahoo!
+            user (its contacts reach it with UUM/UBM only).
+        @raise ValueError: the address is malformed or already exists, or
+            the network is neither.
         """
+        if network not in (NETWORK_PASSPORT, NETWORK_YAHOO):
+            raise ValueError(f"an account is on network 1 or 32, not {network!r}")
         key = normalizeEmail(email)
         if not isValidAddress(key):
             raise ValueError(f"not an e-mail address: {email!r}")
@@ -264,6 +275,7 @@ class AccountStore:
             displayName=displayName if displayName is not None else key,
             cid=cid,
             puid=puid,
+            network=network,
         )
         self._accounts[key] = account
         return account
@@ -436,6 +448,7 @@ class AccountStore:
         )
         self._tickets[grant.clearTicket] = grant
         self._contactsTickets[grant.contactsTicket] = grant
+        self._webTickets[grant.webTicket] = grant
         return grant
 
     def grantForTicket(self, clearTicket: str) -> Optional[TicketGrant]:
@@ -457,6 +470,21 @@ class AccountStore:
         gone). The ABCH answers the last two differently.
         """
         grant = self._contactsTickets.get(ticket)
+        if grant is None:
+            return TicketCheck(TicketState.UNKNOWN)
+        account = self.get(grant.email)
+        if account is None:
+            return TicketCheck(TicketState.UNKNOWN)
+        if self.isExpired(grant):
+            return TicketCheck(TicketState.EXPIRED)
+        return TicketCheck(TicketState.VALID, account, grant)
+
+    def checkWebTicket(self, ticket: str) -> TicketCheck:
+        """
+        Classify a presented C{messenger.msn.com} ticket (the RSI
+        service's), like L{checkContactsTicket}.
+        """
+        grant = self._webTickets.get(ticket)
         if grant is None:
             return TicketCheck(TicketState.UNKNOWN)
         account = self.get(grant.email)

@@ -32,8 +32,10 @@ from msnp.server.dispatch import DispatchServerFactory
 from msnp.server.httplimits import boundedSite
 from msnp.server.limits import DEFAULT_LIMITS, ServerLimits
 from msnp.server.notification import NotificationServer, NotificationServerFactory
+from msnp.server.offline import IOfflineMessageStore, MemoryOfflineStore, OfflineMessageService
 from msnp.server.presence import Presence
 from msnp.server.router import INetworkRouter, SwitchboardReferral
+from msnp.server.rsi import RSIResource
 from msnp.server.sso import SSOResource
 from msnp.server.throttle import SignInThrottle
 from msnp.server.switchboard import SwitchboardDirectory, SwitchboardServerFactory
@@ -165,6 +167,7 @@ class LocalNetwork:
         ticketLifetime: float = DEFAULT_TICKET_LIFETIME,
         limits: ServerLimits = DEFAULT_LIMITS,
         timeoutClock: Optional[IReactorTime] = None,
+        offlineStore: Optional[IOfflineMessageStore] = None,
     ) -> None:
         """
         @param reactor: the reactor to listen with (the global one by default).
@@ -186,6 +189,10 @@ class LocalNetwork:
             L{ServerLimits} and C{docs/limits.md}).
         @param timeoutClock: the clock of the connections' login and idle
             timeouts (the reactor by default; a test passes a C{Clock}).
+        @param offlineStore: where offline messages wait: the account store
+            when it keeps them (it provides L{IOfflineMessageStore}), else
+            a L{MemoryOfflineStore} made here. Pass the same object to a
+            new network to keep them across a restart.
         """
         reactor = reactorOrDefault(reactor)
         self.reactor = reactor
@@ -203,6 +210,13 @@ class LocalNetwork:
         self.store = (
             store if store is not None else AccountStore(ticketLifetime=ticketLifetime, clock=self.clock)
         )
+        if offlineStore is None:
+            offlineStore = (
+                self.store if IOfflineMessageStore.providedBy(self.store) else MemoryOfflineStore()
+            )
+        self.offlineStore: IOfflineMessageStore = offlineStore
+        self.offline = OfflineMessageService(offlineStore, self.clock, self._announceMail)
+        self.rsi: Optional[RSIResource] = None
         self.abch: Optional[ABCHResource] = None
         self.signInThrottle = SignInThrottle(self.timeoutClock, limits)
         self.presence = Presence(self.store, limits)
@@ -218,11 +232,14 @@ class LocalNetwork:
 
     # -- accounts ---------------------------------------------------------------
 
-    def addAccount(self, email: str, password: str, displayName: Optional[str] = None) -> Account:
+    def addAccount(
+        self, email: str, password: str, displayName: Optional[str] = None, network: int = 1
+    ) -> Account:
         """
-        Create an account (see L{AccountStore.addAccount}).
+        Create an account (see L{AccountStore.addAccount}); C{network=32}
+        makes it stand for a Yahoo! user, reached with UUM/UBM only.
         """
-        return self.store.addAccount(email, password, displayName)
+        return self.store.addAccount(email, password, displayName, network=network)
 
     def addContact(self, owner: str, contact: str, mutual: bool = False) -> None:
         """
@@ -270,7 +287,8 @@ class LocalNetwork:
         if self._ports:
             raise RuntimeError("LocalNetwork is already started")
         nsFactory = NotificationServerFactory(
-            self, self.presence, self.sendChallenge, self.pingInterval, self.clock, self.limits, self.timeoutClock
+            self, self.presence, self.sendChallenge, self.pingInterval, self.clock, self.limits, self.timeoutClock,
+            self.offline,
         )
         if self.redirect:
             nsPort = await self._listen(self.notificationPort, nsFactory)
@@ -294,6 +312,7 @@ class LocalNetwork:
             sso=f"{base}/RST2.srf",
             sharing=f"{base}/abservice/SharingService.asmx",
             addressBook=f"{base}/abservice/abservice.asmx",
+            rsi=f"{base}/rsi/rsi.asmx",
         )
         log.info("Local MSNP18 network started: {endpoints}", endpoints=self.endpoints)
         return self.endpoints
@@ -306,7 +325,21 @@ class LocalNetwork:
         root = SSOResource(self.store, clock=self.clock, throttle=self.signInThrottle)
         self.abch = ABCHResource(self.store, clock=self.clock, onChange=self._listsChanged, limits=self.limits)
         root.putChild(b"abservice", self.abch)
+        self.rsi = RSIResource(self.offlineStore, self.store.checkWebTicket, onDeleted=self.offline.messagesDeleted)
+        rsiFolder = Resource()
+        rsiFolder.putChild(b"rsi.asmx", self.rsi)
+        root.putChild(b"rsi", rsiFolder)
         return root
+
+    def _announceMail(self, email: str, payload: bytes) -> None:
+        """
+        Send C{MSG Hotmail Hotmail} with C{payload} to every place of
+        C{email} that has sent its first C{CHG} (the offline messages'
+        announcements; the others get the initial mail data then).
+        """
+        for session in self.presence.sessionsOf(email):
+            if session.status is not None:
+                session.sendRaw(Command("MSG", None, ("Hotmail", "Hotmail"), payload))
 
     def _listsChanged(self, account: Account, action: str) -> None:
         """

@@ -262,6 +262,16 @@ def judgeUUM(
     """
     if recipient is None:
         return UUMVerdict(UUMAction.DROP, "unknown recipient")
+    if sender.network == NETWORK_YAHOO and not message.offline:
+        # A network-32 account (standing for a Yahoo! user) writing to a
+        # Live contact: passed on as UBM, like the other direction.
+        if message.recipientNetwork != recipientNetwork:
+            return UUMVerdict(UUMAction.DROP, f"recipient is not on network {message.recipientNetwork}")
+        if not mayLeaveMessage(sender, recipient):
+            return UUMVerdict(UUMAction.DROP, "the recipient does not accept messages from the sender")
+        if not recipientOnline:
+            return UUMVerdict(UUMAction.DROP, "recipient of a network-32 message is offline")
+        return UUMVerdict(UUMAction.RELAY, "message from network 32")
     if message.recipientNetwork != recipientNetwork:
         return UUMVerdict(UUMAction.DROP, f"recipient is not on network {message.recipientNetwork}")
     if not mayLeaveMessage(sender, recipient):
@@ -448,7 +458,7 @@ class OfflineMessageService:
         if verdict.action is UUMAction.DROP or recipient is None:
             return self._dropped(sender, verdict.reason)
         if verdict.action is UUMAction.RELAY:
-            return UUMOutcome(verdict, relay=relayAsUBM(message, sender.email))
+            return UUMOutcome(verdict, relay=relayAsUBM(message, sender.email, sender.network))
         pair = (sender.email, recipient.email)
         runId, last = self._runs.get(pair, (newRunId(), 0))
         stored = messageFromUUM(
