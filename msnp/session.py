@@ -187,6 +187,7 @@ class Session:
         self._webTicket = webTicket
         self._announcements: list[bytes] = []
         self.offlineInbox: Optional[OfflineInbox] = None
+        self.rsi = rsi
         if rsi is not None:
             self.offlineInbox = OfflineInbox.overRSI(
                 rsi, self._deliverOffline, protocol.clock, report=self._offlineFailed
