@@ -223,7 +223,7 @@ class Conversation:
         target = None if strict else self._fallbackTarget()
         onSwitchboard = target is not None and self._isUsable() and target in self.participants
         if target is not None and self.manager.needsNoSwitchboard(target, onSwitchboard):
-            return self.manager.sendOffline(target, text, format)
+            return self.manager.leaveOffline(target, text, format)
         d: Deferred[None] = Deferred()
         try:
             payloads = buildTextPayloads(text, format)
@@ -263,7 +263,7 @@ class Conversation:
             return failure
         log.info("{email} cannot be reached online ({error}); leaving an offline message",
                  email=email, error=str(error))
-        return self.manager.sendOffline(email, text, format)
+        return self.manager.leaveOffline(email, text, format)
 
     def sendNudge(self) -> "Deferred[None]":
         """
@@ -694,10 +694,19 @@ class ConversationManager:
         self.trace = trace
         self.connector: Connector = connector or tcpConnector(self.reactor, connectTimeout)
         self.conversations: list[Conversation] = []
-        self.sendOffline = sendOffline
+        self.sendOffline: Optional[OfflineSender] = sendOffline
         self._contactNetwork = contactNetwork
         self._isKnownOffline = isKnownOffline
         self._closed = False
+
+    def leaveOffline(self, email: str, text: str, format: Optional[MessageFormat]) -> "Deferred[DeliveryResult]":
+        """
+        Send C{text} to C{email} without a switchboard (L{sendOffline}).
+        """
+        sender: Optional[OfflineSender] = self.sendOffline
+        if sender is None:
+            return fail(MessageNotDelivered("this session cannot leave offline messages"))
+        return sender(email, text, format)
 
     def isKnownOffline(self, email: str) -> bool:
         """

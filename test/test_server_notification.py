@@ -827,6 +827,50 @@ class SessionCommandTests(NetworkTestCase):
         await alice.expect("208", trid)
 
     @asyncTest
+    async def test_fqyNetwork32(self) -> None:
+        """
+        An account standing for a Yahoo! user is answered C{t="32"}, and
+        an incremental C{ADL} must name it with that network.
+        """
+        alice, = await self.online("alice@example.com")
+        self.network.addAccount("eve@yahoo.com", "pw", network=32)
+        trid = alice.send("FQY", payload=b'<ml><d n="yahoo.com"><c n="eve" /></d></ml>')
+        reply = await alice.expect("FQY", trid)
+        self.assertEqual(reply.payload, b'<ml><d n="yahoo.com"><c n="eve" t="32" /></d></ml>')
+        trid = alice.send("ADL", payload=b'<ml><d n="yahoo.com"><c n="eve" l="1" t="1" /></d></ml>')
+        await alice.expect("208", trid)
+        trid = alice.send("ADL", payload=b'<ml><d n="yahoo.com"><c n="eve" l="1" t="32" /></d></ml>')
+        await alice.expect("ADL", trid)
+
+    @asyncTest
+    async def test_mailDataAfterFirstCHG(self) -> None:
+        """
+        The initial mail data comes after a place's first C{CHG} only, and
+        lists the messages waiting; a UUM is never answered, is stored and
+        announced to the recipient's places that sent their first C{CHG}.
+        """
+        alice, bob = await self.online("alice@example.com", "bob@example.com")
+        payload = b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\nDest-Agent: client\r\n\r\nhi"
+        alice.send("UUM", "bob@example.com", "1", "1", payload=payload)
+        self.assertEqual(await self.sync(alice), [])
+        (waiting,) = self.network.offlineStore.listOfflineMessages("bob@example.com")
+        self.assertEqual(await self.sync(bob), [])
+        trid = bob.send("CHG", "NLN", "2789003324:48", "0")
+        await bob.expect("CHG", trid)
+        burst = await self.sync(bob)
+        (mail,) = [c for c in burst if c.name == "MSG"]
+        self.assertEqual(mail.arguments, ("Hotmail", "Hotmail"))
+        assert mail.payload is not None
+        self.assertIn(b"text/x-msmsgsinitialmdatanotification", mail.payload)
+        self.assertIn(waiting.messageId.encode(), mail.payload)
+        alice.send("UUM", "bob@example.com", "1", "1", payload=payload.replace(b"hi", b"again"))
+        self.assertEqual(await self.sync(alice), [])
+        (live,) = [c for c in await self.sync(bob) if c.name == "MSG"]
+        assert live.payload is not None
+        self.assertIn(b"text/x-msmsgsoimnotification", live.payload)
+        self.assertEqual(len(self.network.offlineStore.listOfflineMessages("bob@example.com")), 2)
+
+    @asyncTest
     async def test_abchChangeRefreshesPresence(self) -> None:
         """
         The ABCH resource is mounted with the network's change hook; a list
