@@ -428,9 +428,28 @@ class Console(LineReceiver, ObserverBase):
         self._finish()
 
     def send(self, email: str, text: str) -> None:
-        d = self.session.openConversation(email)
-        d.addCallback(lambda conversation: conversation.sendText(text))
-        d.addErrback(lambda f: self.show(f"Message to {email} not delivered: {f.getErrorMessage()}"))
+        from msnp.contacts import NETWORK_YAHOO
+        from msnp.errors import ContactOffline
+        from msnp.uum import DeliveryResult
+
+        contact = self.session.contacts.get(email)
+        if contact is not None and contact.network == NETWORK_YAHOO:
+            d = self.session.sendNetworkText(email, text)
+        else:
+            d = self.session.openConversation(email)
+            d.addCallback(lambda conversation: conversation.sendText(text))
+
+            def offline(failure: Any) -> Any:
+                failure.trap(ContactOffline)
+                return self.session.sendOfflineMessage(email, text)
+
+            d.addErrback(offline)
+
+        def sent(result: Any) -> None:
+            if result is DeliveryResult.STORED_OFFLINE:
+                self.show(f"* {email} is offline: left as an offline message")
+
+        d.addCallbacks(sent, lambda f: self.show(f"Message to {email} not delivered: {f.getErrorMessage()}"))
 
     def _report(self, d: "Deferred[Any]", describe: Callable[[Any], str]) -> None:
         d.addCallbacks(
@@ -447,6 +466,23 @@ class Console(LineReceiver, ObserverBase):
             self.target = message.sender
 
     def nudgeReceived(self, conversation: Any, email: str) -> None:
+        self.show(f"* {email} sent you a nudge")
+
+    def offlineMessageReceived(self, session: Any, message: Any) -> None:
+        name = message.senderName or message.sender
+        when = message.sent.strftime("%Y-%m-%d %H:%M UTC") if message.sent is not None else "earlier"
+        self.show(f"<{name}> (offline, {when}) {message.text}")
+
+    def offlineMessageFailed(self, session: Any, failure: Any) -> None:
+        if not failure.willRetry:
+            self.show(f"* an offline message could not be fetched ({failure.stage}): {failure.error}")
+
+    def networkMessageReceived(self, session: Any, message: Any) -> None:
+        self.show(f"<{message.senderName or message.sender}> {message.text}")
+        if self.target is None:
+            self.target = message.sender
+
+    def networkNudgeReceived(self, session: Any, email: str) -> None:
         self.show(f"* {email} sent you a nudge")
 
     def contactStatusChanged(self, contact: Any, status: Any) -> None:
