@@ -11,7 +11,7 @@ from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from msnp.__main__ import Console, Printer
+from msnp.__main__ import Console, Printer, chatArguments
 
 from support import ROOT, childEnvironment
 
@@ -214,6 +214,12 @@ class ConsoleTests(SynchronousTestCase):
         self.assertEqual(self.console.target, "bob@example.com")
         self.console.command("/msg nobody")
         self.assertIn("usage: /msg", "".join(self.lines))
+
+    def test_rsiURLOption(self) -> None:
+        """
+        C{--rsi-url} is one of the chat's endpoint options.
+        """
+        self.assertEqual(chatArguments(["--rsi-url", "http://h:1/rsi/rsi.asmx"]).rsi_url, "http://h:1/rsi/rsi.asmx")
 
     def test_msgToOfflineContact(self) -> None:
         """
