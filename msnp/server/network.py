@@ -22,6 +22,7 @@ from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
+from twisted.web.server import Site
 from zope.interface import implementer
 
 from msnp.endpoints import Endpoints
@@ -32,7 +33,7 @@ from msnp.server.dispatch import DispatchServerFactory
 from msnp.server.httplimits import boundedSite
 from msnp.server.limits import DEFAULT_LIMITS, ServerLimits
 from msnp.server.notification import NotificationServer, NotificationServerFactory
-from msnp.server.offline import IOfflineMessageStore, MemoryOfflineStore, OfflineMessageService
+from msnp.server.offline import AccountStoreMailbox, IOfflineMessageStore, OfflineMessageService
 from msnp.server.presence import Presence
 from msnp.server.router import INetworkRouter, SwitchboardReferral
 from msnp.server.rsi import RSIResource
@@ -82,51 +83,79 @@ class _TrackedConnection(ProtocolWrapper):
             self.transport.abortConnection()  # type: ignore[attr-defined]
 
 
-class _TrackingFactory(WrappingFactory):
+class AddressCounter:
     """
-    Wraps a server factory so that its open connections are known, and
-    refuses a connection from an address that already holds
-    C{perAddress} of them (the connection is closed at once, before the
-    wrapped protocol exists).
+    Open connections per peer address, over every listener of one
+    network: a peer holding C{perAddress} of them in total (DS, NS, SB and
+    HTTP together) gets no more, so one address cannot take the process's
+    file descriptors from everybody else.
     """
 
-    protocol = _TrackedConnection  # type: ignore[assignment]
-
-    def __init__(self, wrappedFactory: Any, perAddress: int = DEFAULT_LIMITS.connectionsPerAddress) -> None:
-        super().__init__(wrappedFactory)
+    def __init__(self, perAddress: int = DEFAULT_LIMITS.connectionsPerAddress) -> None:
         self.perAddress = perAddress
-        self._byAddress: dict[str, int] = {}
+        self._open: dict[str, int] = {}
         self.refused = 0
 
-    def buildProtocol(self, addr: Any) -> Any:
-        host = str(getattr(addr, "host", ""))
-        if self._byAddress.get(host, 0) >= self.perAddress:
+    def acquire(self, host: str) -> bool:
+        """
+        Count a new connection from C{host}; L{False} (and nothing counted)
+        when it already holds C{perAddress}.
+        """
+        if self._open.get(host, 0) >= self.perAddress:
             self.refused += 1
             if self.refused == 1 or self.refused % 1000 == 0:
                 log.info("Refusing connections from {host}: {cap} already open ({refused} refused so far)",
                          host=host, cap=self.perAddress, refused=self.refused)
+            return False
+        self._open[host] = self._open.get(host, 0) + 1
+        return True
+
+    def release(self, host: str) -> None:
+        """
+        A connection from C{host} closed.
+        """
+        left = self._open.get(host, 0) - 1
+        if left > 0:
+            self._open[host] = left
+        else:
+            self._open.pop(host, None)
+
+    def openFrom(self, host: str) -> int:
+        """
+        How many connections C{host} holds open now.
+        """
+        return self._open.get(host, 0)
+
+
+class _TrackingFactory(WrappingFactory):
+    """
+    Wraps a server factory so that its open connections are known, and
+    refuses (closes at once, before the wrapped protocol exists) a
+    connection its L{AddressCounter} does not admit.
+    """
+
+    protocol = _TrackedConnection  # type: ignore[assignment]
+
+    def __init__(self, wrappedFactory: Any, counter: AddressCounter) -> None:
+        super().__init__(wrappedFactory)
+        self.counter = counter
+
+    def buildProtocol(self, addr: Any) -> Any:
+        host = str(getattr(addr, "host", ""))
+        if not self.counter.acquire(host):
             return None
         protocol = super().buildProtocol(addr)
         if isinstance(protocol, _TrackedConnection):
-            self._byAddress[host] = self._byAddress.get(host, 0) + 1
             protocol.peerHost = host
+        else:
+            self.counter.release(host)
         return protocol
 
     def unregisterProtocol(self, p: Any) -> None:
         super().unregisterProtocol(p)
         host = getattr(p, "peerHost", None)
         if host is not None:
-            left = self._byAddress.get(host, 0) - 1
-            if left > 0:
-                self._byAddress[host] = left
-            else:
-                self._byAddress.pop(host, None)
-
-    def openFrom(self, host: str) -> int:
-        """
-        How many connections C{host} holds open now.
-        """
-        return self._byAddress.get(host, 0)
+            self.counter.release(host)
 
     def connections(self) -> list[_TrackedConnection]:
         """
@@ -189,10 +218,9 @@ class LocalNetwork:
             L{ServerLimits} and C{docs/limits.md}).
         @param timeoutClock: the clock of the connections' login and idle
             timeouts (the reactor by default; a test passes a C{Clock}).
-        @param offlineStore: where offline messages wait: the account store
-            when it keeps them (it provides L{IOfflineMessageStore}), else
-            a L{MemoryOfflineStore} made here. Pass the same object to a
-            new network to keep them across a restart.
+        @param offlineStore: where offline messages wait (by default the
+            account store's mailbox, L{AccountStoreMailbox}: durable with
+            the SQLite store); a test may pass a L{MemoryOfflineStore}.
         """
         reactor = reactorOrDefault(reactor)
         self.reactor = reactor
@@ -211,19 +239,21 @@ class LocalNetwork:
             store if store is not None else AccountStore(ticketLifetime=ticketLifetime, clock=self.clock)
         )
         if offlineStore is None:
-            offlineStore = (
-                self.store if IOfflineMessageStore.providedBy(self.store) else MemoryOfflineStore()
-            )
+            # The account store's own mailbox: on the SQLite store, the
+            # messages survive a restart.
+            offlineStore = AccountStoreMailbox(self.store)
         self.offlineStore: IOfflineMessageStore = offlineStore
         self.offline = OfflineMessageService(offlineStore, self.clock, self._announceMail)
         self.rsi: Optional[RSIResource] = None
         self.abch: Optional[ABCHResource] = None
         self.signInThrottle = SignInThrottle(self.timeoutClock, limits)
+        self.addresses = AddressCounter(limits.connectionsPerAddress)
         self.presence = Presence(self.store, limits)
         self.switchboards: Optional[SwitchboardDirectory] = None
         self.switchboardAddress: str = ""
         self.notificationAddress: str = ""
         self.endpoints: Optional[Endpoints] = None
+        self.site: Optional[Site] = None  # the HTTP services' site once started (tap serves it over https too)
         self._ports: list[IListeningPort] = []
         self._factories: list[_TrackingFactory] = []
 
@@ -259,14 +289,14 @@ class LocalNetwork:
         """
         Listen on every port.
 
-        @return: a L{Deferred} firing with the L{Endpoints} to give a client.
+        @return: a L{Deferred <twisted.internet.defer.Deferred>} firing with the L{Endpoints} to give a client.
         """
         from twisted.internet.defer import ensureDeferred
 
         return ensureDeferred(self._start())
 
     async def _listen(self, port: int, factory: Any) -> IListeningPort:
-        tracking = _TrackingFactory(factory, self.limits.connectionsPerAddress)
+        tracking = _TrackingFactory(factory, self.addresses)
         endpoint = TCP4ServerEndpoint(self.reactor, port, interface=self.interface)
         listening: IListeningPort = await endpoint.listen(tracking)
         self._ports.append(listening)
@@ -305,7 +335,8 @@ class LocalNetwork:
         sbPort = await self._listen(self.switchboardPort, self._switchboardFactory())
         self.switchboardAddress = self._address(sbPort)
 
-        httpPort = await self._listen(self.httpPort, boundedSite(self._httpRoot(), self.limits))
+        self.site = boundedSite(self._httpRoot(), self.limits)
+        httpPort = await self._listen(self.httpPort, self.site)
         base = f"http://{self._address(httpPort)}"
         self.endpoints = Endpoints(
             dispatch=f"tcp:{self._address(dsPort)}",
@@ -367,7 +398,7 @@ class LocalNetwork:
         """
         Stop listening and close every open connection.
 
-        @return: a L{Deferred} firing once every port and connection is closed.
+        @return: a L{Deferred <twisted.internet.defer.Deferred>} firing once every port and connection is closed.
         """
         ports, self._ports = self._ports, []
         factories, self._factories = self._factories, []
