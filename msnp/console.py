@@ -373,8 +373,8 @@ class Console(ObserverBase):
         from msnp.errors import ContactOffline
         from msnp.uum import DeliveryResult
 
-        contact = self.session.contacts.get(email)
-        if contact is not None and contact.network == NETWORK_YAHOO:
+        network = next((getattr(c, "network", 1) for c in self.session.contacts if c.email == email), 1)
+        if network == NETWORK_YAHOO:
             sending = self.session.sendNetworkText(email, text)
         else:
             sending = self.session.openConversation(email).addCallback(lambda c: c.sendText(text))

@@ -9,15 +9,13 @@ resource's C{render_POST} wrapped to make the service fail on purpose.
 The client side is watched through observer events; a missing event
 fails the test through a per-wait timeout.
 
-The durable (SQLite) account store has not landed in main yet, so the
-"server restarted" test restarts the network with the same store objects
-(C{store=}, C{offlineStore=}), which is what a durable store will do on
-disk.
+The "server restarted" test runs the network on the SQLite account
+store, closes it and opens the same database file again.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import os
 from typing import Any, Callable, Optional
 
 from twisted.internet import reactor
@@ -31,10 +29,11 @@ from msnp.endpoints import ClientIdentity
 from msnp.errors import ContactOffline, MessageNotDelivered
 from msnp.offline import DECODE, FETCH, ANNOUNCE
 from msnp.server.network import LocalNetwork
+from msnp.server.sqlstore import SQLiteAccountStore
 from msnp.uum import DeliveryResult
 from msnp.wire import Command
 
-from support import EventRecorder, logoutQuietly, pollUntil, signIn, startLocalNetwork
+from support import EventRecorder, pollUntil, signIn, startLocalNetwork, tempDirectory
 
 PASSWORD = "secret-pw"
 ALICE = "alice@example.com"
@@ -177,10 +176,10 @@ class OfflineEndToEndTests(TestCase):
     def waiting(self, email: str, network: Optional[LocalNetwork] = None) -> list[Any]:
         return (network or self.network).offlineStore.listOfflineMessages(email)
 
-    async def leaveThree(self, alice: Any) -> list[Any]:
+    async def leaveThree(self, alice: Any, network: Optional[LocalNetwork] = None) -> list[Any]:
         for text in TEXTS:
             self.assertEqual(await alice.sendOfflineMessage(BOB, text), DeliveryResult.STORED_OFFLINE)
-        stored = self.waiting(BOB)
+        stored = self.waiting(BOB, network)
         self.assertEqual([m.text for m in stored], TEXTS)
         return stored
 
@@ -216,20 +215,34 @@ class OfflineEndToEndTests(TestCase):
 
     async def test_serverRestarted(self) -> None:
         """
-        The network stops between the send and bob's sign-in and starts
-        again over the same stores: nothing is lost.
+        The network, on the SQLite store, stops between the send and bob's
+        sign-in, its database is closed and opened again by a new
+        network: nothing is lost (ids, texts, times, order).
         """
-        alice, _ = await self.signIn(ALICE)
-        stored = await self.leaveThree(alice)
+        path = os.path.join(tempDirectory(self), "server.sqlite3")
+        store = SQLiteAccountStore(path)
+        store.addAccount(ALICE, PASSWORD, "Alice")
+        store.addAccount(BOB, PASSWORD, "Bob")
+        store.addContact(ALICE, BOB, mutual=True)
+        first = LocalNetwork(reactor=reactor, store=store)
+        endpoints = await first.start()
+        alice, _ = await self.signIn(ALICE, endpoints)
+        stored = await self.leaveThree(alice, first)
         await alice.logout()
-        await self.network.stop()
-        again = LocalNetwork(reactor=reactor, store=self.network.store, offlineStore=self.network.offlineStore)
+        await first.stop()
+        store.close()
+
+        reopened = SQLiteAccountStore(path)
+        self.addCleanup(reopened.close)
+        again = LocalNetwork(reactor=reactor, store=reopened)
         endpoints = await again.start()
         self.addCleanup(again.stop)
+        self.assertEqual([m.messageId for m in self.waiting(BOB, again)], [m.messageId for m in stored])
         bob, bobEvents = await self.signIn(BOB, endpoints)
         await bobEvents.waitForEvent("offlineMessageReceived", 3)
         self.assertTrue(await pollUntil(lambda: not self.waiting(BOB, again), 5))
         self.assertReceivedOnce(bobEvents, stored)
+        self.assertEqual(reopened.listOfflineMessages(BOB), [])
 
     async def test_twoPlaces(self) -> None:
         """
