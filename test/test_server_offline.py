@@ -5,6 +5,9 @@ privacy rule, and that what the server writes is what the client reads.
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 from zope.interface.verify import verifyObject
 
 from twisted.internet.task import Clock
@@ -20,6 +23,7 @@ from msnp.oim import (
 from msnp.server.accounts import ALLOW, BLOCK, AccountStore, TicketState
 from msnp.server.offline import (
     MAX_LISTED,
+    AccountStoreMailbox,
     IOfflineMessageStore,
     MemoryOfflineStore,
     OfflineMessageService,
@@ -384,3 +388,73 @@ class WebTicketTests(SynchronousTestCase):
         self.assertEqual(accounts.addAccount("y@yahoo.com", "pw", network=32).network, 32)
         with self.assertRaises(ValueError):
             accounts.addAccount("p@example.com", "pw", network=4)
+
+
+class AccountStoreMailboxTests(SynchronousTestCase):
+    """
+    L{AccountStoreMailbox}: the offline messages in the account store's
+    own mailbox, in memory and in SQLite (across a reopen).
+    """
+
+    def stores(self) -> list[Any]:
+        from msnp.server.sqlstore import SQLiteAccountStore
+
+        from support import tempDirectory
+
+        path = os.path.join(tempDirectory(self), "mailbox.sqlite3")
+        sqlite = SQLiteAccountStore(path)
+        self.addCleanup(sqlite.close)
+        result = [AccountStore(), sqlite]
+        for accounts in result:
+            accounts.addAccount("alice@example.com", "pw")
+            accounts.addAccount("bob@example.com", "pw")
+        self.path = path
+        return result
+
+    def test_roundTrip(self) -> None:
+        """
+        Messages come back whole and in order with their own ids; deleting
+        removes only the named ones of that recipient; past the cap the
+        next one is refused.
+        """
+        for accounts in self.stores():
+            mailbox = AccountStoreMailbox(accounts, maxPerRecipient=3)
+            self.assertTrue(verifyObject(IOfflineMessageStore, mailbox))
+            first = stored("A" * 8 + "-0000-4000-8000-000000000001", text="ü😀\nline")
+            second = stored("B" * 8 + "-0000-4000-8000-000000000002")
+            third = stored("C" * 8 + "-0000-4000-8000-000000000003")
+            for message in (first, second, third):
+                mailbox.storeOfflineMessage(message)
+            self.assertEqual(mailbox.listOfflineMessages("bob@example.com"), [first, second, third])
+            with self.assertRaises(OfflineQuotaExceeded):
+                mailbox.storeOfflineMessage(stored("D" * 8 + "-0000-4000-8000-000000000004"))
+            self.assertEqual(mailbox.deleteOfflineMessages("alice@example.com", [first.messageId]), [])
+            self.assertEqual(
+                mailbox.deleteOfflineMessages("bob@example.com", [first.messageId, "nope", first.messageId]),
+                [first.messageId],
+            )
+            self.assertEqual(mailbox.listOfflineMessages("bob@example.com"), [second, third])
+
+    def test_survivesReopen(self) -> None:
+        """
+        With the SQLite store the messages are on disk.
+        """
+        from msnp.server.sqlstore import SQLiteAccountStore
+
+        _, sqlite = self.stores()
+        message = stored("E" * 8 + "-0000-4000-8000-000000000005", text="kept")
+        AccountStoreMailbox(sqlite).storeOfflineMessage(message)
+        sqlite.close()
+        reopened = SQLiteAccountStore(self.path)
+        self.addCleanup(reopened.close)
+        self.assertEqual(AccountStoreMailbox(reopened).listOfflineMessages("bob@example.com"), [message])
+
+    def test_foreignRowsIgnored(self) -> None:
+        """
+        A row someone else put in the account store's mailbox (not our
+        JSON) is skipped, not fatal.
+        """
+        accounts = AccountStore()
+        accounts.addAccount("bob@example.com", "pw")
+        accounts.storeOfflineMessage("bob@example.com", "x@example.com", "X", b"\xff not json")
+        self.assertEqual(AccountStoreMailbox(accounts).listOfflineMessages("bob@example.com"), [])
