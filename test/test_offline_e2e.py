@@ -33,7 +33,7 @@ from msnp.server.sqlstore import SQLiteAccountStore
 from msnp.uum import DeliveryResult
 from msnp.wire import Command
 
-from support import EventRecorder, pollUntil, signIn, startLocalNetwork, tempDirectory
+from test.support import EventRecorder, pollUntil, signIn, startLocalNetwork, tempDirectory
 
 PASSWORD = "secret-pw"
 ALICE = "alice@example.com"

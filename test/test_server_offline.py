@@ -399,7 +399,7 @@ class AccountStoreMailboxTests(SynchronousTestCase):
     def stores(self) -> list[Any]:
         from msnp.server.sqlstore import SQLiteAccountStore
 
-        from support import tempDirectory
+        from test.support import tempDirectory
 
         path = os.path.join(tempDirectory(self), "mailbox.sqlite3")
         sqlite = SQLiteAccountStore(path)
