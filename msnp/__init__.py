@@ -49,6 +49,8 @@ if TYPE_CHECKING:
     from msnp.session import Session
     from msnp.conversation import Conversation
     from msnp.mime import MessageFormat, TextMessage
+    from msnp.oim import OfflineMessage
+    from msnp.uum import DeliveryResult
 
 #: Public names loaded on first access, and the module holding each.
 _LAZY = {
@@ -60,6 +62,8 @@ _LAZY = {
     "Conversation": "msnp.conversation",
     "TextMessage": "msnp.mime",
     "MessageFormat": "msnp.mime",
+    "DeliveryResult": "msnp.uum",
+    "OfflineMessage": "msnp.oim",
 }
 
 __all__ = [
@@ -80,6 +84,8 @@ __all__ = [
     "Conversation",
     "TextMessage",
     "MessageFormat",
+    "DeliveryResult",
+    "OfflineMessage",
     "MSNPError",
     "AuthenticationError",
     "ProtocolError",
