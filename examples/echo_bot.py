@@ -17,7 +17,18 @@ from typing import Optional
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.task import react
 
-from msnp import Contact, Conversation, Endpoints, MSNClient, ObserverBase, Session, Status, TextMessage
+from msnp import (
+    Contact,
+    Conversation,
+    DeliveryResult,
+    Endpoints,
+    MSNClient,
+    ObserverBase,
+    OfflineMessage,
+    Session,
+    Status,
+    TextMessage,
+)
 
 
 class EchoBot(ObserverBase):
@@ -31,8 +42,11 @@ class EchoBot(ObserverBase):
     def contactStatusChanged(self, contact: Contact, status: Status) -> None:
         print(f"{contact.email} is now {status.name.lower()}")
 
+    def offlineMessageReceived(self, session: Session, message: OfflineMessage) -> None:
+        print(f"offline message from {message.sender} (sent {message.sent}): {message.text}")
+
     def messageReceived(self, conversation: Conversation, message: TextMessage) -> None:
-        sent: Deferred[None] = conversation.sendText(f"you said: {message.text}")
+        sent: Deferred[DeliveryResult] = conversation.sendText(f"you said: {message.text}")
         sent.addErrback(lambda failure: print("not delivered:", failure.getErrorMessage()))
 
 

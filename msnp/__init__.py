@@ -51,6 +51,8 @@ if TYPE_CHECKING:
     from msnp.session import Session
     from msnp.conversation import Conversation
     from msnp.mime import MessageFormat, TextMessage
+    from msnp.oim import OfflineMessage
+    from msnp.uum import DeliveryResult
 
 #: Public names loaded on first access, and the module holding each.
 _LAZY = {
@@ -63,6 +65,8 @@ _LAZY = {
     "Conversation": "msnp.conversation",
     "TextMessage": "msnp.mime",
     "MessageFormat": "msnp.mime",
+    "DeliveryResult": "msnp.uum",
+    "OfflineMessage": "msnp.oim",
 }
 
 __all__ = [
@@ -84,6 +88,8 @@ __all__ = [
     "Conversation",
     "TextMessage",
     "MessageFormat",
+    "DeliveryResult",
+    "OfflineMessage",
     "MSNPError",
     "AuthenticationError",
     "ProtocolError",

@@ -57,7 +57,9 @@ from msnp.soap.envelope import ABCHCache, ABCHFault
 from msnp.soap.sharing import MembershipResult, SharingService
 from msnp.soap.sync import buildContactList, initialListEntries
 from msnp.mbi import mbiResponse
-from msnp.namespaces import MBI_KEY_OLD
+from msnp.namespaces import CONTACTS, MBI_KEY_OLD, MESSENGER_WEB
+from msnp.offline import UUM_GRACE_PERIOD
+from msnp.soap.rsi import RSIService
 from msnp.sso import SSOClient, SSOResult
 from msnp.httpclient import HTTPClientHandle, makeHTTPClient
 
@@ -181,6 +183,7 @@ class MSNClient:
         personalMessage: Optional[str] = None,
         maxRedirects: int = DEFAULT_MAX_REDIRECTS,
         limits: ClientLimits = DEFAULT_CLIENT_LIMITS,
+        uumGracePeriod: float = UUM_GRACE_PERIOD,
     ) -> None:
         """
         @param password: never logged, never shown in a repr.
@@ -201,6 +204,8 @@ class MSNClient:
         @param maxRedirects: how many C{XFR NS} redirects to follow.
         @param limits: the caps against a hostile server (places per
             contact, invitations, conversations; C{docs/limits.md}).
+        @param uumGracePeriod: seconds an offline message (C{UUM}) may
+            still be refused before it counts as stored (docs/offline.md).
         """
         if initialStatus is Status.OFFLINE:
             raise ValueError("cannot sign in as FLN; use Status.HIDDEN to appear offline")
@@ -219,6 +224,7 @@ class MSNClient:
         self.personalMessage = personalMessage
         self.maxRedirects = maxRedirects
         self.limits = limits
+        self.uumGracePeriod = uumGracePeriod
 
     @property
     def observer(self) -> Optional[IMessengerObserver]:
@@ -428,10 +434,25 @@ class MSNClient:
             httpClient, self.endpoints.addressBook, contactsTicket, self.reactor,
             timeout=self.requestTimeout, cache=cache, renewTicket=contactsTicket.renew,
         )
+        # Offline messages: RSI with the messenger.msn.com ticket, when
+        # the SSO service issued one.
+        webTicket: Optional[ContactsTicket] = None
+        rsi: Optional[RSIService] = None
+        web = tokens.tokens.get(MESSENGER_WEB)
+        if web is not None and web.ticket:
+            webTicket = ContactsTicket(web.ticket, self._renewer(httpClient, policy, MESSENGER_WEB))
+            rsi = RSIService(
+                httpClient, self.endpoints.rsi, webTicket, self.reactor,
+                timeout=self.requestTimeout, renewTicket=webTicket.renew,
+            )
+        else:
+            log.info("No {address} ticket for {account}: offline messages will not be fetched",
+                     address=MESSENGER_WEB, account=self.account)
         session = Session(
             ns, sharing, addressBook, contactsTicket, self.observers, self.reactor,
             requestTimeout=self.requestTimeout, trace=self.trace, http=http, client=self,
             limits=self.limits,
+            rsi=rsi, webTicket=webTicket, uumGracePeriod=self.uumGracePeriod,
         )
         state = ns.state
 
@@ -479,18 +500,19 @@ class MSNClient:
         notifyObserver(self.observers, "signedIn", session)
         return session
 
-    def _renewer(self, httpClient: Any, policy: str) -> Callable[[], "Deferred[str]"]:
+    def _renewer(self, httpClient: Any, policy: str, address: str = CONTACTS) -> Callable[[], "Deferred[str]"]:
         """
-        How the session's contacts ticket is renewed: the login's SSO
-        request again, same account, password and policy.
+        How one of the session's tickets (by default the contacts ticket)
+        is renewed: the login's SSO request again, same account, password
+        and policy.
         """
 
         def renew() -> "Deferred[str]":
-            log.info("Renewing the contacts ticket of {account}", account=self.account)
+            log.info("Renewing the {address} ticket of {account}", address=address, account=self.account)
 
             def renewed(tokens: SSOResult) -> str:
-                log.info("Contacts ticket of {account} renewed", account=self.account)
-                return tokens.contactsTicket
+                log.info("{address} ticket of {account} renewed", address=address, account=self.account)
+                return tokens.token(address).ticket
 
             return self._requestTokens(httpClient, policy).addCallback(renewed)
 

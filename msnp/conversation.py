@@ -31,7 +31,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from msnp.clientlimits import DEFAULT_CLIENT_LIMITS, ClientLimits, InvitationRate, RefusalSummary
-from msnp.contacts import normalizeEmail, normalizeGuid
+from msnp.contacts import NETWORK_YAHOO, normalizeEmail, normalizeGuid
 from msnp.errors import (
     ConnectionLost,
     ContactOffline,
@@ -53,6 +53,7 @@ from msnp.mime import (
 from msnp.nsmessages import Invitation, SwitchboardTicket
 from msnp.reactors import reactorOrDefault
 from msnp.switchboard import SwitchboardProtocol
+from msnp.uum import DeliveryResult
 
 log = Logger()
 
@@ -74,6 +75,9 @@ def _endpointKey(guid: str) -> str:
 # -- conversations ------------------------------------------------------------
 
 Connector = Callable[[str, SwitchboardProtocol], "Deferred[Any]"]
+#: Sends one text to a contact without a switchboard (offline message, or
+#: C{UUM} to another network): C{Session.sendOfflineMessage}.
+OfflineSender = Callable[[str, str, Optional[MessageFormat]], "Deferred[DeliveryResult]"]
 
 
 def _splitHostPort(address: str) -> tuple[str, int]:
@@ -195,23 +199,75 @@ class Conversation:
 
     # -- user API ----------------------------------------------------------------
 
-    def sendText(self, text: str, format: Optional[MessageFormat] = None) -> "Deferred[None]":
+    def sendText(
+        self, text: str, format: Optional[MessageFormat] = None, strict: bool = False
+    ) -> "Deferred[DeliveryResult]":
         """
         Send a text (ack mode C{A}); split into parts when too long.
 
-        @return: a L{Deferred <twisted.internet.defer.Deferred>} firing once the switchboard acknowledged every
-            part, failing with L{MessageNotDelivered} on C{NAK}, on the
+        In a conversation with one contact, a text that cannot reach them
+        online becomes an offline message (C{UUM}, docs/offline.md): when
+        the contact is known to be offline, when C{CAL} is answered
+        C{217}, when the switchboard answers C{NAK}, or when the contact
+        went offline and the switchboard closed before acknowledging (in
+        that last case the contact may, rarely, get it twice: losing a
+        message is worse). A contact on another network (network 32) is
+        always written to with C{UUM}, without a switchboard.
+
+        @param strict: never fall back: fail as described below instead.
+        @return: a L{Deferred <twisted.internet.defer.Deferred>} firing with how the text went out
+            (L{DeliveryResult.DELIVERED_ONLINE}: every part acknowledged;
+            L{DeliveryResult.STORED_OFFLINE}; L{DeliveryResult.SENT_TO_NETWORK}),
+            failing with L{MessageNotDelivered} on C{NAK}, on the
             acknowledgement timeout, when the switchboard closes first, or
-            when no switchboard could be opened.
+            when no switchboard could be opened (and no fallback applied),
+            or with the offline send's failure (L{ValueError}: too long
+            for one offline message; L{msnp.errors.ServerError}).
         """
+        target = None if strict else self._fallbackTarget()
+        onSwitchboard = target is not None and self._isUsable() and target in self.participants
+        if target is not None and self.manager.needsNoSwitchboard(target, onSwitchboard):
+            return self.manager.leaveOffline(target, text, format)
         d: Deferred[None] = Deferred()
         try:
             payloads = buildTextPayloads(text, format)
         except ValueError as e:
             d.errback(MessageNotDelivered(str(e)))
-            return d
+            return d  # type: ignore[return-value]
         self._submit(_Outgoing(payloads, "A", d))
-        return d
+        result: Deferred[DeliveryResult] = d.addCallback(lambda _: DeliveryResult.DELIVERED_ONLINE)
+        if target is not None:
+            result.addErrback(self._fallBack, target, text, format)
+        return result
+
+    def _fallbackTarget(self) -> Optional[str]:
+        """
+        The one contact of a one-to-one conversation, when the session can
+        leave offline messages; else L{None}.
+        """
+        if self.manager.sendOffline is None:
+            return None
+        people = self.participants | self._callList
+        if len(people) != 1:
+            return None
+        return next(iter(people))
+
+    def _fallBack(
+        self, failure: Failure, email: str, text: str, format: Optional[MessageFormat]
+    ) -> "Deferred[DeliveryResult] | Failure":
+        error = failure.value
+        if not isinstance(error, MessageNotDelivered):
+            return failure
+        cause = error.__cause__
+        if not (
+            isinstance(cause, ContactOffline)
+            or error.reachedNobody
+            or self.manager.isKnownOffline(email)
+        ):
+            return failure
+        log.info("{email} cannot be reached online ({error}); leaving an offline message",
+                 email=email, error=str(error))
+        return self.manager.leaveOffline(email, text, format)
 
     def sendNudge(self) -> "Deferred[None]":
         """
@@ -312,7 +368,9 @@ class Conversation:
                         raise MessageNotDelivered("the switchboard closed before acknowledging") from error
                     raise MessageNotDelivered(f"not delivered: {error}") from error
                 if value.name == "NAK":
-                    raise MessageNotDelivered("the switchboard could not deliver the message (NAK)")
+                    raise MessageNotDelivered(
+                        "the switchboard could not deliver the message (NAK)", reachedNobody=True
+                    )
 
         DeferredList(acks, consumeErrors=True).addCallback(outcome).chainDeferred(item.deferred)
 
@@ -611,10 +669,19 @@ class ConversationManager:
         session: Optional[object] = None,
         limits: ClientLimits = DEFAULT_CLIENT_LIMITS,
         permits: Optional[Callable[[str], bool]] = None,
+        sendOffline: Optional[OfflineSender] = None,
+        contactNetwork: Optional[Callable[[str], Optional[int]]] = None,
+        isKnownOffline: Optional[Callable[[str], bool]] = None,
     ) -> None:
         """
         @param session: the session the conversations belong to
             (L{Conversation.session}).
+        @param sendOffline: sends one text as an offline message (or, to a
+            network-32 contact, as C{UUM}): what L{Conversation.sendText}
+            falls back to; L{None}: no fallback.
+        @param contactNetwork: the network of a contact, L{None} if unknown.
+        @param isKnownOffline: whether a contact is known to be offline
+            now (its last presence was C{FLN}, or none was received).
         @param displayName: returns the user's current display name.
         @param requestSwitchboard: sends C{XFR SB} on the NS.
         @param reactor: for connections and timeouts.
@@ -642,12 +709,41 @@ class ConversationManager:
         self.trace = trace
         self.connector: Connector = connector or tcpConnector(self.reactor, connectTimeout)
         self.conversations: list[Conversation] = []
+        self.sendOffline: Optional[OfflineSender] = sendOffline
+        self._contactNetwork = contactNetwork
+        self._isKnownOffline = isKnownOffline
         self._closed = False
         self.limits = limits
         self.permits: Callable[[str], bool] = permits or (lambda email: True)
         self.invitationRate = InvitationRate(limits, self.reactor)
         self.refusedInvitations = RefusalSummary("invitations (RNG)")
         self.droppedMessages = RefusalSummary("switchboard messages")
+
+    def leaveOffline(self, email: str, text: str, format: Optional[MessageFormat]) -> "Deferred[DeliveryResult]":
+        """
+        Send C{text} to C{email} without a switchboard (L{sendOffline}).
+        """
+        sender: Optional[OfflineSender] = self.sendOffline
+        if sender is None:
+            return fail(MessageNotDelivered("this session cannot leave offline messages"))
+        return sender(email, text, format)
+
+    def isKnownOffline(self, email: str) -> bool:
+        """
+        Whether C{email} is known to be offline now.
+        """
+        return self._isKnownOffline is not None and self._isKnownOffline(normalizeEmail(email))
+
+    def needsNoSwitchboard(self, email: str, onSwitchboard: bool = False) -> bool:
+        """
+        Whether a text to C{email} goes straight to C{UUM}: the contact is
+        on another network (reachable only that way), or known offline
+        and not on an open switchboard with us (presence may lag behind).
+        """
+        network = self._contactNetwork(email) if self._contactNetwork is not None else None
+        if network == NETWORK_YAHOO:
+            return True
+        return not onSwitchboard and self.isKnownOffline(email)
 
     def _find(self, email: str) -> Optional[Conversation]:
         for conversation in self.conversations:

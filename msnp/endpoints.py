@@ -23,6 +23,8 @@ HISTORICAL_DISPATCH = "tcp:messenger.hotmail.com:1863"
 HISTORICAL_SSO = "https://login.live.com/RST2.srf"
 HISTORICAL_SHARING = "https://contacts.msn.com/abservice/SharingService.asmx"
 HISTORICAL_ADDRESS_BOOK = "https://contacts.msn.com/abservice/abservice.asmx"
+#: The historical RSI service (offline messages; see L{msnp.soap.rsi}).
+HISTORICAL_RSI = "https://rsi.hotmail.com/rsi/rsi.asmx"
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,8 @@ class Endpoints:
     @ivar sso: URL of the Passport RST2 service.
     @ivar sharing: URL of the ABCH sharing (membership) service.
     @ivar addressBook: URL of the ABCH address-book service.
+    @ivar rsi: URL of the RSI service the offline messages are fetched
+        and deleted with (docs/offline.md).
     @ivar trustRoot: path of a PEM file with the CA certificates to trust
         for https URLs, for self-signed revival servers; L{None} uses the
         platform's trust store. Certificates are always verified.
@@ -45,6 +49,7 @@ class Endpoints:
     sso: str = HISTORICAL_SSO
     sharing: str = HISTORICAL_SHARING
     addressBook: str = HISTORICAL_ADDRESS_BOOK
+    rsi: str = HISTORICAL_RSI
     trustRoot: Optional[str] = None
 
     def replace(self, **changes: object) -> "Endpoints":

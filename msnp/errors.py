@@ -259,7 +259,14 @@ class MessageNotDelivered(MSNPError):
     """
     A message was not confirmed: C{NAK}, a timeout, or the switchboard closed
     before the acknowledgement arrived.
+
+    @ivar reachedNobody: the switchboard said so (C{NAK}): nobody has the
+        message, so sending it again some other way cannot duplicate it.
     """
+
+    def __init__(self, *args: object, reachedNobody: bool = False) -> None:
+        super().__init__(*args)
+        self.reachedNobody = reachedNobody
 
 
 class ContactListError(MSNPError):

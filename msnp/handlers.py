@@ -134,6 +134,21 @@ class ObserverBase:
     def circleNudgeReceived(self, session: Any, circle: Any, sender: str) -> None:
         pass
 
+    def offlineMessageReceived(self, session: Any, message: Any) -> None:
+        pass
+
+    def offlineMessageFailed(self, session: Any, failure: Any) -> None:
+        pass
+
+    def networkMessageReceived(self, session: Any, message: Any) -> None:
+        pass
+
+    def networkTypingReceived(self, session: Any, email: str) -> None:
+        pass
+
+    def networkNudgeReceived(self, session: Any, email: str) -> None:
+        pass
+
 
 @implementer(IMessengerObserver)
 class EchoHandler(ObserverBase):
@@ -322,6 +337,43 @@ class LogHandler:
 
     def circleNudgeReceived(self, session: Any, circle: Any, sender: str) -> None:
         self._circle("circleNudgeReceived", "{sender} nudged circle {circleName!r}", circle, sender=sender)
+
+    # -- offline messages and other networks ---------------------------------------
+
+    def offlineMessageReceived(self, session: Any, message: Any) -> None:
+        sent = getattr(message, "sent", None)
+        self._emit(
+            "offlineMessageReceived",
+            "offline message from {sender} (sent {sent}): {text!r}",
+            sender=getattr(message, "sender", None),
+            senderName=getattr(message, "senderName", None),
+            text=getattr(message, "text", None),
+            sent=sent.isoformat() if sent is not None else None,
+        )
+
+    def offlineMessageFailed(self, session: Any, failure: Any) -> None:
+        self._emit(
+            "offlineMessageFailed",
+            "offline message {messageId}: {stage} failed ({error}){retry}",
+            messageId=getattr(failure, "messageId", None),
+            stage=getattr(failure, "stage", None),
+            error=str(getattr(failure, "error", "")),
+            retry=", will retry" if getattr(failure, "willRetry", False) else "",
+        )
+
+    def networkMessageReceived(self, session: Any, message: Any) -> None:
+        self._emit(
+            "networkMessageReceived",
+            "message from {sender} (other network): {text!r}",
+            sender=getattr(message, "sender", None),
+            text=getattr(message, "text", None),
+        )
+
+    def networkTypingReceived(self, session: Any, email: str) -> None:
+        self._emit("networkTypingReceived", "{email} is typing (other network)", email=email)
+
+    def networkNudgeReceived(self, session: Any, email: str) -> None:
+        self._emit("networkNudgeReceived", "{email} sent a nudge (other network)", email=email)
 
 
 #: The handlers C{--handler} knows by name.

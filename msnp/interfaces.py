@@ -183,6 +183,43 @@ class IMessengerObserver(Interface):
         C{sender} nudged C{circle}.
         """
 
+    # -- offline messages and other networks (docs/offline.md) -----------------
+
+    def offlineMessageReceived(session: Any, message: Any) -> None:
+        """
+        An offline message left while you were away (an
+        L{msnp.oim.OfflineMessage}: C{sender}, C{senderName}, C{text}, and
+        C{sent}, when it was sent, in UTC). Messages arrive in the order
+        they were sent, each once per session; it is deleted from the
+        server after this method returned (even if it raised).
+        """
+
+    def offlineMessageFailed(session: Any, failure: Any) -> None:
+        """
+        A step of fetching offline messages failed (an
+        L{msnp.offline.OfflineFailure}: C{messageId}, C{stage}, C{error},
+        C{attempt}, C{willRetry}). A message that was not delivered stays
+        on the server; the session is not affected.
+        """
+
+    def networkMessageReceived(session: Any, message: Any) -> None:
+        """
+        A text from a contact on another network (network 32, Yahoo!),
+        which arrives without a switchboard (C{UBM}): an
+        L{msnp.mime.TextMessage}. Answer with
+        L{msnp.session.Session.sendNetworkText}.
+        """
+
+    def networkTypingReceived(session: Any, email: str) -> None:
+        """
+        A contact on another network is typing.
+        """
+
+    def networkNudgeReceived(session: Any, email: str) -> None:
+        """
+        A contact on another network sent a nudge.
+        """
+
 
 #: The event names an observer may be told about.
 EVENTS = frozenset(IMessengerObserver.names())

@@ -61,7 +61,9 @@ from msnp.nsmessages import (
     personalDataPayload,
     privateEndpointPayload,
 )
+from msnp.oim import MAIL_DATA_TYPES
 from msnp.protocol import DEFAULT_REQUEST_TIMEOUT, abortTransport
+from msnp.uum import MalformedNetworkMessage, NetworkMessage, parseUBM
 from msnp.wire import Command, decodeParameter, encodeParameter
 from msnp.xmlsafe import parseXML
 
@@ -125,6 +127,18 @@ class INotificationListener(Interface):
     def circleNotified(circleId: str) -> None:
         """
         A circle C{NOT}: re-read that circle.
+        """
+
+    def mailDataReceived(payload: bytes) -> None:
+        """
+        C{MSG Hotmail Hotmail} with mail data or an OIM notification
+        (L{msnp.oim.MAIL_DATA_TYPES}): offline messages are waiting.
+        """
+
+    def networkMessageReceived(message: NetworkMessage) -> None:
+        """
+        C{UBM}: a text, typing or nudge for us from a contact on another
+        network (already checked: addressed to us, not from ourselves).
         """
 
 
@@ -577,8 +591,31 @@ class NotificationProtocol(PreambleProtocol):
             notifyObserver(self.observer, "profileReceived", self.session, dict(headers))
         elif contentType == "application/x-msmsgssystemmessage":
             log.info("System message for {account}: {headers}", account=self.account, headers=headers)
+        elif contentType in MAIL_DATA_TYPES:
+            if self.listener is not None:
+                self.listener.mailDataReceived(command.payload or b"")
         else:
             log.debug("Ignoring NS message of type {type}", type=contentType or "(none)")
+
+    def handle_UBM(self, command: Command) -> None:
+        """
+        C{UBM sender net recipient net type len}: a message from a contact
+        on another network (reference 4.14, Q.2). A malformed one, one for
+        somebody else, or a copy of our own (MPOP) is logged and dropped.
+        """
+        try:
+            message = parseUBM(command)
+        except MalformedNetworkMessage as e:
+            log.info("Ignoring malformed UBM: {error}", error=str(e))
+            return
+        if message.recipient != self.state.account:
+            log.info("Ignoring a UBM for {recipient}", recipient=message.recipient)
+            return
+        if message.sender == self.state.account:
+            log.debug("Ignoring a copy of our own UBM")
+            return
+        if self.listener is not None:
+            self.listener.networkMessageReceived(message)
 
     def handle_NOT(self, command: Command) -> None:
         """

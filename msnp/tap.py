@@ -33,6 +33,7 @@ DEFAULT_SERVER = "tcp:127.0.0.1:1863"
 DEFAULT_SSO = "http://127.0.0.1:8080/RST2.srf"
 DEFAULT_SHARING = "http://127.0.0.1:8080/abservice/SharingService.asmx"
 DEFAULT_ADDRESS_BOOK = "http://127.0.0.1:8080/abservice/abservice.asmx"
+DEFAULT_RSI = "http://127.0.0.1:8080/rsi/rsi.asmx"
 
 #: Friendly status names accepted by C{--status}, besides the wire codes.
 STATUS_NAMES: dict[str, Status] = {
@@ -133,6 +134,7 @@ class Options(TwistdOptionsMixin, usage.Options):
         ["sso-url", None, DEFAULT_SSO, "URL of the Passport RST2 service."],
         ["sharing-url", None, DEFAULT_SHARING, "URL of the ABCH sharing service."],
         ["ab-url", None, DEFAULT_ADDRESS_BOOK, "URL of the ABCH address-book service."],
+        ["rsi-url", None, DEFAULT_RSI, "URL of the RSI service (offline messages)."],
         ["trust-root", None, None, "PEM file of the CA certificates to trust for https URLs."],
         ["status", None, "online", "Status to sign in with: online, busy, away, brb, phone, lunch, idle, hidden, "
          "or a wire code."],
@@ -211,6 +213,7 @@ class Options(TwistdOptionsMixin, usage.Options):
             checkURL(self["sso-url"], "--sso-url")
             checkURL(self["sharing-url"], "--sharing-url")
             checkURL(self["ab-url"], "--ab-url")
+            checkURL(self["rsi-url"], "--rsi-url")
             self.handlerFactory = loadHandlerFactory(self["handler"])
             checkHandlerFactory(self["handler"], self.handlerFactory)
             if self["machine-guid"] is not None:
@@ -231,6 +234,7 @@ class Options(TwistdOptionsMixin, usage.Options):
             sso=self["sso-url"],
             sharing=self["sharing-url"],
             addressBook=self["ab-url"],
+            rsi=self["rsi-url"],
             trustRoot=trustRoot,
         )
 

@@ -4,6 +4,7 @@ Tests for the ready-made observers of L{msnp.handlers}.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
@@ -17,6 +18,8 @@ from msnp.errors import MessageNotDelivered
 from msnp.handlers import EchoHandler, LogHandler, ObserverBase, loadHandlerFactory
 from msnp.interfaces import IMessengerObserver, notifyObserver
 from msnp.mime import TextMessage
+from msnp.offline import OfflineFailure
+from msnp.oim import OfflineMessage
 
 
 class FakeConversation:
@@ -128,6 +131,14 @@ class LogHandlerTests(SynchronousTestCase):
             "circleMessageReceived": (session, circle, "bob@example.com", TextMessage("bob@example.com", "Bob", "hi")),
             "circleTypingReceived": (session, circle, "bob@example.com"),
             "circleNudgeReceived": (session, circle, "bob@example.com"),
+            "offlineMessageReceived": (
+                session,
+                OfflineMessage("ID", "bob@example.com", "Bob", "hi", datetime(2009, 1, 1, tzinfo=timezone.utc)),
+            ),
+            "offlineMessageFailed": (session, OfflineFailure("ID", "fetch", ValueError("x"), 1, True)),
+            "networkMessageReceived": (session, TextMessage("eve@yahoo.com", "Eve", "hi")),
+            "networkTypingReceived": (session, "eve@yahoo.com"),
+            "networkNudgeReceived": (session, "eve@yahoo.com"),
         }
         self.assertEqual(set(arguments), set(IMessengerObserver.names()))
         for name, args in arguments.items():

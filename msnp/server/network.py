@@ -39,7 +39,9 @@ from msnp.server.sqlcircles import SQLiteCircleStore
 from msnp.server.sqlstore import SQLiteAccountStore
 from msnp.server.nscircles import CircleHub
 from msnp.server.presence import Presence, guidKey
+from msnp.server.offline import AccountStoreMailbox, IOfflineMessageStore, OfflineMessageService
 from msnp.server.router import INetworkRouter, SwitchboardReferral
+from msnp.server.rsi import RSIResource
 from msnp.server.sso import SSOResource
 from msnp.server.throttle import SignInThrottle
 from msnp.server.switchboard import SwitchboardDirectory, SwitchboardServerFactory
@@ -205,6 +207,7 @@ class LocalNetwork:
         ticketLifetime: float = DEFAULT_TICKET_LIFETIME,
         limits: ServerLimits = DEFAULT_LIMITS,
         timeoutClock: Optional[IReactorTime] = None,
+        offlineStore: Optional[IOfflineMessageStore] = None,
     ) -> None:
         """
         @param reactor: the reactor to listen with (the global one by default).
@@ -226,6 +229,9 @@ class LocalNetwork:
             L{ServerLimits} and C{docs/limits.md}).
         @param timeoutClock: the clock of the connections' login and idle
             timeouts (the reactor by default; a test passes a C{Clock}).
+        @param offlineStore: where offline messages wait (by default the
+            account store's mailbox, L{AccountStoreMailbox}: durable with
+            the SQLite store); a test may pass a L{MemoryOfflineStore}.
         """
         reactor = reactorOrDefault(reactor)
         self.reactor = reactor
@@ -243,6 +249,13 @@ class LocalNetwork:
         self.store = (
             store if store is not None else AccountStore(ticketLifetime=ticketLifetime, clock=self.clock)
         )
+        if offlineStore is None:
+            # The account store's own mailbox: on the SQLite store, the
+            # messages survive a restart.
+            offlineStore = AccountStoreMailbox(self.store)
+        self.offlineStore: IOfflineMessageStore = offlineStore
+        self.offline = OfflineMessageService(offlineStore, self.clock, self._announceMail)
+        self.rsi: Optional[RSIResource] = None
         self.abch: Optional[ABCHResource] = None
         self.signInThrottle = SignInThrottle(self.timeoutClock, limits)
         self.addresses = AddressCounter(limits.connectionsPerAddress)
@@ -262,11 +275,14 @@ class LocalNetwork:
 
     # -- accounts ---------------------------------------------------------------
 
-    def addAccount(self, email: str, password: str, displayName: Optional[str] = None) -> Account:
+    def addAccount(
+        self, email: str, password: str, displayName: Optional[str] = None, network: int = 1
+    ) -> Account:
         """
-        Create an account (see L{AccountStore.addAccount}).
+        Create an account (see L{AccountStore.addAccount}); C{network=32}
+        makes it stand for a Yahoo! user, reached with UUM/UBM only.
         """
-        return self.store.addAccount(email, password, displayName)
+        return self.store.addAccount(email, password, displayName, network=network)
 
     def addContact(self, owner: str, contact: str, mutual: bool = False) -> None:
         """
@@ -320,7 +336,8 @@ class LocalNetwork:
             self.circles = CircleRegistry(store=SQLiteCircleStore(self.store), clock=self.clock)
             self.presence.circles = CircleHub(self.circles, self.presence)
         nsFactory = NotificationServerFactory(
-            self, self.presence, self.sendChallenge, self.pingInterval, self.clock, self.limits, self.timeoutClock
+            self, self.presence, self.sendChallenge, self.pingInterval, self.clock, self.limits, self.timeoutClock,
+            self.offline,
         )
         if self.redirect:
             nsPort = await self._listen(self.notificationPort, nsFactory)
@@ -346,6 +363,7 @@ class LocalNetwork:
             sso=f"{base}/RST2.srf",
             sharing=f"{base}/abservice/SharingService.asmx",
             addressBook=f"{base}/abservice/abservice.asmx",
+            rsi=f"{base}/rsi/rsi.asmx",
         )
         log.info("Local MSNP18 network started: {endpoints}", endpoints=self.endpoints)
         return self.endpoints
@@ -369,7 +387,21 @@ class LocalNetwork:
             circles=self.presence.circles,
         )
         root.putChild(b"abservice", self.abch)
+        self.rsi = RSIResource(self.offlineStore, self.store.checkWebTicket, onDeleted=self.offline.messagesDeleted)
+        rsiFolder = Resource()
+        rsiFolder.putChild(b"rsi.asmx", self.rsi)
+        root.putChild(b"rsi", rsiFolder)
         return root
+
+    def _announceMail(self, email: str, payload: bytes) -> None:
+        """
+        Send C{MSG Hotmail Hotmail} with C{payload} to every place of
+        C{email} that has sent its first C{CHG} (the offline messages'
+        announcements; the others get the initial mail data then).
+        """
+        for session in self.presence.sessionsOf(email):
+            if session.status is not None:
+                session.sendRaw(Command("MSG", None, ("Hotmail", "Hotmail"), payload))
 
     def _listsChanged(self, account: Account, action: str) -> None:
         """

@@ -28,6 +28,8 @@ from msnp.mbi import verifyMBIResponse
 from msnp.server.limits import DEFAULT_LIMITS, ServerLimits
 from msnp.server.nscircles import CircleCommands
 from msnp.server.nsurl import urlReply
+from msnp.server.offline import OfflineMessageService
+from msnp.server.nslists import ListCommands
 from msnp.server.nspayloads import (
     ABCH_SITE_ID as ABCH_SITE_ID,
     MAIL_DATA as MAIL_DATA,
@@ -110,14 +112,18 @@ class NotificationServer(CircleCommands):
         clock: Optional[IReactorTime] = None,
         limits: ServerLimits = DEFAULT_LIMITS,
         timerClock: Optional[IReactorTime] = None,
+        offline: Optional[OfflineMessageService] = None,
     ) -> None:
         """
         @param network: the network's router (for C{XFR SB}); L{None} for a
             connection on its own, which then answers C{XFR SB} with C{500}.
         @param presence: the shared session registry.
+        @param offline: the offline messages (C{UUM}, the mail data);
+            L{None}: C{UUM} is dropped and the mail data is always empty.
         """
         super().__init__(clock=clock, limits=limits, timerClock=timerClock)
         self.network = network
+        self.offline = offline
         self.presence = presence
         self.store = presence.store
         self.sendChallenge = sendChallenge
@@ -353,7 +359,7 @@ class NotificationServer(CircleCommands):
         self.presence.signIn(self)
         if self.protocolVersion >= 16:
             self.sendUBX(account.email, self.presence.privateData(account.email))
-        self.sendRaw(Command("MSG", None, ("Hotmail", "Hotmail"), MAIL_DATA))
+        # The mail data follows the first CHG (reference 2.9, Q.1.4).
         if self.sendChallenge:
             self._challenge = newChallenge()
             self.reply("CHL", 0, self._challenge)
@@ -485,6 +491,11 @@ class NotificationServer(CircleCommands):
             self.presence.sendSelfUBX(self.account)
             if not first:
                 self.presence.sendUBXToWatchers(self.account)
+        if first:
+            # The mail data (waiting offline messages) follows the first
+            # CHG, as on Escargot (reference 2.9, Q.1.4).
+            mailData = self.offline.initialMailData(self.account) if self.offline is not None else MAIL_DATA
+            self.sendRaw(Command("MSG", None, ("Hotmail", "Hotmail"), mailData))
 
     def handle_XFR(self, command: Command) -> None:
         if command.arg(0) != "SB":
@@ -521,8 +532,27 @@ class NotificationServer(CircleCommands):
             session.sendRaw(Command("UBN", None, (sender, kind), command.payload or b""))
 
     def handle_UUM(self, command: Command) -> None:
-        # Offline messages are not stored by the local network.
-        self.log.info("Dropping UUM from {account} (offline messages are not kept)", account=self.account)
+        """
+        C{UUM trid recipient network type len}: an offline message (kept),
+        or a message to or from a network-32 account (relayed as C{UBM}).
+        Never answered, as on Escargot (docs/offline.md).
+        """
+        assert self.user is not None
+        if self.offline is None:
+            self.log.info("Dropping UUM from {account} (offline messages are not kept)", account=self.account)
+            return
+        target = command.arg(0)
+        prefix, sep, rest = target.partition(":")
+        email = normalizeEmail(rest if sep and prefix.isdigit() else target)
+        recipient = self.store.get(email) if email else None
+        online = recipient is not None and self.presence.isReachable(recipient.email)
+        network = recipient.network if recipient is not None else 1
+        outcome = self.offline.receiveUUM(command, self.user, recipient, online, network)
+        if outcome.relay is None or recipient is None:
+            return
+        for session in self.presence.sessionsOf(recipient.email):
+            if session.status is not None and session is not self:
+                session.sendRaw(outcome.relay)
 
 
 class NotificationServerFactory(Factory):
@@ -539,8 +569,10 @@ class NotificationServerFactory(Factory):
         clock: Optional[IReactorTime] = None,
         limits: ServerLimits = DEFAULT_LIMITS,
         timerClock: Optional[IReactorTime] = None,
+        offline: Optional[OfflineMessageService] = None,
     ) -> None:
         self.network = network
+        self.offline = offline
         self.presence = presence
         self.sendChallenge = sendChallenge
         self.pingInterval = pingInterval
@@ -553,7 +585,7 @@ class NotificationServerFactory(Factory):
     def buildProtocol(self, addr: Optional["IAddress"]) -> NotificationServer:
         protocol = NotificationServer(
             self.network, self.presence, self.sendChallenge, self.pingInterval, self.clock, self.limits,
-            self.timerClock,
+            self.timerClock, self.offline,
         )
         protocol.factory = self
         protocol.mailLoginURL = self.mailLoginURL

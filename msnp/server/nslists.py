@@ -94,7 +94,8 @@ class ListCommands(LoginPreamble):
                     return None
         if not initial:
             for entry in entries:
-                if entry.network != 1 or self.store.get(entry.email) is None:
+                found = self.store.get(entry.email)
+                if found is None or entry.network != found.network:
                     self.error(208, command.trid)
                     return None
         return initial, entries
@@ -161,9 +162,9 @@ class ListCommands(LoginPreamble):
 
     def handle_FQY(self, command: Command) -> None:
         """
-        Federated query: which network is each address on. Only Live
-        accounts exist here; an unknown address gets C{208} without payload
-        (reference 10.3).
+        Federated query: which network is each address on (C{t="1"}, or
+        C{t="32"} for an account standing for a Yahoo! user); an unknown
+        address gets C{208} without payload (reference 10.3).
         """
         try:
             entries = parseListPayload(command.payload or b"")
@@ -176,6 +177,8 @@ class ListCommands(LoginPreamble):
         sections: dict[str, list[str]] = {}
         for entry in entries:
             local, _, domain = entry.email.rpartition("@")
-            sections.setdefault(domain, []).append(f'<c n="{escapeText(local)}" t="1" />')
+            found = self.store.get(entry.email)
+            network = found.network if found is not None else 1
+            sections.setdefault(domain, []).append(f'<c n="{escapeText(local)}" t="{network}" />')
         body = "".join(f'<d n="{escapeText(d)}">{"".join(cs)}</d>' for d, cs in sections.items())
         self.reply("FQY", command.trid, payload=f"<ml>{body}</ml>".encode("utf-8"))
