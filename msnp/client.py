@@ -36,9 +36,10 @@ from twisted.internet.error import ConnectError, ConnectingCancelledError
 from twisted.internet.endpoints import clientFromString, quoteStringArgument
 from twisted.logger import Logger
 
+from msnp.clientlimits import DEFAULT_CLIENT_LIMITS, ClientLimits
 from msnp.contacts import ContactList, Status
 from msnp.listpayload import buildListPayloads
-from msnp.dispatch import MAX_RESTARTS, NSRedirect, SSOChallenge
+from msnp.preamble import NSRedirect, SSOChallenge
 from msnp.endpoints import ClientIdentity, Endpoints, connectQuietly
 from msnp.errors import (
     LoginTimeout,
@@ -49,14 +50,16 @@ from msnp.errors import (
 from msnp.interfaces import IMessengerObserver, Observers, notifyObserver
 from msnp.notification import NotificationProtocol
 from msnp.nsmessages import LoginAccepted
-from msnp.protocol import reactorOrDefault
+from msnp.reactors import reactorOrDefault
 from msnp.session import ContactsTicket, Session
 from msnp.soap.addressbook import AddressBookResult, AddressBookService
 from msnp.soap.envelope import ABCHCache, ABCHFault
 from msnp.soap.sharing import MembershipResult, SharingService
 from msnp.soap.sync import buildContactList, initialListEntries
 from msnp.mbi import mbiResponse
-from msnp.namespaces import MBI_KEY_OLD
+from msnp.namespaces import CONTACTS, MBI_KEY_OLD, MESSENGER_WEB
+from msnp.offline import UUM_GRACE_PERIOD
+from msnp.soap.rsi import RSIService
 from msnp.sso import SSOClient, SSOResult
 from msnp.httpclient import HTTPClientHandle, makeHTTPClient
 
@@ -179,6 +182,8 @@ class MSNClient:
         displayName: Optional[str] = None,
         personalMessage: Optional[str] = None,
         maxRedirects: int = DEFAULT_MAX_REDIRECTS,
+        limits: ClientLimits = DEFAULT_CLIENT_LIMITS,
+        uumGracePeriod: float = UUM_GRACE_PERIOD,
     ) -> None:
         """
         @param password: never logged, never shown in a repr.
@@ -197,6 +202,10 @@ class MSNClient:
             address book has.
         @param personalMessage: the personal message to publish.
         @param maxRedirects: how many C{XFR NS} redirects to follow.
+        @param limits: the caps against a hostile server (places per
+            contact, invitations, conversations; C{docs/limits.md}).
+        @param uumGracePeriod: seconds an offline message (C{UUM}) may
+            still be refused before it counts as stored (docs/offline.md).
         """
         if initialStatus is Status.OFFLINE:
             raise ValueError("cannot sign in as FLN; use Status.HIDDEN to appear offline")
@@ -214,6 +223,8 @@ class MSNClient:
         self.displayName = displayName
         self.personalMessage = personalMessage
         self.maxRedirects = maxRedirects
+        self.limits = limits
+        self.uumGracePeriod = uumGracePeriod
 
     @property
     def observer(self) -> Optional[IMessengerObserver]:
@@ -320,6 +331,15 @@ class MSNClient:
             except Exception:
                 log.failure("Error while closing the HTTP pool of a failed login")
 
+    def _progress(self, attempt: _LoginAttempt) -> Callable[[str, bool], None]:
+        def progress(step: str, done: bool) -> None:
+            if done:
+                self._step(attempt, step)
+            else:
+                attempt.step = step
+
+        return progress
+
     def _step(self, attempt: _LoginAttempt, step: str) -> None:
         elapsed = self.reactor.seconds() - attempt.started
         log.debug("Login of {account}: {step} done after {elapsed:.3f}s", account=self.account, step=step, elapsed=elapsed)
@@ -335,6 +355,7 @@ class MSNClient:
             requestTimeout=self.requestTimeout,
             trace=self.trace,
             observer=self.observers,
+            limits=self.limits,
         )
         attempt.protocols.append(protocol)
         endpoint = clientFromString(self.reactor, description)
@@ -376,7 +397,7 @@ class MSNClient:
 
         for _ in range(self.maxRedirects + 1):
             ns = await self._connect(attempt, target)
-            result = await self._negotiate(attempt, ns)
+            result = await ns.negotiate(self._progress(attempt))
             if isinstance(result, SSOChallenge):
                 if tokens is None:
                     attempt.step = "SSO"
@@ -413,9 +434,25 @@ class MSNClient:
             httpClient, self.endpoints.addressBook, contactsTicket, self.reactor,
             timeout=self.requestTimeout, cache=cache, renewTicket=contactsTicket.renew,
         )
+        # Offline messages: RSI with the messenger.msn.com ticket, when
+        # the SSO service issued one.
+        webTicket: Optional[ContactsTicket] = None
+        rsi: Optional[RSIService] = None
+        web = tokens.tokens.get(MESSENGER_WEB)
+        if web is not None and web.ticket:
+            webTicket = ContactsTicket(web.ticket, self._renewer(httpClient, policy, MESSENGER_WEB))
+            rsi = RSIService(
+                httpClient, self.endpoints.rsi, webTicket, self.reactor,
+                timeout=self.requestTimeout, renewTicket=webTicket.renew,
+            )
+        else:
+            log.info("No {address} ticket for {account}: offline messages will not be fetched",
+                     address=MESSENGER_WEB, account=self.account)
         session = Session(
             ns, sharing, addressBook, contactsTicket, self.observers, self.reactor,
             requestTimeout=self.requestTimeout, trace=self.trace, http=http, client=self,
+            limits=self.limits,
+            rsi=rsi, webTicket=webTicket, uumGracePeriod=self.uumGracePeriod,
         )
         state = ns.state
 
@@ -451,24 +488,31 @@ class MSNClient:
         attempt.step = "online"
         await ns.changeStatus(self.initialStatus)
         ns.startKeepAlive()
+        # Circles after the first CHG (supplement Q.4.3); a failure there
+        # leaves the session usable without them.
+        try:
+            await session.circleManager.signIn(book.circles)
+        except Exception as e:
+            log.info("Circles of {account} unavailable: {error}", account=self.account, error=str(e))
         session.markSignedIn()
         self._step(attempt, "online")
         log.info("{account} signed in as {status}", account=self.account, status=state.status.code)
         notifyObserver(self.observers, "signedIn", session)
         return session
 
-    def _renewer(self, httpClient: Any, policy: str) -> Callable[[], "Deferred[str]"]:
+    def _renewer(self, httpClient: Any, policy: str, address: str = CONTACTS) -> Callable[[], "Deferred[str]"]:
         """
-        How the session's contacts ticket is renewed: the login's SSO
-        request again, same account, password and policy.
+        How one of the session's tickets (by default the contacts ticket)
+        is renewed: the login's SSO request again, same account, password
+        and policy.
         """
 
         def renew() -> "Deferred[str]":
-            log.info("Renewing the contacts ticket of {account}", account=self.account)
+            log.info("Renewing the {address} ticket of {account}", address=address, account=self.account)
 
             def renewed(tokens: SSOResult) -> str:
-                log.info("Contacts ticket of {account} renewed", account=self.account)
-                return tokens.contactsTicket
+                log.info("{address} ticket of {account} renewed", address=address, account=self.account)
+                return tokens.token(address).ticket
 
             return self._requestTokens(httpClient, policy).addCallback(renewed)
 
@@ -481,20 +525,6 @@ class MSNClient:
         """
         sso = SSOClient(httpClient, self.endpoints.sso, self.reactor, timeout=self.requestTimeout)
         return sso.requestTokens(self.account, self._password, policy)
-
-    async def _negotiate(
-        self, attempt: _LoginAttempt, ns: NotificationProtocol
-    ) -> "NSRedirect | SSOChallenge":
-        for _ in range(MAX_RESTARTS + 1):
-            attempt.step = "VER"
-            await ns.negotiateVersion()
-            self._step(attempt, "VER")
-            attempt.step = "CVR"
-            result = await ns.identify()
-            self._step(attempt, "CVR")
-            if result is not None:
-                return result
-        raise ProtocolError(f"server asked to start over more than {MAX_RESTARTS} times")
 
     async def _downloadLists(
         self, sharing: SharingService, addressBook: AddressBookService
