@@ -19,6 +19,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from msnp.circlechat import ChatCircle, CircleManager, PendingCircleInvitation
+from msnp.coalesce import Coalescer
 from msnp.clientlimits import DEFAULT_CLIENT_LIMITS, ClientLimits, permitsInvitation
 from msnp.contacts import (
     NETWORK_PASSPORT,
@@ -199,6 +200,8 @@ class Session:
             self, protocol, CircleService(sharing, addressBook), addressBook, observer,
             clock=protocol.clock, requestTimeout=requestTimeout,
         )
+        # A burst of address-book NOTs re-reads the circles once too.
+        self._circleRefreshes = Coalescer(self._refreshCircles, clock=reactor)
         self.uumGracePeriod = uumGracePeriod
         self._webTicket = webTicket
         self._announcements: list[bytes] = []
@@ -374,8 +377,12 @@ class Session:
     def addressBookChanged(self) -> None:
         d = self.roster.addressBookChanged()
         d.addErrback(lambda f: log.info("Address book refresh failed: {e}", e=f.getErrorMessage()))
+        self._circleRefreshes.request()
+
+    def _refreshCircles(self) -> "Deferred[None]":
         circles = self.circleManager.refresh()
         circles.addErrback(lambda f: log.info("Circle refresh failed: {e}", e=f.getErrorMessage()))
+        return circles
 
     def circleCommandReceived(self, command: Command) -> None:
         self.circleManager.commandReceived(command)
@@ -408,6 +415,7 @@ class Session:
         self._ended_ = True
         self._endReason = reason
         self.roster.close()
+        self._circleRefreshes.close()
         self._contactsTicket.close()
         if self._webTicket is not None:
             self._webTicket.close()
@@ -444,6 +452,7 @@ class Session:
 
     async def _logout(self) -> None:
         self.roster.close()
+        self._circleRefreshes.close()
         if not self._ended_:
             try:
                 self.conversationManager.closeAll()
