@@ -47,7 +47,7 @@ class Coalescer:
         """
         @param work: starts one run; its L{Deferred} must never fail (a
             failure is passed on to nobody and swallowed here).
-        @param clock: an L{IReactorTime}; without one there is no debounce
+        @param clock: an L{twisted.internet.interfaces.IReactorTime}; without one there is no debounce
             and a run starts as soon as the previous one is done.
         """
         self._work = work

@@ -547,7 +547,7 @@ class Session:
         Servers never answer C{UUM}: the message counts as stored when no
         numeric error came back within L{uumGracePeriod} seconds.
 
-        @return: a L{Deferred} firing with L{DeliveryResult.STORED_OFFLINE}
+        @return: a L{twisted.internet.defer.Deferred} firing with L{DeliveryResult.STORED_OFFLINE}
             (or L{DeliveryResult.SENT_TO_NETWORK}); failing with
             L{ValueError} (the text is longer than one offline message may
             be, or the address is not one), L{msnp.errors.ServerError}
@@ -572,7 +572,7 @@ class Session:
 
         @param network: the recipient's network id (by default the
             contact's, else 32).
-        @return: a L{Deferred} firing with L{DeliveryResult.SENT_TO_NETWORK},
+        @return: a L{twisted.internet.defer.Deferred} firing with L{DeliveryResult.SENT_TO_NETWORK},
             failing like L{sendOfflineMessage}.
         """
         try:
