@@ -49,6 +49,7 @@ from msnp.errors import (
 from msnp.interfaces import IMessengerObserver, Observers, notifyObserver
 from msnp.notification import NotificationProtocol
 from msnp.nsmessages import LoginAccepted
+from msnp.pictures import PictureCache, checkPicture
 from msnp.protocol import reactorOrDefault
 from msnp.session import ContactsTicket, Session
 from msnp.soap.addressbook import AddressBookResult, AddressBookService
@@ -179,6 +180,8 @@ class MSNClient:
         displayName: Optional[str] = None,
         personalMessage: Optional[str] = None,
         maxRedirects: int = DEFAULT_MAX_REDIRECTS,
+        displayPicture: Optional[bytes] = None,
+        pictureCacheDirectory: Optional[str] = None,
     ) -> None:
         """
         @param password: never logged, never shown in a repr.
@@ -197,6 +200,12 @@ class MSNClient:
             address book has.
         @param personalMessage: the personal message to publish.
         @param maxRedirects: how many C{XFR NS} redirects to follow.
+        @param displayPicture: PNG or JPEG bytes to publish at every login
+            (L{msnp.session.Session.setDisplayPicture} replaces it).
+        @param pictureCacheDirectory: a directory keeping fetched display
+            pictures across restarts (by default they are kept in memory,
+            across reconnects only).
+        @raise ValueError: C{displayPicture} is not a usable picture.
         """
         if initialStatus is Status.OFFLINE:
             raise ValueError("cannot sign in as FLN; use Status.HIDDEN to appear offline")
@@ -214,6 +223,12 @@ class MSNClient:
         self.displayName = displayName
         self.personalMessage = personalMessage
         self.maxRedirects = maxRedirects
+        if displayPicture is not None:
+            checkPicture(displayPicture)
+        #: The picture every login publishes (kept across reconnects).
+        self.displayPicture: Optional[bytes] = displayPicture
+        #: Fetched pictures, shared by the sessions of this client.
+        self.pictureCache = PictureCache(pictureCacheDirectory)
 
     @property
     def observer(self) -> Optional[IMessengerObserver]:
@@ -416,6 +431,7 @@ class MSNClient:
         session = Session(
             ns, sharing, addressBook, contactsTicket, self.observers, self.reactor,
             requestTimeout=self.requestTimeout, trace=self.trace, http=http, client=self,
+            pictureCache=self.pictureCache,
         )
         state = ns.state
 
@@ -449,6 +465,8 @@ class MSNClient:
 
         # Online.
         attempt.step = "online"
+        if self.displayPicture is not None:
+            await session.setDisplayPicture(self.displayPicture)  # carried by the first CHG
         await ns.changeStatus(self.initialStatus)
         ns.startKeepAlive()
         session.markSignedIn()

@@ -18,7 +18,10 @@ import copy
 import enum
 import re
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Optional
+from typing import TYPE_CHECKING, Iterable, Iterator, Optional
+
+if TYPE_CHECKING:
+    from msnp.p2p.msnobject import MSNObject
 
 
 #: The address the historical clients never put into an C{ADL} (pidgin).
@@ -160,6 +163,30 @@ class Place:
 Endpoint = Place
 
 
+def parsePicture(text: Optional[str]) -> Optional["MSNObject"]:
+    """
+    The L{msnp.p2p.msnobject.MSNObject} of a decoded C{NLN}/C{ILN} object
+    field, or L{None} for none or one that does not parse.
+    """
+    if not text:
+        return None
+    from msnp.p2p.msnobject import MalformedMSNObject, MSNObject
+
+    try:
+        return MSNObject.parse(text)
+    except MalformedMSNObject:
+        return None
+
+
+def pictureIdentity(obj: Optional["MSNObject"]) -> Optional[tuple[str, str, int]]:
+    """
+    What makes two announced pictures the same one: creator, SHA1D and
+    type (C{NLN}s repeat the object with every status change; only a new
+    identity is a new picture).
+    """
+    return None if obj is None else (obj.creator.lower(), obj.sha1d, obj.type)
+
+
 @dataclass
 class Contact:
     """
@@ -195,6 +222,17 @@ class Contact:
         Whether the contact is visibly signed in (hidden looks offline).
         """
         return self.status not in (Status.OFFLINE, Status.HIDDEN)
+
+    @property
+    def picture(self) -> Optional["MSNObject"]:
+        """
+        The contact's display picture as last announced in C{NLN}/C{ILN}
+        (an L{msnp.p2p.msnobject.MSNObject} naming it), or L{None} when
+        they have none or announced something that does not parse (logged
+        nowhere: presence is frequent and a bad object is simply no
+        picture). L{msnp.session.Session.fetchDisplayPicture} fetches it.
+        """
+        return parsePicture(self.msnObject)
 
     @property
     def onForwardList(self) -> bool:

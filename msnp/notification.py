@@ -29,7 +29,7 @@ from zope.interface import Interface
 from twisted.python.failure import Failure
 
 from msnp.challenge import computeChallengeResponse
-from msnp.contacts import Place, Status, normalizeEmail, normalizeGuid
+from msnp.contacts import Place, Status, normalizeEmail, normalizeGuid, pictureIdentity
 from msnp.dispatch import DispatchProtocol, NSRedirect, abortTransport, parseTransfer
 from msnp.endpoints import ClientIdentity
 from msnp.errors import (
@@ -228,14 +228,17 @@ class NotificationProtocol(DispatchProtocol):
 
     def changeStatus(self, status: Status, msnObject: Optional[str] = None) -> "Deferred[Status]":
         """
-        C{CHG trid STATUS caps msnobj}; C{SessionState.status} changes on
-        the server's echo.
+        C{CHG trid STATUS caps msnobj}; C{SessionState.status} (and
+        C{SessionState.msnObject}) change on the server's echo.
 
+        @param msnObject: the decoded C{<msnobj/>} XML to publish; L{None}
+            keeps the one published last, C{""} publishes none (C{0}).
         @raise ValueError: C{status} is C{Status.OFFLINE} (use C{OUT}).
         """
         if status is Status.OFFLINE:
             raise ValueError("the client cannot set FLN; log out instead")
-        encoded = encodeParameter(msnObject) if msnObject else "0"
+        published = self.state.msnObject if msnObject is None else (msnObject or None)
+        encoded = encodeParameter(published) if published else "0"
         d = self.sendCommand("CHG", status.code, self.identity.capabilities, encoded)
 
         def confirmed(reply: Command) -> Status:
@@ -244,6 +247,7 @@ class NotificationProtocol(DispatchProtocol):
             except ValueError:
                 echoed = status
             self.state.status = echoed
+            self.state.msnObject = published
             return echoed
 
         return d.addCallback(confirmed)
@@ -451,7 +455,7 @@ class NotificationProtocol(DispatchProtocol):
         if contact is None:
             log.debug("Presence of {email}, who is not a contact", email=update.account.email)
             return
-        oldStatus, oldName = contact.status, contact.displayName
+        oldStatus, oldName, oldPicture = contact.status, contact.displayName, contact.picture
         contact.status = update.status
         contact.displayName = update.displayName
         contact.capabilities = update.capabilities
@@ -462,6 +466,9 @@ class NotificationProtocol(DispatchProtocol):
             notifyObserver(self.observer, "contactStatusChanged", contact, contact.status)
         if oldName != contact.displayName:
             notifyObserver(self.observer, "contactNameChanged", contact, contact.displayName)
+        newPicture = contact.picture
+        if pictureIdentity(oldPicture) != pictureIdentity(newPicture):
+            notifyObserver(self.observer, "contactPictureChanged", contact, newPicture)
 
     def handle_FLN(self, command: Command) -> None:
         """
