@@ -135,6 +135,8 @@ class Options(TwistdOptionsMixin, usage.Options):
          "or a wire code."],
         ["display-name", None, None, "Display name to publish."],
         ["personal-message", None, None, "Personal message to publish."],
+        ["display-picture", None, None, "PNG or JPEG file to publish as the display picture (at most 256 KiB)."],
+        ["picture-cache", None, None, "Directory keeping contacts' display pictures across restarts."],
         ["handler", None, "log", "echo, log, or the dotted path of a factory callable(client) -> observer."],
         ["machine-guid", None, None, "This place's MPOP endpoint GUID (keep it to stay the same place)."],
         ["locale", None, "0x0409", "Locale id sent in CVR."],
@@ -161,6 +163,7 @@ class Options(TwistdOptionsMixin, usage.Options):
         self.status: Status = Status.ONLINE
         self.handlerFactory: Optional[HandlerFactory] = None
         self.endpoints: Endpoints = Endpoints()
+        self.displayPicture: Optional[bytes] = None
 
     def __repr__(self) -> str:
         return f"<msnp.tap.Options account={self['account']!r}>"
@@ -199,6 +202,8 @@ class Options(TwistdOptionsMixin, usage.Options):
         trustRoot = self["trust-root"]
         if trustRoot is not None:
             self._checkTrustRoot(trustRoot)
+        if self["display-picture"] is not None:
+            self.displayPicture = readPicture(self["display-picture"])
         if self["max-retry-delay"] < self["min-retry-delay"]:
             raise usage.UsageError("--max-retry-delay must not be smaller than --min-retry-delay")
         self.endpoints = Endpoints(
@@ -254,6 +259,26 @@ class Options(TwistdOptionsMixin, usage.Options):
         )
 
 
+def readPicture(path: str) -> bytes:
+    """
+    The display picture in C{path}, checked as the session will check it.
+
+    @raise usage.UsageError: unreadable, empty, too large, not PNG/JPEG.
+    """
+    from msnp.pictures import MAX_PICTURE_SIZE, checkPicture
+
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_PICTURE_SIZE + 1)
+    except OSError as e:
+        raise usage.UsageError(f"cannot read the display picture {path!r}: {e.strerror or e}") from None
+    try:
+        checkPicture(data)
+    except ValueError as e:
+        raise usage.UsageError(f"--display-picture {path!r}: {e}") from None
+    return data
+
+
 def makeClient(options: Options, reactor: Any = None) -> Any:
     """
     The L{msnp.client.MSNClient} the options describe, with its handler
@@ -272,6 +297,8 @@ def makeClient(options: Options, reactor: Any = None) -> Any:
         initialStatus=options.status,
         displayName=options["display-name"],
         personalMessage=options["personal-message"],
+        displayPicture=options.displayPicture,
+        pictureCacheDirectory=options["picture-cache"],
     )
     if options.handlerFactory is not None:
         client.observer = options.handlerFactory(client)
