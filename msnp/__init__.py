@@ -39,20 +39,25 @@ from msnp.errors import (
     ServiceError,
     SignedOut,
     UnsupportedProtocol,
+    UnsafeRedirect,
 )
 from msnp.interfaces import IMessengerObserver
 
 if TYPE_CHECKING:
     from msnp.client import MSNClient
+    from msnp.clientlimits import ClientLimits
     from msnp.handlers import ObserverBase
     from msnp.service import MessengerService, RetryPolicy
     from msnp.session import Session
     from msnp.conversation import Conversation
     from msnp.mime import MessageFormat, TextMessage
+    from msnp.oim import OfflineMessage
+    from msnp.uum import DeliveryResult
 
 #: Public names loaded on first access, and the module holding each.
 _LAZY = {
     "MSNClient": "msnp.client",
+    "ClientLimits": "msnp.clientlimits",
     "Session": "msnp.session",
     "ObserverBase": "msnp.handlers",
     "MessengerService": "msnp.service",
@@ -60,11 +65,14 @@ _LAZY = {
     "Conversation": "msnp.conversation",
     "TextMessage": "msnp.mime",
     "MessageFormat": "msnp.mime",
+    "DeliveryResult": "msnp.uum",
+    "OfflineMessage": "msnp.oim",
 }
 
 __all__ = [
     "__version__",
     "MSNClient",
+    "ClientLimits",
     "Session",
     "ObserverBase",
     "MessengerService",
@@ -80,6 +88,8 @@ __all__ = [
     "Conversation",
     "TextMessage",
     "MessageFormat",
+    "DeliveryResult",
+    "OfflineMessage",
     "MSNPError",
     "AuthenticationError",
     "ProtocolError",
@@ -93,6 +103,7 @@ __all__ = [
     "MessageNotDelivered",
     "ConnectionLost",
     "RequestTimeout",
+    "UnsafeRedirect",
 ]
 
 

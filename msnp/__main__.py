@@ -24,6 +24,9 @@ commands:
           the options of twistd msnp for another network)
   send    send one message: python -m msnp send --to EMAIL TEXT...
           (exit 0 when delivered, 1 when not)
+  probe   which reference behaviours a server shows:
+          python -m msnp probe tcp:HOST:PORT --sso URL --account EMAIL
+          (password from $MSNP_PROBE_PASSWORD or stdin)
 
   python -m msnp --version        the version of msnp
   python -m msnp chat --help      options of the console
@@ -66,6 +69,10 @@ def main(argv: list[str]) -> int:
         # --help and argument errors before any reactor work.
         options = terminal.parse(optionsClass, rest)
         react(run, (rest, options))
+    elif command == "probe":
+        from msnp.probe import main as probeMain
+
+        return probeMain(rest)
     else:
         sys.stderr.write(f"unknown command {command!r}\n\n{USAGE}")
         return 2

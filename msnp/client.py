@@ -36,9 +36,10 @@ from twisted.internet.error import ConnectError, ConnectingCancelledError
 from twisted.internet.endpoints import clientFromString, quoteStringArgument
 from twisted.logger import Logger
 
+from msnp.clientlimits import DEFAULT_CLIENT_LIMITS, ClientLimits
 from msnp.contacts import ContactList, Status
 from msnp.listpayload import buildListPayloads
-from msnp.dispatch import MAX_RESTARTS, NSRedirect, SSOChallenge
+from msnp.preamble import NSRedirect, SSOChallenge
 from msnp.endpoints import ClientIdentity, Endpoints, connectQuietly
 from msnp.errors import (
     LoginTimeout,
@@ -50,14 +51,16 @@ from msnp.interfaces import IMessengerObserver, Observers, notifyObserver
 from msnp.notification import NotificationProtocol
 from msnp.nsmessages import LoginAccepted
 from msnp.pictures import PictureCache, checkPicture
-from msnp.protocol import reactorOrDefault
+from msnp.reactors import reactorOrDefault
 from msnp.session import ContactsTicket, Session
 from msnp.soap.addressbook import AddressBookResult, AddressBookService
 from msnp.soap.envelope import ABCHCache, ABCHFault
 from msnp.soap.sharing import MembershipResult, SharingService
 from msnp.soap.sync import buildContactList, initialListEntries
 from msnp.mbi import mbiResponse
-from msnp.namespaces import MBI_KEY_OLD
+from msnp.namespaces import CONTACTS, MBI_KEY_OLD, MESSENGER_WEB
+from msnp.offline import UUM_GRACE_PERIOD
+from msnp.soap.rsi import RSIService
 from msnp.sso import SSOClient, SSOResult
 from msnp.httpclient import HTTPClientHandle, makeHTTPClient
 
@@ -182,6 +185,8 @@ class MSNClient:
         maxRedirects: int = DEFAULT_MAX_REDIRECTS,
         displayPicture: Optional[bytes] = None,
         pictureCacheDirectory: Optional[str] = None,
+        limits: ClientLimits = DEFAULT_CLIENT_LIMITS,
+        uumGracePeriod: float = UUM_GRACE_PERIOD,
     ) -> None:
         """
         @param password: never logged, never shown in a repr.
@@ -206,6 +211,10 @@ class MSNClient:
             pictures across restarts (by default they are kept in memory,
             across reconnects only).
         @raise ValueError: C{displayPicture} is not a usable picture.
+        @param limits: the caps against a hostile server (places per
+            contact, invitations, conversations; C{docs/limits.md}).
+        @param uumGracePeriod: seconds an offline message (C{UUM}) may
+            still be refused before it counts as stored (docs/offline.md).
         """
         if initialStatus is Status.OFFLINE:
             raise ValueError("cannot sign in as FLN; use Status.HIDDEN to appear offline")
@@ -229,6 +238,8 @@ class MSNClient:
         self.displayPicture: Optional[bytes] = displayPicture
         #: Fetched pictures, shared by the sessions of this client.
         self.pictureCache = PictureCache(pictureCacheDirectory)
+        self.limits = limits
+        self.uumGracePeriod = uumGracePeriod
 
     @property
     def observer(self) -> Optional[IMessengerObserver]:
@@ -335,6 +346,15 @@ class MSNClient:
             except Exception:
                 log.failure("Error while closing the HTTP pool of a failed login")
 
+    def _progress(self, attempt: _LoginAttempt) -> Callable[[str, bool], None]:
+        def progress(step: str, done: bool) -> None:
+            if done:
+                self._step(attempt, step)
+            else:
+                attempt.step = step
+
+        return progress
+
     def _step(self, attempt: _LoginAttempt, step: str) -> None:
         elapsed = self.reactor.seconds() - attempt.started
         log.debug("Login of {account}: {step} done after {elapsed:.3f}s", account=self.account, step=step, elapsed=elapsed)
@@ -350,6 +370,7 @@ class MSNClient:
             requestTimeout=self.requestTimeout,
             trace=self.trace,
             observer=self.observers,
+            limits=self.limits,
         )
         attempt.protocols.append(protocol)
         endpoint = clientFromString(self.reactor, description)
@@ -391,7 +412,7 @@ class MSNClient:
 
         for _ in range(self.maxRedirects + 1):
             ns = await self._connect(attempt, target)
-            result = await self._negotiate(attempt, ns)
+            result = await ns.negotiate(self._progress(attempt))
             if isinstance(result, SSOChallenge):
                 if tokens is None:
                     attempt.step = "SSO"
@@ -428,10 +449,26 @@ class MSNClient:
             httpClient, self.endpoints.addressBook, contactsTicket, self.reactor,
             timeout=self.requestTimeout, cache=cache, renewTicket=contactsTicket.renew,
         )
+        # Offline messages: RSI with the messenger.msn.com ticket, when
+        # the SSO service issued one.
+        webTicket: Optional[ContactsTicket] = None
+        rsi: Optional[RSIService] = None
+        web = tokens.tokens.get(MESSENGER_WEB)
+        if web is not None and web.ticket:
+            webTicket = ContactsTicket(web.ticket, self._renewer(httpClient, policy, MESSENGER_WEB))
+            rsi = RSIService(
+                httpClient, self.endpoints.rsi, webTicket, self.reactor,
+                timeout=self.requestTimeout, renewTicket=webTicket.renew,
+            )
+        else:
+            log.info("No {address} ticket for {account}: offline messages will not be fetched",
+                     address=MESSENGER_WEB, account=self.account)
         session = Session(
             ns, sharing, addressBook, contactsTicket, self.observers, self.reactor,
             requestTimeout=self.requestTimeout, trace=self.trace, http=http, client=self,
             pictureCache=self.pictureCache,
+            limits=self.limits,
+            rsi=rsi, webTicket=webTicket, uumGracePeriod=self.uumGracePeriod,
         )
         state = ns.state
 
@@ -469,24 +506,31 @@ class MSNClient:
             await session.setDisplayPicture(self.displayPicture)  # carried by the first CHG
         await ns.changeStatus(self.initialStatus)
         ns.startKeepAlive()
+        # Circles after the first CHG (supplement Q.4.3); a failure there
+        # leaves the session usable without them.
+        try:
+            await session.circleManager.signIn(book.circles)
+        except Exception as e:
+            log.info("Circles of {account} unavailable: {error}", account=self.account, error=str(e))
         session.markSignedIn()
         self._step(attempt, "online")
         log.info("{account} signed in as {status}", account=self.account, status=state.status.code)
         notifyObserver(self.observers, "signedIn", session)
         return session
 
-    def _renewer(self, httpClient: Any, policy: str) -> Callable[[], "Deferred[str]"]:
+    def _renewer(self, httpClient: Any, policy: str, address: str = CONTACTS) -> Callable[[], "Deferred[str]"]:
         """
-        How the session's contacts ticket is renewed: the login's SSO
-        request again, same account, password and policy.
+        How one of the session's tickets (by default the contacts ticket)
+        is renewed: the login's SSO request again, same account, password
+        and policy.
         """
 
         def renew() -> "Deferred[str]":
-            log.info("Renewing the contacts ticket of {account}", account=self.account)
+            log.info("Renewing the {address} ticket of {account}", address=address, account=self.account)
 
             def renewed(tokens: SSOResult) -> str:
-                log.info("Contacts ticket of {account} renewed", account=self.account)
-                return tokens.contactsTicket
+                log.info("{address} ticket of {account} renewed", address=address, account=self.account)
+                return tokens.token(address).ticket
 
             return self._requestTokens(httpClient, policy).addCallback(renewed)
 
@@ -499,20 +543,6 @@ class MSNClient:
         """
         sso = SSOClient(httpClient, self.endpoints.sso, self.reactor, timeout=self.requestTimeout)
         return sso.requestTokens(self.account, self._password, policy)
-
-    async def _negotiate(
-        self, attempt: _LoginAttempt, ns: NotificationProtocol
-    ) -> "NSRedirect | SSOChallenge":
-        for _ in range(MAX_RESTARTS + 1):
-            attempt.step = "VER"
-            await ns.negotiateVersion()
-            self._step(attempt, "VER")
-            attempt.step = "CVR"
-            result = await ns.identify()
-            self._step(attempt, "CVR")
-            if result is not None:
-                return result
-        raise ProtocolError(f"server asked to start over more than {MAX_RESTARTS} times")
 
     async def _downloadLists(
         self, sharing: SharingService, addressBook: AddressBookService

@@ -402,8 +402,29 @@ class Console(ObserverBase):
         Send C{text} to C{email}; a failure is shown and counted, and
         C{/quit} waits for it to be settled.
         """
-        d = self._track(self.session.openConversation(email).addCallback(lambda c: c.sendText(text)))
-        d.addErrback(self._undelivered, email)
+        from msnp.contacts import NETWORK_YAHOO
+        from msnp.errors import ContactOffline
+        from msnp.uum import DeliveryResult
+
+        network = next((getattr(c, "network", 1) for c in self.session.contacts if c.email == email), 1)
+        if network == NETWORK_YAHOO:
+            sending = self.session.sendNetworkText(email, text)
+        else:
+            sending = self.session.openConversation(email).addCallback(lambda c: c.sendText(text))
+
+            def offline(failure: Any) -> Any:
+                # An offline contact gets an offline message (docs/offline.md).
+                failure.trap(ContactOffline)
+                return self.session.sendOfflineMessage(email, text)
+
+            sending.addErrback(offline)
+
+        def sent(result: Any) -> None:
+            if result is DeliveryResult.STORED_OFFLINE:
+                self.event(f"* {email} is offline: left as an offline message")
+
+        d = self._track(sending)
+        d.addCallbacks(sent, self._undelivered, errbackArgs=(email,))
 
     def _undelivered(self, failure: Any, email: str) -> None:
         self.undelivered += 1
@@ -446,6 +467,23 @@ class Console(ObserverBase):
             self.target = message.sender
 
     def nudgeReceived(self, conversation: Any, email: str) -> None:
+        self.event(f"* {email} sent you a nudge")
+
+    def offlineMessageReceived(self, session: Any, message: Any) -> None:
+        name = message.senderName or message.sender
+        when = message.sent.strftime("%Y-%m-%d %H:%M UTC") if message.sent is not None else "earlier"
+        self.event(f"<{name}> (offline, {when}) {message.text}")
+
+    def offlineMessageFailed(self, session: Any, failure: Any) -> None:
+        if not failure.willRetry:
+            self.event(f"* an offline message could not be fetched ({failure.stage}): {failure.error}")
+
+    def networkMessageReceived(self, session: Any, message: Any) -> None:
+        self.event(f"<{message.senderName or message.sender}> {message.text}")
+        if self.target is None:
+            self.target = message.sender
+
+    def networkNudgeReceived(self, session: Any, email: str) -> None:
         self.event(f"* {email} sent you a nudge")
 
     def contactStatusChanged(self, contact: Any, status: Any) -> None:

@@ -1,15 +1,13 @@
 # -*- test-case-name: test.test_contacts -*-
 """
-The client's model of the contact list, and the C{ADL}/C{RML} payload codec.
+The client's model of the contact list: L{Status}, the L{Lists} flags,
+L{Contact} and its signed-in L{Place}s, L{Group}, L{ContactList}, the
+account's L{Profile}, and the C{CurrentMedia} format.
 
 Everything here is pure: no sockets, no Deferreds. The session keeps one
 L{ContactList} and changes it only after the server confirmed a change;
-L{ContactList.snapshot} and L{ContactList.restore} let it undo a tentative
-change when the server refuses.
-
-The list payloads (reference section 3.5) are XML documents sent as the
-payload of C{ADL}/C{RML}; the server limits their size, so
-L{buildListPayloads} splits a long list into several complete documents.
+L{ContactList.snapshot} is a frozen copy to compare against. The
+C{ADL}/C{RML} payload codec is L{msnp.listpayload}.
 """
 
 from __future__ import annotations
@@ -18,10 +16,7 @@ import copy
 import enum
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterable, Iterator, Optional
-
-if TYPE_CHECKING:
-    from msnp.p2p.msnobject import MSNObject
+from typing import Any, Iterable, Iterator, Optional
 
 
 #: The address the historical clients never put into an C{ADL} (pidgin).
@@ -163,30 +158,6 @@ class Place:
 Endpoint = Place
 
 
-def parsePicture(text: Optional[str]) -> Optional["MSNObject"]:
-    """
-    The L{msnp.p2p.msnobject.MSNObject} of a decoded C{NLN}/C{ILN} object
-    field, or L{None} for none or one that does not parse.
-    """
-    if not text:
-        return None
-    from msnp.p2p.msnobject import MalformedMSNObject, MSNObject
-
-    try:
-        return MSNObject.parse(text)
-    except MalformedMSNObject:
-        return None
-
-
-def pictureIdentity(obj: Optional["MSNObject"]) -> Optional[tuple[str, str, int]]:
-    """
-    What makes two announced pictures the same one: creator, SHA1D and
-    type (C{NLN}s repeat the object with every status change; only a new
-    identity is a new picture).
-    """
-    return None if obj is None else (obj.creator.lower(), obj.sha1d, obj.type)
-
-
 @dataclass
 class Contact:
     """
@@ -212,6 +183,11 @@ class Contact:
     currentMedia: str = ""
     capabilities: str = "0:0"
     msnObject: Optional[str] = None
+    #: The display picture as last announced in C{NLN}/C{ILN}: the
+    #: L{msnp.p2p.msnobject.MSNObject} parsed from L{msnObject} by the NS
+    #: connection, L{None} for none or one that does not parse.
+    #: L{msnp.session.Session.fetchDisplayPicture} fetches it.
+    picture: Optional[Any] = None
     endpoints: dict[str, Place] = field(default_factory=dict)
     membershipIds: dict[str, int] = field(default_factory=dict)
     inviteMessage: Optional[str] = None
@@ -222,17 +198,6 @@ class Contact:
         Whether the contact is visibly signed in (hidden looks offline).
         """
         return self.status not in (Status.OFFLINE, Status.HIDDEN)
-
-    @property
-    def picture(self) -> Optional["MSNObject"]:
-        """
-        The contact's display picture as last announced in C{NLN}/C{ILN}
-        (an L{msnp.p2p.msnobject.MSNObject} naming it), or L{None} when
-        they have none or announced something that does not parse (logged
-        nowhere: presence is frequent and a bad object is simply no
-        picture). L{msnp.session.Session.fetchDisplayPicture} fetches it.
-        """
-        return parsePicture(self.msnObject)
 
     @property
     def onForwardList(self) -> bool:
@@ -276,7 +241,7 @@ class Contact:
 @dataclass(frozen=True)
 class ContactListSnapshot:
     """
-    A frozen copy of a L{ContactList}'s state, for L{ContactList.restore}.
+    A frozen copy of a L{ContactList}'s state, to compare against later.
     """
 
     contacts: dict[str, Contact]
@@ -363,31 +328,13 @@ class ContactList:
 
     def snapshot(self) -> ContactListSnapshot:
         """
-        A deep copy of the current state, to L{restore} if the server
-        refuses a change made tentatively.
+        A deep copy of the current state, to compare the list against
+        later (it stays as it is whatever the list does).
         """
         return ContactListSnapshot(
             copy.deepcopy(self._contacts), copy.deepcopy(self.groups)
         )
 
-    def restore(self, snapshot: ContactListSnapshot) -> None:
-        """
-        Return to the state of C{snapshot}. The snapshot stays usable.
-
-        Contacts are restored into the existing L{Contact} objects where the
-        address still exists, so references held by callers stay valid.
-        """
-        restored: dict[str, Contact] = {}
-        for key, saved in snapshot.contacts.items():
-            current = self._contacts.get(key)
-            fresh = copy.deepcopy(saved)
-            if current is not None:
-                current.__dict__.update(fresh.__dict__)
-                restored[key] = current
-            else:
-                restored[key] = fresh
-        self._contacts = restored
-        self.groups = copy.deepcopy(snapshot.groups)
 
 
 @dataclass

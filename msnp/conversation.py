@@ -8,7 +8,7 @@ C{XFR SB} + C{CAL} of the same people (reference section 6.8).
 L{ConversationManager}, owned by the session, opens conversations, answers
 invitations (C{RNG}) and closes everything at logout.
 
-Every L{Deferred} handed out fires or fails; switchboard set-up has its own
+Every L{Deferred <twisted.internet.defer.Deferred>} handed out fires or fails; switchboard set-up has its own
 deadline.
 """
 
@@ -31,7 +31,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import Interface
 
-from msnp.contacts import normalizeEmail, normalizeGuid
+from msnp.clientlimits import DEFAULT_CLIENT_LIMITS, ClientLimits, InvitationRate, RefusalSummary
+from msnp.contacts import NETWORK_YAHOO, normalizeEmail, normalizeGuid
 from msnp.errors import (
     ConnectionLost,
     ContactOffline,
@@ -51,8 +52,9 @@ from msnp.mime import (
     datacastId,
 )
 from msnp.nsmessages import Invitation, SwitchboardTicket
-from msnp.protocol import reactorOrDefault
+from msnp.reactors import reactorOrDefault
 from msnp.switchboard import SwitchboardProtocol
+from msnp.uum import DeliveryResult
 
 log = Logger()
 
@@ -94,6 +96,9 @@ class IP2PReceiver(Interface):
 # -- conversations ------------------------------------------------------------
 
 Connector = Callable[[str, SwitchboardProtocol], "Deferred[Any]"]
+#: Sends one text to a contact without a switchboard (offline message, or
+#: C{UUM} to another network): C{Session.sendOfflineMessage}.
+OfflineSender = Callable[[str, str, Optional[MessageFormat]], "Deferred[DeliveryResult]"]
 
 
 def _splitHostPort(address: str) -> tuple[str, int]:
@@ -182,6 +187,7 @@ class Conversation:
         self._invitation: Optional[Invitation] = None
         self._endpoints: dict[str, set[str]] = {}
         self._called: set[str] = set()
+        self._answering = False
 
     def __repr__(self) -> str:
         return f"<Conversation with {sorted(self.participants or self._callList)} ({self._state.value})>"
@@ -223,23 +229,75 @@ class Conversation:
 
     # -- user API ----------------------------------------------------------------
 
-    def sendText(self, text: str, format: Optional[MessageFormat] = None) -> "Deferred[None]":
+    def sendText(
+        self, text: str, format: Optional[MessageFormat] = None, strict: bool = False
+    ) -> "Deferred[DeliveryResult]":
         """
         Send a text (ack mode C{A}); split into parts when too long.
 
-        @return: a L{Deferred} firing once the switchboard acknowledged every
-            part, failing with L{MessageNotDelivered} on C{NAK}, on the
+        In a conversation with one contact, a text that cannot reach them
+        online becomes an offline message (C{UUM}, docs/offline.md): when
+        the contact is known to be offline, when C{CAL} is answered
+        C{217}, when the switchboard answers C{NAK}, or when the contact
+        went offline and the switchboard closed before acknowledging (in
+        that last case the contact may, rarely, get it twice: losing a
+        message is worse). A contact on another network (network 32) is
+        always written to with C{UUM}, without a switchboard.
+
+        @param strict: never fall back: fail as described below instead.
+        @return: a L{Deferred <twisted.internet.defer.Deferred>} firing with how the text went out
+            (L{DeliveryResult.DELIVERED_ONLINE}: every part acknowledged;
+            L{DeliveryResult.STORED_OFFLINE}; L{DeliveryResult.SENT_TO_NETWORK}),
+            failing with L{MessageNotDelivered} on C{NAK}, on the
             acknowledgement timeout, when the switchboard closes first, or
-            when no switchboard could be opened.
+            when no switchboard could be opened (and no fallback applied),
+            or with the offline send's failure (L{ValueError}: too long
+            for one offline message; L{msnp.errors.ServerError}).
         """
+        target = None if strict else self._fallbackTarget()
+        onSwitchboard = target is not None and self._isUsable() and target in self.participants
+        if target is not None and self.manager.needsNoSwitchboard(target, onSwitchboard):
+            return self.manager.leaveOffline(target, text, format)
         d: Deferred[None] = Deferred()
         try:
             payloads = buildTextPayloads(text, format)
         except ValueError as e:
             d.errback(MessageNotDelivered(str(e)))
-            return d
+            return d  # type: ignore[return-value]
         self._submit(_Outgoing(payloads, "A", d))
-        return d
+        result: Deferred[DeliveryResult] = d.addCallback(lambda _: DeliveryResult.DELIVERED_ONLINE)
+        if target is not None:
+            result.addErrback(self._fallBack, target, text, format)
+        return result
+
+    def _fallbackTarget(self) -> Optional[str]:
+        """
+        The one contact of a one-to-one conversation, when the session can
+        leave offline messages; else L{None}.
+        """
+        if self.manager.sendOffline is None:
+            return None
+        people = self.participants | self._callList
+        if len(people) != 1:
+            return None
+        return next(iter(people))
+
+    def _fallBack(
+        self, failure: Failure, email: str, text: str, format: Optional[MessageFormat]
+    ) -> "Deferred[DeliveryResult] | Failure":
+        error = failure.value
+        if not isinstance(error, MessageNotDelivered):
+            return failure
+        cause = error.__cause__
+        if not (
+            isinstance(cause, ContactOffline)
+            or error.reachedNobody
+            or self.manager.isKnownOffline(email)
+        ):
+            return failure
+        log.info("{email} cannot be reached online ({error}); leaving an offline message",
+                 email=email, error=str(error))
+        return self.manager.leaveOffline(email, text, format)
 
     def sendNudge(self) -> "Deferred[None]":
         """
@@ -276,7 +334,7 @@ class Conversation:
         """
         Bring C{email} into this conversation.
 
-        @return: a L{Deferred} firing when C{email} has joined; failing with
+        @return: a L{Deferred <twisted.internet.defer.Deferred>} firing when C{email} has joined; failing with
             L{ContactOffline} (C{217}), L{RequestTimeout} if they do not
             join within the set-up timeout, or L{ConnectionLost}.
         """
@@ -307,7 +365,7 @@ class Conversation:
         L{MessageNotDelivered}. The conversation can be used again later (a
         new switchboard is opened).
 
-        @return: a L{Deferred} firing once the connection is closed.
+        @return: a L{Deferred <twisted.internet.defer.Deferred>} firing once the connection is closed.
         """
         self._failQueue(MessageNotDelivered("the conversation was closed"))
         switchboard = self._switchboard
@@ -315,7 +373,7 @@ class Conversation:
             self._opening.cancel()
         if switchboard is None or switchboard.closed or switchboard.transport is None:
             return succeed(None)
-        d = switchboard.whenClosed()
+        d = switchboard.whenLost()
         switchboard.leave()
         return d
 
@@ -354,7 +412,9 @@ class Conversation:
                         raise MessageNotDelivered("the switchboard closed before acknowledging") from error
                     raise MessageNotDelivered(f"not delivered: {error}") from error
                 if value.name == "NAK":
-                    raise MessageNotDelivered("the switchboard could not deliver the message (NAK)")
+                    raise MessageNotDelivered(
+                        "the switchboard could not deliver the message (NAK)", reachedNobody=True
+                    )
 
         DeferredList(acks, consumeErrors=True).addCallback(outcome).chainDeferred(item.deferred)
 
@@ -375,7 +435,7 @@ class Conversation:
 
     def whenReady(self) -> "Deferred[None]":
         """
-        A L{Deferred} firing when a switchboard is ready (opening one if
+        A L{Deferred <twisted.internet.defer.Deferred>} firing when a switchboard is ready (opening one if
         needed), or failing with the reason it could not be opened.
         """
         if self._isUsable():
@@ -392,6 +452,7 @@ class Conversation:
         if self._state is ConversationState.IDLE:
             self._state = ConversationState.CONNECTING
             invitation, self._invitation = self._invitation, None
+            self._answering = invitation is not None
             opening = ensureDeferred(self._open(invitation))
             opening.addTimeout(self.manager.setupTimeout, self.manager.reactor)
             self._opening = opening
@@ -565,6 +626,11 @@ class Conversation:
     ) -> None:
         if switchboard is not self._switchboard:
             return
+        if not self.manager.permits(email):
+            # Blocked (or not allowed under BLP BL) since this switchboard
+            # opened: a server that still relays them is not obeyed.
+            self.manager.droppedMessages.add(f"a message from {email}, whom our privacy does not permit")
+            return
         observer = self.manager.observer
         kind = message.contentType
         if kind == "text/plain":
@@ -625,7 +691,7 @@ class ConversationManager:
 
     Observer events (through L{notifyObserver}): C{conversationStarted} when
     an invitation was answered (a conversation opened with
-    L{openConversation} is handed back by its L{Deferred} instead);
+    L{openConversation} is handed back by its L{Deferred <twisted.internet.defer.Deferred>} instead);
     C{participantJoined} / C{participantLeft} for each person (once, however
     many places they are signed in at), C{messageReceived} with a
     L{TextMessage}, C{typingReceived}, C{nudgeReceived}, and
@@ -652,12 +718,23 @@ class ConversationManager:
         connector: Optional[Connector] = None,
         session: Optional[object] = None,
         p2p: Optional[IP2PReceiver] = None,
+        limits: ClientLimits = DEFAULT_CLIENT_LIMITS,
+        permits: Optional[Callable[[str], bool]] = None,
+        sendOffline: Optional[OfflineSender] = None,
+        contactNetwork: Optional[Callable[[str], Optional[int]]] = None,
+        isKnownOffline: Optional[Callable[[str], bool]] = None,
     ) -> None:
         """
         @param p2p: told of P2P payloads and closed switchboards
             (L{msnp.pictures.DisplayPictures}); L{None} drops P2P.
         @param session: the session the conversations belong to
             (L{Conversation.session}).
+        @param sendOffline: sends one text as an offline message (or, to a
+            network-32 contact, as C{UUM}): what L{Conversation.sendText}
+            falls back to; L{None}: no fallback.
+        @param contactNetwork: the network of a contact, L{None} if unknown.
+        @param isKnownOffline: whether a contact is known to be offline
+            now (its last presence was C{FLN}, or none was received).
         @param displayName: returns the user's current display name.
         @param requestSwitchboard: sends C{XFR SB} on the NS.
         @param reactor: for connections and timeouts.
@@ -667,6 +744,9 @@ class ConversationManager:
         @param ackTimeout: seconds a text waits for its C{ACK}.
         @param connector: opens a connection for a protocol (tests pass a
             fake one); by default a TCP connector on C{reactor}.
+        @param limits: caps on invitations answered and conversations kept.
+        @param permits: whether our privacy lets an address reach us now
+            (asked for each C{RNG} and each message); everyone by default.
         """
         self.account = normalizeEmail(account)
         self.machineGuid = machineGuid
@@ -683,7 +763,41 @@ class ConversationManager:
         self.trace = trace
         self.connector: Connector = connector or tcpConnector(self.reactor, connectTimeout)
         self.conversations: list[Conversation] = []
+        self.sendOffline: Optional[OfflineSender] = sendOffline
+        self._contactNetwork = contactNetwork
+        self._isKnownOffline = isKnownOffline
         self._closed = False
+        self.limits = limits
+        self.permits: Callable[[str], bool] = permits or (lambda email: True)
+        self.invitationRate = InvitationRate(limits, self.reactor)
+        self.refusedInvitations = RefusalSummary("invitations (RNG)")
+        self.droppedMessages = RefusalSummary("switchboard messages")
+
+    def leaveOffline(self, email: str, text: str, format: Optional[MessageFormat]) -> "Deferred[DeliveryResult]":
+        """
+        Send C{text} to C{email} without a switchboard (L{sendOffline}).
+        """
+        sender: Optional[OfflineSender] = self.sendOffline
+        if sender is None:
+            return fail(MessageNotDelivered("this session cannot leave offline messages"))
+        return sender(email, text, format)
+
+    def isKnownOffline(self, email: str) -> bool:
+        """
+        Whether C{email} is known to be offline now.
+        """
+        return self._isKnownOffline is not None and self._isKnownOffline(normalizeEmail(email))
+
+    def needsNoSwitchboard(self, email: str, onSwitchboard: bool = False) -> bool:
+        """
+        Whether a text to C{email} goes straight to C{UUM}: the contact is
+        on another network (reachable only that way), or known offline
+        and not on an open switchboard with us (presence may lag behind).
+        """
+        network = self._contactNetwork(email) if self._contactNetwork is not None else None
+        if network == NETWORK_YAHOO:
+            return True
+        return not onSwitchboard and self.isKnownOffline(email)
 
     def _find(self, email: str) -> Optional[Conversation]:
         for conversation in self.conversations:
@@ -705,10 +819,10 @@ class ConversationManager:
         A conversation with C{email}: the open (or dormant) one-to-one
         conversation with them if there is one, else a new one.
 
-        @return: a L{Deferred} firing with the L{Conversation} once C{email}
+        @return: a L{Deferred <twisted.internet.defer.Deferred>} firing with the L{Conversation} once C{email}
             has joined; failing with L{ContactOffline} (C{217}),
             L{RequestTimeout}, L{ConnectionLost} or L{ServerError}; with
-            L{ValueError} for your own address (as a failed L{Deferred}, like
+            L{ValueError} for your own address (as a failed L{Deferred <twisted.internet.defer.Deferred>}, like
             every other outcome, never raised).
         """
         email = normalizeEmail(email)
@@ -717,7 +831,7 @@ class ConversationManager:
         conversation = self._find(email)
         if conversation is None:
             conversation = Conversation(self, [email])
-            self.conversations.append(conversation)
+            self._keep(conversation)
         created = conversation
 
         def failed(failure: Failure) -> Failure:
@@ -735,10 +849,14 @@ class ConversationManager:
         if self._closed:
             return
         inviter = normalizeEmail(invitation.inviter)
+        refusal = self._refusal(inviter)
+        if refusal is not None:
+            self.refusedInvitations.add(f"from {inviter}: {refusal}")
+            return
         conversation = self._find(inviter)
         if conversation is None or conversation.state is not ConversationState.IDLE:
             conversation = Conversation(self, [])
-            self.conversations.append(conversation)
+            self._keep(conversation)
         answered = conversation
 
         def started(_: None) -> None:
@@ -750,6 +868,69 @@ class ConversationManager:
             self._forgetIfUnused(answered)
 
         conversation.answer(invitation).addCallbacks(started, failed)
+
+    def _refusal(self, inviter: str) -> Optional[str]:
+        """
+        Why an invitation from C{inviter} is not answered, or L{None}: our
+        privacy does not permit them; a one-to-one conversation with them
+        is already open, or being opened by answering an earlier
+        invitation (it is reused: one conversation and one connection per
+        contact set, however many C{RNG}s); too many invitations from them
+        within L{ClientLimits.invitationWindow}; too many conversations
+        open. One that we are opening ourselves does not refuse it: both
+        sides calling at once must still meet.
+        """
+        if not self.permits(inviter):
+            return "our privacy does not permit them"
+        existing = self._find(inviter)
+        if existing is not None and (
+            (existing.isActive and inviter in existing.participants)
+            or (existing.state is ConversationState.CONNECTING and existing._answering)
+        ):
+            return "a conversation with them is already open"
+        if self.openCount() >= self.limits.openConversations:
+            return f"{self.limits.openConversations} conversations are open"
+        if not self.invitationRate.admit(inviter):
+            return (
+                f"more than {self.limits.invitationsPerContact} invitations"
+                f" within {self.limits.invitationWindow:g}s"
+            )
+        return None
+
+    def openCount(self) -> int:
+        """
+        How many conversations have a switchboard open or being opened.
+        """
+        return sum(1 for c in self.conversations if c.state is not ConversationState.IDLE)
+
+    def _keep(self, conversation: Conversation) -> None:
+        """
+        Add C{conversation}, forgetting the oldest dormant ones with nothing
+        queued beyond L{ClientLimits.keptConversations}.
+        """
+        self.conversations.append(conversation)
+        excess = len(self.conversations) - self.limits.keptConversations
+        if excess <= 0:
+            return
+        for old in list(self.conversations):
+            if excess <= 0:
+                break
+            if old is not conversation and old.state is ConversationState.IDLE and not old.hasQueuedMessages:
+                self.conversations.remove(old)
+                excess -= 1
+
+    def contactBlocked(self, email: str) -> None:
+        """
+        C{email} was blocked: leave the one-to-one conversations with them
+        (their messages in shared group conversations are dropped from now
+        on, see L{permits}).
+        """
+        email = normalizeEmail(email)
+        for conversation in list(self.conversations):
+            alone = conversation.contacts == {email} or conversation.participants == {email}
+            if alone and conversation.state is not ConversationState.IDLE:
+                log.info("Leaving the conversation with {email}, who was blocked", email=email)
+                conversation.leave()
 
     def closeAll(self) -> None:
         """

@@ -1,4 +1,4 @@
-# -*- test-case-name: test.test_endpoints -*-
+# -*- test-case-name: test.test_client -*-
 """
 Where the services are, and who the client says it is.
 
@@ -10,9 +10,11 @@ historical Microsoft ones that no longer answer.
 
 from __future__ import annotations
 
+import ipaddress
 import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any, Optional
+from urllib.parse import urlsplit
 
 from msnp.capabilities import advertisedCapabilities
 
@@ -21,6 +23,8 @@ HISTORICAL_DISPATCH = "tcp:messenger.hotmail.com:1863"
 HISTORICAL_SSO = "https://login.live.com/RST2.srf"
 HISTORICAL_SHARING = "https://contacts.msn.com/abservice/SharingService.asmx"
 HISTORICAL_ADDRESS_BOOK = "https://contacts.msn.com/abservice/abservice.asmx"
+#: The historical RSI service (offline messages; see L{msnp.soap.rsi}).
+HISTORICAL_RSI = "https://rsi.hotmail.com/rsi/rsi.asmx"
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,8 @@ class Endpoints:
     @ivar sso: URL of the Passport RST2 service.
     @ivar sharing: URL of the ABCH sharing (membership) service.
     @ivar addressBook: URL of the ABCH address-book service.
+    @ivar rsi: URL of the RSI service the offline messages are fetched
+        and deleted with (docs/offline.md).
     @ivar trustRoot: path of a PEM file with the CA certificates to trust
         for https URLs, for self-signed revival servers; L{None} uses the
         platform's trust store. Certificates are always verified.
@@ -43,6 +49,7 @@ class Endpoints:
     sso: str = HISTORICAL_SSO
     sharing: str = HISTORICAL_SHARING
     addressBook: str = HISTORICAL_ADDRESS_BOOK
+    rsi: str = HISTORICAL_RSI
     trustRoot: Optional[str] = None
 
     def replace(self, **changes: object) -> "Endpoints":
@@ -50,6 +57,64 @@ class Endpoints:
         A copy with some fields changed.
         """
         return replace(self, **changes)  # type: ignore[arg-type]
+
+    def cleartextURLs(self) -> dict[str, str]:
+        """
+        The service URLs that would travel in clear over a network: plain
+        C{http} to a host that is not loopback. The SSO URL carries the
+        password, the others the tickets and the address book.
+
+        @return: field name (C{"sso"}, C{"sharing"}, C{"addressBook"}) to URL.
+        """
+        urls = {"sso": self.sso, "sharing": self.sharing, "addressBook": self.addressBook}
+        return {name: url for name, url in urls.items() if isCleartextRemote(url)}
+
+    @property
+    def sendsPasswordInClear(self) -> bool:
+        """
+        Whether signing in would send the password unencrypted over a
+        network (the SSO URL is plain C{http} and not loopback). The client
+        logs a warning at every sign-in when it is so.
+        """
+        return isCleartextRemote(self.sso)
+
+
+def isLoopbackHost(host: str) -> bool:
+    """
+    Whether C{host} names this machine: C{localhost}, C{127.0.0.0/8} or
+    C{::1}. Other names are not resolved (a name could point anywhere).
+    """
+    host = host.strip("[]").lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def isCleartextRemote(url: str) -> bool:
+    """
+    Whether C{url} is plain C{http} to a host that is not loopback.
+    """
+    parts = urlsplit(url)
+    return parts.scheme.lower() == "http" and not isLoopbackHost(parts.hostname or "")
+
+
+def urlOrigin(url: str) -> tuple[str, str, int]:
+    """
+    The origin of C{url}: scheme, host, port (the scheme's default when
+    none is given), lower-cased, for "is this the same server" checks.
+    """
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if port is None:
+        port = 443 if scheme == "https" else 80
+    return scheme, (parts.hostname or "").lower(), port
 
 
 def newMachineGuid() -> str:

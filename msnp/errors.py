@@ -1,4 +1,4 @@
-# -*- test-case-name: test.test_errors -*-
+# -*- test-case-name: test.test_protocol -*-
 """
 The exception family of msnp.
 
@@ -203,6 +203,21 @@ class ServiceError(MSNPError):
         super().__init__(message)
 
 
+class UnsafeRedirect(ServiceError):
+    """
+    The SSO service redirected the sign-in (C{psf:Redirect}) somewhere the
+    password must not go: another origin (scheme, host or port), plain
+    http from https, or not HTTP at all. Not followed: the password is
+    posted only to the configured origin.
+
+    @ivar target: the URL it redirected to.
+    """
+
+    def __init__(self, message: str, target: str) -> None:
+        self.target = target
+        super().__init__(message, faultCode="psf:Redirect")
+
+
 class UnsafeXML(ServiceError):
     """
     A document was refused before parsing: it declared a DTD or entities, or
@@ -244,7 +259,14 @@ class MessageNotDelivered(MSNPError):
     """
     A message was not confirmed: C{NAK}, a timeout, or the switchboard closed
     before the acknowledgement arrived.
+
+    @ivar reachedNobody: the switchboard said so (C{NAK}): nobody has the
+        message, so sending it again some other way cannot duplicate it.
     """
+
+    def __init__(self, *args: object, reachedNobody: bool = False) -> None:
+        super().__init__(*args)
+        self.reachedNobody = reachedNobody
 
 
 class ContactListError(MSNPError):

@@ -113,6 +113,45 @@ class ObserverBase:
     def conversationEnded(self, conversation: Any) -> None:
         pass
 
+    def circleJoined(self, session: Any, circle: Any) -> None:
+        pass
+
+    def circleLeft(self, session: Any, circle: Any) -> None:
+        pass
+
+    def circleChanged(self, session: Any, circle: Any) -> None:
+        pass
+
+    def circleInvitationReceived(self, session: Any, invitation: Any) -> None:
+        pass
+
+    def circleRosterChanged(self, session: Any, circle: Any, joined: frozenset[str], left: frozenset[str]) -> None:
+        pass
+
+    def circleMessageReceived(self, session: Any, circle: Any, sender: str, message: Any) -> None:
+        pass
+
+    def circleTypingReceived(self, session: Any, circle: Any, sender: str) -> None:
+        pass
+
+    def circleNudgeReceived(self, session: Any, circle: Any, sender: str) -> None:
+        pass
+
+    def offlineMessageReceived(self, session: Any, message: Any) -> None:
+        pass
+
+    def offlineMessageFailed(self, session: Any, failure: Any) -> None:
+        pass
+
+    def networkMessageReceived(self, session: Any, message: Any) -> None:
+        pass
+
+    def networkTypingReceived(self, session: Any, email: str) -> None:
+        pass
+
+    def networkNudgeReceived(self, session: Any, email: str) -> None:
+        pass
+
 
 @implementer(IMessengerObserver)
 class EchoHandler(ObserverBase):
@@ -277,6 +316,76 @@ class LogHandler:
             "conversation with {participants} ended",
             participants=_participants(conversation),
         )
+
+    # -- circles -----------------------------------------------------------------
+
+    def _circle(self, event: str, format: str, circle: Any, **fields: Any) -> None:
+        self._emit(event, format, circle=getattr(circle, "circleId", None),
+                   circleName=getattr(circle, "name", None), **fields)
+
+    def circleJoined(self, session: Any, circle: Any) -> None:
+        self._circle("circleJoined", "joined circle {circleName!r}", circle)
+
+    def circleLeft(self, session: Any, circle: Any) -> None:
+        self._circle("circleLeft", "left circle {circleName!r}", circle)
+
+    def circleChanged(self, session: Any, circle: Any) -> None:
+        self._circle("circleChanged", "circle {circleName!r} changed", circle)
+
+    def circleInvitationReceived(self, session: Any, invitation: Any) -> None:
+        self._circle("circleInvitationReceived", "{inviter} invites you into circle {circleName!r}", invitation,
+                     inviter=getattr(invitation, "inviterEmail", None))
+
+    def circleRosterChanged(self, session: Any, circle: Any, joined: frozenset[str], left: frozenset[str]) -> None:
+        self._circle("circleRosterChanged", "circle {circleName!r}: joined {joined}, left {left}", circle,
+                     joined=sorted(joined), left=sorted(left))
+
+    def circleMessageReceived(self, session: Any, circle: Any, sender: str, message: Any) -> None:
+        self._circle("circleMessageReceived", "{sender} in circle {circleName!r}: {text!r}", circle,
+                     sender=sender, text=getattr(message, "text", None))
+
+    def circleTypingReceived(self, session: Any, circle: Any, sender: str) -> None:
+        self._circle("circleTypingReceived", "{sender} is typing in circle {circleName!r}", circle, sender=sender)
+
+    def circleNudgeReceived(self, session: Any, circle: Any, sender: str) -> None:
+        self._circle("circleNudgeReceived", "{sender} nudged circle {circleName!r}", circle, sender=sender)
+
+    # -- offline messages and other networks ---------------------------------------
+
+    def offlineMessageReceived(self, session: Any, message: Any) -> None:
+        sent = getattr(message, "sent", None)
+        self._emit(
+            "offlineMessageReceived",
+            "offline message from {sender} (sent {sent}): {text!r}",
+            sender=getattr(message, "sender", None),
+            senderName=getattr(message, "senderName", None),
+            text=getattr(message, "text", None),
+            sent=sent.isoformat() if sent is not None else None,
+        )
+
+    def offlineMessageFailed(self, session: Any, failure: Any) -> None:
+        self._emit(
+            "offlineMessageFailed",
+            "offline message {messageId}: {stage} failed ({error}){retry}",
+            messageId=getattr(failure, "messageId", None),
+            stage=getattr(failure, "stage", None),
+            error=str(getattr(failure, "error", "")),
+            retry=", will retry" if getattr(failure, "willRetry", False) else "",
+        )
+
+    def networkMessageReceived(self, session: Any, message: Any) -> None:
+        self._emit(
+            "networkMessageReceived",
+            "message from {sender} (other network): {text!r}",
+            sender=getattr(message, "sender", None),
+            text=getattr(message, "text", None),
+        )
+
+    def networkTypingReceived(self, session: Any, email: str) -> None:
+        self._emit("networkTypingReceived", "{email} is typing (other network)", email=email)
+
+    def networkNudgeReceived(self, session: Any, email: str) -> None:
+        self._emit("networkNudgeReceived", "{email} sent a nudge (other network)", email=email)
 
 
 #: The handlers C{--handler} knows by name.

@@ -22,7 +22,7 @@ class IMessengerObserver(Interface):
     """
     Receives everything that happens to a signed-in session.
 
-    Arguments are msnp value objects: C{session} is an L{msnp.client.Session},
+    Arguments are msnp value objects: C{session} is an L{msnp.session.Session},
     C{contact} an L{msnp.contacts.Contact}, C{conversation} an
     L{msnp.conversation.Conversation}, C{message} an
     L{msnp.mime.TextMessage}.
@@ -47,7 +47,7 @@ class IMessengerObserver(Interface):
         """
         The session ended. C{reason} is the server's C{OUT} code (C{"OTH"}:
         signed in elsewhere, C{"SSD"}: server going down), C{"logout"} for
-        L{msnp.client.Session.logout}, or C{"connection lost"}.
+        L{msnp.session.Session.logout}, or C{"connection lost"}.
         """
 
     def profileReceived(session: Any, profile: dict[str, str]) -> None:
@@ -89,8 +89,8 @@ class IMessengerObserver(Interface):
     def contactAddedYou(email: str, displayName: Optional[str]) -> None:
         """
         Someone put you on their contact list; accept or decline with
-        L{msnp.client.Session.acceptContactRequest} /
-        L{msnp.client.Session.declineContactRequest}.
+        L{msnp.session.Session.acceptContactRequest} /
+        L{msnp.session.Session.declineContactRequest}.
         """
 
     def contactRemovedYou(email: str) -> None:
@@ -140,6 +140,92 @@ class IMessengerObserver(Interface):
         """
         The conversation's switchboard closed (everyone left, idle, or the
         connection dropped). Sending again opens a new one.
+        """
+
+    # -- circles (group chats) ------------------------------------------------
+
+    def circleJoined(session: Any, circle: Any) -> None:
+        """
+        The account is now in C{circle} (an L{msnp.circlechat.ChatCircle}):
+        created or accepted here or at another place, or found at sign-in
+        after it changed elsewhere.
+        """
+
+    def circleLeft(session: Any, circle: Any) -> None:
+        """
+        The account is no longer in C{circle} (left here or elsewhere).
+        """
+
+    def circleChanged(session: Any, circle: Any) -> None:
+        """
+        A circle C{NOT}: C{circle}'s members (roles, pending invitations)
+        were re-read.
+        """
+
+    def circleInvitationReceived(session: Any, invitation: Any) -> None:
+        """
+        Someone invited the account into a circle; call
+        C{invitation.accept()} or C{invitation.decline()}
+        (an L{msnp.circlechat.PendingCircleInvitation}).
+        """
+
+    def circleRosterChanged(session: Any, circle: Any, joined: frozenset[str], left: frozenset[str]) -> None:
+        """
+        Members joined (C{NFY PUT}) or left (C{NFY DEL}) the circle's
+        conversation; C{circle.online} already says who is in it.
+        """
+
+    def circleMessageReceived(session: Any, circle: Any, sender: str, message: Any) -> None:
+        """
+        C{sender} sent a text to C{circle}; C{message} is an
+        L{msnp.circlewire.CircleMessage} (C{message.text}).
+        """
+
+    def circleTypingReceived(session: Any, circle: Any, sender: str) -> None:
+        """
+        C{sender} is typing in C{circle}.
+        """
+
+    def circleNudgeReceived(session: Any, circle: Any, sender: str) -> None:
+        """
+        C{sender} nudged C{circle}.
+        """
+
+    # -- offline messages and other networks (docs/offline.md) -----------------
+
+    def offlineMessageReceived(session: Any, message: Any) -> None:
+        """
+        An offline message left while you were away (an
+        L{msnp.oim.OfflineMessage}: C{sender}, C{senderName}, C{text}, and
+        C{sent}, when it was sent, in UTC). Messages arrive in the order
+        they were sent, each once per session; it is deleted from the
+        server after this method returned (even if it raised).
+        """
+
+    def offlineMessageFailed(session: Any, failure: Any) -> None:
+        """
+        A step of fetching offline messages failed (an
+        L{msnp.offline.OfflineFailure}: C{messageId}, C{stage}, C{error},
+        C{attempt}, C{willRetry}). A message that was not delivered stays
+        on the server; the session is not affected.
+        """
+
+    def networkMessageReceived(session: Any, message: Any) -> None:
+        """
+        A text from a contact on another network (network 32, Yahoo!),
+        which arrives without a switchboard (C{UBM}): an
+        L{msnp.mime.TextMessage}. Answer with
+        L{msnp.session.Session.sendNetworkText}.
+        """
+
+    def networkTypingReceived(session: Any, email: str) -> None:
+        """
+        A contact on another network is typing.
+        """
+
+    def networkNudgeReceived(session: Any, email: str) -> None:
+        """
+        A contact on another network sent a nudge.
         """
 
 

@@ -2,7 +2,7 @@
 """
 The client side of the notification server (NS) connection.
 
-L{NotificationProtocol} continues the L{DispatchProtocol} conversation on
+L{NotificationProtocol} continues the L{PreambleProtocol} conversation on
 the server that answered with the SSO challenge: it presents the ticket
 (C{USR SSO S}), and afterwards lives as long as the session, keeping the
 session's L{SessionState} current from what the server pushes: presence
@@ -29,9 +29,12 @@ from zope.interface import Interface
 from twisted.python.failure import Failure
 
 from msnp.challenge import computeChallengeResponse
-from msnp.contacts import Place, Status, normalizeEmail, normalizeGuid, pictureIdentity
-from msnp.dispatch import DispatchProtocol, NSRedirect, abortTransport, parseTransfer
+from msnp.circles import CircleProtocolError, circleIdOfNotification
+from msnp.contacts import Place, Status, normalizeEmail, normalizeGuid
+from msnp.preamble import NSRedirect, PreambleProtocol, parseTransfer
 from msnp.endpoints import ClientIdentity
+from msnp.p2p.msnobject import parsePicture, pictureIdentity
+from msnp.clientlimits import DEFAULT_CLIENT_LIMITS, ClientLimits, RefusalSummary, addPlace, boundPlaces
 from msnp.errors import (
     AuthenticationError,
     ProtocolError,
@@ -59,7 +62,9 @@ from msnp.nsmessages import (
     personalDataPayload,
     privateEndpointPayload,
 )
-from msnp.protocol import DEFAULT_REQUEST_TIMEOUT
+from msnp.oim import MAIL_DATA_TYPES
+from msnp.protocol import DEFAULT_REQUEST_TIMEOUT, abortTransport
+from msnp.uum import MalformedNetworkMessage, NetworkMessage, parseUBM
 from msnp.wire import Command, decodeParameter, encodeParameter
 from msnp.xmlsafe import parseXML
 
@@ -114,11 +119,34 @@ class INotificationListener(Interface):
         The connection closed (called once), with why (L{endReason}).
         """
 
+    def circleCommandReceived(command: Command) -> None:
+        """
+        C{NFY} or C{SDG}: a circle's roster changed or a member sent a
+        message (L{msnp.circlechat.CircleManager.commandReceived}).
+        """
+
+    def circleNotified(circleId: str) -> None:
+        """
+        A circle C{NOT}: re-read that circle.
+        """
+
+    def mailDataReceived(payload: bytes) -> None:
+        """
+        C{MSG Hotmail Hotmail} with mail data or an OIM notification
+        (L{msnp.oim.MAIL_DATA_TYPES}): offline messages are waiting.
+        """
+
+    def networkMessageReceived(message: NetworkMessage) -> None:
+        """
+        C{UBM}: a text, typing or nudge for us from a contact on another
+        network (already checked: addressed to us, not from ourselves).
+        """
+
 
 # -- the protocol --------------------------------------------------------------------
 
 
-class NotificationProtocol(DispatchProtocol):
+class NotificationProtocol(PreambleProtocol):
     """
     The NS connection of one session.
 
@@ -140,8 +168,14 @@ class NotificationProtocol(DispatchProtocol):
         requestTimeout: Optional[float] = DEFAULT_REQUEST_TIMEOUT,
         trace: bool = False,
         observer: Optional[object] = None,
+        limits: ClientLimits = DEFAULT_CLIENT_LIMITS,
     ) -> None:
-        DispatchProtocol.__init__(self, account, identity, clock, requestTimeout, trace)
+        """
+        @param limits: the caps against a hostile server (places per contact).
+        """
+        PreambleProtocol.__init__(self, account, identity, clock, requestTimeout, trace)
+        self.limits = limits
+        self._droppedPlaces = RefusalSummary("places beyond ClientLimits.placesPerContact")
         self.state = SessionState(normalizeEmail(account), normalizeGuid(identity.machineGuid))
         self.observer = observer
         self.listener: Optional[INotificationListener] = None
@@ -166,7 +200,7 @@ class NotificationProtocol(DispatchProtocol):
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.stopKeepAlive()
         self.markEnding(REASON_CONNECTION_LOST)
-        DispatchProtocol.connectionLost(self, reason)
+        PreambleProtocol.connectionLost(self, reason)
         listener, self.listener = self.listener, None
         if listener is not None:
             try:
@@ -460,8 +494,14 @@ class NotificationProtocol(DispatchProtocol):
         contact.displayName = update.displayName
         contact.capabilities = update.capabilities
         contact.msnObject = update.msnObject
+        contact.picture = parsePicture(update.msnObject)
         if update.account.endpoint is not None and update.account.endpoint not in contact.endpoints:
-            contact.addEndpoint(Place(update.account.endpoint, update.capabilities))
+            dropped = addPlace(
+                contact.endpoints, update.account.endpoint,
+                Place(update.account.endpoint, update.capabilities), self.limits.placesPerContact,
+            )
+            if dropped:
+                self._droppedPlaces.add(f"oldest place of {contact.email}", dropped)
         if oldStatus is not contact.status:
             notifyObserver(self.observer, "contactStatusChanged", contact, contact.status)
         if oldName != contact.displayName:
@@ -469,6 +509,16 @@ class NotificationProtocol(DispatchProtocol):
         newPicture = contact.picture
         if pictureIdentity(oldPicture) != pictureIdentity(newPicture):
             notifyObserver(self.observer, "contactPictureChanged", contact, newPicture)
+
+    def _boundPlaces(self, new: dict[str, Place], known: dict[str, Place], whose: str) -> dict[str, Place]:
+        """
+        The places of a C{UBX}, cut to L{ClientLimits.placesPerContact}
+        (known ones kept first), the cut logged as a summary.
+        """
+        kept, dropped = boundPlaces(new, known, self.limits.placesPerContact)
+        if dropped:
+            self._droppedPlaces.add(f"unknown places of {whose} in a UBX", dropped)
+        return kept
 
     def handle_FLN(self, command: Command) -> None:
         """
@@ -519,7 +569,7 @@ class NotificationProtocol(DispatchProtocol):
             self.state.personalMessage = data.personalMessage
             self.state.currentMedia = data.currentMedia
             if data.endpoints is not None and data.endpoints != self.state.places:
-                self.state.places = dict(data.endpoints)
+                self.state.places = self._boundPlaces(data.endpoints, self.state.places, "our own account")
                 notifyObserver(self.observer, "endpointsChanged", self.session, dict(self.state.places))
             return
         contact = self.state.contacts.get(data.account.email)
@@ -532,7 +582,7 @@ class NotificationProtocol(DispatchProtocol):
         contact.personalMessage = data.personalMessage
         contact.currentMedia = data.currentMedia
         if data.endpoints is not None:
-            contact.endpoints = dict(data.endpoints)
+            contact.endpoints = self._boundPlaces(data.endpoints, contact.endpoints, contact.email)
         if changed:
             notifyObserver(self.observer, "contactPersonalMessageChanged", contact, contact.personalMessage)
 
@@ -550,14 +600,46 @@ class NotificationProtocol(DispatchProtocol):
             notifyObserver(self.observer, "profileReceived", self.session, dict(headers))
         elif contentType == "application/x-msmsgssystemmessage":
             log.info("System message for {account}: {headers}", account=self.account, headers=headers)
+        elif contentType in MAIL_DATA_TYPES:
+            if self.listener is not None:
+                self.listener.mailDataReceived(command.payload or b"")
         else:
             log.debug("Ignoring NS message of type {type}", type=contentType or "(none)")
+
+    def handle_UBM(self, command: Command) -> None:
+        """
+        C{UBM sender net recipient net type len}: a message from a contact
+        on another network (reference 4.14, Q.2). A malformed one, one for
+        somebody else, or a copy of our own (MPOP) is logged and dropped.
+        """
+        try:
+            message = parseUBM(command)
+        except MalformedNetworkMessage as e:
+            log.info("Ignoring malformed UBM: {error}", error=str(e))
+            return
+        if message.recipient != self.state.account:
+            log.info("Ignoring a UBM for {recipient}", recipient=message.recipient)
+            return
+        if message.sender == self.state.account:
+            log.debug("Ignoring a copy of our own UBM")
+            return
+        if self.listener is not None:
+            self.listener.networkMessageReceived(message)
 
     def handle_NOT(self, command: Command) -> None:
         """
         C{NOT len}: an address-book change elsewhere (refresh through the
         roster) or an alert (logged).
         """
+        try:
+            circleId = circleIdOfNotification(command.payload or b"")
+        except CircleProtocolError as e:
+            log.info("Ignoring a malformed circle NOT: {error}", error=str(e))
+            return
+        if circleId is not None:
+            if self.listener is not None:
+                self.listener.circleNotified(circleId)
+            return
         try:
             root = parseXML(command.payload or b"")
         except ServiceError as e:
@@ -594,6 +676,24 @@ class NotificationProtocol(DispatchProtocol):
             log.info("{name} from the server with no session to apply it", name=command.name)
             return
         self.listener.serverListChanged(entries, added)
+
+    def handle_NFY(self, command: Command) -> None:
+        """
+        C{NFY PUT}/C{NFY DEL}: a circle's conversation roster changed.
+        """
+        self._circleCommand(command)
+
+    def handle_SDG(self, command: Command) -> None:
+        """
+        C{SDG 0 len}: a message to a circle we are in.
+        """
+        self._circleCommand(command)
+
+    def _circleCommand(self, command: Command) -> None:
+        if self.listener is None:
+            log.info("{name} with no session to apply it", name=command.name)
+            return
+        self.listener.circleCommandReceived(command)
 
     def handle_RNG(self, command: Command) -> None:
         """

@@ -18,19 +18,46 @@ from twisted.internet.defer import Deferred, ensureDeferred, fail, succeed
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from msnp.contacts import Contact, ContactList, Group, Place, Profile, Status, formatCurrentMedia
+from msnp.circlechat import ChatCircle, CircleManager, PendingCircleInvitation
+from msnp.clientlimits import DEFAULT_CLIENT_LIMITS, ClientLimits, permitsInvitation
+from msnp.contacts import (
+    NETWORK_PASSPORT,
+    NETWORK_YAHOO,
+    Contact,
+    ContactList,
+    Group,
+    Place,
+    Profile,
+    Status,
+    formatCurrentMedia,
+)
 from msnp.conversation import Conversation, ConversationManager
-from msnp.errors import ServiceError
+from msnp.errors import ConnectionLost, ServiceError
 from msnp.httpclient import HTTPClientHandle
 from msnp.interfaces import notifyObserver
 from msnp.listpayload import ListEntry
+from msnp.mime import MessageFormat, TextMessage
+from msnp.offline import UUM_GRACE_PERIOD, OfflineFailure, OfflineInbox, acceptedUnlessRefused
+from msnp.oim import OfflineMessage
+from msnp.soap.rsi import RSIService
+from msnp.uum import (
+    DeliveryResult,
+    MessageKind,
+    NetworkMessage,
+    buildNetworkNudge,
+    buildNetworkText,
+    buildNetworkTyping,
+    buildOfflineText,
+)
+from msnp.wire import Command
 from msnp.notification import INotificationListener, NotificationProtocol
-from msnp.protocol import reactorOrDefault
+from msnp.reactors import reactorOrDefault
 from msnp.nsmessages import Invitation, SessionState
 from msnp.p2p.msnobject import MSNObject
 from msnp.pictures import DisplayPictures, NoDisplayPicture, PictureCache
 from msnp.roster import GroupReference, RosterManager
 from msnp.soap.addressbook import AddressBookService
+from msnp.soap.circles import CircleService
 from msnp.soap.sharing import SharingService
 
 if TYPE_CHECKING:
@@ -114,6 +141,10 @@ class Session:
         http: Optional[HTTPClientHandle] = None,
         client: Optional["MSNClient"] = None,
         pictureCache: Optional[PictureCache] = None,
+        limits: ClientLimits = DEFAULT_CLIENT_LIMITS,
+        rsi: Optional[RSIService] = None,
+        webTicket: Optional[ContactsTicket] = None,
+        uumGracePeriod: float = UUM_GRACE_PERIOD,
     ) -> None:
         """
         Build the whole session at once: its roster over the two ABCH
@@ -127,6 +158,16 @@ class Session:
         @param pictureCache: where fetched display pictures are kept (the
             client's, so it outlives reconnects); by default a new one in
             memory.
+        @param limits: the caps against a hostile server; every switchboard
+            wait (connect, acknowledgement, set-up) derives from
+            C{requestTimeout}.
+        @param rsi: the RSI client offline messages are fetched and deleted
+            with (L{None}: announced offline messages are not fetched).
+        @param webTicket: the C{messenger.msn.com} ticket C{rsi} reads,
+            closed when the session ends.
+        @param uumGracePeriod: seconds an offline message may still be
+            refused by a numeric error before it counts as stored
+            (docs/offline.md).
         """
         self.client = client
         self.protocol = protocol
@@ -157,10 +198,31 @@ class Session:
             observer=observer,
             reactor=reactor,
             requestTimeout=requestTimeout,
+            connectTimeout=requestTimeout,
+            ackTimeout=requestTimeout,
+            setupTimeout=2 * requestTimeout,
             trace=trace,
             session=self,
             p2p=self.pictures,
+            limits=limits,
+            permits=self._permitsInvitation,
+            sendOffline=self.sendOfflineMessage,
+            contactNetwork=self._contactNetwork,
+            isKnownOffline=self._isKnownOffline,
         )
+        self.circleManager = CircleManager(
+            self, protocol, CircleService(sharing, addressBook), addressBook, observer,
+            clock=protocol.clock, requestTimeout=requestTimeout,
+        )
+        self.uumGracePeriod = uumGracePeriod
+        self._webTicket = webTicket
+        self._announcements: list[bytes] = []
+        self.offlineInbox: Optional[OfflineInbox] = None
+        self.rsi = rsi
+        if rsi is not None:
+            self.offlineInbox = OfflineInbox.overRSI(
+                rsi, self._deliverOffline, protocol.clock, report=self._offlineFailed
+            )
         protocol.session = self
         protocol.listener = self
 
@@ -175,7 +237,7 @@ class Session:
         section 7.4). The ABCH clients do this by themselves when the
         service says the ticket has expired.
 
-        @return: a L{Deferred} firing once the new ticket is in use, or
+        @return: a L{Deferred <twisted.internet.defer.Deferred>} firing once the new ticket is in use, or
             failing with L{msnp.errors.AuthenticationError} (the password is
             no longer accepted) or L{msnp.errors.ServiceError}.
         """
@@ -263,9 +325,62 @@ class Session:
     def markSignedIn(self) -> None:
         """
         The login finished (C{CHG} echoed): from now on the session is
-        active and its end is reported to the observer.
+        active and its end is reported to the observer; offline messages
+        announced so far start to be fetched.
         """
         self._signedIn = True
+        announcements, self._announcements = self._announcements, []
+        for payload in announcements:
+            self.mailDataReceived(payload)
+
+    def mailDataReceived(self, payload: bytes) -> None:
+        """
+        The NS sent mail data or an OIM notification: fetch the messages
+        it announces (after sign-in; earlier ones wait until then).
+        """
+        if self._ended_:
+            return
+        if not self._signedIn:
+            if len(self._announcements) < 100:
+                self._announcements.append(payload)
+            return
+        if self.offlineInbox is None:
+            log.info("Offline messages announced for {account}, but no RSI service to fetch them",
+                     account=self.account)
+            return
+        self.offlineInbox.announcePayload(payload)
+
+    def networkMessageReceived(self, message: NetworkMessage) -> None:
+        """
+        A C{UBM} for us from a contact on another network: tell the
+        observer.
+        """
+        sender = message.sender or ""
+        if message.kind is MessageKind.TEXT:
+            contact = self.contacts.get(sender)
+            name = contact.displayName if contact is not None else sender
+            notifyObserver(
+                self.observer, "networkMessageReceived", self,
+                TextMessage(sender, name, message.text, message.format),
+            )
+        elif message.kind is MessageKind.TYPING:
+            notifyObserver(self.observer, "networkTypingReceived", self, sender)
+        else:
+            notifyObserver(self.observer, "networkNudgeReceived", self, sender)
+
+    def _deliverOffline(self, message: OfflineMessage) -> None:
+        notifyObserver(self.observer, "offlineMessageReceived", self, message)
+
+    def _offlineFailed(self, failure: OfflineFailure) -> None:
+        notifyObserver(self.observer, "offlineMessageFailed", self, failure)
+
+    def _contactNetwork(self, email: str) -> Optional[int]:
+        contact = self.contacts.get(email)
+        return contact.network if contact is not None else None
+
+    def _isKnownOffline(self, email: str) -> bool:
+        contact = self.contacts.get(email)
+        return contact is not None and contact.status is Status.OFFLINE
 
     def serverListChanged(self, entries: list[ListEntry], added: bool) -> None:
         d = self.roster.serverListChanged(entries, added)
@@ -274,9 +389,27 @@ class Session:
     def addressBookChanged(self) -> None:
         d = self.roster.addressBookChanged()
         d.addErrback(lambda f: log.info("Address book refresh failed: {e}", e=f.getErrorMessage()))
+        circles = self.circleManager.refresh()
+        circles.addErrback(lambda f: log.info("Circle refresh failed: {e}", e=f.getErrorMessage()))
+
+    def circleCommandReceived(self, command: Command) -> None:
+        self.circleManager.commandReceived(command)
+
+    def circleNotified(self, circleId: str) -> None:
+        d = self.circleManager.circleNotified(circleId)
+        d.addErrback(lambda f: log.info("Circle {circle} refresh failed: {e}", circle=circleId, e=f.getErrorMessage()))
 
     def invited(self, invitation: Invitation) -> None:
         self.conversationManager.invited(invitation)
+
+    def _permitsInvitation(self, email: str) -> bool:
+        """
+        Whether our privacy, as known now, lets C{email} reach us: not
+        blocked, and on the Allow list under C{BLP BL}. The conversations
+        ask at the moment of use (each C{RNG}, each message).
+        """
+        profile = self.profile
+        return permitsInvitation(self.contacts.get(email), profile.blp if profile is not None else "AL")
 
     def notificationEnded(self, reason: Optional[str]) -> None:
         self._ended(reason)
@@ -291,6 +424,10 @@ class Session:
         self._endReason = reason
         self._contactsTicket.close()
         self.pictures.close()
+        if self._webTicket is not None:
+            self._webTicket.close()
+        if self.offlineInbox is not None:
+            self.offlineInbox.stop()
         try:
             self.conversationManager.closeAll()
         except Exception:
@@ -316,7 +453,7 @@ class Session:
         """
         Send C{OUT}, close the conversations and the connection.
 
-        @return: a L{Deferred} firing when everything is closed.
+        @return: a L{Deferred <twisted.internet.defer.Deferred>} firing when everything is closed.
         """
         return ensureDeferred(self._logout())
 
@@ -339,7 +476,7 @@ class Session:
 
     def whenEnded(self) -> "Deferred[Optional[str]]":
         """
-        A L{Deferred} firing once the session is over, with the reason: the
+        A L{Deferred <twisted.internet.defer.Deferred>} firing once the session is over, with the reason: the
         server's C{OUT} code (C{"OTH"}, C{"SSD"}, ...), C{"logout"},
         C{"connection lost"}, or C{"signed out from another place"}.
         """
@@ -450,11 +587,98 @@ class Session:
         """
         Start (or reuse) a conversation with C{email}.
 
-        @return: a L{Deferred} firing with the L{Conversation} once the
+        @return: a L{Deferred <twisted.internet.defer.Deferred>} firing with the L{Conversation} once the
             contact has joined, or failing (L{msnp.errors.ContactOffline},
             L{msnp.errors.ServerError}, a timeout).
         """
         return self.conversationManager.openConversation(email)
+
+    # -- messages without a switchboard (docs/offline.md) -----------------------------------------------
+
+    def sendOfflineMessage(
+        self, email: str, text: str, format: Optional[MessageFormat] = None
+    ) -> "Deferred[DeliveryResult]":
+        """
+        Leave C{text} for C{email} as an offline message (C{UUM ... 1 1}
+        with C{Dest-Agent: client}); to a contact on another network
+        (network 32), send it with L{sendNetworkText} instead.
+
+        Servers never answer C{UUM}: the message counts as stored when no
+        numeric error came back within L{uumGracePeriod} seconds.
+
+        @return: a L{Deferred} firing with L{DeliveryResult.STORED_OFFLINE}
+            (or L{DeliveryResult.SENT_TO_NETWORK}); failing with
+            L{ValueError} (the text is longer than one offline message may
+            be, or the address is not one), L{msnp.errors.ServerError}
+            (refused), or L{msnp.errors.ConnectionLost}.
+        """
+        if self._contactNetwork(email) == NETWORK_YAHOO:
+            return self.sendNetworkText(email, text, format)
+        try:
+            command = buildOfflineText(0, email, text, format)
+        except ValueError as e:
+            return fail(e)
+        return self._sendUUM(command, DeliveryResult.STORED_OFFLINE)
+
+    def sendNetworkText(
+        self, email: str, text: str, format: Optional[MessageFormat] = None,
+        network: Optional[int] = None,
+    ) -> "Deferred[DeliveryResult]":
+        """
+        Send C{text} to a contact on another network (C{UUM email 32 1}):
+        such contacts have no switchboard. The server passes it on if they
+        are signed in; there is no offline store on their network.
+
+        @param network: the recipient's network id (by default the
+            contact's, else 32).
+        @return: a L{Deferred} firing with L{DeliveryResult.SENT_TO_NETWORK},
+            failing like L{sendOfflineMessage}.
+        """
+        try:
+            command = buildNetworkText(0, email, text, self._networkOf(email, network), format)
+        except ValueError as e:
+            return fail(e)
+        return self._sendUUM(command, DeliveryResult.SENT_TO_NETWORK)
+
+    def sendNetworkTyping(self, email: str, network: Optional[int] = None) -> "Deferred[DeliveryResult]":
+        """
+        Tell a contact on another network that you are typing
+        (C{UUM email 32 2}); never sent to a Live contact.
+        """
+        try:
+            command = buildNetworkTyping(0, email, self.account, self._networkOf(email, network))
+        except ValueError as e:
+            return fail(e)
+        return self._sendUUM(command, DeliveryResult.SENT_TO_NETWORK)
+
+    def sendNetworkNudge(self, email: str, network: Optional[int] = None) -> "Deferred[DeliveryResult]":
+        """
+        Nudge a contact on another network (C{UUM email 32 3}).
+        """
+        try:
+            command = buildNetworkNudge(0, email, self._networkOf(email, network))
+        except ValueError as e:
+            return fail(e)
+        return self._sendUUM(command, DeliveryResult.SENT_TO_NETWORK)
+
+    def _networkOf(self, email: str, network: Optional[int]) -> int:
+        if network is not None:
+            return network
+        known = self._contactNetwork(email)
+        return known if known is not None and known != NETWORK_PASSPORT else NETWORK_YAHOO
+
+    def _sendUUM(self, command: Command, result: DeliveryResult) -> "Deferred[DeliveryResult]":
+        if self._ended_:
+            return fail(ConnectionLost("the session has ended"))
+        try:
+            sent = self.protocol.sendCommand(
+                "UUM", *command.arguments, payload=command.payload, timeout=self.uumGracePeriod
+            )
+        except ValueError as e:
+            return fail(e)
+        return acceptedUnlessRefused(sent, result)
+
+    # -- conversations (continued) -----------------------------------------------------------------------
 
     @property
     def conversations(self) -> list[Conversation]:
@@ -462,6 +686,29 @@ class Session:
         The open L{msnp.conversation.Conversation}s.
         """
         return self.conversationManager.conversations
+
+    # -- circles (see msnp.circlechat.CircleManager) ----------------------------------------------------
+
+    @property
+    def circles(self) -> dict[str, ChatCircle]:
+        """
+        The circles (group chats) this account is in, by circle id.
+        """
+        return self.circleManager.circles
+
+    @property
+    def circleInvitations(self) -> dict[str, PendingCircleInvitation]:
+        """
+        The circle invitations not yet accepted or declined, by circle id.
+        """
+        return self.circleManager.invitations
+
+    def createCircle(self, name: str) -> "Deferred[ChatCircle]":
+        """
+        Create a circle with this account as its administrator and join
+        its conversation; fires with the new circle.
+        """
+        return self.circleManager.createCircle(name)
 
     # -- contact management (see msnp.roster.RosterManager) ---------------------------------------------
 
@@ -482,7 +729,9 @@ class Session:
         """
         Block C{email}: they see you offline and cannot talk to you.
         """
-        return self.roster.blockContact(email)
+        return self.roster.blockContact(email).addCallback(
+            lambda _: self.conversationManager.contactBlocked(email)
+        )
 
     def unblockContact(self, email: str) -> "Deferred[None]":
         """

@@ -24,7 +24,8 @@ from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
-from msnp.errors import AuthenticationError, ServiceError
+from msnp.endpoints import isCleartextRemote, urlOrigin
+from msnp.errors import AuthenticationError, ServiceError, UnsafeRedirect
 from msnp.namespaces import (
     CONTACTS,
     MBI_KEY_OLD,
@@ -377,11 +378,23 @@ def _isoTime(seconds: float) -> str:
 
 
 def _checkRedirect(current: str, target: str) -> None:
+    """
+    A C{psf:Redirect} re-posts the whole request, password included, so it
+    is followed only within the origin the caller configured.
+
+    @raise UnsafeRedirect: another origin, a downgrade, or not HTTP.
+    """
     parts = urlsplit(target)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ServiceError(f"SSO redirect to an unusable URL: {target!r}")
+        raise UnsafeRedirect(f"SSO redirect to an unusable URL: {target[:200]!r}", target)
     if urlsplit(current).scheme == "https" and parts.scheme != "https":
-        raise ServiceError(f"SSO redirect from https to plain {parts.scheme} refused: {target!r}")
+        raise UnsafeRedirect(f"SSO redirect from https to plain {parts.scheme} refused: {target[:200]!r}", target)
+    if urlOrigin(current) != urlOrigin(target):
+        raise UnsafeRedirect(
+            f"SSO redirect to another origin refused (the password is only sent to"
+            f" {urlOrigin(current)[1]}): {target[:200]!r}",
+            target,
+        )
 
 
 class SSOClient:
@@ -436,6 +449,13 @@ class SSOClient:
         headers = {"Content-Type": "application/soap+xml; charset=utf-8"}
         url = self.url
         redirects = 0
+        if isCleartextRemote(url):
+            log.warn(
+                "The SSO URL {url} is plain http to a host that is not loopback:"
+                " the password of {account} travels unencrypted. Use an https URL.",
+                url=url,
+                account=account,
+            )
         while True:
             log.info("Requesting SSO tokens for {account} from {url}", account=account, url=url)
             result = await postXML(

@@ -12,12 +12,14 @@ default ports, so the two work together out of the box.
 from __future__ import annotations
 
 import os
+from dataclasses import fields
 from typing import Any, Mapping, Optional
 from urllib.parse import urlsplit
 
 from twisted.application.service import IService
 from twisted.python import usage
 
+from msnp.clientlimits import DEFAULT_CLIENT_LIMITS, ClientLimits
 from msnp.contacts import Status
 from msnp.endpoints import ClientIdentity, Endpoints, newMachineGuid, parseMachineGuid
 from msnp.handlers import HandlerFactory, checkHandlerFactory, loadHandlerFactory
@@ -31,6 +33,7 @@ DEFAULT_SERVER = "tcp:127.0.0.1:1863"
 DEFAULT_SSO = "http://127.0.0.1:8080/RST2.srf"
 DEFAULT_SHARING = "http://127.0.0.1:8080/abservice/SharingService.asmx"
 DEFAULT_ADDRESS_BOOK = "http://127.0.0.1:8080/abservice/abservice.asmx"
+DEFAULT_RSI = "http://127.0.0.1:8080/rsi/rsi.asmx"
 
 #: Friendly status names accepted by C{--status}, besides the wire codes.
 STATUS_NAMES: dict[str, Status] = {
@@ -79,10 +82,11 @@ def checkClientEndpoint(description: str) -> None:
     @raise ValueError: it is malformed.
     """
     from twisted.internet.endpoints import clientFromString
-    from twisted.internet.testing import MemoryReactor
 
     try:
-        clientFromString(MemoryReactor(), description)
+        # Parsing builds the endpoint object only; nothing connects until
+        # someone calls its connect(), so no reactor is touched here.
+        clientFromString(None, description)
     except Exception as e:
         raise ValueError(f"malformed endpoint {description!r}: {e} (expected e.g. tcp:host:port)") from None
 
@@ -130,6 +134,7 @@ class Options(TwistdOptionsMixin, usage.Options):
         ["sso-url", None, DEFAULT_SSO, "URL of the Passport RST2 service."],
         ["sharing-url", None, DEFAULT_SHARING, "URL of the ABCH sharing service."],
         ["ab-url", None, DEFAULT_ADDRESS_BOOK, "URL of the ABCH address-book service."],
+        ["rsi-url", None, DEFAULT_RSI, "URL of the RSI service (offline messages)."],
         ["trust-root", None, None, "PEM file of the CA certificates to trust for https URLs."],
         ["status", None, "online", "Status to sign in with: online, busy, away, brb, phone, lunch, idle, hidden, "
          "or a wire code."],
@@ -164,6 +169,24 @@ class Options(TwistdOptionsMixin, usage.Options):
         self.handlerFactory: Optional[HandlerFactory] = None
         self.endpoints: Endpoints = Endpoints()
         self.displayPicture: Optional[bytes] = None
+        self.limits: ClientLimits = DEFAULT_CLIENT_LIMITS
+        self._limitChanges: dict[str, Any] = {}
+
+    def opt_limit(self, assignment: str) -> None:
+        """
+        Change one client limit against a hostile server, NAME=VALUE
+        (repeatable), e.g. --limit openConversations=16; the names and
+        defaults are in docs/limits.md.
+        """
+        name, sep, value = assignment.partition("=")
+        kinds = {f.name: f.type for f in fields(ClientLimits)}
+        if not sep or name not in kinds:
+            raise usage.UsageError(f"--limit wants NAME=VALUE with NAME one of: {', '.join(sorted(kinds))}")
+        convert = float if kinds[name] in (float, "float") else int
+        try:
+            self._limitChanges[name] = convert(value)
+        except ValueError:
+            raise usage.UsageError(f"--limit {name}: {value!r} is not a number") from None
 
     def __repr__(self) -> str:
         return f"<msnp.tap.Options account={self['account']!r}>"
@@ -193,6 +216,7 @@ class Options(TwistdOptionsMixin, usage.Options):
             checkURL(self["sso-url"], "--sso-url")
             checkURL(self["sharing-url"], "--sharing-url")
             checkURL(self["ab-url"], "--ab-url")
+            checkURL(self["rsi-url"], "--rsi-url")
             self.handlerFactory = loadHandlerFactory(self["handler"])
             checkHandlerFactory(self["handler"], self.handlerFactory)
             if self["machine-guid"] is not None:
@@ -202,6 +226,10 @@ class Options(TwistdOptionsMixin, usage.Options):
         trustRoot = self["trust-root"]
         if trustRoot is not None:
             self._checkTrustRoot(trustRoot)
+        try:
+            self.limits = DEFAULT_CLIENT_LIMITS.replace(**self._limitChanges)
+        except ValueError as e:
+            raise usage.UsageError(str(e)) from None
         if self["display-picture"] is not None:
             self.displayPicture = readPicture(self["display-picture"])
         if self["max-retry-delay"] < self["min-retry-delay"]:
@@ -211,6 +239,7 @@ class Options(TwistdOptionsMixin, usage.Options):
             sso=self["sso-url"],
             sharing=self["sharing-url"],
             addressBook=self["ab-url"],
+            rsi=self["rsi-url"],
             trustRoot=trustRoot,
         )
 
@@ -299,6 +328,7 @@ def makeClient(options: Options, reactor: Any = None) -> Any:
         personalMessage=options["personal-message"],
         displayPicture=options.displayPicture,
         pictureCacheDirectory=options["picture-cache"],
+        limits=options.limits,
     )
     if options.handlerFactory is not None:
         client.observer = options.handlerFactory(client)

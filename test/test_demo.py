@@ -14,7 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from msnp.console import Console
 from msnp.demo import Printer
 
-from support import ROOT, childEnvironment
+from test.support import ROOT, childEnvironment
 
 
 def runMsnp(*args: str, timeout: float = 90.0, stdin: str = "") -> "subprocess.CompletedProcess[str]":
@@ -216,6 +216,24 @@ class ConsoleTests(SynchronousTestCase):
         self.console.command("/msg nobody")
         self.assertIn("usage: /msg", "".join(self.lines))
 
+    def test_msgToOfflineContact(self) -> None:
+        """
+        A contact who cannot be reached gets an offline message, and the
+        console says so; offline messages received are printed with their
+        time.
+        """
+        from datetime import datetime, timezone
+
+        from msnp.oim import OfflineMessage
+
+        self.session.unreachable.add("bob@example.com")
+        self.console.command("/msg bob@example.com see you")
+        self.assertEqual(self.session.offline, [("bob@example.com", "see you")])
+        self.assertIn("left as an offline message", "".join(self.lines))
+        sent = datetime(2009, 6, 1, 12, 30, tzinfo=timezone.utc)
+        self.console.offlineMessageReceived(self.session, OfflineMessage("I", "bob@example.com", "Bob", "hey", sent))
+        self.assertIn("<Bob> (offline, 2009-06-01 12:30 UTC) hey", "".join(self.lines))
+
     def test_unknownCommand(self) -> None:
         """
         An unknown command says so.
@@ -262,8 +280,25 @@ class FakeSession:
 
         self.status = Status.ONLINE
         self.sent: list[tuple[str, str]] = []
+        self.offline: list[tuple[str, str]] = []
+        self.unreachable: set[str] = set()
+        from msnp.contacts import ContactList
+
+        self.contacts = ContactList()
 
     def openConversation(self, email: str) -> Any:
+        from twisted.internet.defer import fail, succeed
+
+        from msnp.errors import ContactOffline
+
+        if email in self.unreachable:
+            return fail(ContactOffline(f"{email} is offline"))
+        return succeed(FakeConversation(self, email))
+
+    def sendOfflineMessage(self, email: str, text: str) -> Any:
         from twisted.internet.defer import succeed
 
-        return succeed(FakeConversation(self, email))
+        from msnp.uum import DeliveryResult
+
+        self.offline.append((email, text))
+        return succeed(DeliveryResult.STORED_OFFLINE)

@@ -4,6 +4,7 @@ Tests for the ready-made observers of L{msnp.handlers}.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
@@ -11,12 +12,15 @@ from twisted.logger import Logger, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
+from msnp.circles import Circle
 from msnp.contacts import Contact, Status
 from msnp.errors import MessageNotDelivered
 from msnp.p2p.msnobject import MSNObject
 from msnp.handlers import EchoHandler, LogHandler, ObserverBase, loadHandlerFactory
 from msnp.interfaces import IMessengerObserver, notifyObserver
 from msnp.mime import TextMessage
+from msnp.offline import OfflineFailure
+from msnp.oim import OfflineMessage
 
 
 class FakeConversation:
@@ -100,6 +104,7 @@ class LogHandlerTests(SynchronousTestCase):
         contact = Contact("bob@example.com", displayName="Bob")
         session = type("S", (), {"account": "me@example.com"})()
         conversation = FakeConversation()
+        circle = Circle("00000000-0000-0000-0009-0123456789ab", "Family")
         arguments: dict[str, tuple[Any, ...]] = {
             "loginStep": ("SSO", 0.25),
             "signedIn": (session,),
@@ -120,6 +125,22 @@ class LogHandlerTests(SynchronousTestCase):
             "participantJoined": (conversation, "bob@example.com"),
             "participantLeft": (conversation, "bob@example.com"),
             "conversationEnded": (conversation,),
+            "circleJoined": (session, circle),
+            "circleLeft": (session, circle),
+            "circleChanged": (session, circle),
+            "circleInvitationReceived": (session, circle),
+            "circleRosterChanged": (session, circle, frozenset({"bob@example.com"}), frozenset()),
+            "circleMessageReceived": (session, circle, "bob@example.com", TextMessage("bob@example.com", "Bob", "hi")),
+            "circleTypingReceived": (session, circle, "bob@example.com"),
+            "circleNudgeReceived": (session, circle, "bob@example.com"),
+            "offlineMessageReceived": (
+                session,
+                OfflineMessage("ID", "bob@example.com", "Bob", "hi", datetime(2009, 1, 1, tzinfo=timezone.utc)),
+            ),
+            "offlineMessageFailed": (session, OfflineFailure("ID", "fetch", ValueError("x"), 1, True)),
+            "networkMessageReceived": (session, TextMessage("eve@yahoo.com", "Eve", "hi")),
+            "networkTypingReceived": (session, "eve@yahoo.com"),
+            "networkNudgeReceived": (session, "eve@yahoo.com"),
         }
         self.assertEqual(set(arguments), set(IMessengerObserver.names()))
         for name, args in arguments.items():

@@ -14,7 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from msnp.contacts import Contact, ContactList, Endpoint, Lists, Status
 from msnp.listpayload import ListEntry
-from msnp.dispatch import NSRedirect
+from msnp.preamble import NSRedirect
 from msnp.endpoints import ClientIdentity
 from msnp.errors import AuthenticationError, ConnectionLost, ProtocolError, ServerError, SignedOut
 from msnp.mime import parseMimeHeaders
@@ -75,6 +75,8 @@ class _EndListener:
 
     def __init__(self, ended: list[Optional[str]]) -> None:
         self.ended = ended
+        self.mailData: list[bytes] = []
+        self.networkMessages: list[Any] = []
 
     def serverListChanged(self, entries: Any, added: bool) -> None:
         pass
@@ -87,6 +89,12 @@ class _EndListener:
 
     def notificationEnded(self, reason: Optional[str]) -> None:
         self.ended.append(reason)
+
+    def mailDataReceived(self, payload: bytes) -> None:
+        self.mailData.append(payload)
+
+    def networkMessageReceived(self, message: Any) -> None:
+        self.networkMessages.append(message)
 
 
 class Harness:
@@ -628,6 +636,42 @@ class AccountMessageTests(SynchronousTestCase):
         body = b"MIME-Version: 1.0\r\nContent-Type: text/x-msmsgsinitialmdatanotification\r\n\r\nMail-Data: x"
         h.receive(b"MSG Hotmail Hotmail %d\r\n" % len(body) + body)
         self.assertEqual(h.protocol.state.hotmailProfile, {})
+
+    def test_mailDataToListener(self) -> None:
+        """
+        Mail data and OIM notifications go to the listener as they came
+        (the session's offline inbox parses them); other types do not.
+        """
+        h = Harness(self)
+        listener = h.protocol.listener
+        assert isinstance(listener, _EndListener)
+        initial = b"MIME-Version: 1.0\r\nContent-Type: text/x-msmsgsinitialmdatanotification\r\n\r\nMail-Data: x"
+        live = b"MIME-Version: 1.0\r\nContent-Type: text/x-msmsgsoimnotification; charset=UTF-8\r\n\r\nMail-Data: y"
+        other = b"MIME-Version: 1.0\r\nContent-Type: text/x-msmsgsactivemailnotification\r\n\r\nMessage-Delta: 1"
+        for body in (initial, live, other):
+            h.receive(b"MSG Hotmail Hotmail %d\r\n" % len(body) + body)
+        self.assertEqual(listener.mailData, [initial, live])
+
+    def test_ubmToListener(self) -> None:
+        """
+        A C{UBM} for us from a network-32 contact reaches the listener
+        parsed; a malformed one, one for somebody else and a copy of our
+        own are dropped.
+        """
+        h = Harness(self)
+        listener = h.protocol.listener
+        assert isinstance(listener, _EndListener)
+        me = h.protocol.state.account
+        text = b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\nhi"
+        for line in (
+            f"UBM eve@yahoo.com 32 {me} 1 1".encode(),
+            f"UBM eve@yahoo.com 32 someone@example.com 1 1".encode(),
+            f"UBM {me} 1 {me} 1 1".encode(),
+            f"UBM eve@yahoo.com 99 {me} 1 1".encode(),
+        ):
+            h.receive(line + b" %d\r\n" % len(text) + text)
+        self.assertEqual([(m.sender, m.text) for m in listener.networkMessages], [("eve@yahoo.com", "hi")])
+        self.assertFalse(h.transport.disconnecting)
 
     def test_mimeHeaders(self) -> None:
         """

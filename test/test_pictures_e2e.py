@@ -24,7 +24,7 @@ from msnp.p2p.errors import TransferInterrupted
 from msnp.p2p.msnobject import sha1Base64
 from msnp.pictures import MAX_PICTURE_SIZE, NoDisplayPicture
 
-from support import EventRecorder, logoutQuietly, signIn, startLocalNetwork
+from test.support import EventRecorder, logoutQuietly, signIn, startLocalNetwork
 
 PASSWORD = "secret-pw"
 ALICE, BOB, CAROL = "alice@example.com", "bob@example.com", "carol@example.com"

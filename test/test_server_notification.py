@@ -38,7 +38,7 @@ from msnp.mbi import mbiResponse
 from msnp.sso import SSOClient
 from msnp.wire import Command, Direction, parseCommand
 
-from support import asyncTest
+from test.support import asyncTest
 
 GUID_A = "{6F0D1A2B-3C4D-4E5F-8A9B-0C1D2E3F4A5B}"
 GUID_B = "{0A1B2C3D-4E5F-4061-8293-A4B5C6D7E8F9}"
@@ -183,7 +183,6 @@ class NetworkTestCase(TestCase):
         await client.expect("MSG")
         if version != "MSNP15":
             await client.expect("UBX")
-        await client.expect("MSG")
         if self.network.sendChallenge:
             chl = await client.expect("CHL", 0)
             if answerChallenge:
@@ -200,7 +199,10 @@ class NetworkTestCase(TestCase):
         trid = client.send("CHG", status, caps, "0")
         echo = await client.expect("CHG", trid)
         self.assertEqual(echo.arguments, (status, caps, "0"))
-        return await self.sync(client)
+        burst = await self.sync(client)
+        # The mail data after a first CHG (tested on its own in
+        # test_mailDataAfterFirstCHG) is not part of the presence burst.
+        return [c for c in burst if not (c.name == "MSG" and c.arguments == ("Hotmail", "Hotmail"))]
 
     async def sync(self, client: Client) -> list[Command]:
         """
@@ -279,9 +281,6 @@ class LoginTests(NetworkTestCase):
         assert ubx.payload is not None
         self.assertIn(f'<EndpointData id="{GUID_A}">'.encode(), ubx.payload)
         self.assertIn(f'<PrivateEndpointData id="{GUID_A}">'.encode(), ubx.payload)
-        mail = await ns.expect("MSG")
-        assert mail.payload is not None
-        self.assertIn(b"text/x-msmsgsinitialmdatanotification", mail.payload)
         chl = await ns.expect("CHL", 0)
         self.assertTrue(re.fullmatch(r"[1-9]\d{19}", chl.arguments[0]))
         trid = ns.send("QRY", "PROD0120PW!CCV9@", payload=computeChallengeResponse(chl.arguments[0]).encode())
@@ -551,6 +550,8 @@ class PresenceTests(NetworkTestCase):
         self.assertIn(f'<EndpointData id="{GUID_A}">'.encode(), ubx.payload)
         self.assertNotIn(b"PrivateEndpointData", ubx.payload)
         self.assertEqual((await bob.expect("UBX")).arguments, ("1:bob@example.com",))
+        mail = await bob.expect("MSG")
+        self.assertEqual(mail.arguments, ("Hotmail", "Hotmail"))
 
         nln = await alice.expect("NLN")
         self.assertEqual(nln.arguments, ("NLN", "1:bob@example.com", "Bob%20Example", "2789003324:48", "0"))
@@ -824,6 +825,50 @@ class SessionCommandTests(NetworkTestCase):
         self.assertEqual(reply.payload, b'<ml><d n="example.com"><c n="bob" t="1" /></d></ml>')
         trid = alice.send("FQY", payload=b'<ml><d n="example.com"><c n="zed" /></d></ml>')
         await alice.expect("208", trid)
+
+    @asyncTest
+    async def test_fqyNetwork32(self) -> None:
+        """
+        An account standing for a Yahoo! user is answered C{t="32"}, and
+        an incremental C{ADL} must name it with that network.
+        """
+        alice, = await self.online("alice@example.com")
+        self.network.addAccount("eve@yahoo.com", "pw", network=32)
+        trid = alice.send("FQY", payload=b'<ml><d n="yahoo.com"><c n="eve" /></d></ml>')
+        reply = await alice.expect("FQY", trid)
+        self.assertEqual(reply.payload, b'<ml><d n="yahoo.com"><c n="eve" t="32" /></d></ml>')
+        trid = alice.send("ADL", payload=b'<ml><d n="yahoo.com"><c n="eve" l="1" t="1" /></d></ml>')
+        await alice.expect("208", trid)
+        trid = alice.send("ADL", payload=b'<ml><d n="yahoo.com"><c n="eve" l="1" t="32" /></d></ml>')
+        await alice.expect("ADL", trid)
+
+    @asyncTest
+    async def test_mailDataAfterFirstCHG(self) -> None:
+        """
+        The initial mail data comes after a place's first C{CHG} only, and
+        lists the messages waiting; a UUM is never answered, is stored and
+        announced to the recipient's places that sent their first C{CHG}.
+        """
+        alice, bob = await self.online("alice@example.com", "bob@example.com")
+        payload = b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\nDest-Agent: client\r\n\r\nhi"
+        alice.send("UUM", "bob@example.com", "1", "1", payload=payload)
+        self.assertEqual(await self.sync(alice), [])
+        (waiting,) = self.network.offlineStore.listOfflineMessages("bob@example.com")
+        self.assertEqual(await self.sync(bob), [])
+        trid = bob.send("CHG", "NLN", "2789003324:48", "0")
+        await bob.expect("CHG", trid)
+        burst = await self.sync(bob)
+        (mail,) = [c for c in burst if c.name == "MSG"]
+        self.assertEqual(mail.arguments, ("Hotmail", "Hotmail"))
+        assert mail.payload is not None
+        self.assertIn(b"text/x-msmsgsinitialmdatanotification", mail.payload)
+        self.assertIn(waiting.messageId.encode(), mail.payload)
+        alice.send("UUM", "bob@example.com", "1", "1", payload=payload.replace(b"hi", b"again"))
+        self.assertEqual(await self.sync(alice), [])
+        (live,) = [c for c in await self.sync(bob) if c.name == "MSG"]
+        assert live.payload is not None
+        self.assertIn(b"text/x-msmsgsoimnotification", live.payload)
+        self.assertEqual(len(self.network.offlineStore.listOfflineMessages("bob@example.com")), 2)
 
     @asyncTest
     async def test_abchChangeRefreshesPresence(self) -> None:

@@ -5,6 +5,9 @@ privacy rule, and that what the server writes is what the client reads.
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 from zope.interface.verify import verifyObject
 
 from twisted.internet.task import Clock
@@ -17,9 +20,10 @@ from msnp.oim import (
     inSendOrder,
     parseMailDataPayload,
 )
-from msnp.server.accounts import ALLOW, BLOCK, AccountStore
+from msnp.server.accounts import ALLOW, BLOCK, AccountStore, TicketState
 from msnp.server.offline import (
     MAX_LISTED,
+    AccountStoreMailbox,
     IOfflineMessageStore,
     MemoryOfflineStore,
     OfflineMessageService,
@@ -237,6 +241,24 @@ class JudgeTests(SynchronousTestCase):
         self.assertEqual(judgeUUM(message, self.alice, self.eve, False, 32).action, UUMAction.DROP)
         self.assertEqual(judgeUUM(message, self.alice, self.eve, True, 1).action, UUMAction.DROP)
 
+    def test_fromNetwork32(self) -> None:
+        """
+        A network-32 account writing to a Live account (network 1, no
+        Dest-Agent: text or typing) is relayed when the recipient is
+        online, dropped when offline or blocking; its offline message
+        (Dest-Agent) is stored like anyone's.
+        """
+        yahoo = self.accounts.addAccount("zed@yahoo.com", "pw", network=32)
+        text = self.uum(buildNetworkText(1, "bob@example.com", "hi", network=1))
+        typing = self.uum(buildNetworkTyping(2, "bob@example.com", "zed@yahoo.com", network=1))
+        for message in (text, typing):
+            self.assertEqual(judgeUUM(message, yahoo, self.bob, True).action, UUMAction.RELAY)
+            self.assertEqual(judgeUUM(message, yahoo, self.bob, False).action, UUMAction.DROP)
+        offline = self.uum(buildOfflineText(3, "bob@example.com", "later"))
+        self.assertEqual(judgeUUM(offline, yahoo, self.bob, False).action, UUMAction.STORE)
+        self.accounts.setRole(self.bob, BLOCK, "zed@yahoo.com")
+        self.assertEqual(judgeUUM(text, yahoo, self.bob, True).action, UUMAction.DROP)
+
 
 class ServiceTests(SynchronousTestCase):
     """
@@ -288,6 +310,18 @@ class ServiceTests(SynchronousTestCase):
         self.assertEqual(outcome.relay.arguments, ("alice@example.com", "1", "eve@yahoo.com", "32", "1"))
         self.assertEqual(self.announced, [])
 
+    def test_relayBack(self) -> None:
+        """
+        A network-32 account's text to a Live account becomes C{UBM sender
+        32 recipient 1}, the payload unchanged.
+        """
+        yahoo = self.accounts.addAccount("zed@yahoo.com", "pw", network=32)
+        command = self.wire(buildNetworkText(1, "bob@example.com", "hi bob", network=1))
+        outcome = self.service.receiveUUM(command, yahoo, self.bob, True)
+        assert outcome.relay is not None
+        self.assertEqual(outcome.relay.arguments, ("zed@yahoo.com", "32", "bob@example.com", "1", "1"))
+        self.assertEqual(outcome.relay.payload, command.payload)
+
     def test_hostileDropped(self) -> None:
         """
         A malformed or oversized UUM is dropped without raising.
@@ -320,3 +354,107 @@ class ServiceTests(SynchronousTestCase):
         data = parseMailDataPayload(service.initialMailData("bob@example.com"))
         decoded = [decodeOfflineMessage(getMessageText(m), m.messageId, a) for m, a in zip(waiting, data.messages)]
         self.assertEqual([m.text for m in inSendOrder(list(reversed(decoded)))], ["one", "two", "three"])
+
+
+class WebTicketTests(SynchronousTestCase):
+    """
+    L{AccountStore.checkWebTicket}: the RSI's view of the SSO's
+    C{messenger.msn.com} tickets.
+    """
+
+    def test_check(self) -> None:
+        """
+        A ticket of a grant is valid (with its account) until the grant
+        expires; an unknown one, or one whose account is gone, is unknown.
+        """
+        clock = Clock()
+        accounts = AccountStore(ticketLifetime=10, clock=clock)
+        alice = accounts.addAccount("alice@example.com", "pw")
+        grant = accounts.issueTickets(alice)
+        check = accounts.checkWebTicket(grant.webTicket)
+        self.assertEqual((check.state, check.account), (TicketState.VALID, alice))
+        self.assertEqual(accounts.checkWebTicket(grant.contactsTicket).state, TicketState.UNKNOWN)
+        self.assertEqual(accounts.checkWebTicket("t=x&p=").state, TicketState.UNKNOWN)
+        clock.advance(10)
+        self.assertEqual(accounts.checkWebTicket(grant.webTicket).state, TicketState.EXPIRED)
+
+    def test_networkOfAccount(self) -> None:
+        """
+        Accounts are on network 1 unless made a network-32 one; other
+        networks are refused.
+        """
+        accounts = AccountStore()
+        self.assertEqual(accounts.addAccount("a@example.com", "pw").network, 1)
+        self.assertEqual(accounts.addAccount("y@yahoo.com", "pw", network=32).network, 32)
+        with self.assertRaises(ValueError):
+            accounts.addAccount("p@example.com", "pw", network=4)
+
+
+class AccountStoreMailboxTests(SynchronousTestCase):
+    """
+    L{AccountStoreMailbox}: the offline messages in the account store's
+    own mailbox, in memory and in SQLite (across a reopen).
+    """
+
+    def stores(self) -> list[Any]:
+        from msnp.server.sqlstore import SQLiteAccountStore
+
+        from test.support import tempDirectory
+
+        path = os.path.join(tempDirectory(self), "mailbox.sqlite3")
+        sqlite = SQLiteAccountStore(path)
+        self.addCleanup(sqlite.close)
+        result = [AccountStore(), sqlite]
+        for accounts in result:
+            accounts.addAccount("alice@example.com", "pw")
+            accounts.addAccount("bob@example.com", "pw")
+        self.path = path
+        return result
+
+    def test_roundTrip(self) -> None:
+        """
+        Messages come back whole and in order with their own ids; deleting
+        removes only the named ones of that recipient; past the cap the
+        next one is refused.
+        """
+        for accounts in self.stores():
+            mailbox = AccountStoreMailbox(accounts, maxPerRecipient=3)
+            self.assertTrue(verifyObject(IOfflineMessageStore, mailbox))
+            first = stored("A" * 8 + "-0000-4000-8000-000000000001", text="ü😀\nline")
+            second = stored("B" * 8 + "-0000-4000-8000-000000000002")
+            third = stored("C" * 8 + "-0000-4000-8000-000000000003")
+            for message in (first, second, third):
+                mailbox.storeOfflineMessage(message)
+            self.assertEqual(mailbox.listOfflineMessages("bob@example.com"), [first, second, third])
+            with self.assertRaises(OfflineQuotaExceeded):
+                mailbox.storeOfflineMessage(stored("D" * 8 + "-0000-4000-8000-000000000004"))
+            self.assertEqual(mailbox.deleteOfflineMessages("alice@example.com", [first.messageId]), [])
+            self.assertEqual(
+                mailbox.deleteOfflineMessages("bob@example.com", [first.messageId, "nope", first.messageId]),
+                [first.messageId],
+            )
+            self.assertEqual(mailbox.listOfflineMessages("bob@example.com"), [second, third])
+
+    def test_survivesReopen(self) -> None:
+        """
+        With the SQLite store the messages are on disk.
+        """
+        from msnp.server.sqlstore import SQLiteAccountStore
+
+        _, sqlite = self.stores()
+        message = stored("E" * 8 + "-0000-4000-8000-000000000005", text="kept")
+        AccountStoreMailbox(sqlite).storeOfflineMessage(message)
+        sqlite.close()
+        reopened = SQLiteAccountStore(self.path)
+        self.addCleanup(reopened.close)
+        self.assertEqual(AccountStoreMailbox(reopened).listOfflineMessages("bob@example.com"), [message])
+
+    def test_foreignRowsIgnored(self) -> None:
+        """
+        A row someone else put in the account store's mailbox (not our
+        JSON) is skipped, not fatal.
+        """
+        accounts = AccountStore()
+        accounts.addAccount("bob@example.com", "pw")
+        accounts.storeOfflineMessage("bob@example.com", "x@example.com", "X", b"\xff not json")
+        self.assertEqual(AccountStoreMailbox(accounts).listOfflineMessages("bob@example.com"), [])

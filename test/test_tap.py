@@ -23,7 +23,7 @@ from msnp.endpoints import Endpoints
 from msnp.service import MessengerService, RetryPolicy
 from msnp.tap import Options, makeService, parseStatus
 
-from support import startLocalNetwork, tempDirectory, waitUntil, writeTempFile
+from test.support import startLocalNetwork, tempDirectory, waitUntil, writeTempFile
 
 ACCOUNT = "bot@example.com"
 
@@ -75,6 +75,7 @@ class OptionsTests(SynchronousTestCase):
                 "--sso-url", "https://sso.example/RST2.srf",
                 "--sharing-url", "https://ab.example/s.asmx",
                 "--ab-url", "https://ab.example/a.asmx",
+                "--rsi-url", "https://rsi.example/rsi/rsi.asmx",
                 "--status", "busy",
                 "--display-name", "The Bot",
                 "--personal-message", "beep",
@@ -91,6 +92,7 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(options.endpoints.sso, "https://sso.example/RST2.srf")
         self.assertEqual(options.endpoints.sharing, "https://ab.example/s.asmx")
         self.assertEqual(options.endpoints.addressBook, "https://ab.example/a.asmx")
+        self.assertEqual(options.endpoints.rsi, "https://rsi.example/rsi/rsi.asmx")
         self.assertIs(options.status, Status.BUSY)
         self.assertIs(options.handlerFactory, EchoHandler)
         self.assertTrue(options["trace"])
@@ -196,7 +198,7 @@ class OptionsTests(SynchronousTestCase):
         """
         Each service URL must be http(s); the error names the option.
         """
-        for option in ("--sso-url", "--sharing-url", "--ab-url"):
+        for option in ("--sso-url", "--sharing-url", "--ab-url", "--rsi-url"):
             self.assertUsageError(["--account", ACCOUNT, option, "ftp://x.example/"], option, "http")
             self.assertUsageError(["--account", ACCOUNT, option, "not a url"], option)
 
@@ -573,6 +575,7 @@ def endpointArgs(endpoints: Endpoints) -> list[str]:
         "--sso-url", endpoints.sso,
         "--sharing-url", endpoints.sharing,
         "--ab-url", endpoints.addressBook,
+        "--rsi-url", endpoints.rsi,
     ]
 
 

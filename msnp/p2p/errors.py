@@ -4,7 +4,7 @@ What can go wrong below and inside a P2P transfer, as one exception family.
 
 Codec errors (L{MalformedP2P}, L{MalformedSLP}, L{P2PVersion2}) are raised by
 the pure codecs and caught by the session layer, which logs and drops the
-message; transfer errors fail the L{Deferred} a caller holds.
+message; transfer errors fail the L{twisted.internet.defer.Deferred} a caller holds.
 """
 
 from __future__ import annotations

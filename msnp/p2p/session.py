@@ -482,7 +482,7 @@ class P2PManager:
 
     def _cancelFetch(self, session: _Session) -> None:
         """
-        The caller cancelled a fetch: BYE, forget it; the L{Deferred} then
+        The caller cancelled a fetch: BYE, forget it; the L{twisted.internet.defer.Deferred} then
         fails with C{CancelledError}.
         """
         if not session.done:

@@ -1,7 +1,7 @@
 # -*- test-case-name: test.test_server_admin -*-
 """
 C{python -m msnp.server accounts ...}: manage the accounts of an
-C{msnp-server} database, also while the server runs.
+C{msnp-server} database, also while the server runs::
 
     python -m msnp.server accounts [--database PATH] add [--display-name NAME] EMAIL
     python -m msnp.server accounts [--database PATH] list

@@ -59,6 +59,8 @@ from msnp.namespaces import (
 )
 from msnp.xmlsafe import XMLError, child, escapeText, findPath, localName, parseXML
 
+from msnp.server.nscircles import CircleActions, CircleHub
+
 log = Logger()
 
 SERVICE_VERSION = "15.01.1408.0000"
@@ -131,10 +133,14 @@ class ABCHResource(Resource):
         clock: Optional[IReactorTime] = None,
         onChange: Optional[ChangeCallback] = None,
         limits: ServerLimits = DEFAULT_LIMITS,
+        circles: Optional[CircleHub] = None,
     ) -> None:
         """
         @param clock: the source of the timestamps in responses; the
             system time when L{None}.
+        @param circles: the network's circles; with them the circle calls
+            are served and the personal book lists the circles
+            (L{msnp.server.nscircles.CircleActions}).
         """
         super().__init__()
         self.store = store
@@ -142,10 +148,16 @@ class ABCHResource(Resource):
         self.clock = clock
         self.onChange = onChange
         self.changeOrigin: Optional[TicketGrant] = None
+        #: While a handler runs, the grant whose ticket made the request.
+        self.callOrigin: Optional[TicketGrant] = None
         self.sharingService = SharingService(self)
         self.addressBookService = AddressBookService(self)
-        self._sharing = _ServiceEndpoint(self, "SharingService.asmx", self.sharingService.actions())
-        self._addressBook = _ServiceEndpoint(self, "abservice.asmx", self.addressBookService.actions())
+        sharingActions = self.sharingService.actions()
+        addressBookActions = self.addressBookService.actions()
+        if circles is not None:
+            CircleActions(self, circles).install(sharingActions, addressBookActions)
+        self._sharing = _ServiceEndpoint(self, "SharingService.asmx", sharingActions)
+        self._addressBook = _ServiceEndpoint(self, "abservice.asmx", addressBookActions)
 
     def getChild(self, path: bytes, request: Request) -> Resource:
         name = path.lower()
@@ -242,12 +254,15 @@ class ABCHResource(Resource):
             )
         extras = self.extrasFor(account)
         clientKey = textAt(findPath(root, "Header", "ABApplicationHeader", "CacheKey"))
+        self.callOrigin = check.grant
         try:
             responseBody = handler(account, method)
         except ServiceFault as fault:
             log.info("ABCH {action} for {account} refused: {code}",
                      action=action, account=account.email, code=fault.errorCode)
             return self._fault(request, account, action, fault)
+        finally:
+            self.callOrigin = None
         log.info("ABCH {action} for {account}", action=action, account=account.email)
         if action in _MUTATING:
             extras.lastChange = self.now()

@@ -34,6 +34,7 @@ from zope.interface import implementer
 
 # The store keys accounts exactly as the client keys its contacts, so both
 # sides share one definition (re-exported here for the server modules).
+from msnp.contacts import NETWORK_PASSPORT, NETWORK_YAHOO
 from msnp.contacts import normalizeEmail as normalizeEmail
 from msnp.server.interfaces import IAccountObserver, IAccountStore
 from msnp.server.observed import Observed, ObservedDict, ObservedSet
@@ -168,6 +169,9 @@ class Account(Observed):
     puid: int
     personalMessage: str = ""
     blp: str = "AL"
+    #: 1 (Live) or 32: an account standing for a Yahoo! user, reached
+    #: with UUM/UBM only (docs/offline.md).
+    network: int = NETWORK_PASSPORT
     addressBook: dict[str, AddressBookEntry] = field(default_factory=dict)
     groups: dict[str, Group] = field(default_factory=dict)
     memberships: dict[str, dict[str, Membership]] = field(
@@ -347,6 +351,7 @@ class AccountStore:
         self._accounts: dict[str, Account] = {}
         self._tickets: dict[str, TicketGrant] = {}
         self._contactsTickets: dict[str, TicketGrant] = {}
+        self._webTickets: dict[str, TicketGrant] = {}
         self._nextMembershipId = 100
         self._offline: dict[str, list[OfflineMessage]] = {}
         self._nextMessageId = 1
@@ -372,13 +377,19 @@ class AccountStore:
     # -- accounts -----------------------------------------------------------
 
     def addAccount(
-        self, email: str, password: str, displayName: Optional[str] = None
+        self, email: str, password: str, displayName: Optional[str] = None,
+        network: int = NETWORK_PASSPORT,
     ) -> Account:
         """
         Create an account; its display name defaults to the e-mail address.
 
-        @raise ValueError: the address is malformed or already exists.
+        @param network: 1, or 32 for an account that stands for a Yahoo!
+            user (its contacts reach it with UUM/UBM only).
+        @raise ValueError: the address is malformed or already exists, or
+            the network is neither.
         """
+        if network not in (NETWORK_PASSPORT, NETWORK_YAHOO):
+            raise ValueError(f"an account is on network 1 or 32, not {network!r}")
         key = normalizeEmail(email)
         if not isValidAddress(key):
             raise ValueError(f"not an e-mail address: {email!r}")
@@ -392,6 +403,7 @@ class AccountStore:
             displayName=displayName if displayName is not None else key,
             cid=cid,
             puid=puid,
+            network=network,
         )
         self._accounts[key] = account
         self._adopt(account)
@@ -461,7 +473,7 @@ class AccountStore:
         """
         from twisted.internet.threads import deferToThreadPool
 
-        from msnp.protocol import reactorOrDefault
+        from msnp.reactors import reactorOrDefault
 
         reactor = reactorOrDefault(reactor)
         account = self.get(email)
@@ -615,6 +627,7 @@ class AccountStore:
         )
         self._tickets[grant.clearTicket] = grant
         self._contactsTickets[grant.contactsTicket] = grant
+        self._webTickets[grant.webTicket] = grant
         return grant
 
     def grantForTicket(self, clearTicket: str) -> Optional[TicketGrant]:
@@ -636,6 +649,21 @@ class AccountStore:
         gone). The ABCH answers the last two differently.
         """
         grant = self._contactsTickets.get(ticket)
+        if grant is None:
+            return TicketCheck(TicketState.UNKNOWN)
+        account = self.get(grant.email)
+        if account is None:
+            return TicketCheck(TicketState.UNKNOWN)
+        if self.isExpired(grant):
+            return TicketCheck(TicketState.EXPIRED)
+        return TicketCheck(TicketState.VALID, account, grant)
+
+    def checkWebTicket(self, ticket: str) -> TicketCheck:
+        """
+        Classify a presented C{messenger.msn.com} ticket (the RSI
+        service's), like L{checkContactsTicket}.
+        """
+        grant = self._webTickets.get(ticket)
         if grant is None:
             return TicketCheck(TicketState.UNKNOWN)
         account = self.get(grant.email)

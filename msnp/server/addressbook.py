@@ -15,6 +15,7 @@ from xml.etree.ElementTree import Element
 
 import functools
 
+from msnp.contacts import NETWORK_YAHOO
 from msnp.server.accounts import ALLOW, BLOCK, PENDING, REVERSE, Account, AddressBookEntry, isValidAddress, normalizeEmail
 from msnp.server.soapservice import ServiceFault, emptyResponse, guidResponse, isTrue, isoTime, textAt, under
 from msnp.namespaces import AB_NS, PERSONAL_AB_ID
@@ -55,7 +56,25 @@ class AddressBookService:
             "ABGroupUpdate": self.groupUpdate,
             "ABGroupContactAdd": self.groupContactAdd,
             "ABGroupContactDelete": self.groupContactDelete,
+            "AddDynamicItem": self.dynamicItem("AddDynamicItem"),
+            "UpdateDynamicItem": self.dynamicItem("UpdateDynamicItem"),
         }
+
+    @staticmethod
+    def dynamicItem(action: str) -> Callable[[Account, Element], str]:
+        """
+        C{AddDynamicItem}/C{UpdateDynamicItem}: clients send them at sign-in
+        and after a profile change to publish "what's new" items to their
+        contacts (MSNPSharp, WLM 2009). The service answered an empty
+        success; the local network has no activity feed, so nothing is
+        stored and the answer is the same empty success, whatever the
+        items (a fault here stops MSNPSharp's roaming sequence).
+        """
+
+        def answer(account: Account, method: Element) -> str:
+            return emptyResponse(action)
+
+        return answer
 
 
     def _meXML(self, account: Account, stamp: str) -> str:
@@ -89,10 +108,21 @@ class AddressBookService:
             ) + "</groupIds>"
         name = escapeText(entry.displayName or entry.email)
         messenger = "true" if entry.isMessengerUser else "false"
+        passport = f"<passportName>{escapeText(entry.email)}</passportName>"
+        if other is not None and other.network == NETWORK_YAHOO:
+            # A Yahoo! contact: no Passport name, a messenger-enabled
+            # e-mail instead (how the ABCH lists federated contacts).
+            passport = (
+                "<emails><ContactEmail><contactEmailType>Messenger2</contactEmailType>"
+                f"<email>{escapeText(entry.email)}</email><isMessengerEnabled>{messenger}</isMessengerEnabled>"
+                "<Capability>0</Capability><MessengerEnabledExternally>false</MessengerEnabledExternally>"
+                "<propertiesChanged /></ContactEmail></emails>"
+            )
+            messenger = "false"
         return (
             f"<Contact><contactId>{escapeText(entry.contactId)}</contactId><contactInfo>"
             f"<contactType>Regular</contactType><quickName>{name}</quickName>"
-            f"<passportName>{escapeText(entry.email)}</passportName>"
+            f"{passport}"
             f"<IsPassportNameHidden>false</IsPassportNameHidden><displayName>{name}</displayName>"
             f"<puid>{other.puid if other is not None else 0}</puid>{groupIds}"
             f"<CID>{other.cid if other is not None else 0}</CID>"

@@ -21,6 +21,7 @@ from twisted.logger import Logger
 from twisted.web.resource import IResource
 from twisted.web.server import Request, Site
 
+from msnp.server.httproute import ServiceSite
 from msnp.server.limits import DEFAULT_LIMITS, ServerLimits
 
 log = Logger()
@@ -74,9 +75,12 @@ class BoundedRequest(Request):
 def boundedSite(root: IResource, limits: ServerLimits = DEFAULT_LIMITS) -> Site:
     """
     A L{Site} serving C{root} whose request bodies are capped at
-    C{limits.requestBody} bytes while they arrive.
+    C{limits.requestBody} bytes while they arrive, its paths routed as
+    the real service routed them (L{ServiceSite}).
     """
     requestClass: Callable[..., Request] = type(
         "BoundedRequest", (BoundedRequest,), {"maxBody": limits.requestBody}
     )
-    return Site(root, requestFactory=requestClass)
+    site = ServiceSite(root, requestFactory=requestClass)
+    site.noisy = False
+    return site

@@ -65,9 +65,10 @@ class IAccountStore(Interface):
 
     # -- accounts
 
-    def addAccount(email: str, password: str, displayName: Any = None) -> Any:
+    def addAccount(email: str, password: str, displayName: Any = None, network: int = 1) -> Any:
         """
-        Create an account, storing only a salted hash of C{password}.
+        Create an account, storing only a salted hash of C{password};
+        C{network=32} makes it stand for a Yahoo! user (docs/offline.md).
 
         @raise ValueError: the address is malformed or already exists.
         """
@@ -182,6 +183,12 @@ class IAccountStore(Interface):
     def accountForContactsTicket(ticket: str) -> Any:
         """
         The account of a valid contacts ticket, or L{None}.
+        """
+
+    def checkWebTicket(ticket: str) -> Any:
+        """
+        Classify a presented C{messenger.msn.com} ticket (the RSI
+        service's), like L{checkContactsTicket}.
         """
 
     # -- offline messages (the OIM service's mailbox; see docs/store.md)

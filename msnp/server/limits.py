@@ -12,7 +12,7 @@ lists each limit with its rule.
 
 L{ServerLimits} is frozen: pass one to L{msnp.server.network.LocalNetwork}
 (C{limits=}) or use the C{twistd msnp-server} options, and use
-L{dataclasses.replace} to change a few fields of the defaults.
+C{dataclasses.replace} to change a few fields of the defaults.
 """
 
 from __future__ import annotations

@@ -12,11 +12,11 @@ L{msnp.server.presence.Presence}.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 
 from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.endpoints import TCP4ServerEndpoint
-from twisted.internet.interfaces import IListeningPort, IReactorTime
+from twisted.internet.interfaces import IListeningPort, IReactorThreads, IReactorTime
 from twisted.internet.protocol import Factory, connectionDone
 from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
@@ -26,15 +26,22 @@ from twisted.web.server import Site
 from zope.interface import implementer
 
 from msnp.endpoints import Endpoints
-from msnp.protocol import reactorOrDefault
+from msnp.reactors import reactorOrDefault
 from msnp.server.abch import ABCHResource
 from msnp.server.accounts import DEFAULT_TICKET_LIFETIME, Account, AccountStore, TicketGrant
 from msnp.server.dispatch import DispatchServerFactory
 from msnp.server.httplimits import boundedSite
 from msnp.server.limits import DEFAULT_LIMITS, ServerLimits
 from msnp.server.notification import NotificationServer, NotificationServerFactory
-from msnp.server.presence import Presence
+from msnp.server.nsurl import LOGIN_FORM_PATH
+from msnp.server.circles import CircleRegistry
+from msnp.server.sqlcircles import SQLiteCircleStore
+from msnp.server.sqlstore import SQLiteAccountStore
+from msnp.server.nscircles import CircleHub
+from msnp.server.presence import Presence, guidKey
+from msnp.server.offline import AccountStoreMailbox, IOfflineMessageStore, OfflineMessageService
 from msnp.server.router import INetworkRouter, SwitchboardReferral
+from msnp.server.rsi import RSIResource
 from msnp.server.sso import SSOResource
 from msnp.server.throttle import SignInThrottle
 from msnp.server.switchboard import SwitchboardDirectory, SwitchboardServerFactory
@@ -133,10 +140,14 @@ class _TrackingFactory(WrappingFactory):
     """
 
     protocol = _TrackedConnection  # type: ignore[assignment]
+    # Not noisy: a listening port's start and stop are logged by the
+    # network in one line of its own ("Local MSNP18 network started").
+    noisy = False
 
     def __init__(self, wrappedFactory: Any, counter: AddressCounter) -> None:
         super().__init__(wrappedFactory)
         self.counter = counter
+        wrappedFactory.noisy = False
 
     def buildProtocol(self, addr: Any) -> Any:
         host = str(getattr(addr, "host", ""))
@@ -169,6 +180,8 @@ class LocalNetwork:
 
     @ivar store: the accounts and lists all servers share.
     @ivar presence: who is signed in where (the NS sessions).
+    @ivar circles: the circles (group chats) of the network: in memory,
+        or, from L{start} on, in the database of a L{SQLiteAccountStore}.
     @ivar switchboards: the switchboard directory, L{None} until started.
     @ivar abch: the ABCH services, L{None} until started.
     @ivar signInThrottle: the sign-in rate limiter of the SSO service.
@@ -194,6 +207,7 @@ class LocalNetwork:
         ticketLifetime: float = DEFAULT_TICKET_LIFETIME,
         limits: ServerLimits = DEFAULT_LIMITS,
         timeoutClock: Optional[IReactorTime] = None,
+        offlineStore: Optional[IOfflineMessageStore] = None,
     ) -> None:
         """
         @param reactor: the reactor to listen with (the global one by default).
@@ -215,6 +229,9 @@ class LocalNetwork:
             L{ServerLimits} and C{docs/limits.md}).
         @param timeoutClock: the clock of the connections' login and idle
             timeouts (the reactor by default; a test passes a C{Clock}).
+        @param offlineStore: where offline messages wait (by default the
+            account store's mailbox, L{AccountStoreMailbox}: durable with
+            the SQLite store); a test may pass a L{MemoryOfflineStore}.
         """
         reactor = reactorOrDefault(reactor)
         self.reactor = reactor
@@ -232,10 +249,19 @@ class LocalNetwork:
         self.store = (
             store if store is not None else AccountStore(ticketLifetime=ticketLifetime, clock=self.clock)
         )
+        if offlineStore is None:
+            # The account store's own mailbox: on the SQLite store, the
+            # messages survive a restart.
+            offlineStore = AccountStoreMailbox(self.store)
+        self.offlineStore: IOfflineMessageStore = offlineStore
+        self.offline = OfflineMessageService(offlineStore, self.clock, self._announceMail)
+        self.rsi: Optional[RSIResource] = None
         self.abch: Optional[ABCHResource] = None
         self.signInThrottle = SignInThrottle(self.timeoutClock, limits)
         self.addresses = AddressCounter(limits.connectionsPerAddress)
         self.presence = Presence(self.store, limits)
+        self.circles = CircleRegistry(clock=self.clock)
+        self.presence.circles = CircleHub(self.circles, self.presence)
         self.switchboards: Optional[SwitchboardDirectory] = None
         self.switchboardAddress: str = ""
         self.notificationAddress: str = ""
@@ -249,11 +275,14 @@ class LocalNetwork:
 
     # -- accounts ---------------------------------------------------------------
 
-    def addAccount(self, email: str, password: str, displayName: Optional[str] = None) -> Account:
+    def addAccount(
+        self, email: str, password: str, displayName: Optional[str] = None, network: int = 1
+    ) -> Account:
         """
-        Create an account (see L{AccountStore.addAccount}).
+        Create an account (see L{AccountStore.addAccount}); C{network=32}
+        makes it stand for a Yahoo! user, reached with UUM/UBM only.
         """
-        return self.store.addAccount(email, password, displayName)
+        return self.store.addAccount(email, password, displayName, network=network)
 
     def addContact(self, owner: str, contact: str, mutual: bool = False) -> None:
         """
@@ -300,8 +329,15 @@ class LocalNetwork:
     async def _startListening(self) -> Endpoints:
         if self._ports:
             raise RuntimeError("LocalNetwork is already started")
+        if isinstance(self.store, SQLiteAccountStore) and not isinstance(self.circles.store, SQLiteCircleStore):
+            # The circles of a database are read only now: twistd builds
+            # the network before it forks, and a SQLite connection must
+            # not cross a fork (the store reopens itself after it).
+            self.circles = CircleRegistry(store=SQLiteCircleStore(self.store), clock=self.clock)
+            self.presence.circles = CircleHub(self.circles, self.presence)
         nsFactory = NotificationServerFactory(
-            self, self.presence, self.sendChallenge, self.pingInterval, self.clock, self.limits, self.timeoutClock
+            self, self.presence, self.sendChallenge, self.pingInterval, self.clock, self.limits, self.timeoutClock,
+            self.offline,
         )
         if self.redirect:
             nsPort = await self._listen(self.notificationPort, nsFactory)
@@ -321,11 +357,13 @@ class LocalNetwork:
         self.site = boundedSite(self._httpRoot(), self.limits)
         httpPort = await self._listen(self.httpPort, self.site)
         base = f"http://{self._address(httpPort)}"
+        nsFactory.mailLoginURL = base + LOGIN_FORM_PATH
         self.endpoints = Endpoints(
             dispatch=f"tcp:{self._address(dsPort)}",
             sso=f"{base}/RST2.srf",
             sharing=f"{base}/abservice/SharingService.asmx",
             addressBook=f"{base}/abservice/abservice.asmx",
+            rsi=f"{base}/rsi/rsi.asmx",
         )
         log.info("Local MSNP18 network started: {endpoints}", endpoints=self.endpoints)
         return self.endpoints
@@ -335,10 +373,35 @@ class LocalNetwork:
         return SwitchboardServerFactory(self, directory=self.switchboards, timerClock=self.timeoutClock)
 
     def _httpRoot(self) -> Resource:
-        root = SSOResource(self.store, clock=self.clock, throttle=self.signInThrottle)
-        self.abch = ABCHResource(self.store, clock=self.clock, onChange=self._listsChanged, limits=self.limits)
+        # scrypt in the thread pool when the reactor has one (docs/store.md).
+        check = None
+        if IReactorThreads.providedBy(self.reactor):
+            store, reactor = self.store, self.reactor
+
+            def check(email: str, password: str) -> "Deferred[Optional[Account]]":
+                return store.checkPasswordInThread(email, password, reactor)
+
+        root = SSOResource(self.store, clock=self.clock, throttle=self.signInThrottle, checkPassword=check)
+        self.abch = ABCHResource(
+            self.store, clock=self.clock, onChange=self._listsChanged, limits=self.limits,
+            circles=self.presence.circles,
+        )
         root.putChild(b"abservice", self.abch)
+        self.rsi = RSIResource(self.offlineStore, self.store.checkWebTicket, onDeleted=self.offline.messagesDeleted)
+        rsiFolder = Resource()
+        rsiFolder.putChild(b"rsi.asmx", self.rsi)
+        root.putChild(b"rsi", rsiFolder)
         return root
+
+    def _announceMail(self, email: str, payload: bytes) -> None:
+        """
+        Send C{MSG Hotmail Hotmail} with C{payload} to every place of
+        C{email} that has sent its first C{CHG} (the offline messages'
+        announcements; the others get the initial mail data then).
+        """
+        for session in self.presence.sessionsOf(email):
+            if session.status is not None:
+                session.sendRaw(Command("MSG", None, ("Hotmail", "Hotmail"), payload))
 
     def _listsChanged(self, account: Account, action: str) -> None:
         """
@@ -397,17 +460,23 @@ class LocalNetwork:
         """
         return self.presence.isReachable(email)
 
-    def ring(self, callee: str, sessionId: str, authToken: str, caller: Account, callerName: str) -> bool:
+    def ring(
+        self, callee: str, sessionId: str, authToken: str, caller: Account, callerName: str, exceptGuids: Iterable[str] = ()
+    ) -> bool:
         """
-        Invite every NS session of C{callee} to a switchboard session.
+        Invite every NS session of C{callee} (but the places
+        C{exceptGuids}) to a switchboard session.
 
         @return: L{False} when C{callee} is not reachable.
         """
         if not self.isReachable(callee):
             return False
         sent = False
+        skip = {guidKey(guid) for guid in exceptGuids}
         for session in self.onlineSessions(callee):
             if session.status is None:
+                continue
+            if skip and guidKey(session.machineGuid) in skip:
                 continue
             session.sendRaw(
                 Command(

@@ -26,6 +26,9 @@ from msnp.server.accounts import Account, TicketGrant, normalizeEmail
 from msnp.server.dispatch import LoginPreamble
 from msnp.mbi import verifyMBIResponse
 from msnp.server.limits import DEFAULT_LIMITS, ServerLimits
+from msnp.server.nscircles import CircleCommands
+from msnp.server.nsurl import urlReply
+from msnp.server.offline import OfflineMessageService
 from msnp.server.nslists import ListCommands
 from msnp.server.nspayloads import (
     ABCH_SITE_ID as ABCH_SITE_ID,
@@ -73,7 +76,7 @@ MAX_ENCODED_NAME = 387
 _CAPS = re.compile(r"^\d{1,10}(:\d{1,10})?$")
 
 
-class NotificationServer(ListCommands):
+class NotificationServer(CircleCommands):
     """
     One client connection to the notification server.
 
@@ -95,7 +98,10 @@ class NotificationServer(ListCommands):
         and minus C{RML}s with the FL bit. Presence needs both this and the
         store, so a contact added over SOAP shows up once the client has
         sent its C{ADL}, whichever of the two came first.
+    @ivar mailLoginURL: the login form C{URL} answers name (L{urlReply}).
     """
+
+    mailLoginURL = ""
 
     def __init__(
         self,
@@ -106,14 +112,18 @@ class NotificationServer(ListCommands):
         clock: Optional[IReactorTime] = None,
         limits: ServerLimits = DEFAULT_LIMITS,
         timerClock: Optional[IReactorTime] = None,
+        offline: Optional[OfflineMessageService] = None,
     ) -> None:
         """
         @param network: the network's router (for C{XFR SB}); L{None} for a
             connection on its own, which then answers C{XFR SB} with C{500}.
         @param presence: the shared session registry.
+        @param offline: the offline messages (C{UUM}, the mail data);
+            L{None}: C{UUM} is dropped and the mail data is always empty.
         """
         super().__init__(clock=clock, limits=limits, timerClock=timerClock)
         self.network = network
+        self.offline = offline
         self.presence = presence
         self.store = presence.store
         self.sendChallenge = sendChallenge
@@ -157,6 +167,7 @@ class NotificationServer(ListCommands):
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._closing = True
         try:
+            self.circlesSignedOff()
             self.presence.signOff(self)
             if self.account is not None and self.network is not None:
                 self.network.placeSignedOut(self.account, self.machineGuid)
@@ -272,9 +283,8 @@ class NotificationServer(ListCommands):
         args = command.arguments
         if self.signedIn:
             if args[:2] == ("SHA", "A"):
-                # Circle authentication: accepted and ignored (reference 3.10).
-                assert self.account is not None
-                self.reply("USR", command.trid, "OK", self.account, "0", "0")
+                # Circle authentication (supplement Q.4.3).
+                self.circleAuthenticate(command)
             else:
                 self.error(207, command.trid)
             return
@@ -349,7 +359,7 @@ class NotificationServer(ListCommands):
         self.presence.signIn(self)
         if self.protocolVersion >= 16:
             self.sendUBX(account.email, self.presence.privateData(account.email))
-        self.sendRaw(Command("MSG", None, ("Hotmail", "Hotmail"), MAIL_DATA))
+        # The mail data follows the first CHG (reference 2.9, Q.1.4).
         if self.sendChallenge:
             self._challenge = newChallenge()
             self.reply("CHL", 0, self._challenge)
@@ -375,6 +385,10 @@ class NotificationServer(ListCommands):
 
     def handle_PNG(self, command: Command) -> None:
         self.sendRaw(Command("QNG", None, (str(self.pingInterval),)))
+
+    def handle_URL(self, command: Command) -> None:
+        # Reference 4.15: every request gets its links (msnp.server.nsurl).
+        self.sendRaw(Command("URL", command.trid, urlReply(command.arguments, self.mailLoginURL)))
 
     def handle_BLP(self, command: Command) -> None:
         value = command.arg(0)
@@ -477,6 +491,11 @@ class NotificationServer(ListCommands):
             self.presence.sendSelfUBX(self.account)
             if not first:
                 self.presence.sendUBXToWatchers(self.account)
+        if first:
+            # The mail data (waiting offline messages) follows the first
+            # CHG, as on Escargot (reference 2.9, Q.1.4).
+            mailData = self.offline.initialMailData(self.account) if self.offline is not None else MAIL_DATA
+            self.sendRaw(Command("MSG", None, ("Hotmail", "Hotmail"), mailData))
 
     def handle_XFR(self, command: Command) -> None:
         if command.arg(0) != "SB":
@@ -513,8 +532,27 @@ class NotificationServer(ListCommands):
             session.sendRaw(Command("UBN", None, (sender, kind), command.payload or b""))
 
     def handle_UUM(self, command: Command) -> None:
-        # Offline messages are not stored by the local network.
-        self.log.info("Dropping UUM from {account} (offline messages are not kept)", account=self.account)
+        """
+        C{UUM trid recipient network type len}: an offline message (kept),
+        or a message to or from a network-32 account (relayed as C{UBM}).
+        Never answered, as on Escargot (docs/offline.md).
+        """
+        assert self.user is not None
+        if self.offline is None:
+            self.log.info("Dropping UUM from {account} (offline messages are not kept)", account=self.account)
+            return
+        target = command.arg(0)
+        prefix, sep, rest = target.partition(":")
+        email = normalizeEmail(rest if sep and prefix.isdigit() else target)
+        recipient = self.store.get(email) if email else None
+        online = recipient is not None and self.presence.isReachable(recipient.email)
+        network = recipient.network if recipient is not None else 1
+        outcome = self.offline.receiveUUM(command, self.user, recipient, online, network)
+        if outcome.relay is None or recipient is None:
+            return
+        for session in self.presence.sessionsOf(recipient.email):
+            if session.status is not None and session is not self:
+                session.sendRaw(outcome.relay)
 
 
 class NotificationServerFactory(Factory):
@@ -531,20 +569,25 @@ class NotificationServerFactory(Factory):
         clock: Optional[IReactorTime] = None,
         limits: ServerLimits = DEFAULT_LIMITS,
         timerClock: Optional[IReactorTime] = None,
+        offline: Optional[OfflineMessageService] = None,
     ) -> None:
         self.network = network
+        self.offline = offline
         self.presence = presence
         self.sendChallenge = sendChallenge
         self.pingInterval = pingInterval
         self.clock = clock
         self.limits = limits
         self.timerClock = timerClock
+        #: The login form C{URL} answers point at (set once HTTP listens).
+        self.mailLoginURL = ""
 
     def buildProtocol(self, addr: Optional["IAddress"]) -> NotificationServer:
         protocol = NotificationServer(
             self.network, self.presence, self.sendChallenge, self.pingInterval, self.clock, self.limits,
-            self.timerClock,
+            self.timerClock, self.offline,
         )
         protocol.factory = self
+        protocol.mailLoginURL = self.mailLoginURL
         return protocol
 

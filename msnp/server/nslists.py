@@ -46,6 +46,16 @@ class ListCommands(LoginPreamble):
         """
         raise NotImplementedError
 
+    def isCircleList(self, command: Command) -> bool:
+        """
+        Whether an C{ADL}/C{RML} is about circles (the NS's circle part
+        answers those; see L{msnp.server.nscircles}).
+        """
+        return False
+
+    def circleList(self, command: Command) -> None:
+        raise NotImplementedError
+
     def _listEntries(self, command: Command) -> Optional[tuple[bool, list[ListEntry]]]:
         """
         Validate an C{ADL}/C{RML} payload. Sends the error and returns
@@ -84,12 +94,16 @@ class ListCommands(LoginPreamble):
                     return None
         if not initial:
             for entry in entries:
-                if entry.network != 1 or self.store.get(entry.email) is None:
+                found = self.store.get(entry.email)
+                if found is None or entry.network != found.network:
                     self.error(208, command.trid)
                     return None
         return initial, entries
 
     def handle_ADL(self, command: Command) -> None:
+        if self.isCircleList(command):
+            self.circleList(command)
+            return
         parsed = self._listEntries(command)
         if parsed is None:
             return
@@ -113,6 +127,9 @@ class ListCommands(LoginPreamble):
             self.presence.refreshBetween(self.user.email, target.email)
 
     def handle_RML(self, command: Command) -> None:
+        if self.isCircleList(command):
+            self.circleList(command)
+            return
         parsed = self._listEntries(command)
         if parsed is None:
             return
@@ -145,9 +162,9 @@ class ListCommands(LoginPreamble):
 
     def handle_FQY(self, command: Command) -> None:
         """
-        Federated query: which network is each address on. Only Live
-        accounts exist here; an unknown address gets C{208} without payload
-        (reference 10.3).
+        Federated query: which network is each address on (C{t="1"}, or
+        C{t="32"} for an account standing for a Yahoo! user); an unknown
+        address gets C{208} without payload (reference 10.3).
         """
         try:
             entries = parseListPayload(command.payload or b"")
@@ -160,6 +177,8 @@ class ListCommands(LoginPreamble):
         sections: dict[str, list[str]] = {}
         for entry in entries:
             local, _, domain = entry.email.rpartition("@")
-            sections.setdefault(domain, []).append(f'<c n="{escapeText(local)}" t="1" />')
+            found = self.store.get(entry.email)
+            network = found.network if found is not None else 1
+            sections.setdefault(domain, []).append(f'<c n="{escapeText(local)}" t="{network}" />')
         body = "".join(f'<d n="{escapeText(d)}">{"".join(cs)}</d>' for d, cs in sections.items())
         self.reply("FQY", command.trid, payload=f"<ml>{body}</ml>".encode("utf-8"))

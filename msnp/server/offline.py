@@ -22,10 +22,11 @@ from __future__ import annotations
 import base64
 import email.utils
 import enum
+import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -173,6 +174,88 @@ class MemoryOfflineStore:
         return deleted
 
 
+@implementer(IOfflineMessageStore)
+class AccountStoreMailbox:
+    """
+    L{IOfflineMessageStore} over the account store's own offline-message
+    methods (L{msnp.server.interfaces.IAccountStore}: C{storeOfflineMessage(
+    recipient, sender, senderName, payload)} and friends), so that with
+    the SQLite store the messages are committed to disk and survive a
+    restart of the server.
+
+    The account store numbers its messages sequentially, which would make
+    them guessable on the RSI; so each message keeps its own unguessable
+    id, run and sequence inside the stored payload (a small JSON
+    document), and the store's numbers are used only to delete.
+    """
+
+    def __init__(self, accounts: object, maxPerRecipient: int = DEFAULT_MAX_PER_RECIPIENT) -> None:
+        """
+        @param accounts: an L{msnp.server.interfaces.IAccountStore}.
+        """
+        if maxPerRecipient < 1:
+            raise ValueError(f"maxPerRecipient must be at least 1, not {maxPerRecipient!r}")
+        self.accounts: Any = accounts
+        self.maxPerRecipient = maxPerRecipient
+
+    def __repr__(self) -> str:
+        return f"<AccountStoreMailbox over {self.accounts!r}>"
+
+    def _rows(self, recipient: str) -> list[tuple[Any, StoredOfflineMessage]]:
+        rows = []
+        for row in self.accounts.listOfflineMessages(recipient):
+            message = _decodeRow(row)
+            if message is not None:
+                rows.append((row.messageId, message))
+        return rows
+
+    def storeOfflineMessage(self, message: StoredOfflineMessage) -> None:
+        recipient = normalizeEmail(message.recipient)
+        if len(self.accounts.listOfflineMessages(recipient)) >= self.maxPerRecipient:
+            raise OfflineQuotaExceeded(recipient, self.maxPerRecipient)
+        payload = json.dumps({
+            "v": 1, "id": message.messageId, "text": message.text, "received": message.received,
+            "run": message.runId, "seq": message.sequence,
+        }).encode("utf-8")
+        try:
+            self.accounts.storeOfflineMessage(recipient, message.sender, message.senderName, payload)
+        except KeyError:
+            raise OfflineQuotaExceeded(recipient, 0) from None
+
+    def listOfflineMessages(self, recipient: str) -> list[StoredOfflineMessage]:
+        return [message for _, message in self._rows(recipient)]
+
+    def deleteOfflineMessages(self, recipient: str, messageIds: Iterable[str]) -> list[str]:
+        wanted = list(dict.fromkeys(messageIds))
+        byId = {message.messageId: rowId for rowId, message in self._rows(recipient)}
+        found = [i for i in wanted if i in byId]
+        if found:
+            self.accounts.deleteOfflineMessages(recipient, [byId[i] for i in found])
+        return found
+
+
+def _decodeRow(row: Any) -> Optional[StoredOfflineMessage]:
+    """
+    The message an account-store row holds, or L{None} (logged) for a row
+    that is not one of ours.
+    """
+    try:
+        document = json.loads(bytes(row.payload).decode("utf-8"))
+        return StoredOfflineMessage(
+            messageId=str(document["id"]),
+            recipient=row.recipient,
+            sender=row.sender,
+            senderName=row.senderName,
+            text=str(document["text"]),
+            received=float(document.get("received", row.received)),
+            runId=str(document["run"]),
+            sequence=int(document["seq"]),
+        )
+    except (ValueError, KeyError, TypeError, AttributeError):
+        log.warn("Ignoring an unreadable stored offline message {id}", id=getattr(row, "messageId", "?"))
+        return None
+
+
 # -- accepting a UUM -----------------------------------------------------------------------
 
 
@@ -262,6 +345,16 @@ def judgeUUM(
     """
     if recipient is None:
         return UUMVerdict(UUMAction.DROP, "unknown recipient")
+    if sender.network == NETWORK_YAHOO and not message.offline:
+        # A network-32 account (standing for a Yahoo! user) writing to a
+        # Live contact: passed on as UBM, like the other direction.
+        if message.recipientNetwork != recipientNetwork:
+            return UUMVerdict(UUMAction.DROP, f"recipient is not on network {message.recipientNetwork}")
+        if not mayLeaveMessage(sender, recipient):
+            return UUMVerdict(UUMAction.DROP, "the recipient does not accept messages from the sender")
+        if not recipientOnline:
+            return UUMVerdict(UUMAction.DROP, "recipient of a network-32 message is offline")
+        return UUMVerdict(UUMAction.RELAY, "message from network 32")
     if message.recipientNetwork != recipientNetwork:
         return UUMVerdict(UUMAction.DROP, f"recipient is not on network {message.recipientNetwork}")
     if not mayLeaveMessage(sender, recipient):
@@ -448,7 +541,7 @@ class OfflineMessageService:
         if verdict.action is UUMAction.DROP or recipient is None:
             return self._dropped(sender, verdict.reason)
         if verdict.action is UUMAction.RELAY:
-            return UUMOutcome(verdict, relay=relayAsUBM(message, sender.email))
+            return UUMOutcome(verdict, relay=relayAsUBM(message, sender.email, sender.network))
         pair = (sender.email, recipient.email)
         runId, last = self._runs.get(pair, (newRunId(), 0))
         stored = messageFromUUM(

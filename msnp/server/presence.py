@@ -34,6 +34,7 @@ from msnp.wire import Command
 from msnp.xmlsafe import escapeText
 
 if TYPE_CHECKING:  # pragma: no cover
+    from msnp.server.nscircles import CircleHub
     from msnp.server.notification import NotificationServer
 
 log = Logger()
@@ -130,6 +131,9 @@ class Presence:
         # lifetime, so insertion order is expiry order).
         self._usedTickets: dict[str, float] = {}
         self._statusSerial = 0
+        #: The circles shared by every NS connection (set by the network;
+        #: L{None}: circle commands are refused).
+        self.circles: Optional["CircleHub"] = None
 
     # -- registry -----------------------------------------------------------
 

@@ -12,7 +12,7 @@ C{LocalNetwork} implements and a test can implement with a small fake.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Iterable, NamedTuple
 
 from zope.interface import Attribute, Interface
 
@@ -36,7 +36,7 @@ class INetworkRouter(Interface):
     """
 
     store = Attribute("The L{msnp.server.accounts.AccountStore} every server shares.")
-    clock = Attribute("The L{IReactorTime} for token lifetimes and timeouts.")
+    clock = Attribute("The L{twisted.internet.interfaces.IReactorTime} for token lifetimes and timeouts.")
     switchboards = Attribute(
         "The L{msnp.server.switchboard.SwitchboardDirectory} of the running "
         "switchboard server, or L{None} before it starts."
@@ -49,11 +49,15 @@ class INetworkRouter(Interface):
         C{displayName}).
         """
 
-    def ring(callee: str, sessionId: str, authToken: str, caller: "Account", callerName: str) -> bool:
+    def ring(
+        callee: str, sessionId: str, authToken: str, caller: "Account", callerName: str, exceptGuids: "Iterable[str]" = ()
+    ) -> bool:
         """
         Send C{RNG} to every NS place of C{callee} inviting it to switchboard
         session C{sessionId} with C{authToken}; L{False} when C{callee}
-        cannot be reached.
+        cannot be reached. The places C{exceptGuids} (compared as
+        L{msnp.server.presence.guidKey} does) are left out: the places
+        already in the conversation when an account calls its own others.
         """
 
     def referSwitchboard(account: str, machineGuid: str) -> "SwitchboardReferral | None":

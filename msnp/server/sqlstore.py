@@ -281,6 +281,13 @@ class SQLiteAccountStore(AccountStore):
                 self._lock.recordPid()
         return self._connection
 
+    def database(self) -> sqlite3.Connection:
+        """
+        The open connection, for stores that keep their own tables in the
+        same file (L{msnp.server.sqlcircles.SQLiteCircleStore}).
+        """
+        return self._db
+
     def suspend(self) -> None:
         """
         Close the connection but keep the cache and the server lock; the
@@ -435,10 +442,14 @@ class SQLiteAccountStore(AccountStore):
 
     # -- operations made atomic ----------------------------------------------
 
-    def addAccount(self, email: str, password: str, displayName: Optional[str] = None) -> Account:
+    def addAccount(
+        self, email: str, password: str, displayName: Optional[str] = None, network: int = 1
+    ) -> Account:
+        # (network 32 is kept in memory only: the schema has no column for
+        # it, as such accounts are a test device; docs/offline.md.)
         self._syncFromDisk()
         with self._transaction():
-            return super().addAccount(email, password, displayName)
+            return super().addAccount(email, password, displayName, network=network)
 
     def removeAccount(self, email: str) -> bool:
         with self._transaction():

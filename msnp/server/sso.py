@@ -14,16 +14,17 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 from xml.etree.ElementTree import Element
 
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web.pages import notFound
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
-from msnp.protocol import reactorOrDefault
+from msnp.reactors import reactorOrDefault
 from msnp.server.accounts import Account, AccountStore, TicketGrant
 from msnp.namespaces import CONTACTS, MESSENGER_CLEAR, MESSENGER_WEB, PASSPORT_TB, SOAP11_NS, SOAP12_NS
 from msnp.server.limits import summarise
@@ -369,9 +370,13 @@ class SSOResource(Resource):
         store: AccountStore,
         clock: Optional[IReactorTime] = None,
         throttle: Optional[SignInThrottle] = None,
+        checkPassword: Optional[Callable[[str, str], "Deferred[Optional[Account]]"]] = None,
     ) -> None:
         """
         @param store: the accounts to check and the place tickets are recorded.
+        @param checkPassword: how passwords are checked (see L{verify}):
+            L{LocalNetwork <msnp.server.network.LocalNetwork>} passes the
+            store's C{checkPasswordInThread}.
         @param clock: source of the C{Created}/C{Expires} times; the global
             reactor by default.
         @param throttle: the sign-in rate limiter whose delays hold answers
@@ -381,13 +386,15 @@ class SSOResource(Resource):
         self.store = store
         self.clock: IReactorTime = reactorOrDefault(clock)
         self.throttle = throttle
+        self._checkPassword = checkPassword
         self._endpoints = {
-            b"RST.srf": _STSEndpoint(self, SOAP11_NS),
-            b"RST2.srf": _STSEndpoint(self, SOAP12_NS),
+            b"rst.srf": _STSEndpoint(self, SOAP11_NS),
+            b"rst2.srf": _STSEndpoint(self, SOAP12_NS),
         }
 
     def getChild(self, path: bytes, request: Request) -> IResource:
-        endpoint = self._endpoints.get(path)
+        # The real service compared paths without regard to case.
+        endpoint = self._endpoints.get(path.lower())
         if endpoint is not None:
             return endpoint
         return notFound()
@@ -397,46 +404,80 @@ class SSOResource(Resource):
         Check the credentials of C{parsed} and answer with tokens or a
         fault; with a throttle, after the delay the recent failures of the
         account and of the peer address earned (see L{SignInThrottle}).
+
+        The answer is always written later (C{NOT_DONE_YET}): the password
+        check runs through L{verify}, which with the network's reactor
+        runs scrypt in the thread pool, so a sign-in (tens of milliseconds
+        at production cost) never stalls the other connections. A client
+        that leaves first is answered by nobody and its attempt still
+        counts as failed.
         """
         throttle = self.throttle
-        if throttle is None:
-            return self._answer(request, parsed)
-        peer = request.getClientAddress()
-        keys = throttle.keys(parsed.username, str(getattr(peer, "host", "")))
-        delay = throttle.begin(keys)
-        if delay <= 0:
-            return self._answer(request, parsed, keys)
-        log.info("SSO: holding an attempt for {account} back {delay}s after repeated failures",
-                 account=summarise(parsed.username), delay=delay)
-        finished: list[bool] = []
+        keys: Optional[tuple[str, str]] = None
+        delay = 0.0
+        if throttle is not None:
+            peer = request.getClientAddress()
+            keys = throttle.keys(parsed.username, str(getattr(peer, "host", "")))
+            delay = throttle.begin(keys)
+        state = {"gone": False, "ended": False}
 
-        def answer() -> None:
-            if finished:
+        def end(succeeded: bool) -> None:
+            if throttle is not None and keys is not None and not state["ended"]:
+                state["ended"] = True
+                throttle.end(keys, succeeded=succeeded)
+
+        def respond(account: Optional[Account]) -> None:
+            end(account is not None)
+            if state["gone"]:
                 return
             try:
-                body = self._answer(request, parsed, keys)
+                body = self._answer(request, parsed, account)
             except Exception:
                 log.failure("SSO: token request failed")
                 body = _fault(request, parsed.soapNS, _REQUEST_FAILED)
             request.write(body)
             request.finish()
 
-        call = throttle.clock.callLater(delay, answer)
+        def failed(reason: Any) -> None:
+            log.failure("SSO: password check failed", reason)
+            end(False)
+            if not state["gone"]:
+                request.write(_fault(request, parsed.soapNS, _REQUEST_FAILED))
+                request.finish()
+
+        def check() -> None:
+            self.verify(parsed.username, parsed.password).addCallbacks(respond, failed)
+
+        call = None
+        if delay > 0 and throttle is not None:
+            log.info("SSO: holding an attempt for {account} back {delay}s after repeated failures",
+                     account=summarise(parsed.username), delay=delay)
+            call = throttle.clock.callLater(delay, check)
 
         def gone(_: object) -> None:
-            # The client left: count the attempt, answer nobody.
-            finished.append(True)
-            if call.active():
+            # The client left: answer nobody; a held-back attempt counts as failed.
+            state["gone"] = True
+            if call is not None and call.active():
                 call.cancel()
-                throttle.end(keys, succeeded=False)
+                end(False)
 
         request.notifyFinish().addErrback(gone)
+        if call is None:
+            check()
         return NOT_DONE_YET
 
-    def _answer(self, request: Request, parsed: _STSRequest, keys: Optional[tuple[str, str]] = None) -> bytes:
-        account = self.store.checkPassword(parsed.username, parsed.password)
-        if keys is not None and self.throttle is not None:
-            self.throttle.end(keys, succeeded=account is not None)
+    def verify(self, email: str, password: str) -> "Deferred[Optional[Account]]":
+        """
+        The account whose password C{password} is, or L{None}: through the
+        C{checkPassword} given to the constructor (the store's
+        C{checkPasswordInThread} on the network's reactor), else the
+        store's C{checkPassword} in this thread.
+        """
+        if self._checkPassword is not None:
+            return self._checkPassword(email, password)
+        return succeed(self.store.checkPassword(email, password))
+
+    def _answer(self, request: Request, parsed: _STSRequest, account: Optional[Account]) -> bytes:
         if account is None:
             log.info("SSO: authentication failed for {account}", account=summarise(parsed.username))
             return _fault(request, parsed.soapNS, _FAILED_AUTHENTICATION)

@@ -312,6 +312,9 @@ class SwitchboardServer(ServerConnection):
         if "@" not in email or email.startswith("@") or email.endswith("@"):
             self.reply("208", command.trid)
             return
+        if email == self.account:
+            self._callOwnPlaces(command.trid)
+            return
         if email in self.session.accounts():
             self.reply("215", command.trid)
             return
@@ -337,6 +340,40 @@ class SwitchboardServer(ServerConnection):
             return
         self.reply("CAL", command.trid, "RINGING", self.session.sessionId)
 
+    def _callOwnPlaces(self, trid: Optional[int]) -> None:
+        """
+        C{CAL} of the caller's own account, which WLM 2009, MSNPSharp and
+        papyon send first on a switchboard they open, and then wait for
+        C{RINGING} before inviting anyone (reference 5.5): the account's
+        other MPOP places (MSNP16+) are rung and join as
+        C{JOI account;{epid}} when they answer. The answer is always
+        C{CAL trid RINGING sessid}, also when no other place is signed in
+        or the caller's place is MSNP15 (no MPOP): those clients read any
+        error here as "the conversation failed". Places already in the
+        conversation, or already ringing (a repeated self-CAL), are not
+        rung again, like any other CAL.
+        """
+        assert self.session is not None and self.account is not None
+        sessionId = self.session.sessionId
+        ns = self._nsSession()
+        mpop = ns is not None and getattr(ns, "protocolVersion", 0) >= 16
+        present = [m.machineGuid for m in self.session.members if m.account == self.account]
+        others = [
+            place for place in self.network.onlineSessions(self.account)
+            if guidKey(place.machineGuid) not in {guidKey(g) for g in present} and place.status is not None
+        ]
+        caller = self._accountRecord()
+        if (
+            mpop and others and caller is not None
+            and self.directory.pendingInvite(self.session, self.account) is None
+            and self.directory.pendingInvitesBy(self.account) < self.limits.invitationsPerAccount
+        ):
+            token = self.directory.issueInviteToken(self.session, self.account, self.account)
+            if not self.network.ring(self.account, sessionId, token, caller, self.displayName,
+                                     exceptGuids=present):
+                self.session.invites.pop(token, None)
+        self.reply("CAL", trid, "RINGING", sessionId)
+
     # -- messages -------------------------------------------------------------------
 
     def handle_MSG(self, command: Command) -> None:
@@ -355,8 +392,8 @@ class SwitchboardServer(ServerConnection):
         store = self.network.store
         recipients = []
         for member in self._others():
-            if member.account == self.account:
-                continue
+            # The sender's own other places get the message too: that is
+            # what they joined for (the self-CAL, reference 5.5).
             if destination is not None and destination[0] and not _addressed(member, *destination):
                 # P2P reaches the account its P2P-Dest names, and only the
                 # place named by a ";{guid}" (version 2, MPOP).

@@ -259,8 +259,9 @@ class NetworkService(Service):
         endpoints = self.endpoints
         log.info(
             "msnp-server ready ({count} accounts). Give clients: "
-            "--server {dispatch} --sso-url {sso} --sharing-url {sharing} --ab-url {addressBook}",
+            "--server {dispatch} --sso-url {sso} --sharing-url {sharing} --ab-url {addressBook} --rsi-url {rsi}",
             count=len(self.network.store),
+            rsi=endpoints.rsi,
             dispatch=endpoints.dispatch,
             sso=endpoints.sso,
             sharing=endpoints.sharing,

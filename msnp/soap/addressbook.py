@@ -15,12 +15,16 @@ from typing import Mapping, Optional
 from xml.etree.ElementTree import Element
 
 from twisted.internet.defer import Deferred
+from twisted.logger import Logger
 
 from msnp.contacts import NETWORK_PASSPORT, NETWORK_YAHOO, Group, normalizeEmail
 from msnp.errors import ServiceError
 from msnp.namespaces import AB_NS, PERSONAL_AB_ID
+from msnp.soap.circles import CircleListing, parseCircleListing
 from msnp.soap.envelope import ABCHService, annotationsOf, isTrue, optionalInt
 from msnp.xmlsafe import child, children, escapeText, firstChildren, iterByName, localName, textOf
+
+log = Logger()
 
 #: The C{groupType} of an ordinary user group.
 USER_GROUP_TYPE = "C8529CE2-6EAD-434d-881F-341E17DB3FF8"
@@ -82,6 +86,9 @@ class AddressBookResult:
     circleTicket: Optional[str] = field(default=None, repr=False)
     deletedContactIds: list[str] = field(default_factory=list)
     deletedGroupIds: list[str] = field(default_factory=list)
+    #: The circles of the answer (L{msnp.soap.circles.parseCircleListing}),
+    #: L{None} when it lists none it could read; its ticket stays hidden.
+    circles: Optional["CircleListing"] = field(default=None, repr=False)
 
 
 def _childCI(element: Optional[Element], name: str) -> Optional[Element]:
@@ -223,6 +230,11 @@ def parseAddressBook(body: Element) -> AddressBookResult:
     if ab is not None:
         lastChange = textOf(ab, "lastChange").strip()
         result.lastChange = lastChange or None
+    if circle is not None:
+        try:
+            result.circles = parseCircleListing(result_)
+        except ServiceError as e:
+            log.info("Ignoring the unreadable circles of the address book: {error}", error=str(e))
     return result
 
 

@@ -26,6 +26,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from msnp.endpoints import HISTORICAL_RSI as _HISTORICAL_RSI
 from msnp.errors import ServiceError
 from msnp.http import DEFAULT_HTTP_TIMEOUT, postXML
 from msnp.oim import MailData, isValidMessageId, parseMailData
@@ -36,8 +37,8 @@ log = Logger()
 
 #: The prefix of every RSI C{SOAPAction}.
 RSI_ACTION_PREFIX = RSI_NS + "/"
-#: The historical service (switched off).
-HISTORICAL_RSI = "https://rsi.hotmail.com/rsi/rsi.asmx"
+#: The historical service (switched off); the default of L{Endpoints.rsi}.
+HISTORICAL_RSI = _HISTORICAL_RSI
 #: Cap on an RSI answer: a message is a few KB, a long list some hundreds.
 MAX_RSI_BODY_BYTES = 2 * 1024 * 1024
 

@@ -80,7 +80,8 @@ def buildContactList(
 
     for entry in addressBook.contacts:
         email = normalizeEmail(entry.email)
-        if email == own or not entry.isMessengerUser:
+        if email == own or not entry.isMessengerUser or entry.contactType == "Circle":
+            # (A circle's hidden representative is a circle, not a contact.)
             continue
         existing = contacts.get(email)
         if existing is not None:
