@@ -135,10 +135,11 @@ CAPABILITY_BITS: tuple[CapabilityBit, ...] = (
     CapabilityBit(0x80000000, True, "MULTIPARTY_CONVERSATIONS"),
 )
 
-#: What this library handles today. P2P_V1 joins once display pictures are
-#: served and fetched by the session (issue 14, phase 2); until then a peer
-#: must not be told we speak P2P.
-IMPLEMENTED: frozenset[Feature] = frozenset({Feature.MULTI_PACKET, Feature.NUDGES})
+#: What this library handles today: the session serves and fetches display
+#: pictures over P2P v1 (L{msnp.pictures}), so the MSNC9 nibble is claimed;
+#: custom emoticons, winks and voice clips ride on the same layer but are
+#: not handled, so their bits stay off.
+IMPLEMENTED: frozenset[Feature] = frozenset({Feature.MULTI_PACKET, Feature.NUDGES, Feature.P2P_V1})
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,7 @@ from msnp.errors import (
 from msnp.interfaces import IMessengerObserver, Observers, notifyObserver
 from msnp.notification import NotificationProtocol
 from msnp.nsmessages import LoginAccepted
+from msnp.pictures import PictureCache, checkPicture
 from msnp.reactors import reactorOrDefault
 from msnp.session import ContactsTicket, Session
 from msnp.soap.addressbook import AddressBookResult, AddressBookService
@@ -182,6 +183,8 @@ class MSNClient:
         displayName: Optional[str] = None,
         personalMessage: Optional[str] = None,
         maxRedirects: int = DEFAULT_MAX_REDIRECTS,
+        displayPicture: Optional[bytes] = None,
+        pictureCacheDirectory: Optional[str] = None,
         limits: ClientLimits = DEFAULT_CLIENT_LIMITS,
         uumGracePeriod: float = UUM_GRACE_PERIOD,
     ) -> None:
@@ -202,6 +205,12 @@ class MSNClient:
             address book has.
         @param personalMessage: the personal message to publish.
         @param maxRedirects: how many C{XFR NS} redirects to follow.
+        @param displayPicture: PNG or JPEG bytes to publish at every login
+            (L{msnp.session.Session.setDisplayPicture} replaces it).
+        @param pictureCacheDirectory: a directory keeping fetched display
+            pictures across restarts (by default they are kept in memory,
+            across reconnects only).
+        @raise ValueError: C{displayPicture} is not a usable picture.
         @param limits: the caps against a hostile server (places per
             contact, invitations, conversations; C{docs/limits.md}).
         @param uumGracePeriod: seconds an offline message (C{UUM}) may
@@ -223,6 +232,12 @@ class MSNClient:
         self.displayName = displayName
         self.personalMessage = personalMessage
         self.maxRedirects = maxRedirects
+        if displayPicture is not None:
+            checkPicture(displayPicture)
+        #: The picture every login publishes (kept across reconnects).
+        self.displayPicture: Optional[bytes] = displayPicture
+        #: Fetched pictures, shared by the sessions of this client.
+        self.pictureCache = PictureCache(pictureCacheDirectory)
         self.limits = limits
         self.uumGracePeriod = uumGracePeriod
 
@@ -451,6 +466,7 @@ class MSNClient:
         session = Session(
             ns, sharing, addressBook, contactsTicket, self.observers, self.reactor,
             requestTimeout=self.requestTimeout, trace=self.trace, http=http, client=self,
+            pictureCache=self.pictureCache,
             limits=self.limits,
             rsi=rsi, webTicket=webTicket, uumGracePeriod=self.uumGracePeriod,
         )
@@ -486,6 +502,8 @@ class MSNClient:
 
         # Online.
         attempt.step = "online"
+        if self.displayPicture is not None:
+            await session.setDisplayPicture(self.displayPicture)  # carried by the first CHG
         await ns.changeStatus(self.initialStatus)
         ns.startKeepAlive()
         # Circles after the first CHG (supplement Q.4.3); a failure there

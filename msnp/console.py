@@ -45,12 +45,14 @@ commands:
   /status [<status>]        show or change your status: online, busy, away, brb, phone, lunch, idle, hidden
   /name <text>              change your display name
   /psm <text>               change your personal message
+  /picture <file>|none      publish a PNG/JPEG file as your display picture, or remove it
+  /getpicture <email> <file>  save a contact's display picture to <file>
   /quit                     wait for messages still being sent, sign out and leave
 Tab completes commands and contacts; up and down recall earlier lines."""
 
 #: The commands, for completion.
-COMMANDS = ("/accept", "/add", "/block", "/contacts", "/help", "/msg", "/name", "/nudge", "/open", "/psm",
-            "/quit", "/status")
+COMMANDS = ("/accept", "/add", "/block", "/contacts", "/getpicture", "/help", "/msg", "/name", "/nudge", "/open",
+            "/picture", "/psm", "/quit", "/status")
 
 
 class ConsoleOptions(Options):
@@ -359,6 +361,37 @@ class Console(ObserverBase):
     def cmd_psm(self, rest: str) -> None:
         self._report(self.session.setPersonalMessage(rest), lambda _: f"Personal message is now {rest!r}.")
 
+    def cmd_picture(self, rest: str) -> None:
+        path = rest.strip()
+        if not path:
+            self.show("usage: /picture <file> (PNG or JPEG), or /picture none")
+            return
+        if path.lower() == "none":
+            self._report(self.session.setDisplayPicture(None), lambda _: "Display picture removed.")
+            return
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            self.show(f"error: cannot read {path}: {e.strerror or e}")
+            return
+        self._report(self.session.setDisplayPicture(data), lambda obj: f"Display picture is now {path} ({obj.size} bytes).")
+
+    def cmd_getpicture(self, rest: str) -> None:
+        email, _, path = rest.partition(" ")
+        path = path.strip()
+        if "@" not in email or not path:
+            self.show("usage: /getpicture <email> <file>")
+            return
+
+        def save(data: bytes) -> str:
+            with open(path, "wb") as f:
+                f.write(data)
+            return f"Saved the display picture of {email} to {path} ({len(data)} bytes)."
+
+        d = self._track(self.session.fetchDisplayPicture(email).addCallback(save))
+        self._report(d, lambda text: text)
+
     def cmd_quit(self, rest: str) -> None:
         self.quit()
 
@@ -461,6 +494,12 @@ class Console(ObserverBase):
 
     def contactPersonalMessageChanged(self, contact: Any, personalMessage: str) -> None:
         self.event(f"* {contact.email}: {personalMessage!r}")
+
+    def contactPictureChanged(self, contact: Any, msnObject: Any) -> None:
+        if msnObject is None:
+            self.event(f"{contact.email} removed their display picture.")
+        else:
+            self.event(f"{contact.email} has a new display picture ({msnObject.size} bytes; /getpicture to save it).")
 
     def contactAddedYou(self, email: str, displayName: Optional[str]) -> None:
         self.event(f"* {email} added you to their contact list (/accept {email} to add them back)")

@@ -16,7 +16,7 @@ import copy
 import enum
 import re
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Optional
+from typing import Any, Iterable, Iterator, Optional
 
 
 #: The address the historical clients never put into an C{ADL} (pidgin).
@@ -183,6 +183,11 @@ class Contact:
     currentMedia: str = ""
     capabilities: str = "0:0"
     msnObject: Optional[str] = None
+    #: The display picture as last announced in C{NLN}/C{ILN}: the
+    #: L{msnp.p2p.msnobject.MSNObject} parsed from L{msnObject} by the NS
+    #: connection, L{None} for none or one that does not parse.
+    #: L{msnp.session.Session.fetchDisplayPicture} fetches it.
+    picture: Optional[Any] = None
     endpoints: dict[str, Place] = field(default_factory=dict)
     membershipIds: dict[str, int] = field(default_factory=dict)
     inviteMessage: Optional[str] = None

@@ -29,6 +29,7 @@ from twisted.internet.defer import (
 )
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import Interface
 
 from msnp.clientlimits import DEFAULT_CLIENT_LIMITS, ClientLimits, InvitationRate, RefusalSummary
 from msnp.contacts import NETWORK_YAHOO, normalizeEmail, normalizeGuid
@@ -70,6 +71,26 @@ def _endpointKey(guid: str) -> str:
         return ""
 
 
+class IP2PReceiver(Interface):
+    """
+    Where a conversation hands what belongs to the P2P layer (display
+    pictures, L{msnp.pictures}): the payloads of type
+    C{application/x-msnmsgrp2p} and the end of a switchboard.
+    """
+
+    def p2pReceived(conversation: "Conversation", sender: str, payload: bytes) -> None:
+        """
+        A whole C{application/x-msnmsgrp2p} payload from C{sender} (the
+        C{MSG} line's account). Must not raise.
+        """
+
+    def p2pSwitchboardClosed(conversation: "Conversation", peers: frozenset[str]) -> None:
+        """
+        The switchboard of C{conversation} is gone; C{peers} were on it.
+        Must not raise.
+        """
+
+
 # -- the connection -----------------------------------------------------------
 
 # -- conversations ------------------------------------------------------------
@@ -106,6 +127,15 @@ def tcpConnector(reactor: Any, timeout: float) -> Connector:
         return connectQuietly(endpoint, protocol)
 
     return connect
+
+
+def _rawPayload(message: MimeMessage) -> bytes:
+    """
+    A message's payload again as bytes (header lines, blank line, body),
+    for the P2P codec, which reads the frame itself.
+    """
+    head = "".join(f"{name}: {value}\r\n" for name, value in message.headers)
+    return head.encode("utf-8") + b"\r\n" + message.body
 
 
 class ConversationState(enum.Enum):
@@ -285,6 +315,20 @@ class Conversation:
         """
         if self._isUsable() and self._switchboard is not None:
             self._switchboard.sendUnacknowledged("U", buildTypingPayload(self.manager.account))
+
+    def sendP2P(self, payload: bytes) -> "Deferred[None]":
+        """
+        Send one framed P2P payload (ack mode C{D}), in turn with the texts:
+        it waits in the same queue, so a picture sent chunk by chunk never
+        holds a text back by more than one chunk.
+
+        @return: a L{Deferred} firing on the switchboard's C{ACK}, failing
+            with L{MessageNotDelivered} on C{NAK}, time-out, a closed
+            switchboard or none that could be opened.
+        """
+        d: Deferred[None] = Deferred()
+        self._submit(_Outgoing([payload], "D", d))
+        return d
 
     def invite(self, email: str) -> "Deferred[None]":
         """
@@ -604,6 +648,9 @@ class Conversation:
                 notifyObserver(observer, "nudgeReceived", self, email)
             else:
                 log.info("Ignoring datacast {id} from {sender}", id=ident, sender=email)
+        elif kind == "application/x-msnmsgrp2p":
+            if self.manager.p2p is not None:
+                self.manager.p2p.p2pReceived(self, email, _rawPayload(message))
         elif kind in ("text/x-clientcaps", "text/x-clientinfo", "text/x-keepalive"):
             pass
         else:
@@ -623,9 +670,12 @@ class Conversation:
         The current switchboard is finished: go dormant and say so.
         """
         wasReady = self._state is ConversationState.READY
+        peers = frozenset(self.participants)
         self._switchboard = None
         self._state = ConversationState.IDLE
         self.participants.clear()
+        if self.manager.p2p is not None and peers:
+            self.manager.p2p.p2pSwitchboardClosed(self, peers)
         self._endpoints.clear()
         self._failJoinWaiters(ConnectionLost("the switchboard closed"))
         if wasReady:
@@ -667,6 +717,7 @@ class ConversationManager:
         trace: bool = False,
         connector: Optional[Connector] = None,
         session: Optional[object] = None,
+        p2p: Optional[IP2PReceiver] = None,
         limits: ClientLimits = DEFAULT_CLIENT_LIMITS,
         permits: Optional[Callable[[str], bool]] = None,
         sendOffline: Optional[OfflineSender] = None,
@@ -674,6 +725,8 @@ class ConversationManager:
         isKnownOffline: Optional[Callable[[str], bool]] = None,
     ) -> None:
         """
+        @param p2p: told of P2P payloads and closed switchboards
+            (L{msnp.pictures.DisplayPictures}); L{None} drops P2P.
         @param session: the session the conversations belong to
             (L{Conversation.session}).
         @param sendOffline: sends one text as an offline message (or, to a
@@ -701,6 +754,7 @@ class ConversationManager:
         self.requestSwitchboard = requestSwitchboard
         self.observer = observer
         self.session = session
+        self.p2p = p2p
         self.reactor = reactorOrDefault(reactor)
         self.connectTimeout = connectTimeout
         self.setupTimeout = setupTimeout

@@ -80,6 +80,9 @@ class ObserverBase:
     def contactPersonalMessageChanged(self, contact: Any, personalMessage: str) -> None:
         pass
 
+    def contactPictureChanged(self, contact: Any, msnObject: Any) -> None:
+        pass
+
     def contactAddedYou(self, email: str, displayName: Optional[str]) -> None:
         pass
 
@@ -257,6 +260,15 @@ class LogHandler:
             "{contact} set the personal message {personalMessage!r}",
             contact=getattr(contact, "email", contact),
             personalMessage=personalMessage,
+        )
+
+    def contactPictureChanged(self, contact: Any, msnObject: Any) -> None:
+        self._emit(
+            "contactPictureChanged",
+            "{contact} changed their display picture ({sha1d})",
+            contact=getattr(contact, "email", contact),
+            sha1d=getattr(msnObject, "sha1d", None),
+            size=getattr(msnObject, "size", None),
         )
 
     def contactAddedYou(self, email: str, displayName: Optional[str]) -> None:

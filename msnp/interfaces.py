@@ -78,6 +78,14 @@ class IMessengerObserver(Interface):
         A contact changed their personal message (or current media).
         """
 
+    def contactPictureChanged(contact: Any, msnObject: Any) -> None:
+        """
+        A contact announced a new display picture (C{NLN}/C{ILN} with
+        another SHA1D): C{msnObject} is the new
+        L{msnp.p2p.msnobject.MSNObject}, or L{None} when they removed it.
+        L{msnp.session.Session.fetchDisplayPicture} gets the bytes.
+        """
+
     def contactAddedYou(email: str, displayName: Optional[str]) -> None:
         """
         Someone put you on their contact list; accept or decline with

@@ -33,6 +33,7 @@ from msnp.circles import CircleProtocolError, circleIdOfNotification
 from msnp.contacts import Place, Status, normalizeEmail, normalizeGuid
 from msnp.preamble import NSRedirect, PreambleProtocol, parseTransfer
 from msnp.endpoints import ClientIdentity
+from msnp.p2p.msnobject import parsePicture, pictureIdentity
 from msnp.clientlimits import DEFAULT_CLIENT_LIMITS, ClientLimits, RefusalSummary, addPlace, boundPlaces
 from msnp.errors import (
     AuthenticationError,
@@ -261,14 +262,17 @@ class NotificationProtocol(PreambleProtocol):
 
     def changeStatus(self, status: Status, msnObject: Optional[str] = None) -> "Deferred[Status]":
         """
-        C{CHG trid STATUS caps msnobj}; C{SessionState.status} changes on
-        the server's echo.
+        C{CHG trid STATUS caps msnobj}; C{SessionState.status} (and
+        C{SessionState.msnObject}) change on the server's echo.
 
+        @param msnObject: the decoded C{<msnobj/>} XML to publish; L{None}
+            keeps the one published last, C{""} publishes none (C{0}).
         @raise ValueError: C{status} is C{Status.OFFLINE} (use C{OUT}).
         """
         if status is Status.OFFLINE:
             raise ValueError("the client cannot set FLN; log out instead")
-        encoded = encodeParameter(msnObject) if msnObject else "0"
+        published = self.state.msnObject if msnObject is None else (msnObject or None)
+        encoded = encodeParameter(published) if published else "0"
         d = self.sendCommand("CHG", status.code, self.identity.capabilities, encoded)
 
         def confirmed(reply: Command) -> Status:
@@ -277,6 +281,7 @@ class NotificationProtocol(PreambleProtocol):
             except ValueError:
                 echoed = status
             self.state.status = echoed
+            self.state.msnObject = published
             return echoed
 
         return d.addCallback(confirmed)
@@ -484,11 +489,12 @@ class NotificationProtocol(PreambleProtocol):
         if contact is None:
             log.debug("Presence of {email}, who is not a contact", email=update.account.email)
             return
-        oldStatus, oldName = contact.status, contact.displayName
+        oldStatus, oldName, oldPicture = contact.status, contact.displayName, contact.picture
         contact.status = update.status
         contact.displayName = update.displayName
         contact.capabilities = update.capabilities
         contact.msnObject = update.msnObject
+        contact.picture = parsePicture(update.msnObject)
         if update.account.endpoint is not None and update.account.endpoint not in contact.endpoints:
             dropped = addPlace(
                 contact.endpoints, update.account.endpoint,
@@ -500,6 +506,9 @@ class NotificationProtocol(PreambleProtocol):
             notifyObserver(self.observer, "contactStatusChanged", contact, contact.status)
         if oldName != contact.displayName:
             notifyObserver(self.observer, "contactNameChanged", contact, contact.displayName)
+        newPicture = contact.picture
+        if pictureIdentity(oldPicture) != pictureIdentity(newPicture):
+            notifyObserver(self.observer, "contactPictureChanged", contact, newPicture)
 
     def _boundPlaces(self, new: dict[str, Place], known: dict[str, Place], whose: str) -> dict[str, Place]:
         """

@@ -92,6 +92,10 @@ class SessionState:
     places: dict[str, Place] = field(default_factory=dict)
     hotmailProfile: dict[str, str] = field(default_factory=dict)
     verified: bool = True
+    #: The decoded MSN object of our display picture as the last C{CHG}
+    #: echo confirmed it (L{None}: no picture); every later C{CHG} repeats
+    #: it, so a status change never drops the picture.
+    msnObject: Optional[str] = None
 
 
 @dataclass(frozen=True)

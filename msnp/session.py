@@ -52,7 +52,10 @@ from msnp.uum import (
 )
 from msnp.wire import Command
 from msnp.notification import INotificationListener, NotificationProtocol
+from msnp.reactors import reactorOrDefault
 from msnp.nsmessages import Invitation, SessionState
+from msnp.p2p.msnobject import MSNObject
+from msnp.pictures import DisplayPictures, NoDisplayPicture, PictureCache
 from msnp.roster import GroupReference, RosterManager
 from msnp.soap.addressbook import AddressBookService
 from msnp.soap.circles import CircleService
@@ -138,6 +141,7 @@ class Session:
         trace: bool = False,
         http: Optional[HTTPClientHandle] = None,
         client: Optional["MSNClient"] = None,
+        pictureCache: Optional[PictureCache] = None,
         limits: ClientLimits = DEFAULT_CLIENT_LIMITS,
         rsi: Optional[RSIService] = None,
         webTicket: Optional[ContactsTicket] = None,
@@ -152,6 +156,9 @@ class Session:
         @param http: the HTTP pool the login created, closed when the
             session ends (L{None}: the caller's own client, left open).
         @param client: the L{msnp.client.MSNClient} that signed in, if any.
+        @param pictureCache: where fetched display pictures are kept (the
+            client's, so it outlives reconnects); by default a new one in
+            memory.
         @param limits: the caps against a hostile server; every switchboard
             wait (connect, acknowledgement, set-up) derives from
             C{requestTimeout}.
@@ -177,6 +184,13 @@ class Session:
             self.contacts, sharing, addressBook, protocol.sendListCommand, observer,
             session=self, ownEmail=self.account, clock=reactor,
         )
+        self.pictures = DisplayPictures(
+            self.account,
+            openConversation=lambda email: self.conversationManager.openConversation(email),
+            clock=reactorOrDefault(reactor),
+            cache=pictureCache,
+            otherPlaces=lambda: len(self.places) > 1,
+        )
         self.conversationManager = ConversationManager(
             account=self.account,
             machineGuid=self.machineGuid,
@@ -190,6 +204,7 @@ class Session:
             setupTimeout=2 * requestTimeout,
             trace=trace,
             session=self,
+            p2p=self.pictures,
             limits=limits,
             permits=self._permitsInvitation,
             sendOffline=self.sendOfflineMessage,
@@ -417,6 +432,7 @@ class Session:
         self.roster.close()
         self._circleRefreshes.close()
         self._contactsTicket.close()
+        self.pictures.close()
         if self._webTicket is not None:
             self._webTicket.close()
         if self.offlineInbox is not None:
@@ -521,6 +537,60 @@ class Session:
         """
         media = formatCurrentMedia(title, artist, album, category)
         return self.protocol.publishPersonalData(self.personalMessage, media)
+
+    # -- display pictures (see msnp.pictures) ------------------------------------------------------------
+
+    @property
+    def displayPicture(self) -> Optional[MSNObject]:
+        """
+        The MSN object of the display picture this session publishes and
+        serves, or L{None}.
+        """
+        return self.pictures.published
+
+    def setDisplayPicture(self, data: Optional[bytes]) -> "Deferred[Optional[MSNObject]]":
+        """
+        Publish C{data} (PNG or JPEG bytes) as the display picture, or
+        clear it with L{None}: the object goes into C{CHG} (contacts see it
+        in C{NLN}/C{ILN}), the bytes are served to every contact who asks
+        over P2P, and the client keeps them for its next logins.
+
+        @return: a L{Deferred} firing with the published
+            L{msnp.p2p.msnobject.MSNObject} (L{None} when cleared) once the
+            server echoed the C{CHG}; failing with L{ValueError} for data
+            that is empty, over L{msnp.pictures.MAX_PICTURE_SIZE} or not a
+            PNG/JPEG (nothing changes then).
+        """
+        try:
+            obj = self.pictures.publish(data)
+        except ValueError as e:
+            return fail(e)
+        if self.client is not None:
+            self.client.displayPicture = None if data is None else bytes(data)
+        xml = obj.toXml() if obj is not None else ""
+        if self.status is Status.OFFLINE:
+            # Not announced yet: the login's first CHG carries it.
+            self.state.msnObject = xml or None
+            return succeed(obj)
+        return self.protocol.changeStatus(self.status, xml).addCallback(lambda _: obj)
+
+    def fetchDisplayPicture(self, email: str) -> "Deferred[bytes]":
+        """
+        The bytes of C{email}'s current display picture (the object of
+        their last C{NLN}/C{ILN}, L{msnp.contacts.Contact.picture}): from
+        the cache when it holds that SHA1D, else asked for over P2P and
+        checked against the SHA1D before it is cached and returned.
+
+        @return: a L{Deferred} firing with the bytes, or failing with a
+            L{msnp.p2p.errors.TransferError}: L{msnp.pictures.NoDisplayPicture}
+            (no picture announced), C{TransferDeclined}, C{TransferTimeout},
+            C{TransferInterrupted} (the switchboard closed), C{ChecksumMismatch}.
+        """
+        contact = self.contacts.get(email.strip().lower())
+        obj = contact.picture if contact is not None else None
+        if obj is None:
+            return fail(NoDisplayPicture(f"{email} has announced no display picture"))
+        return self.pictures.fetch(obj)
 
     # -- conversations ---------------------------------------------------------------------------------
 

@@ -140,6 +140,8 @@ class Options(TwistdOptionsMixin, usage.Options):
          "or a wire code."],
         ["display-name", None, None, "Display name to publish."],
         ["personal-message", None, None, "Personal message to publish."],
+        ["display-picture", None, None, "PNG or JPEG file to publish as the display picture (at most 256 KiB)."],
+        ["picture-cache", None, None, "Directory keeping contacts' display pictures across restarts."],
         ["handler", None, "log", "echo, log, or the dotted path of a factory callable(client) -> observer."],
         ["machine-guid", None, None, "This place's MPOP endpoint GUID (keep it to stay the same place)."],
         ["locale", None, "0x0409", "Locale id sent in CVR."],
@@ -166,6 +168,7 @@ class Options(TwistdOptionsMixin, usage.Options):
         self.status: Status = Status.ONLINE
         self.handlerFactory: Optional[HandlerFactory] = None
         self.endpoints: Endpoints = Endpoints()
+        self.displayPicture: Optional[bytes] = None
         self.limits: ClientLimits = DEFAULT_CLIENT_LIMITS
         self._limitChanges: dict[str, Any] = {}
 
@@ -227,6 +230,8 @@ class Options(TwistdOptionsMixin, usage.Options):
             self.limits = DEFAULT_CLIENT_LIMITS.replace(**self._limitChanges)
         except ValueError as e:
             raise usage.UsageError(str(e)) from None
+        if self["display-picture"] is not None:
+            self.displayPicture = readPicture(self["display-picture"])
         if self["max-retry-delay"] < self["min-retry-delay"]:
             raise usage.UsageError("--max-retry-delay must not be smaller than --min-retry-delay")
         self.endpoints = Endpoints(
@@ -283,6 +288,26 @@ class Options(TwistdOptionsMixin, usage.Options):
         )
 
 
+def readPicture(path: str) -> bytes:
+    """
+    The display picture in C{path}, checked as the session will check it.
+
+    @raise usage.UsageError: unreadable, empty, too large, not PNG/JPEG.
+    """
+    from msnp.pictures import MAX_PICTURE_SIZE, checkPicture
+
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_PICTURE_SIZE + 1)
+    except OSError as e:
+        raise usage.UsageError(f"cannot read the display picture {path!r}: {e.strerror or e}") from None
+    try:
+        checkPicture(data)
+    except ValueError as e:
+        raise usage.UsageError(f"--display-picture {path!r}: {e}") from None
+    return data
+
+
 def makeClient(options: Options, reactor: Any = None) -> Any:
     """
     The L{msnp.client.MSNClient} the options describe, with its handler
@@ -301,6 +326,8 @@ def makeClient(options: Options, reactor: Any = None) -> Any:
         initialStatus=options.status,
         displayName=options["display-name"],
         personalMessage=options["personal-message"],
+        displayPicture=options.displayPicture,
+        pictureCacheDirectory=options["picture-cache"],
         limits=options.limits,
     )
     if options.handlerFactory is not None:

@@ -37,14 +37,16 @@ class DefaultIdentityTests(SynchronousTestCase):
 
     def test_defaultIsComputed(self) -> None:
         """
-        The default is the computed value, today multi-packet messages and
-        nudges only: no MSNC version while P2P is not served by the session.
+        The default is the computed value: multi-packet messages, nudges,
+        and MSNC9 since the session serves and fetches display pictures
+        over P2P v1; nothing of P2P v2, webcam, ink, winks or voice.
         """
         value = Capabilities.fromString(ClientIdentity().capabilities)
         self.assertEqual(value, advertisedCapabilities())
-        self.assertEqual(sorted(value.names()), ["NUDGES", "PACKET"])
-        self.assertEqual(value.msncVersion, 0)
-        self.assertEqual(str(value), "32:1024")
+        self.assertEqual(sorted(value.names()), ["MSNC9", "NUDGES", "PACKET"])
+        self.assertEqual(value.msncVersion, 9)
+        self.assertEqual(value.extended & 0x30, 0)
+        self.assertEqual(str(value), "2415919136:1024")
 
     def test_oldDefaultIsCaught(self) -> None:
         """

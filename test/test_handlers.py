@@ -15,6 +15,7 @@ from zope.interface.verify import verifyObject
 from msnp.circles import Circle
 from msnp.contacts import Contact, Status
 from msnp.errors import MessageNotDelivered
+from msnp.p2p.msnobject import MSNObject
 from msnp.handlers import EchoHandler, LogHandler, ObserverBase, loadHandlerFactory
 from msnp.interfaces import IMessengerObserver, notifyObserver
 from msnp.mime import TextMessage
@@ -113,6 +114,7 @@ class LogHandlerTests(SynchronousTestCase):
             "contactStatusChanged": (contact, Status.BUSY),
             "contactNameChanged": (contact, "Bobby"),
             "contactPersonalMessageChanged": (contact, "hello"),
+            "contactPictureChanged": (contact, MSNObject.fromData("bob@example.com", b"\x89PNG\r\n\x1a\n")),
             "contactAddedYou": ("carol@example.com", "Carol"),
             "contactRemovedYou": ("carol@example.com",),
             "contactListChanged": (session,),

@@ -229,3 +229,25 @@ def checksum(creator: str, size: int, type: int, location: str, friendly: str, s
     """
     text = f"Creator{creator}Size{size}Type{type}Location{location}Friendly{friendly}SHA1D{sha1d}"
     return sha1Base64(text.encode("utf-8"))
+
+
+def parsePicture(text: Optional[str]) -> Optional[MSNObject]:
+    """
+    The L{msnp.p2p.msnobject.MSNObject} of a decoded C{NLN}/C{ILN} object
+    field, or L{None} for none or one that does not parse.
+    """
+    if not text:
+        return None
+    try:
+        return MSNObject.parse(text)
+    except MalformedMSNObject:
+        return None
+
+
+def pictureIdentity(obj: Optional[MSNObject]) -> Optional[tuple[str, str, int]]:
+    """
+    What makes two announced pictures the same one: creator, SHA1D and
+    type (C{NLN}s repeat the object with every status change; only a new
+    identity is a new picture).
+    """
+    return None if obj is None else (obj.creator.lower(), obj.sha1d, obj.type)

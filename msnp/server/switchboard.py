@@ -22,6 +22,12 @@ Privacy is checked at the moment of use: a C{CAL} to someone who blocked
 the caller, or does not allow it with C{BLP BL}, is answered C{217} exactly
 like one to an offline or hidden account; each relayed C{MSG} skips
 members who block the sender.
+
+P2P messages (C{application/x-msnmsgrp2p}) travel with ack mode C{D} only
+(another mode closes the connection, as Escargot does), within the same
+1664-byte limit, and reach only the places of the account their
+C{P2P-Dest} names: every place for a bare address (version 1), the one
+place for C{account;{guid}} (version 2 under MPOP).
 """
 
 from __future__ import annotations
@@ -58,12 +64,48 @@ _ACK_MODES = frozenset({"U", "N", "A", "D"})
 _DEFAULT_CAPS = "0:0"
 
 
+#: The content type of P2P messages (MSNP18.md 6.6 h).
+P2P_CONTENT_TYPE = b"application/x-msnmsgrp2p"
+
+
+def p2pDestination(payload: bytes) -> Optional[tuple[str, str]]:
+    """
+    For a P2P message, the C{(account, endpoint)} its C{P2P-Dest} names
+    (C{("", "")} when it names none); L{None} for any other message. Only
+    the header block is read, never the binary part.
+    """
+    head = payload.split(b"\r\n\r\n", 1)[0]
+    contentType = b""
+    destination = b""
+    for line in head.split(b"\r\n"):
+        name, sep, value = line.partition(b":")
+        if not sep:
+            continue
+        key = name.strip().lower()
+        if key == b"content-type" and not contentType:
+            contentType = value.split(b";", 1)[0].strip().lower()
+        elif key == b"p2p-dest" and not destination:
+            destination = value.strip()
+    if contentType != P2P_CONTENT_TYPE:
+        return None
+    email, _, guid = destination.decode("utf-8", "replace").partition(";")
+    return normalizeEmail(email) if email else "", guidKey(guid)
+
+
 def splitEndpoint(text: str) -> tuple[str, str]:
     """
     C{"Alice@Example.com;{GUID}"} to C{("alice@example.com", "{GUID}")}.
     """
     email, _, guid = text.partition(";")
     return normalizeEmail(email), guid
+
+
+def _addressed(member: "SwitchboardServer", account: str, guid: str) -> bool:
+    """
+    Whether a P2P message for C{account} (at endpoint C{guid}, or any
+    endpoint when C{guid} is empty) goes to C{member}.
+    """
+    return member.account == account and (not guid or guidKey(member.machineGuid) == guid)
 
 
 class SwitchboardServer(ServerConnection):
@@ -341,12 +383,21 @@ class SwitchboardServer(ServerConnection):
             return
         payload = command.payload or b""
         assert self.account is not None
+        destination = p2pDestination(payload)
+        if destination is not None and mode != "D":
+            # P2P goes with ack mode D only (MSNP18-p2p.md P.2.1, as Escargot).
+            self.close(f"P2P message with ack mode {mode}")
+            return
         sender = self._accountRecord()
         store = self.network.store
         recipients = []
         for member in self._others():
             # The sender's own other places get the message too: that is
             # what they joined for (the self-CAL, reference 5.5).
+            if destination is not None and destination[0] and not _addressed(member, *destination):
+                # P2P reaches the account its P2P-Dest names, and only the
+                # place named by a ";{guid}" (version 2, MPOP).
+                continue
             account = store.get(member.account) if member.account else None
             # Privacy at the moment of use: a member whose owner blocked
             # the sender since joining gets nothing.
