@@ -25,7 +25,7 @@ from msnp.p2p.msnobject import MSNObject, parsePicture, pictureIdentity, sha1Bas
 from msnp.pictures import MAX_PICTURE_SIZE, DisplayPictures, PictureCache, checkPicture
 from msnp.tap import Options, makeClient
 
-from test.support import writeTempFile
+from test.support import tempDirectory, writeTempFile
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -71,7 +71,7 @@ class CacheTests(SynchronousTestCase):
         A second cache on the same directory finds the picture; a file
         whose content no longer matches its SHA1D is ignored.
         """
-        directory = self.mktemp()
+        directory = os.path.join(tempDirectory(self), "sub")
         data = png(500)
         sha1d = sha1Base64(data)
         PictureCache(directory).put(sha1d, data)
@@ -86,7 +86,7 @@ class CacheTests(SynchronousTestCase):
         Data is never stored under a SHA1D it does not have; a hostile
         SHA1D never names a file outside the directory.
         """
-        cache = PictureCache(self.mktemp())
+        cache = PictureCache(os.path.join(tempDirectory(self), "sub"))
         self.assertRaises(ValueError, cache.put, sha1Base64(b"a"), b"b")
         self.assertIsNone(cache.get("../../etc/passwd"))
 
@@ -276,7 +276,7 @@ class OptionsTests(SynchronousTestCase):
         C{--picture-cache}.
         """
         path = writeTempFile(self, png(2000))
-        cache = self.mktemp()
+        cache = os.path.join(tempDirectory(self), "sub")
         options = self.parse("--display-picture", path, "--picture-cache", cache)
         client = makeClient(options, reactor=Clock())
         self.assertEqual(client.displayPicture, png(2000))
@@ -286,7 +286,7 @@ class OptionsTests(SynchronousTestCase):
         """
         A missing file, or one that is not PNG/JPEG, is a usage error.
         """
-        self.assertRaises(usage.UsageError, self.parse, "--display-picture", self.mktemp())
+        self.assertRaises(usage.UsageError, self.parse, "--display-picture", os.path.join(tempDirectory(self), "sub"))
         error = self.assertRaises(usage.UsageError, self.parse, "--display-picture", writeTempFile(self, b"GIF89a"))
         self.assertIn("PNG or JPEG", str(error))
 
@@ -317,7 +317,7 @@ class ConsoleTests(SynchronousTestCase):
         console = Console(lines.append, clock=Clock())
         console.session = Session()
         path = writeTempFile(self, png(100))
-        target = self.mktemp()
+        target = os.path.join(tempDirectory(self), "sub")
         console.command(f"/picture {path}")
         console.command("/picture none")
         console.command(f"/getpicture bob@example.com {target}")

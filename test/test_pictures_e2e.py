@@ -10,6 +10,7 @@ time; each wait is bounded.
 
 from __future__ import annotations
 
+import os
 import random
 from typing import Any
 
@@ -24,7 +25,7 @@ from msnp.p2p.errors import TransferInterrupted
 from msnp.p2p.msnobject import sha1Base64
 from msnp.pictures import MAX_PICTURE_SIZE, NoDisplayPicture
 
-from test.support import EventRecorder, logoutQuietly, signIn, startLocalNetwork
+from test.support import EventRecorder, logoutQuietly, signIn, startLocalNetwork, tempDirectory
 
 PASSWORD = "secret-pw"
 ALICE, BOB, CAROL = "alice@example.com", "bob@example.com", "carol@example.com"
@@ -168,7 +169,7 @@ class DisplayPictureTests(TestCase):
         A bot with a cache directory fetches a picture once; restarted (a
         new client, same directory) it gets the same bytes without any P2P.
         """
-        directory = self.mktemp()
+        directory = os.path.join(tempDirectory(self), "sub")
         alice, _ = await self.signIn(ALICE)
         obj = await alice.setDisplayPicture(png(5000, seed=5))
         bob, bobEvents = await self.signIn(BOB, pictureCacheDirectory=directory)
