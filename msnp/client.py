@@ -41,6 +41,7 @@ from msnp.listpayload import buildListPayloads
 from msnp.dispatch import MAX_RESTARTS, NSRedirect, SSOChallenge
 from msnp.endpoints import ClientIdentity, Endpoints
 from msnp.errors import (
+    AuthenticationError,
     LoginTimeout,
     ProtocolError,
     RequestTimeout,
@@ -50,7 +51,10 @@ from msnp.interfaces import IMessengerObserver, Observers, notifyObserver
 from msnp.notification import NotificationProtocol
 from msnp.nsmessages import LoginAccepted
 from msnp.protocol import reactorOrDefault
+from msnp.namespaces import STORAGE
+from msnp.roaming import RoamingProfileSync, chooseSignInProfile, cidFromHex
 from msnp.session import ContactsTicket, Session
+from msnp.soap.storage import StorageService
 from msnp.soap.addressbook import AddressBookResult, AddressBookService
 from msnp.soap.envelope import ABCHCache, ABCHFault
 from msnp.soap.sharing import MembershipResult, SharingService
@@ -427,9 +431,19 @@ class MSNClient:
             await ns.sendListCommand("ADL", payload)
         self._step(attempt, "ADL")
 
-        # Name, place, personal message.
+        # The roamed profile (part of the "profile" step); a storage
+        # failure never fails the login.
         attempt.step = "profile"
-        name = self.displayName or synced.profile.displayName or self.account
+        roaming = self._roamingSync(httpClient, tokens, synced.profile.cid)
+        roamed = await roaming.load() if roaming is not None else None
+        if roaming is not None:
+            session.useRoamingProfile(roaming)
+        chosen = chooseSignInProfile(
+            roamed, self.displayName, self.personalMessage, synced.profile.displayName or self.account
+        )
+
+        # Name, place, personal message.
+        name = chosen.displayName
         if accepted.verified:
             try:
                 await ns.setDisplayName(name)
@@ -438,7 +452,7 @@ class MSNClient:
         else:
             state.displayName = name
         await ns.publishEndpoint(self.initialStatus)
-        await ns.publishPersonalData(self.personalMessage or "", "")
+        await ns.publishPersonalData(chosen.personalMessage, "")
         self._step(attempt, "profile")
 
         # Online.
@@ -450,6 +464,28 @@ class MSNClient:
         log.info("{account} signed in as {status}", account=self.account, status=state.status.code)
         notifyObserver(self.observers, "signedIn", session)
         return session
+
+    def _roamingSync(
+        self, httpClient: Any, tokens: SSOResult, cid: Optional[int]
+    ) -> Optional[RoamingProfileSync]:
+        """
+        The roamed-profile sync of this session, or L{None} (logged) when
+        the SSO service issued no storage ticket or no CID is known.
+        """
+        try:
+            ticket = tokens.token(STORAGE).ticket
+        except AuthenticationError:
+            log.info("No {address} ticket for {account}: no roaming profile", address=STORAGE, account=self.account)
+            return None
+        if cid is None:
+            cid = cidFromHex(tokens.cid)
+        if cid is None:
+            log.info("No CID known for {account}: no roaming profile", account=self.account)
+            return None
+        service = StorageService(
+            httpClient, self.endpoints.storage, lambda: ticket, self.reactor, timeout=self.requestTimeout
+        )
+        return RoamingProfileSync(service, cid, self.reactor)
 
     def _renewer(self, httpClient: Any, policy: str) -> Callable[[], "Deferred[str]"]:
         """

@@ -19,6 +19,7 @@ HISTORICAL_DISPATCH = "tcp:messenger.hotmail.com:1863"
 HISTORICAL_SSO = "https://login.live.com/RST2.srf"
 HISTORICAL_SHARING = "https://contacts.msn.com/abservice/SharingService.asmx"
 HISTORICAL_ADDRESS_BOOK = "https://contacts.msn.com/abservice/abservice.asmx"
+HISTORICAL_STORAGE = "https://storage.msn.com/storageservice/SchematizedStore.asmx"
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,8 @@ class Endpoints:
     @ivar sso: URL of the Passport RST2 service.
     @ivar sharing: URL of the ABCH sharing (membership) service.
     @ivar addressBook: URL of the ABCH address-book service.
+    @ivar storage: URL of the storage service (the roaming profile:
+        display name, personal message, display picture).
     @ivar trustRoot: path of a PEM file with the CA certificates to trust
         for https URLs, for self-signed revival servers; L{None} uses the
         platform's trust store. Certificates are always verified.
@@ -41,6 +44,7 @@ class Endpoints:
     sso: str = HISTORICAL_SSO
     sharing: str = HISTORICAL_SHARING
     addressBook: str = HISTORICAL_ADDRESS_BOOK
+    storage: str = HISTORICAL_STORAGE
     trustRoot: Optional[str] = None
 
     def replace(self, **changes: object) -> "Endpoints":

@@ -11,11 +11,12 @@ from twisted.logger import Logger, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from msnp.contacts import Contact, Status
+from msnp.contacts import Contact, Place, Status
 from msnp.errors import MessageNotDelivered
 from msnp.handlers import EchoHandler, LogHandler, ObserverBase, loadHandlerFactory
 from msnp.interfaces import IMessengerObserver, notifyObserver
 from msnp.mime import TextMessage
+from msnp.uun import ReceivedNotification, RTCActivity
 
 
 class FakeConversation:
@@ -105,6 +106,10 @@ class LogHandlerTests(SynchronousTestCase):
             "signedOut": (session, "OTH"),
             "profileReceived": (session, {"MSPAuth": "x"}),
             "endpointsChanged": (session, {"{A}": object()}),
+            "placeSignedIn": (session, Place("{11111111-2222-3333-4444-555555555555}", name="Laptop")),
+            "placeSignedOut": (session, Place("{11111111-2222-3333-4444-555555555555}", name="Laptop")),
+            "notificationReceived": (session, ReceivedNotification("bob@example.com", None, RTCActivity(1))),
+            "contactCurrentMediaChanged": (contact, "Song - Artist"),
             "contactStatusChanged": (contact, Status.BUSY),
             "contactNameChanged": (contact, "Bobby"),
             "contactPersonalMessageChanged": (contact, "hello"),

@@ -33,8 +33,10 @@ from msnp.server.httplimits import boundedSite
 from msnp.server.limits import DEFAULT_LIMITS, ServerLimits
 from msnp.server.notification import NotificationServer, NotificationServerFactory
 from msnp.server.presence import Presence
+from msnp.server.roaming import IRoamingProfileStore, MemoryRoamingProfiles, StorageTickets
 from msnp.server.router import INetworkRouter, SwitchboardReferral
 from msnp.server.sso import SSOResource
+from msnp.server.storage import StorageResource
 from msnp.server.throttle import SignInThrottle
 from msnp.server.switchboard import SwitchboardDirectory, SwitchboardServerFactory
 from msnp.wire import Command, encodeParameter
@@ -142,6 +144,8 @@ class LocalNetwork:
     @ivar presence: who is signed in where (the NS sessions).
     @ivar switchboards: the switchboard directory, L{None} until started.
     @ivar abch: the ABCH services, L{None} until started.
+    @ivar roamingProfiles: the roamed profiles the storage service keeps.
+    @ivar storageTickets: the C{storage.msn.com} tickets the SSO service issued.
     @ivar signInThrottle: the sign-in rate limiter of the SSO service.
     @ivar limits: the L{ServerLimits} every server enforces.
     @ivar switchboardAddress: C{"127.0.0.1:port"} of the switchboard server
@@ -204,6 +208,12 @@ class LocalNetwork:
             store if store is not None else AccountStore(ticketLifetime=ticketLifetime, clock=self.clock)
         )
         self.abch: Optional[ABCHResource] = None
+        # The roamed profiles live in the account store once it keeps them
+        # (the durable store's seam); in memory until then.
+        self.roamingProfiles: IRoamingProfileStore = (
+            self.store if IRoamingProfileStore.providedBy(self.store) else MemoryRoamingProfiles()
+        )
+        self.storageTickets = StorageTickets(self.store)
         self.signInThrottle = SignInThrottle(self.timeoutClock, limits)
         self.presence = Presence(self.store, limits)
         self.switchboards: Optional[SwitchboardDirectory] = None
@@ -294,6 +304,7 @@ class LocalNetwork:
             sso=f"{base}/RST2.srf",
             sharing=f"{base}/abservice/SharingService.asmx",
             addressBook=f"{base}/abservice/abservice.asmx",
+            storage=f"{base}/storageservice/SchematizedStore.asmx",
         )
         log.info("Local MSNP18 network started: {endpoints}", endpoints=self.endpoints)
         return self.endpoints
@@ -303,9 +314,15 @@ class LocalNetwork:
         return SwitchboardServerFactory(self, directory=self.switchboards, timerClock=self.timeoutClock)
 
     def _httpRoot(self) -> Resource:
-        root = SSOResource(self.store, clock=self.clock, throttle=self.signInThrottle)
+        root = SSOResource(
+            self.store, clock=self.clock, throttle=self.signInThrottle, storageTickets=self.storageTickets
+        )
         self.abch = ABCHResource(self.store, clock=self.clock, onChange=self._listsChanged, limits=self.limits)
         root.putChild(b"abservice", self.abch)
+        root.putChild(
+            b"storageservice",
+            StorageResource(self.storageTickets, self.roamingProfiles, clock=self.clock, mountPath="/storageservice"),
+        )
         return root
 
     def _listsChanged(self, account: Account, action: str) -> None:

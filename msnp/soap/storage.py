@@ -29,6 +29,7 @@ from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
+from msnp.endpoints import HISTORICAL_STORAGE as HISTORICAL_STORAGE  # the default of Endpoints.storage
 from msnp.errors import ServiceError
 from msnp.http import DEFAULT_HTTP_TIMEOUT, getBody, postXML
 from msnp.namespaces import SOAP_NS, XSD_NS, XSI_NS
@@ -37,9 +38,6 @@ from msnp.xmlsafe import XMLError, child, children, escapeText, findPath, iterBy
 
 log = Logger()
 
-#: The historical storage-service URL (switched off long ago); the default
-#: of the storage URL that C{Endpoints} is to gain.
-HISTORICAL_STORAGE = "https://storage.msn.com/storageservice/SchematizedStore.asmx"
 #: The namespace WLM 2009 used (Escargot answers in it when asked in it).
 STORAGE_NS = "http://www.msn.com/webservices/storage/w10"
 #: The namespace of C{detail/errorcode} in storage faults.
