@@ -378,3 +378,18 @@ class RoamingEndToEndTests(TestCase):
         await bob.protocol.sendUserNotification(ALICE, RTCActivity(2))
         await aliceEvents.waitFor(lambda: bool(aliceEvents.named("notificationReceived")), "bob's notification")
         self.assertEqual([n.sender for (n,) in aliceEvents.named("notificationReceived")], [BOB])
+
+    async def test_uunNotRelayedToHiddenButToOwnPlaces(self) -> None:
+        """
+        A hidden account gets no UUN from bob (he is answered like any
+        other), while its own places still reach each other.
+        """
+        one, oneEvents = await self.signIn(ALICE, "one", initialStatus=Status.HIDDEN)
+        two, _ = await self.signIn(ALICE, "two", initialStatus=Status.HIDDEN)
+        bob, _ = await self.signIn(BOB, "bob")
+        await bob.protocol.sendUserNotification(ALICE, RTCActivity(1))
+        await two.protocol.sendUserNotification(ALICE, RTCActivity(2), one.machineGuid)
+        await oneEvents.waitFor(lambda: bool(oneEvents.named("notificationReceived")), "the own place's notification")
+        [(notification,)] = oneEvents.named("notificationReceived")
+        self.assertEqual((notification.sender, notification.body), (ALICE, RTCActivity(2)))
+        self.assertEqual(notification.senderEndpoint, two.machineGuid)
