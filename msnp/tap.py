@@ -30,6 +30,7 @@ DEFAULT_SERVER = "tcp:127.0.0.1:1863"
 DEFAULT_SSO = "http://127.0.0.1:8080/RST2.srf"
 DEFAULT_SHARING = "http://127.0.0.1:8080/abservice/SharingService.asmx"
 DEFAULT_ADDRESS_BOOK = "http://127.0.0.1:8080/abservice/abservice.asmx"
+DEFAULT_STORAGE = "http://127.0.0.1:8080/storageservice/SchematizedStore.asmx"
 
 #: Friendly status names accepted by C{--status}, besides the wire codes.
 STATUS_NAMES: dict[str, Status] = {
@@ -121,6 +122,7 @@ class Options(usage.Options):
         ["sso-url", None, DEFAULT_SSO, "URL of the Passport RST2 service."],
         ["sharing-url", None, DEFAULT_SHARING, "URL of the ABCH sharing service."],
         ["ab-url", None, DEFAULT_ADDRESS_BOOK, "URL of the ABCH address-book service."],
+        ["storage-url", None, DEFAULT_STORAGE, "URL of the storage service (roaming profile)."],
         ["trust-root", None, None, "PEM file of the CA certificates to trust for https URLs."],
         ["status", None, "online", "Status to sign in with: online, busy, away, brb, phone, lunch, idle, hidden, "
          "or a wire code."],
@@ -170,6 +172,7 @@ class Options(usage.Options):
             checkURL(self["sso-url"], "--sso-url")
             checkURL(self["sharing-url"], "--sharing-url")
             checkURL(self["ab-url"], "--ab-url")
+            checkURL(self["storage-url"], "--storage-url")
             self.handlerFactory = loadHandlerFactory(self["handler"])
         except ValueError as e:
             raise usage.UsageError(str(e)) from None
@@ -183,6 +186,7 @@ class Options(usage.Options):
             sso=self["sso-url"],
             sharing=self["sharing-url"],
             addressBook=self["ab-url"],
+            storage=self["storage-url"],
             trustRoot=trustRoot,
         )
 

@@ -75,6 +75,7 @@ class OptionsTests(SynchronousTestCase):
                 "--sso-url", "https://sso.example/RST2.srf",
                 "--sharing-url", "https://ab.example/s.asmx",
                 "--ab-url", "https://ab.example/a.asmx",
+                "--storage-url", "https://st.example/SchematizedStore.asmx",
                 "--status", "busy",
                 "--display-name", "The Bot",
                 "--personal-message", "beep",
@@ -91,6 +92,7 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(options.endpoints.sso, "https://sso.example/RST2.srf")
         self.assertEqual(options.endpoints.sharing, "https://ab.example/s.asmx")
         self.assertEqual(options.endpoints.addressBook, "https://ab.example/a.asmx")
+        self.assertEqual(options.endpoints.storage, "https://st.example/SchematizedStore.asmx")
         self.assertIs(options.status, Status.BUSY)
         self.assertIs(options.handlerFactory, EchoHandler)
         self.assertTrue(options["trace"])
@@ -196,7 +198,7 @@ class OptionsTests(SynchronousTestCase):
         """
         Each service URL must be http(s); the error names the option.
         """
-        for option in ("--sso-url", "--sharing-url", "--ab-url"):
+        for option in ("--sso-url", "--sharing-url", "--ab-url", "--storage-url"):
             self.assertUsageError(["--account", ACCOUNT, option, "ftp://x.example/"], option, "http")
             self.assertUsageError(["--account", ACCOUNT, option, "not a url"], option)
 

@@ -137,12 +137,14 @@ class NetworkService(Service):
         endpoints = self.endpoints
         log.info(
             "msnp-server ready ({count} accounts). Give clients: "
-            "--server {dispatch} --sso-url {sso} --sharing-url {sharing} --ab-url {addressBook}",
+            "--server {dispatch} --sso-url {sso} --sharing-url {sharing} --ab-url {addressBook} "
+            "--storage-url {storage}",
             count=len(self.network.store),
             dispatch=endpoints.dispatch,
             sso=endpoints.sso,
             sharing=endpoints.sharing,
             addressBook=endpoints.addressBook,
+            storage=endpoints.storage,
         )
         log.info("Switchboard at {address}", address=self.network.switchboardAddress or "(not available)")
 
