@@ -23,7 +23,7 @@ import os
 import subprocess
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Optional
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -91,13 +91,17 @@ def _serve(accounts: int, contacts: int, sendChallenge: bool) -> None:
     from twisted.internet.defer import ensureDeferred
     from twisted.logger import FilteringLogObserver, LogLevel, LogLevelFilterPredicate, globalLogBeginner, textFileLogObserver
 
+    from msnp.server.limits import DEFAULT_LIMITS
     from msnp.server.network import LocalNetwork
 
     globalLogBeginner.beginLoggingTo(
         [FilteringLogObserver(textFileLogObserver(sys.stderr), [LogLevelFilterPredicate(LogLevel.warn)])],
         redirectStandardIO=False,
     )
-    network = LocalNetwork(reactor=reactor, sendChallenge=sendChallenge)
+    # Every benchmark client connects from 127.0.0.1: lift the per-address
+    # connection cap (see docs/limits.md) so a thousand sessions fit.
+    limits = replace(DEFAULT_LIMITS, connectionsPerAddress=1_000_000)
+    network = LocalNetwork(reactor=reactor, sendChallenge=sendChallenge, limits=limits)
     for index in range(accounts):
         network.addAccount(accountName(index), accountPassword(index), f"User {index}")
     for index in range(accounts):

@@ -27,7 +27,6 @@ from twisted.logger import globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from msnp.challenge import computeChallengeResponse
 from msnp.server.accounts import ALLOW, BLOCK, AccountStore
 from msnp.server.connection import ServerConnection, describe
 from msnp.server.limits import DEFAULT_LIMITS, ServerLimits, summarise
@@ -400,15 +399,19 @@ class TimeoutTests(LimitsTestCase):
     async def test_connectionsPerAddress(self) -> None:
         """
         Past C{connectionsPerAddress} open connections from one address,
-        a new one is closed at once; closing one makes room again.
+        over all servers together, a new one (to any server) is closed at
+        once; closing one makes room again.
         """
         await self.start(connectionsPerAddress=5)
-        raws = [await self.connect(self.ds) for _ in range(5)]
+        raws = [await self.connect(self.ds) for _ in range(3)]
+        raws += [await self.connect(self.network.notificationAddress) for _ in range(2)]
         for raw in raws:
             raw.send("VER 1 MSNP18 CVR0")
             await raw.expect("VER")
-        extra = await self.connect(self.ds)
-        await extra.lost
+        for address in (self.network.switchboardAddress, self.ds):
+            extra = await self.connect(address)
+            await extra.lost
+        self.assertEqual(self.network.addresses.openFrom("127.0.0.1"), 5)
         raws[0].transport.loseConnection()
         await raws[0].lost
         again = await self.connect(self.ds)
@@ -461,25 +464,25 @@ class LogTests(LimitsTestCase):
 
     def test_logFileRetentionBounded(self) -> None:
         """
-        Logging 2 MB through L{BoundedLogService} with a 100 KB rotation
-        and 3 kept files leaves at most 4 files of about 100 KB.
+        Logging 500 KB through L{BoundedLogService} with a 20 KB rotation
+        and 3 kept files leaves at most 4 files of about 20 KB.
         """
         directory = tempDirectory(self)
         path = os.path.join(directory, "server.log")
-        service = BoundedLogService(path, replace(DEFAULT_LIMITS, logRotateLength=100_000, logMaxRotatedFiles=3))
+        service = BoundedLogService(path, replace(DEFAULT_LIMITS, logRotateLength=20_000, logMaxRotatedFiles=3))
         service.startService()
         try:
             from twisted.logger import Logger
 
             logger = Logger()
-            for i in range(20_000):
+            for i in range(5_000):
                 logger.info("line {i} {filler}", i=i, filler="f" * 60)
         finally:
             service.stopService()
         files = os.listdir(directory)
         self.assertLessEqual(len(files), 4)
         total = sum(os.path.getsize(os.path.join(directory, f)) for f in files)
-        self.assertLess(total, 4 * 110_000)
+        self.assertLess(total, 4 * 21_000)
 
 
 class HTTPTests(LimitsTestCase):
@@ -927,3 +930,83 @@ class ThrottleEndToEndTests(LimitsTestCase):
         self.assertEqual(await arrived, 2.0)
         self.timers.advance(2)
         self.assertIn(b"BinarySecurityToken", await good)
+
+
+class TapOptionTests(SynchronousTestCase):
+    """
+    The limits are configurable from C{twistd msnp-server}.
+    """
+
+    def test_limitOption(self) -> None:
+        """
+        C{--limit NAME=VALUE} (repeatable) changes those limits on the
+        network made; the others keep their defaults.
+        """
+        from msnp.server.tap import Options, makeService
+
+        options = Options()
+        options.parseOptions(["--port", "0", "--limit", "idleTimeout=120", "--limit", "xfrTokensPerAccount=8"])
+        service: Any = makeService(options)
+        limits = service.network.limits
+        self.assertEqual((limits.idleTimeout, limits.xfrTokensPerAccount), (120.0, 8))
+        self.assertEqual(limits.loginTimeout, DEFAULT_LIMITS.loginTimeout)
+
+    def test_badLimits(self) -> None:
+        """
+        An unknown name, a non-number or a non-positive value is a usage
+        error naming the problem.
+        """
+        from twisted.python import usage
+
+        from msnp.server.tap import Options
+
+        for argument, fragment in (("nosuch=1", "NAME=VALUE"), ("idleTimeout=soon", "not a number"),
+                                   ("idleTimeout=0", "must be positive")):
+            error = self.assertRaises(usage.UsageError, Options().parseOptions, ["--limit", argument])
+            self.assertIn(fragment, str(error))
+
+    def test_logFileOption(self) -> None:
+        """
+        C{--log-file} adds a L{BoundedLogService} next to the network.
+        """
+        from msnp.server.tap import Options, makeService
+
+        options = Options()
+        path = os.path.join(tempDirectory(self), "server.log")
+        options.parseOptions(["--port", "0", "--log-file", path])
+        top: Any = makeService(options)
+        kinds = sorted(type(s).__name__ for s in top)
+        self.assertEqual(kinds, ["BoundedLogService", "NetworkService"])
+
+    def test_limitsValidated(self) -> None:
+        """
+        L{ServerLimits} refuses a non-positive value.
+        """
+        self.assertRaises(ValueError, ServerLimits, loginTimeout=0)
+
+
+class RouterTests(SynchronousTestCase):
+    """
+    The NS and SB servers reach the network only through
+    L{INetworkRouter}, which L{LocalNetwork} provides.
+    """
+
+    def test_localNetworkProvidesRouter(self) -> None:
+        """
+        L{LocalNetwork} declares and implements every method and attribute
+        of L{INetworkRouter}.
+        """
+        from zope.interface.verify import verifyObject
+
+        from msnp.server.router import INetworkRouter
+
+        network = LocalNetwork(reactor=Clock(), clock=Clock())
+        self.assertTrue(verifyObject(INetworkRouter, network))
+
+    def test_referralBeforeStart(self) -> None:
+        """
+        Before the switchboard listens, C{referSwitchboard} gives L{None}
+        (the NS answers C{XFR SB} with C{500}).
+        """
+        network = LocalNetwork(reactor=Clock(), clock=Clock())
+        self.assertIsNone(network.referSwitchboard("alice@example.com", GUID_A))

@@ -43,7 +43,7 @@ from twisted.web.server import Request
 
 from msnp.server.accounts import Account, AccountStore, AddressBookState, TicketCheck, TicketGrant, TicketState
 from msnp.server.addressbook import AddressBookService
-from msnp.server.limits import DEFAULT_LIMITS, ServerLimits
+from msnp.server.limits import DEFAULT_LIMITS, ServerLimits, summarise
 from msnp.server.sharing import SharingService
 from msnp.server.soapservice import ServiceFault, isoTime, textAt
 
@@ -233,8 +233,8 @@ class ABCHResource(Resource):
             return b""
         handler = actions.get(action)
         if handler is None or method is None:
-            log.info("ABCH {service}: unknown action {action!r} from {account}",
-                     service=service, action=action, account=account.email)
+            log.info("ABCH {service}: unknown action {action} from {account}",
+                     service=service, action=summarise(action, self.limits.logArgument), account=account.email)
             return self._fault(
                 request, account, action,
                 ServiceFault("InvalidArgument", f"Unknown SOAP action {action!r} on {service}.",

@@ -47,7 +47,7 @@ class ServerLimits:
     @ivar switchboardIdleTimeout: the same for a joined switchboard
         connection.
     @ivar connectionsPerAddress: open connections one peer address may
-        hold to each server (DS, NS, SB, HTTP separately).
+        hold to the network, all servers together (DS, NS, SB, HTTP).
     @ivar logArgument: characters of a peer-supplied value kept in a log
         line; the rest is summarised as a length.
     @ivar ignoredLinesLogged: ignored lines logged per connection; the
@@ -82,7 +82,7 @@ class ServerLimits:
     loginTimeout: float = 120.0
     idleTimeout: float = 300.0
     switchboardIdleTimeout: float = 600.0
-    connectionsPerAddress: int = 256
+    connectionsPerAddress: int = 128
     logArgument: int = 64
     ignoredLinesLogged: int = 20
     requestBody: int = 1024 * 1024

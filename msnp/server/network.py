@@ -82,51 +82,79 @@ class _TrackedConnection(ProtocolWrapper):
             self.transport.abortConnection()  # type: ignore[attr-defined]
 
 
-class _TrackingFactory(WrappingFactory):
+class AddressCounter:
     """
-    Wraps a server factory so that its open connections are known, and
-    refuses a connection from an address that already holds
-    C{perAddress} of them (the connection is closed at once, before the
-    wrapped protocol exists).
+    Open connections per peer address, over every listener of one
+    network: a peer holding C{perAddress} of them in total (DS, NS, SB and
+    HTTP together) gets no more, so one address cannot take the process's
+    file descriptors from everybody else.
     """
 
-    protocol = _TrackedConnection  # type: ignore[assignment]
-
-    def __init__(self, wrappedFactory: Any, perAddress: int = DEFAULT_LIMITS.connectionsPerAddress) -> None:
-        super().__init__(wrappedFactory)
+    def __init__(self, perAddress: int = DEFAULT_LIMITS.connectionsPerAddress) -> None:
         self.perAddress = perAddress
-        self._byAddress: dict[str, int] = {}
+        self._open: dict[str, int] = {}
         self.refused = 0
 
-    def buildProtocol(self, addr: Any) -> Any:
-        host = str(getattr(addr, "host", ""))
-        if self._byAddress.get(host, 0) >= self.perAddress:
+    def acquire(self, host: str) -> bool:
+        """
+        Count a new connection from C{host}; L{False} (and nothing counted)
+        when it already holds C{perAddress}.
+        """
+        if self._open.get(host, 0) >= self.perAddress:
             self.refused += 1
             if self.refused == 1 or self.refused % 1000 == 0:
                 log.info("Refusing connections from {host}: {cap} already open ({refused} refused so far)",
                          host=host, cap=self.perAddress, refused=self.refused)
+            return False
+        self._open[host] = self._open.get(host, 0) + 1
+        return True
+
+    def release(self, host: str) -> None:
+        """
+        A connection from C{host} closed.
+        """
+        left = self._open.get(host, 0) - 1
+        if left > 0:
+            self._open[host] = left
+        else:
+            self._open.pop(host, None)
+
+    def openFrom(self, host: str) -> int:
+        """
+        How many connections C{host} holds open now.
+        """
+        return self._open.get(host, 0)
+
+
+class _TrackingFactory(WrappingFactory):
+    """
+    Wraps a server factory so that its open connections are known, and
+    refuses (closes at once, before the wrapped protocol exists) a
+    connection its L{AddressCounter} does not admit.
+    """
+
+    protocol = _TrackedConnection  # type: ignore[assignment]
+
+    def __init__(self, wrappedFactory: Any, counter: AddressCounter) -> None:
+        super().__init__(wrappedFactory)
+        self.counter = counter
+
+    def buildProtocol(self, addr: Any) -> Any:
+        host = str(getattr(addr, "host", ""))
+        if not self.counter.acquire(host):
             return None
         protocol = super().buildProtocol(addr)
         if isinstance(protocol, _TrackedConnection):
-            self._byAddress[host] = self._byAddress.get(host, 0) + 1
             protocol.peerHost = host
+        else:
+            self.counter.release(host)
         return protocol
 
     def unregisterProtocol(self, p: Any) -> None:
         super().unregisterProtocol(p)
         host = getattr(p, "peerHost", None)
         if host is not None:
-            left = self._byAddress.get(host, 0) - 1
-            if left > 0:
-                self._byAddress[host] = left
-            else:
-                self._byAddress.pop(host, None)
-
-    def openFrom(self, host: str) -> int:
-        """
-        How many connections C{host} holds open now.
-        """
-        return self._byAddress.get(host, 0)
+            self.counter.release(host)
 
     def connections(self) -> list[_TrackedConnection]:
         """
@@ -215,6 +243,7 @@ class LocalNetwork:
         )
         self.storageTickets = StorageTickets(self.store)
         self.signInThrottle = SignInThrottle(self.timeoutClock, limits)
+        self.addresses = AddressCounter(limits.connectionsPerAddress)
         self.presence = Presence(self.store, limits)
         self.switchboards: Optional[SwitchboardDirectory] = None
         self.switchboardAddress: str = ""
@@ -259,7 +288,7 @@ class LocalNetwork:
         return ensureDeferred(self._start())
 
     async def _listen(self, port: int, factory: Any) -> IListeningPort:
-        tracking = _TrackingFactory(factory, self.limits.connectionsPerAddress)
+        tracking = _TrackingFactory(factory, self.addresses)
         endpoint = TCP4ServerEndpoint(self.reactor, port, interface=self.interface)
         listening: IListeningPort = await endpoint.listen(tracking)
         self._ports.append(listening)

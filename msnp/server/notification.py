@@ -22,13 +22,11 @@ from twisted.internet.protocol import Factory, connectionDone
 from twisted.python.failure import Failure
 
 from msnp.challenge import WLM2009_PRODUCT_ID, WLM2009_PRODUCT_KEY, computeChallengeResponse
-from msnp.contacts import Lists
-from msnp.listpayload import ListEntry, buildListPayloads, parseListPayload
-from msnp.errors import ProtocolError
-from msnp.server.accounts import REVERSE, Account, TicketGrant, normalizeEmail
+from msnp.server.accounts import Account, TicketGrant, normalizeEmail
 from msnp.server.dispatch import LoginPreamble
 from msnp.mbi import verifyMBIResponse
 from msnp.server.limits import DEFAULT_LIMITS, ServerLimits
+from msnp.server.nslists import ListCommands
 from msnp.server.nspayloads import (
     ABCH_SITE_ID as ABCH_SITE_ID,
     MAIL_DATA as MAIL_DATA,
@@ -75,7 +73,7 @@ MAX_ENCODED_NAME = 387
 _CAPS = re.compile(r"^\d{1,10}(:\d{1,10})?$")
 
 
-class NotificationServer(LoginPreamble):
+class NotificationServer(ListCommands):
     """
     One client connection to the notification server.
 
@@ -479,124 +477,6 @@ class NotificationServer(LoginPreamble):
             self.presence.sendSelfUBX(self.account)
             if not first:
                 self.presence.sendUBXToWatchers(self.account)
-
-    def _listEntries(self, command: Command) -> Optional[tuple[bool, list[ListEntry]]]:
-        """
-        Validate an C{ADL}/C{RML} payload. Sends the error and returns
-        L{None} when it is refused: an empty C{<d>} is C{240} and a list bit
-        other than FL/AL/BL (or AL with BL) C{241}, both without payload and
-        followed by a disconnect, as the independent server did (10.3); an
-        address with no account is C{208}, the connection staying open.
-        """
-        payload = command.payload or b""
-        try:
-            root = parseXML(payload)
-        except XMLError:
-            self.log.info("Ignoring {name} with unusable XML", name=command.name)
-            return None
-        if localName(root.tag) != "ml":
-            self.log.info("Ignoring {name} whose root is not <ml>", name=command.name)
-            return None
-        initial = root.get("l") == "1"
-        for section in root:
-            if localName(section.tag) == "d" and not any(localName(c.tag) == "c" for c in section):
-                self.fail(240, command.trid, "empty <d> in a list payload")
-                return None
-        try:
-            entries = parseListPayload(payload)
-        except ProtocolError as e:
-            self.log.info("Ignoring malformed {name}: {error}", name=command.name, error=str(e))
-            return None
-        for element in root.iter():
-            if localName(element.tag) == "c":
-                try:
-                    bits = int(element.get("l") or "0")
-                except ValueError:
-                    bits = -1
-                if bits <= 0 or bits & ~7 or bits & 6 == 6:
-                    self.fail(241, command.trid, f"impossible list bits {bits}")
-                    return None
-        if not initial:
-            for entry in entries:
-                if entry.network != 1 or self.store.get(entry.email) is None:
-                    self.error(208, command.trid)
-                    return None
-        return initial, entries
-
-    def handle_ADL(self, command: Command) -> None:
-        parsed = self._listEntries(command)
-        if parsed is None:
-            return
-        initial, entries = parsed
-        assert self.user is not None
-        self.reply("ADL", command.trid, "OK")
-        if initial:
-            # The store is the truth; the initial list is only acknowledged.
-            return
-        # The other places hear of it before any presence it causes, so that
-        # they know the contact by the time its NLN arrives.
-        self.presence.echoListChange(self, "ADL", entries)
-        for entry in entries:
-            target = self.store.get(entry.email)
-            if target is None:
-                continue
-            if entry.lists & Lists.FORWARD:
-                self.presence.follow(self.user.email, target.email)
-                if target.hasRole(REVERSE, self.user.email):
-                    self._notifyListChange(target, "ADL", self.user, withName=True)
-            self.presence.refreshBetween(self.user.email, target.email)
-
-    def handle_RML(self, command: Command) -> None:
-        parsed = self._listEntries(command)
-        if parsed is None:
-            return
-        initial, entries = parsed
-        assert self.user is not None
-        self.reply("RML", command.trid, "OK")
-        if not initial:
-            self.presence.echoListChange(self, "RML", entries)
-        for entry in entries:
-            target = self.store.get(entry.email)
-            if target is None:
-                continue
-            if entry.lists & Lists.FORWARD:
-                self.presence.follow(self.user.email, target.email, following=False)
-                self._notifyListChange(target, "RML", self.user, withName=False)
-            self.presence.refreshBetween(self.user.email, target.email)
-
-    def _notifyListChange(self, target: Account, name: str, who: Account, withName: bool) -> None:
-        """
-        Tell every place of C{target} that C{who} put it on (C{ADL}) or took
-        it off (C{RML}) their forward list: C{l="8"}, TrID 0.
-        """
-        local, _, domain = who.email.rpartition("@")
-        extra = f' f="{escapeText(encodeParameter(who.displayName))}"' if withName else ""
-        payload = (
-            f'<ml><d n="{escapeText(domain)}"><c n="{escapeText(local)}" t="1" l="8"{extra} /></d></ml>'
-        ).encode("utf-8")
-        for session in self.presence.sessionsOf(target.email):
-            session.reply(name, 0, payload=payload)
-
-    def handle_FQY(self, command: Command) -> None:
-        """
-        Federated query: which network is each address on. Only Live
-        accounts exist here; an unknown address gets C{208} without payload
-        (reference 10.3).
-        """
-        try:
-            entries = parseListPayload(command.payload or b"")
-        except ProtocolError as e:
-            self.log.info("Ignoring malformed FQY: {error}", error=str(e))
-            return
-        if not entries or any(self.store.get(e.email) is None for e in entries):
-            self.error(208, command.trid)
-            return
-        sections: dict[str, list[str]] = {}
-        for entry in entries:
-            local, _, domain = entry.email.rpartition("@")
-            sections.setdefault(domain, []).append(f'<c n="{escapeText(local)}" t="1" />')
-        body = "".join(f'<d n="{escapeText(d)}">{"".join(cs)}</d>' for d, cs in sections.items())
-        self.reply("FQY", command.trid, payload=f"<ml>{body}</ml>".encode("utf-8"))
 
     def handle_XFR(self, command: Command) -> None:
         if command.arg(0) != "SB":
