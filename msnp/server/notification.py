@@ -496,8 +496,9 @@ class NotificationServer(ListCommands):
         """
         C{UUN trid recipient[;{epid}] type len}: relay the payload as C{UBN}
         to the recipient's places (the one named by C{epid}, else all but
-        the sending place; one's own places even while hidden), then answer C{UUN trid OK}, so a client whose
-        request is acknowledged knows the UBN is already on its way. A type
+        the sending place; one's own places even while hidden), then answer
+        C{UUN trid OK}, so a client whose request is acknowledged knows the
+        UBN is already on its way. A type
         that is not a number is refused (C{201}). An offline, hidden or
         unknown recipient, or one whose privacy does not admit the sender,
         gets nothing and the sender the same C{OK}: the answer must not
