@@ -50,7 +50,6 @@ from msnp.nsmessages import (
     SessionState,
     SwitchboardTicket,
     UserData,
-    parseAccount,
     parseInvitation,
     parseOffline,
     parsePresence,

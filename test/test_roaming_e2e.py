@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any, Callable, Optional
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.trial.unittest import TestCase
 from twisted.web.resource import Resource
