@@ -16,6 +16,10 @@ L{msnp.testing}.
 
 from __future__ import annotations
 
+#: The version of msnp: the one place it is written (C{setup.cfg} reads it
+#: from here, C{python -m msnp --version} prints it).
+__version__ = "0.2.0"
+
 import importlib
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +63,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "__version__",
     "MSNClient",
     "Session",
     "ObserverBase",

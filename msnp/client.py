@@ -32,14 +32,14 @@ from twisted.internet.defer import (
     ensureDeferred,
     gatherResults,
 )
-from twisted.internet.error import ConnectingCancelledError
-from twisted.internet.endpoints import clientFromString, connectProtocol, quoteStringArgument
+from twisted.internet.error import ConnectError, ConnectingCancelledError
+from twisted.internet.endpoints import clientFromString, quoteStringArgument
 from twisted.logger import Logger
 
 from msnp.contacts import ContactList, Status
 from msnp.listpayload import buildListPayloads
 from msnp.dispatch import MAX_RESTARTS, NSRedirect, SSOChallenge
-from msnp.endpoints import ClientIdentity, Endpoints
+from msnp.endpoints import ClientIdentity, Endpoints, connectQuietly
 from msnp.errors import (
     AuthenticationError,
     LoginTimeout,
@@ -254,7 +254,7 @@ class MSNClient:
         """
         Sign in.
 
-        @return: a L{Deferred} firing with the L{Session} once the contact
+        @return: a L{Deferred <twisted.internet.defer.Deferred>} firing with the L{Session} once the contact
             list is known and the status is announced; or failing with
             L{AuthenticationError} (wrong password, unknown account, ticket
             refused), L{LoginTimeout} (the whole login or one step took too
@@ -342,7 +342,7 @@ class MSNClient:
         )
         attempt.protocols.append(protocol)
         endpoint = clientFromString(self.reactor, description)
-        connecting = connectProtocol(endpoint, protocol)
+        connecting = connectQuietly(endpoint, protocol)
         expired: list[bool] = []
 
         def expire() -> None:
@@ -352,6 +352,12 @@ class MSNClient:
         timer = self.reactor.callLater(self.requestTimeout, expire)
         try:
             await connecting
+        except ConnectError as e:
+            if expired:
+                raise LoginTimeout(f"could not connect to {description} within {self.requestTimeout:g}s") from None
+            # Twisted's message ("Connection was refused by other side")
+            # names no address; a user needs to know which one.
+            raise type(e)(e.osError, f"connecting to {description}") from None
         except BaseException:
             if expired:
                 # Cancelling a connection attempt fails it with

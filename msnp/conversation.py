@@ -88,7 +88,9 @@ def tcpConnector(reactor: Any, timeout: float) -> Connector:
     with a connect timeout.
     """
     from twisted.internet.abstract import isIPAddress
-    from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, connectProtocol
+    from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint
+
+    from msnp.endpoints import connectQuietly
 
     def connect(address: str, protocol: SwitchboardProtocol) -> "Deferred[Any]":
         host, port = _splitHostPort(address)
@@ -96,7 +98,7 @@ def tcpConnector(reactor: Any, timeout: float) -> Connector:
             endpoint: Any = TCP4ClientEndpoint(reactor, host, port, timeout=timeout)
         else:
             endpoint = HostnameEndpoint(reactor, host.encode("idna"), port, timeout=timeout)
-        return connectProtocol(endpoint, protocol)
+        return connectQuietly(endpoint, protocol)
 
     return connect
 

@@ -222,7 +222,7 @@ class DispatchProtocol(MSNPProtocol):
         """
         Give up on a request nobody will wait for any more, leaving no
         unhandled failure behind. It is only cancelled while still pending:
-        one being failed by L{failAllPending} right now must be left to it.
+        one being failed by L{failAllPending <msnp.protocol.MSNPProtocol.failAllPending>} right now must be left to it.
         """
         request.addErrback(lambda _: None)
         if any(p.deferred is request for p in self._pending.values()):

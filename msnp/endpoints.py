@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field, replace
-from typing import Optional
+from typing import Any, Optional
+
+from msnp.capabilities import advertisedCapabilities
 
 #: The historical Microsoft addresses (all switched off long ago).
 HISTORICAL_DISPATCH = "tcp:messenger.hotmail.com:1863"
@@ -61,6 +63,24 @@ def newMachineGuid() -> str:
     return "{" + str(uuid.uuid4()).upper() + "}"
 
 
+def parseMachineGuid(text: str) -> str:
+    """
+    A machine GUID given by a user, in the form WLM sends (upper case, in
+    braces). The braces may be left out and the case does not matter; the
+    server answers anything else with C{911}, which looks like refused
+    credentials, so the check is made before connecting.
+
+    @raise ValueError: C{text} is not a GUID.
+    """
+    try:
+        value = uuid.UUID(text.strip().strip("{}"))
+    except ValueError:
+        raise ValueError(
+            f"--machine-guid must be a GUID such as {newMachineGuid()}, not {text!r}"
+        ) from None
+    return "{" + str(value).upper() + "}"
+
+
 @dataclass(frozen=True)
 class ClientIdentity:
     """
@@ -69,6 +89,10 @@ class ClientIdentity:
     The defaults are Windows Live Messenger 2009 (14.0.8089) on Windows 7,
     which is what MSNP18 servers expect to see.
 
+    @ivar capabilities: C{caps:extcaps} for C{CHG} and C{UUX}; by default
+        exactly the features msnp implements (L{msnp.capabilities}), not
+        WLM 2009's own C{2789003324:48}, which claims webcam, P2P v2 and
+        more that peers would then try with us.
     @ivar machineGuid: this endpoint's id (MPOP). Generated once per
         L{ClientIdentity} unless given, so it stays the same for the life of
         the client; persist it to appear as the same place across runs.
@@ -83,7 +107,7 @@ class ClientIdentity:
     brand: str = "msmsgs"
     machineGuid: str = field(default_factory=newMachineGuid)
     protocolVersions: tuple[str, ...] = ("MSNP18", "MSNP17")
-    capabilities: str = "2789003324:48"
+    capabilities: str = str(advertisedCapabilities())
     productId: str = "PROD0120PW!CCV9@"
     productKey: str = field(default="C1BX{V4W}Q3*10SM", repr=False)
     placeName: str = "MSNP"
@@ -93,3 +117,19 @@ class ClientIdentity:
         A copy with some fields changed.
         """
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def connectQuietly(endpoint: Any, protocol: Any) -> Any:
+    """
+    Connect C{protocol} through C{endpoint}, like
+    L{twisted.internet.endpoints.connectProtocol}, but with a factory that
+    does not log "Starting factory" / "Stopping factory" for every
+    connection (a long-running client otherwise fills its log with them).
+
+    @return: a L{Deferred <twisted.internet.defer.Deferred>} firing with C{protocol} once connected.
+    """
+    from twisted.internet.protocol import Factory
+
+    factory = Factory.forProtocol(lambda: protocol)
+    factory.noisy = False
+    return endpoint.connect(factory)

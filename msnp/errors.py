@@ -2,7 +2,7 @@
 """
 The exception family of msnp.
 
-Every failure a caller can see through a L{Deferred} is one of these, so an
+Every failure a caller can see through a L{Deferred <twisted.internet.defer.Deferred>} is one of these, so an
 application can tell "wrong password" (do not retry) from "server busy"
 (retry later) from "the peer sent garbage" (report a bug) without parsing
 messages.

@@ -19,9 +19,9 @@ such a factory, so a bot of your own is::
         def messageReceived(self, conversation, message):
             conversation.sendText(message.text.upper())
 
-and C{twistd -n msnp --account bot@example.com --handler mybot.ShoutBot}
-(with C{mybot} importable, e.g. from the current directory or
-C{PYTHONPATH}). In your own program, pass the observer straight to
+and C{PYTHONPATH=. twistd -n msnp --account bot@example.com --handler
+mybot.ShoutBot}: C{twistd} does not import from the current directory, so
+C{mybot} must be on C{PYTHONPATH} (or installed). In your own program, pass the observer straight to
 L{msnp.client.MSNClient}.
 """
 
@@ -331,7 +331,48 @@ def loadHandlerFactory(name: str) -> HandlerFactory:
     try:
         factory = namedAny(name)
     except Exception as e:
-        raise ValueError(f"handler {name!r} does not import: {type(e).__name__}: {e}") from None
+        raise ValueError(f"handler {name!r} does not import: {type(e).__name__}: {e}{_pathHint(name)}") from None
     if not callable(factory):
         raise ValueError(f"handler {name!r} is not callable")
     return factory  # type: ignore[no-any-return]
+
+
+def _pathHint(name: str) -> str:
+    """
+    When the handler's module sits in the current directory but is not on
+    C{sys.path} (C{twistd} does not add the current directory), say so.
+    """
+    import os
+    import sys
+
+    top = name.split(".")[0]
+    here = os.getcwd()
+    inCwd = os.path.exists(os.path.join(here, top + ".py")) or os.path.isdir(os.path.join(here, top))
+    onPath = any(os.path.abspath(entry or os.curdir) == here for entry in sys.path)
+    if inCwd and not onPath:
+        return f" ({top} is in the current directory, which twistd does not import from: run with PYTHONPATH=.)"
+    return ""
+
+
+def checkHandlerFactory(name: str, factory: HandlerFactory) -> None:
+    """
+    Check, without calling it, that C{factory} can be called with the
+    client, so that C{--handler os.getcwd} is refused with a sentence
+    instead of failing with a C{TypeError} once the service starts.
+
+    @raise ValueError: its signature does not accept one argument.
+    """
+    import inspect
+
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):
+        # Some builtins have no introspectable signature: let them be.
+        return
+    try:
+        signature.bind(object())
+    except TypeError:
+        raise ValueError(
+            f"handler {name!r} cannot be called with the client (its signature is {signature}): "
+            "it must be a callable(client) returning an observer, e.g. a class whose __init__ takes the client"
+        ) from None

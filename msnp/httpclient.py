@@ -245,6 +245,9 @@ class _TrackingEndpoint:
             self._seen.add(protocol)
             return protocol
 
+        # The pool makes one factory per connection; left noisy, each one
+        # logs "Starting factory" and "Stopping factory".
+        protocolFactory.noisy = False
         return self._endpoint.connect(protocolFactory).addCallback(remember)
 
 

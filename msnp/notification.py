@@ -233,10 +233,10 @@ class NotificationProtocol(DispatchProtocol):
 
     def changeStatus(self, status: Status, msnObject: Optional[str] = None) -> "Deferred[Status]":
         """
-        C{CHG trid STATUS caps msnobj}; L{SessionState.status} changes on
+        C{CHG trid STATUS caps msnobj}; C{SessionState.status} changes on
         the server's echo.
 
-        @raise ValueError: C{status} is L{Status.OFFLINE} (use C{OUT}).
+        @raise ValueError: C{status} is C{Status.OFFLINE} (use C{OUT}).
         """
         if status is Status.OFFLINE:
             raise ValueError("the client cannot set FLN; log out instead")

@@ -141,6 +141,7 @@ class MessengerService(Service):
         self._loggingIn: Optional[Deferred[Any]] = None
         self._retry: Optional[IDelayedCall] = None
         self._signedInWaiters: list[Deferred[Any]] = []
+        self._gaveUpWaiters: list[Deferred[Optional[BaseException]]] = []
 
     def __repr__(self) -> str:
         return f"<MessengerService {self.client.account} {self.state}>"
@@ -161,6 +162,9 @@ class MessengerService(Service):
         """
         Service.stopService(self)
         self.state = "stopped"
+        finished, self._gaveUpWaiters = self._gaveUpWaiters, []
+        for waiter in finished:
+            waiter.callback(None)
         if self._retry is not None and self._retry.active():
             self._retry.cancel()
         self._retry = None
@@ -205,6 +209,20 @@ class MessengerService(Service):
             return succeed(self.session)
         d: Deferred[Any] = Deferred()
         self._signedInWaiters.append(d)
+        return d
+
+    def whenFinished(self) -> "Deferred[Optional[BaseException]]":
+        """
+        A L{Deferred} firing when the service stops signing in: with the
+        reason (an L{AuthenticationError}, a L{SignedOut}) when it gave up
+        for good, with L{None} when it was stopped by C{stopService}. A
+        process uses it to exit with an error instead of idling; C{twistd
+        msnp} exits non-zero on a reason.
+        """
+        if self.state == "gave up":
+            return succeed(self.lastError)
+        d: Deferred[Optional[BaseException]] = Deferred()
+        self._gaveUpWaiters.append(d)
         return d
 
     # -- the loop ------------------------------------------------------------------
@@ -293,6 +311,10 @@ class MessengerService(Service):
     def _giveUp(self, message: str, **fields: Any) -> None:
         self.state = "gave up"
         log.critical(message, account=self.client.account, **fields)
+        reason: BaseException = self.lastError if self.lastError is not None else CancelledError("gave up")
         waiters, self._signedInWaiters = self._signedInWaiters, []
         for waiter in waiters:
-            waiter.errback(self.lastError if self.lastError is not None else CancelledError("gave up"))
+            waiter.errback(reason)
+        gaveUp, self._gaveUpWaiters = self._gaveUpWaiters, []
+        for d in gaveUp:
+            d.callback(reason)

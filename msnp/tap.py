@@ -19,9 +19,10 @@ from twisted.application.service import IService
 from twisted.python import usage
 
 from msnp.contacts import Status
-from msnp.endpoints import ClientIdentity, Endpoints, newMachineGuid
-from msnp.handlers import HandlerFactory, loadHandlerFactory
+from msnp.endpoints import ClientIdentity, Endpoints, newMachineGuid, parseMachineGuid
+from msnp.handlers import HandlerFactory, checkHandlerFactory, loadHandlerFactory
 from msnp.service import MessengerService, RetryPolicy
+from msnp.twistdsupport import EXIT_FAILED, TwistdOptionsMixin, exitAfterShutdown
 
 #: The environment variable holding the password.
 PASSWORD_VARIABLE = "MSNP_PASSWORD"
@@ -103,7 +104,14 @@ def _positiveFloat(text: str) -> float:
     return value
 
 
-class Options(usage.Options):
+def _timeout(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise ValueError("must be more than 0 seconds (a login with no time at all would be retried forever)")
+    return value
+
+
+class Options(TwistdOptionsMixin, usage.Options):
     """
     Command-line options of C{twistd msnp}.
 
@@ -114,6 +122,7 @@ class Options(usage.Options):
     """
 
     synopsis = "[options]  (password from --password-file or $MSNP_PASSWORD)"
+    commandName = "twistd msnp"
 
     optParameters = [
         ["account", "a", None, "The account (e-mail address) to sign in with."],
@@ -134,7 +143,7 @@ class Options(usage.Options):
         ["client-version", None, "14.0.8089.0726", "Client version sent in CVR."],
         ["os-version", None, "6.1.0", "Operating system version sent in CVR."],
         ["place-name", None, "MSNP", "The name of this place shown to other places (MPOP)."],
-        ["login-timeout", None, 60.0, "Seconds one login may take.", _positiveFloat],
+        ["login-timeout", None, 60.0, "Seconds one login may take (more than 0).", _timeout],
         ["min-retry-delay", None, 1.0, "Seconds before the first reconnection attempt.", _positiveFloat],
         ["max-retry-delay", None, 300.0, "Longest wait between reconnection attempts.", _positiveFloat],
     ]
@@ -158,6 +167,17 @@ class Options(usage.Options):
     def __repr__(self) -> str:
         return f"<msnp.tap.Options account={self['account']!r}>"
 
+    def opt_password(self, value: str) -> None:
+        """
+        Refused: use $MSNP_PASSWORD or --password-file.
+        """
+        # Declared so that "--password" is not taken as an abbreviation of
+        # "--password-file" (getopt accepts any unique prefix).
+        raise usage.UsageError(
+            f"there is no --password option (a command line is visible to every user through ps): "
+            f"set {PASSWORD_VARIABLE} or give --password-file FILE"
+        )
+
     def postOptions(self) -> None:
         account = (self["account"] or "").strip()
         if not account:
@@ -174,6 +194,9 @@ class Options(usage.Options):
             checkURL(self["ab-url"], "--ab-url")
             checkURL(self["storage-url"], "--storage-url")
             self.handlerFactory = loadHandlerFactory(self["handler"])
+            checkHandlerFactory(self["handler"], self.handlerFactory)
+            if self["machine-guid"] is not None:
+                self["machine-guid"] = parseMachineGuid(self["machine-guid"])
         except ValueError as e:
             raise usage.UsageError(str(e)) from None
         trustRoot = self["trust-root"]
@@ -268,4 +291,13 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     policy = RetryPolicy(initialDelay=options["min-retry-delay"], maxDelay=options["max-retry-delay"])
     service = MessengerService(makeClient(options, reactor), reactor=reactor, policy=policy)
     service.setName("msnp")
+    if options.parent is not None:
+        # Under twistd: a service that gave up for good (refused
+        # credentials, OUT OTH) ends the process with an error, so a
+        # supervisor restarts it or alerts, instead of it idling.
+        def finished(reason: Optional[BaseException]) -> None:
+            if reason is not None:
+                exitAfterShutdown(service.reactor, EXIT_FAILED)
+
+        service.whenFinished().addCallback(finished)
     return service

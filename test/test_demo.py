@@ -11,7 +11,8 @@ from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from msnp.__main__ import Console, Printer
+from msnp.console import Console
+from msnp.demo import Printer
 
 from support import ROOT, childEnvironment
 
@@ -141,7 +142,7 @@ class DeadlineTests(SynchronousTestCase):
 
         from twisted.internet.task import Clock
 
-        from msnp import __main__ as main
+        from msnp import demo as main
 
         async def fake(reactor: Any, say: Any) -> None:
             await body()
@@ -186,7 +187,7 @@ class ConsoleTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.lines: list[str] = []
         say = Printer(type("Out", (), {"write": lambda _, t: self.lines.append(t), "flush": lambda _: None})())
-        self.console = Console(say, interactive=False)
+        self.console = Console(say)
         self.session = FakeSession()
         self.console.attach(self.session)
 
@@ -266,37 +267,3 @@ class FakeSession:
         from twisted.internet.defer import succeed
 
         return succeed(FakeConversation(self, email))
-
-
-class InteractivePromptTests(SynchronousTestCase):
-    """
-    In a terminal, the console shows exactly one prompt at a time.
-    """
-
-    def test_onePromptAfterCommandOutput(self) -> None:
-        """
-        A command that prints something ends with one prompt, not two; an
-        event arriving while the user types clears the line, prints the
-        event and shows the prompt again; an empty line gets a new prompt.
-        """
-        from twisted.internet.testing import StringTransport
-
-        say = Printer(type("Out", (), {"write": lambda _, t: None, "flush": lambda _: None})())
-        console = Console(say, interactive=True)
-        console.attach(FakeSession())
-        transport = StringTransport()
-        console.makeConnection(transport)
-        self.assertEqual(transport.value(), b"> ")
-        transport.clear()
-
-        console.dataReceived(b"/open bob@example.com\n")
-        self.assertEqual(transport.value().count(b"> "), 1)
-        self.assertTrue(transport.value().endswith(b"> "))
-        transport.clear()
-
-        console.show("<Bob> hi")
-        self.assertEqual(transport.value(), b"\r\x1b[K<Bob> hi\n> ")
-        transport.clear()
-
-        console.dataReceived(b"\n")
-        self.assertEqual(transport.value(), b"> ")

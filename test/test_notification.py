@@ -713,13 +713,15 @@ class RequestTests(SynchronousTestCase):
 
     def test_changeStatus(self) -> None:
         """
-        C{CHG 1 NLN 2789003324:48 0}; the state changes on the echo only.
+        C{CHG 1 NLN 32:1024 0} (the computed capabilities of
+        L{msnp.capabilities}, no longer WLM 2009's C{2789003324:48}); the
+        state changes on the echo only.
         """
         h = Harness(self)
         d = h.protocol.changeStatus(Status.ONLINE)
-        self.assertEqual(h.take(), b"CHG 1 NLN 2789003324:48 0\r\n")
+        self.assertEqual(h.take(), b"CHG 1 NLN 32:1024 0\r\n")
         self.assertEqual(h.protocol.state.status, Status.OFFLINE)
-        h.receive(b"CHG 1 NLN 2789003324:48 0\r\n")
+        h.receive(b"CHG 1 NLN 32:1024 0\r\n")
         self.assertEqual(self.successResultOf(d), Status.ONLINE)
         self.assertEqual(h.protocol.state.status, Status.ONLINE)
 

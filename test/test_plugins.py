@@ -2,9 +2,13 @@
 Tests for the C{twistd} plugin declarations.
 """
 
+import os
+
 from twisted.application.service import IServiceMaker
 from twisted.plugin import getPlugins
 from twisted.trial.unittest import SynchronousTestCase
+
+from support import tempDirectory
 
 
 class PluginDiscoveryTests(SynchronousTestCase):
@@ -29,6 +33,10 @@ class PluginDiscoveryTests(SynchronousTestCase):
         line, so C{twistd <plugin> --help} works.
         """
         found = {p.tapname: p for p in getPlugins(IServiceMaker)}
+        # msnp-server creates its default database in the working directory.
+        self.addCleanup(os.chdir, os.getcwd())
+        os.chdir(tempDirectory(self))
         for name in ("msnp-server",):
             options = found[name].options()
             options.parseOptions([])
+            options.store.close()

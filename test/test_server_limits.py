@@ -945,7 +945,7 @@ class TapOptionTests(SynchronousTestCase):
         from msnp.server.tap import Options, makeService
 
         options = Options()
-        options.parseOptions(["--port", "0", "--limit", "idleTimeout=120", "--limit", "xfrTokensPerAccount=8"])
+        options.parseOptions(["--database", ":memory:", "--port", "0", "--limit", "idleTimeout=120", "--limit", "xfrTokensPerAccount=8"])
         service: Any = makeService(options)
         limits = service.network.limits
         self.assertEqual((limits.idleTimeout, limits.xfrTokensPerAccount), (120.0, 8))
@@ -973,7 +973,7 @@ class TapOptionTests(SynchronousTestCase):
 
         options = Options()
         path = os.path.join(tempDirectory(self), "server.log")
-        options.parseOptions(["--port", "0", "--log-file", path])
+        options.parseOptions(["--database", ":memory:", "--port", "0", "--log-file", path])
         top: Any = makeService(options)
         kinds = sorted(type(s).__name__ for s in top)
         self.assertEqual(kinds, ["BoundedLogService", "NetworkService"])

@@ -22,11 +22,25 @@ GOOD_ACCOUNTS = [
 ]
 
 
+def inTempDirectory(testCase: SynchronousTestCase) -> str:
+    """
+    Run the rest of C{testCase} in a fresh working directory, where the
+    default C{--database} file is created.
+    """
+    directory = tempDirectory(testCase)
+    testCase.addCleanup(os.chdir, os.getcwd())
+    os.chdir(directory)
+    return directory
+
+
 class OptionsTests(SynchronousTestCase):
     """
     The options parse ports and an accounts file; a bad file is refused
     with a L{usage.UsageError} naming the problem.
     """
+
+    def setUp(self) -> None:
+        self.directory = inTempDirectory(self)
 
     def assertBadFile(self, content: Any, *fragments: str) -> None:
         path = writeTempFile(self, content)
@@ -183,6 +197,9 @@ class ServiceTests(TestCase):
 
     timeout = 20
 
+    def setUp(self) -> None:
+        self.directory = inTempDirectory(self)
+
     def test_startServeStop(self) -> "Deferred[None]":
         """
         Started, the network listens on the configured ports and an account
@@ -234,3 +251,108 @@ class ServiceTests(TestCase):
         options.parseOptions(["--no-redirect", "--port", "0"])
         service: Any = makeService(options)
         self.assertFalse(service.network.redirect)
+
+
+class HTTPSTests(TestCase):
+    """
+    With C{--https-port}, C{--tls-cert} and C{--tls-key}, the SSO and ABCH
+    services are also served over HTTPS, and the log says where.
+    """
+
+    timeout = 20
+
+    def setUp(self) -> None:
+        self.directory = inTempDirectory(self)
+
+    def test_optionsNeedEachOther(self) -> None:
+        """
+        C{--https-port} without a certificate and key, or a certificate
+        without C{--https-port}, is refused; an unreadable key is named.
+        """
+        self.assertRaises(usage.UsageError, Options().parseOptions, ["--https-port", "0"])
+        self.assertRaises(usage.UsageError, Options().parseOptions, ["--tls-cert", "cert.pem"])
+        error = self.assertRaises(
+            usage.UsageError, Options().parseOptions,
+            ["--https-port", "0", "--tls-cert", "missing.pem", "--tls-key", "missing.key"],
+        )
+        self.assertIn("missing.pem", str(error))
+
+    def test_signInOverHTTPS(self) -> "Deferred[None]":
+        """
+        A client trusting the test CA signs in with the https SSO and ABCH
+        URLs the service logged.
+        """
+        return ensureDeferred(self._signInOverHTTPS())
+
+    async def _signInOverHTTPS(self) -> None:
+        from twisted.internet import reactor
+        from twisted.logger import globalLogPublisher
+
+        from msnp.client import MSNClient
+        from test_tls import pki
+
+        issued = pki()
+        cert = writeTempFile(self, issued.good.certPEM, "cert.pem")
+        key = writeTempFile(self, issued.good.keyPEM, "key.pem")
+        ca = writeTempFile(self, issued.ca.certPEM, "ca.pem")
+        messages: list[str] = []
+
+        def observe(event: Any) -> None:
+            from twisted.logger import formatEvent
+
+            messages.append(formatEvent(event))
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        options = Options()
+        options.parseOptions(
+            ["--port", "0", "--sb-port", "0", "--http-port", "0", "--https-port", "0",
+             "--tls-cert", cert, "--tls-key", key, "--accounts", writeTempFile(self, GOOD_ACCOUNTS)]
+        )
+        service: Any = makeService(options, reactor=reactor)
+        service.startService()
+        self.addCleanup(service.stopService)
+        await service._starting
+        endpoints = service.httpsEndpoints.replace(trustRoot=ca)
+        self.assertTrue(endpoints.sso.startswith("https://127.0.0.1:"))
+        self.assertTrue(any(endpoints.sso in m and endpoints.addressBook in m for m in messages), messages)
+        session = await MSNClient("alice@example.com", "a", endpoints, reactor=reactor).login()
+        self.assertIn("bob@example.com", session.contacts)
+        await session.logout()
+
+
+class EmptyDatabaseTests(TestCase):
+    """
+    A server started on a database without accounts says so, and how to
+    add one.
+    """
+
+    timeout = 20
+
+    def setUp(self) -> None:
+        self.directory = inTempDirectory(self)
+
+    def test_noAccountsHint(self) -> "Deferred[None]":
+        """
+        The log names the admin command and the database to give it.
+        """
+        return ensureDeferred(self._noAccounts())
+
+    async def _noAccounts(self) -> None:
+        from twisted.internet import reactor
+        from twisted.logger import formatEvent, globalLogPublisher
+
+        messages: list[str] = []
+        observer = lambda event: messages.append(formatEvent(event))  # noqa: E731
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        options = Options()
+        options.parseOptions(["--port", "0", "--sb-port", "0", "--http-port", "0", "--database", "empty.db"])
+        service: Any = makeService(options, reactor=reactor)
+        service.startService()
+        self.addCleanup(service.stopService)
+        await service._starting
+        hint = [m for m in messages if "no accounts" in m]
+        self.assertEqual(len(hint), 1, messages)
+        self.assertIn("python -m msnp.server accounts --database empty.db add", hint[0])
+        self.assertTrue(os.path.exists(os.path.join(self.directory, "empty.db")))

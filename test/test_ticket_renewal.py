@@ -586,7 +586,7 @@ class RenewalEndToEndTests(TestCase):
         session = await self.signIn("alice")
         alice = self.network.store.get("alice@example.com")
         assert alice is not None
-        alice.password = "changed-elsewhere"
+        self.network.store.setPassword(alice.email, "changed-elsewhere")
         self.clock.advance(3601)
         before = session.contacts.snapshot()
         with self.assertRaises(AuthenticationError):

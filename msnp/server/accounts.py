@@ -7,6 +7,13 @@ Every server part (the SSO and ABCH HTTP services, the notification and
 switchboard servers) reads and writes this one store, so what the SOAP
 services say and what the notification server routes never disagree.
 All methods are synchronous and run in the reactor thread.
+
+L{AccountStore} keeps everything in memory (the default of
+L{msnp.server.network.LocalNetwork}, and what tests use);
+L{msnp.server.sqlstore.SQLiteAccountStore} is the same store made durable.
+Both provide L{msnp.server.interfaces.IAccountStore}. The account model
+below reports its own changes (L{msnp.server.observed}), so the durable
+store commits what the protocol code assigns without that code knowing.
 """
 
 from __future__ import annotations
@@ -19,13 +26,18 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
+from zope.interface import implementer
 
 # The store keys accounts exactly as the client keys its contacts, so both
 # sides share one definition (re-exported here for the server modules).
 from msnp.contacts import normalizeEmail as normalizeEmail
+from msnp.server.interfaces import IAccountObserver, IAccountStore
+from msnp.server.observed import Observed, ObservedDict, ObservedSet
+from msnp.server.passwords import PasswordHasher
 
 #: How long an SSO grant stays valid, in seconds (one day, like the
 #: C{Expires} the historical STS put into its tokens).
@@ -56,7 +68,7 @@ def isValidAddress(email: str) -> bool:
 
 
 @dataclass
-class Group:
+class Group(Observed):
     """
     A group of the owner's address book.
     """
@@ -66,7 +78,7 @@ class Group:
 
 
 @dataclass
-class AddressBookEntry:
+class AddressBookEntry(Observed):
     """
     One contact of an owner's address book (the forward list when
     C{isMessengerUser} is true).
@@ -78,9 +90,14 @@ class AddressBookEntry:
     groupIds: set[str] = field(default_factory=set)
     isMessengerUser: bool = True
 
+    def _wrapField(self, name: str, value: Any) -> Any:
+        if name == "groupIds" and not isinstance(value, ObservedSet):
+            return ObservedSet(value, onChange=self._changed)
+        return value
+
 
 @dataclass
-class Membership:
+class Membership(Observed):
     """
     One member of a sharing-service role list.
     """
@@ -91,7 +108,7 @@ class Membership:
 
 
 @dataclass
-class AddressBookState:
+class AddressBookState(Observed):
     """
     What the ABCH services say about an account beyond its lists: the Me
     contact's id and annotations, when the address book was created and
@@ -120,18 +137,32 @@ class AddressBookState:
     cacheKey: str = ""
     sessionId: str = ""
 
+    def _wrapField(self, name: str, value: Any) -> Any:
+        if name in ("annotations", "inviteMessages") and not isinstance(value, ObservedDict):
+            return ObservedDict(value.items(), onChange=lambda key: self._changed())
+        return value
+
+
+#: The fields of an L{Account} kept in its own record (not its lists).
+ACCOUNT_FIELDS = ("passwordHash", "displayName", "personalMessage", "blp")
+
 
 @dataclass
-class Account:
+class Account(Observed):
     """
     A user of the local network.
 
-    The password is kept only to check logins; it is excluded from the
-    C{repr} so it cannot leak into logs.
+    Only a salted scrypt hash of the password is kept
+    (L{msnp.server.passwords}), and it is excluded from the C{repr} so it
+    cannot leak into logs.
+
+    Every change to the account, its address book, groups, memberships and
+    ABCH state is reported to its C{_observer} (set by a durable store);
+    the in-memory store sets none.
     """
 
     email: str
-    password: str = field(repr=False)
+    passwordHash: str = field(repr=False)
     displayName: str
     cid: int
     puid: int
@@ -144,6 +175,56 @@ class Account:
     )
     #: the ABCH services' own state, created by them on first use.
     addressBookState: Optional[AddressBookState] = field(default=None, repr=False, compare=False)
+
+    _observer: Optional[IAccountObserver] = field(default=None, repr=False, compare=False, init=False)
+
+    def _wrapField(self, name: str, value: Any) -> Any:
+        if name == "addressBook" and not isinstance(value, ObservedDict):
+            return ObservedDict(value.items(), onChange=self._entryChanged)
+        if name == "groups" and not isinstance(value, ObservedDict):
+            return ObservedDict(value.items(), onChange=self._groupChanged)
+        if name == "memberships":
+            return {
+                role: members if isinstance(members, ObservedDict)
+                else ObservedDict(members.items(), onChange=self._membershipCallback(role))
+                for role, members in value.items()
+            }
+        if name == "addressBookState" and value is not None:
+            object.__setattr__(value, "_onChange", self._stateChanged)
+        return value
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, self._wrapField(name, value))
+        observer = self.__dict__.get("_observer")
+        if observer is None:
+            return
+        if name in ACCOUNT_FIELDS:
+            observer.accountChanged(self)
+        elif name == "addressBookState":
+            observer.stateChanged(self)
+
+    def _entryChanged(self, key: str) -> None:
+        observer = self.__dict__.get("_observer")
+        if observer is not None:
+            observer.entryChanged(self, key)
+
+    def _groupChanged(self, groupId: str) -> None:
+        observer = self.__dict__.get("_observer")
+        if observer is not None:
+            observer.groupChanged(self, groupId)
+
+    def _membershipCallback(self, role: str) -> Callable[[str], None]:
+        def changed(key: str) -> None:
+            observer = self.__dict__.get("_observer")
+            if observer is not None:
+                observer.membershipChanged(self, role, key)
+
+        return changed
+
+    def _stateChanged(self) -> None:
+        observer = self.__dict__.get("_observer")
+        if observer is not None:
+            observer.stateChanged(self)
 
     def onForwardList(self, email: str) -> bool:
         """
@@ -212,34 +293,81 @@ class TicketCheck:
     grant: Optional[TicketGrant] = None
 
 
+@dataclass(frozen=True)
+class OfflineMessage:
+    """
+    A message kept for an offline account (the OIM mailbox).
+
+    @ivar messageId: unique in its store, never reused.
+    @ivar received: when it was stored (seconds on the store's clock).
+    @ivar payload: the message as the OIM service will hand it out.
+    """
+
+    messageId: int
+    recipient: str
+    sender: str
+    senderName: str
+    received: float
+    payload: bytes = field(repr=False)
+
+
 def _randomTicket() -> str:
     return "t=" + secrets.token_urlsafe(48) + "&p=" + secrets.token_urlsafe(24)
 
 
+@implementer(IAccountStore)
 class AccountStore:
     """
-    The accounts and lists of the local network.
+    The accounts and lists of the local network, in memory.
+
+    L{msnp.server.sqlstore.SQLiteAccountStore} extends it through the
+    hooks L{_adopt}, L{_forget} and L{_membershipIdIssued}, and by
+    overriding the offline-message methods.
     """
 
     def __init__(
         self,
         ticketLifetime: float = DEFAULT_TICKET_LIFETIME,
         clock: Optional[IReactorTime] = None,
+        passwordHasher: Optional[PasswordHasher] = None,
     ) -> None:
         """
         @param ticketLifetime: seconds each SSO grant stays valid.
         @param clock: where "now" comes from for ticket lifetimes (the
             system time when L{None}); tests pass a
             L{twisted.internet.task.Clock} to expire tickets at will.
+        @param passwordHasher: makes and checks password hashes (scrypt at
+            L{msnp.server.passwords.defaultCost} by default).
         """
         if not ticketLifetime > 0:
             raise ValueError(f"a ticket lifetime must be positive, not {ticketLifetime!r}")
         self.ticketLifetime = ticketLifetime
         self.clock = clock
+        self.passwordHasher = passwordHasher if passwordHasher is not None else PasswordHasher()
         self._accounts: dict[str, Account] = {}
         self._tickets: dict[str, TicketGrant] = {}
         self._contactsTickets: dict[str, TicketGrant] = {}
         self._nextMembershipId = 100
+        self._offline: dict[str, list[OfflineMessage]] = {}
+        self._nextMessageId = 1
+
+    # -- hooks of a durable store ---------------------------------------------
+
+    def _adopt(self, account: Account) -> None:
+        """
+        C{account} was just created here: a durable store writes it and
+        starts observing it.
+        """
+
+    def _forget(self, account: Account) -> None:
+        """
+        C{account} was just removed (its lists already emptied).
+        """
+
+    def _membershipIdIssued(self, membershipId: int) -> None:
+        """
+        C{membershipId} was just handed out and must never be again.
+        """
 
     # -- accounts -----------------------------------------------------------
 
@@ -260,13 +388,42 @@ class AccountStore:
         puid = int.from_bytes(os.urandom(8), "big") >> 8
         account = Account(
             email=key,
-            password=password,
+            passwordHash=self.passwordHasher.hash(password),
             displayName=displayName if displayName is not None else key,
             cid=cid,
             puid=puid,
         )
         self._accounts[key] = account
+        self._adopt(account)
         return account
+
+    def removeAccount(self, email: str) -> bool:
+        """
+        Delete the account for C{email}: it leaves every other account's
+        address book and role lists, its offline messages go, and its
+        tickets stop working. Whether it existed.
+        """
+        account = self.get(email)
+        if account is None:
+            return False
+        for other in list(self._accounts.values()):
+            if other is account:
+                continue
+            other.addressBook.pop(account.email, None)
+            for role in ROLES:
+                other.memberships[role].pop(account.email, None)
+        del self._accounts[account.email]
+        self._offline.pop(account.email, None)
+        self._forget(account)
+        return True
+
+    def setPassword(self, email: str, password: str) -> None:
+        """
+        Replace the password of C{email} (a fresh salt and hash).
+
+        @raise KeyError: no such account.
+        """
+        self._require(email).passwordHash = self.passwordHasher.hash(password)
 
     def get(self, email: str) -> Optional[Account]:
         """
@@ -283,17 +440,38 @@ class AccountStore:
     def checkPassword(self, email: str, password: str) -> Optional[Account]:
         """
         The account if C{password} is right (compared in constant time), else
-        L{None}. Passwords are compared after the 16-character truncation the
-        historical clients applied.
+        L{None}. Only the first 16 characters count
+        (L{msnp.server.passwords.significantPassword}).
         """
         account = self.get(email)
         if account is None:
             return None
-        if secrets.compare_digest(
-            account.password[:16].encode("utf-8"), password[:16].encode("utf-8")
-        ):
+        if self.passwordHasher.verify(password, account.passwordHash):
             return account
         return None
+
+    def checkPasswordInThread(
+        self, email: str, password: str, reactor: Any = None
+    ) -> "Deferred[Optional[Account]]":
+        """
+        L{checkPassword} with the scrypt computation (tens of milliseconds
+        at production cost) in the reactor's thread pool, so a sign-in does
+        not stall every other connection; the lookup itself stays in the
+        reactor thread. Fires with the account or L{None}.
+        """
+        from twisted.internet.threads import deferToThreadPool
+
+        from msnp.protocol import reactorOrDefault
+
+        reactor = reactorOrDefault(reactor)
+        account = self.get(email)
+        if account is None:
+            return succeed(None)
+        encoded = account.passwordHash
+        d: Deferred[bool] = deferToThreadPool(
+            reactor, reactor.getThreadPool(), self.passwordHasher.verify, password, encoded
+        )
+        return d.addCallback(lambda ok: account if ok and self.get(email) is account else None)
 
     # -- lists --------------------------------------------------------------
 
@@ -303,6 +481,7 @@ class AccountStore:
         delete memberships by id, so ids must not be reused.
         """
         self._nextMembershipId += 1
+        self._membershipIdIssued(self._nextMembershipId)
         return self._nextMembershipId
 
     def setRole(self, owner: Account, role: str, email: str, displayName: str = "") -> Membership:
@@ -472,6 +651,44 @@ class AccountStore:
         ticket was issued to, or L{None}.
         """
         return self.checkContactsTicket(ticket).account
+
+    # -- offline messages ---------------------------------------------------
+
+    def storeOfflineMessage(
+        self, recipient: str, sender: str, senderName: str, payload: bytes
+    ) -> OfflineMessage:
+        """
+        Keep C{payload} for C{recipient} (see L{IAccountStore}).
+
+        @raise KeyError: no such recipient account.
+        """
+        account = self._require(recipient)
+        message = OfflineMessage(
+            self._nextMessageId, account.email, normalizeEmail(sender), senderName, self.now(), payload
+        )
+        self._nextMessageId += 1
+        self._offline.setdefault(account.email, []).append(message)
+        return message
+
+    def listOfflineMessages(self, recipient: str) -> list[OfflineMessage]:
+        """
+        The messages kept for C{recipient}, oldest first.
+        """
+        return list(self._offline.get(normalizeEmail(recipient), []))
+
+    def deleteOfflineMessages(self, recipient: str, messageIds: Any) -> int:
+        """
+        Delete the given messages of C{recipient}; how many were deleted.
+        """
+        key = normalizeEmail(recipient)
+        wanted = set(messageIds)
+        kept = [m for m in self._offline.get(key, []) if m.messageId not in wanted]
+        deleted = len(self._offline.get(key, [])) - len(kept)
+        if kept:
+            self._offline[key] = kept
+        else:
+            self._offline.pop(key, None)
+        return deleted
 
     # -- files --------------------------------------------------------------
 

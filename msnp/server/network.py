@@ -22,6 +22,7 @@ from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
+from twisted.web.server import Site
 from zope.interface import implementer
 
 from msnp.endpoints import Endpoints
@@ -249,6 +250,7 @@ class LocalNetwork:
         self.switchboardAddress: str = ""
         self.notificationAddress: str = ""
         self.endpoints: Optional[Endpoints] = None
+        self.site: Optional[Site] = None  # the HTTP services' site once started (tap serves it over https too)
         self._ports: list[IListeningPort] = []
         self._factories: list[_TrackingFactory] = []
 
@@ -281,7 +283,7 @@ class LocalNetwork:
         """
         Listen on every port.
 
-        @return: a L{Deferred} firing with the L{Endpoints} to give a client.
+        @return: a L{Deferred <twisted.internet.defer.Deferred>} firing with the L{Endpoints} to give a client.
         """
         from twisted.internet.defer import ensureDeferred
 
@@ -326,7 +328,8 @@ class LocalNetwork:
         sbPort = await self._listen(self.switchboardPort, self._switchboardFactory())
         self.switchboardAddress = self._address(sbPort)
 
-        httpPort = await self._listen(self.httpPort, boundedSite(self._httpRoot(), self.limits))
+        self.site = boundedSite(self._httpRoot(), self.limits)
+        httpPort = await self._listen(self.httpPort, self.site)
         base = f"http://{self._address(httpPort)}"
         self.endpoints = Endpoints(
             dispatch=f"tcp:{self._address(dsPort)}",
@@ -380,7 +383,7 @@ class LocalNetwork:
         """
         Stop listening and close every open connection.
 
-        @return: a L{Deferred} firing once every port and connection is closed.
+        @return: a L{Deferred <twisted.internet.defer.Deferred>} firing once every port and connection is closed.
         """
         ports, self._ports = self._ports, []
         factories, self._factories = self._factories, []

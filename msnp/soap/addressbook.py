@@ -316,7 +316,7 @@ class AddressBookService(ABCHService):
         @param displayName: our own name, shown to the other person with
             C{inviteMessage}.
         @param inviteMessage: the invitation text.
-        @return: a L{Deferred} firing with the new C{contactId}; an
+        @return: a L{Deferred <twisted.internet.defer.Deferred>} firing with the new C{contactId}; an
             L{msnp.soap.envelope.ABCHFault} with C{errorCode}
             C{InvalidPassportUser} means the address is not a Live ID.
         """

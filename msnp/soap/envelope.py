@@ -317,7 +317,7 @@ class ABCHService:
         @param scenario: the C{PartnerScenario}.
         @param renewTicket: the renewal for this call; the service's own
             (L{renewTicket}) when L{None}.
-        @return: a L{Deferred} firing with the first child of C{soap:Body}
+        @return: a L{Deferred <twisted.internet.defer.Deferred>} firing with the first child of C{soap:Body}
             (the C{...Response} element), or failing with L{ABCHFault} for a
             SOAP fault (any HTTP status; also C{BadContextToken} when there is
             no renewal or the renewed ticket is refused as well) and

@@ -238,7 +238,7 @@ class SharingService(ABCHService):
         Take a member off the role list C{role}, by address or, as a Pending
         membership must be, by membership id (the id wins when both are given).
 
-        @return: a L{Deferred} failing with L{ValueError} when neither
+        @return: a L{Deferred <twisted.internet.defer.Deferred>} failing with L{ValueError} when neither
             C{email} nor C{membershipId} is given.
         """
         if email is None and membershipId is None:
