@@ -38,7 +38,7 @@ from twisted.logger import Logger
 
 from msnp.contacts import ContactList, Status
 from msnp.listpayload import buildListPayloads
-from msnp.dispatch import MAX_RESTARTS, NSRedirect, SSOChallenge
+from msnp.preamble import NSRedirect, SSOChallenge
 from msnp.endpoints import ClientIdentity, Endpoints, connectQuietly
 from msnp.errors import (
     AuthenticationError,
@@ -50,7 +50,7 @@ from msnp.errors import (
 from msnp.interfaces import IMessengerObserver, Observers, notifyObserver
 from msnp.notification import NotificationProtocol
 from msnp.nsmessages import LoginAccepted
-from msnp.protocol import reactorOrDefault
+from msnp.reactors import reactorOrDefault
 from msnp.namespaces import STORAGE
 from msnp.roaming import RoamingProfileSync, chooseSignInProfile, cidFromHex
 from msnp.session import ContactsTicket, Session
@@ -324,6 +324,15 @@ class MSNClient:
             except Exception:
                 log.failure("Error while closing the HTTP pool of a failed login")
 
+    def _progress(self, attempt: _LoginAttempt) -> Callable[[str, bool], None]:
+        def progress(step: str, done: bool) -> None:
+            if done:
+                self._step(attempt, step)
+            else:
+                attempt.step = step
+
+        return progress
+
     def _step(self, attempt: _LoginAttempt, step: str) -> None:
         elapsed = self.reactor.seconds() - attempt.started
         log.debug("Login of {account}: {step} done after {elapsed:.3f}s", account=self.account, step=step, elapsed=elapsed)
@@ -380,7 +389,7 @@ class MSNClient:
 
         for _ in range(self.maxRedirects + 1):
             ns = await self._connect(attempt, target)
-            result = await self._negotiate(attempt, ns)
+            result = await ns.negotiate(self._progress(attempt))
             if isinstance(result, SSOChallenge):
                 if tokens is None:
                     attempt.step = "SSO"
@@ -517,20 +526,6 @@ class MSNClient:
         """
         sso = SSOClient(httpClient, self.endpoints.sso, self.reactor, timeout=self.requestTimeout)
         return sso.requestTokens(self.account, self._password, policy)
-
-    async def _negotiate(
-        self, attempt: _LoginAttempt, ns: NotificationProtocol
-    ) -> "NSRedirect | SSOChallenge":
-        for _ in range(MAX_RESTARTS + 1):
-            attempt.step = "VER"
-            await ns.negotiateVersion()
-            self._step(attempt, "VER")
-            attempt.step = "CVR"
-            result = await ns.identify()
-            self._step(attempt, "CVR")
-            if result is not None:
-                return result
-        raise ProtocolError(f"server asked to start over more than {MAX_RESTARTS} times")
 
     async def _downloadLists(
         self, sharing: SharingService, addressBook: AddressBookService

@@ -1,15 +1,13 @@
 # -*- test-case-name: test.test_contacts -*-
 """
-The client's model of the contact list, and the C{ADL}/C{RML} payload codec.
+The client's model of the contact list: L{Status}, the L{Lists} flags,
+L{Contact} and its signed-in L{Place}s, L{Group}, L{ContactList}, the
+account's L{Profile}, and the C{CurrentMedia} format.
 
 Everything here is pure: no sockets, no Deferreds. The session keeps one
 L{ContactList} and changes it only after the server confirmed a change;
-L{ContactList.snapshot} and L{ContactList.restore} let it undo a tentative
-change when the server refuses.
-
-The list payloads (reference section 3.5) are XML documents sent as the
-payload of C{ADL}/C{RML}; the server limits their size, so
-L{buildListPayloads} splits a long list into several complete documents.
+L{ContactList.snapshot} is a frozen copy to compare against. The
+C{ADL}/C{RML} payload codec is L{msnp.listpayload}.
 """
 
 from __future__ import annotations
@@ -246,7 +244,7 @@ class Contact:
 @dataclass(frozen=True)
 class ContactListSnapshot:
     """
-    A frozen copy of a L{ContactList}'s state, for L{ContactList.restore}.
+    A frozen copy of a L{ContactList}'s state, to compare against later.
     """
 
     contacts: dict[str, Contact]
@@ -333,31 +331,13 @@ class ContactList:
 
     def snapshot(self) -> ContactListSnapshot:
         """
-        A deep copy of the current state, to L{restore} if the server
-        refuses a change made tentatively.
+        A deep copy of the current state, to compare the list against
+        later (it stays as it is whatever the list does).
         """
         return ContactListSnapshot(
             copy.deepcopy(self._contacts), copy.deepcopy(self.groups)
         )
 
-    def restore(self, snapshot: ContactListSnapshot) -> None:
-        """
-        Return to the state of C{snapshot}. The snapshot stays usable.
-
-        Contacts are restored into the existing L{Contact} objects where the
-        address still exists, so references held by callers stay valid.
-        """
-        restored: dict[str, Contact] = {}
-        for key, saved in snapshot.contacts.items():
-            current = self._contacts.get(key)
-            fresh = copy.deepcopy(saved)
-            if current is not None:
-                current.__dict__.update(fresh.__dict__)
-                restored[key] = current
-            else:
-                restored[key] = fresh
-        self._contacts = restored
-        self.groups = copy.deepcopy(snapshot.groups)
 
 
 @dataclass

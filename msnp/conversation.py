@@ -8,7 +8,7 @@ C{XFR SB} + C{CAL} of the same people (reference section 6.8).
 L{ConversationManager}, owned by the session, opens conversations, answers
 invitations (C{RNG}) and closes everything at logout.
 
-Every L{Deferred} handed out fires or fails; switchboard set-up has its own
+Every L{Deferred <twisted.internet.defer.Deferred>} handed out fires or fails; switchboard set-up has its own
 deadline.
 """
 
@@ -50,7 +50,7 @@ from msnp.mime import (
     datacastId,
 )
 from msnp.nsmessages import Invitation, SwitchboardTicket
-from msnp.protocol import reactorOrDefault
+from msnp.reactors import reactorOrDefault
 from msnp.switchboard import SwitchboardProtocol
 
 log = Logger()
@@ -197,7 +197,7 @@ class Conversation:
         """
         Send a text (ack mode C{A}); split into parts when too long.
 
-        @return: a L{Deferred} firing once the switchboard acknowledged every
+        @return: a L{Deferred <twisted.internet.defer.Deferred>} firing once the switchboard acknowledged every
             part, failing with L{MessageNotDelivered} on C{NAK}, on the
             acknowledgement timeout, when the switchboard closes first, or
             when no switchboard could be opened.
@@ -232,7 +232,7 @@ class Conversation:
         """
         Bring C{email} into this conversation.
 
-        @return: a L{Deferred} firing when C{email} has joined; failing with
+        @return: a L{Deferred <twisted.internet.defer.Deferred>} firing when C{email} has joined; failing with
             L{ContactOffline} (C{217}), L{RequestTimeout} if they do not
             join within the set-up timeout, or L{ConnectionLost}.
         """
@@ -263,7 +263,7 @@ class Conversation:
         L{MessageNotDelivered}. The conversation can be used again later (a
         new switchboard is opened).
 
-        @return: a L{Deferred} firing once the connection is closed.
+        @return: a L{Deferred <twisted.internet.defer.Deferred>} firing once the connection is closed.
         """
         self._failQueue(MessageNotDelivered("the conversation was closed"))
         switchboard = self._switchboard
@@ -271,7 +271,7 @@ class Conversation:
             self._opening.cancel()
         if switchboard is None or switchboard.closed or switchboard.transport is None:
             return succeed(None)
-        d = switchboard.whenClosed()
+        d = switchboard.whenLost()
         switchboard.leave()
         return d
 
@@ -331,7 +331,7 @@ class Conversation:
 
     def whenReady(self) -> "Deferred[None]":
         """
-        A L{Deferred} firing when a switchboard is ready (opening one if
+        A L{Deferred <twisted.internet.defer.Deferred>} firing when a switchboard is ready (opening one if
         needed), or failing with the reason it could not be opened.
         """
         if self._isUsable():
@@ -575,7 +575,7 @@ class ConversationManager:
 
     Observer events (through L{notifyObserver}): C{conversationStarted} when
     an invitation was answered (a conversation opened with
-    L{openConversation} is handed back by its L{Deferred} instead);
+    L{openConversation} is handed back by its L{Deferred <twisted.internet.defer.Deferred>} instead);
     C{participantJoined} / C{participantLeft} for each person (once, however
     many places they are signed in at), C{messageReceived} with a
     L{TextMessage}, C{typingReceived}, C{nudgeReceived}, and
@@ -651,10 +651,10 @@ class ConversationManager:
         A conversation with C{email}: the open (or dormant) one-to-one
         conversation with them if there is one, else a new one.
 
-        @return: a L{Deferred} firing with the L{Conversation} once C{email}
+        @return: a L{Deferred <twisted.internet.defer.Deferred>} firing with the L{Conversation} once C{email}
             has joined; failing with L{ContactOffline} (C{217}),
             L{RequestTimeout}, L{ConnectionLost} or L{ServerError}; with
-            L{ValueError} for your own address (as a failed L{Deferred}, like
+            L{ValueError} for your own address (as a failed L{Deferred <twisted.internet.defer.Deferred>}, like
             every other outcome, never raised).
         """
         email = normalizeEmail(email)

@@ -1,4 +1,4 @@
-# -*- test-case-name: test.test_endpoints -*-
+# -*- test-case-name: test.test_client -*-
 """
 Where the services are, and who the client says it is.
 

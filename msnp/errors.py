@@ -1,4 +1,4 @@
-# -*- test-case-name: test.test_errors -*-
+# -*- test-case-name: test.test_protocol -*-
 """
 The exception family of msnp.
 

@@ -22,7 +22,7 @@ class IMessengerObserver(Interface):
     """
     Receives everything that happens to a signed-in session.
 
-    Arguments are msnp value objects: C{session} is an L{msnp.client.Session},
+    Arguments are msnp value objects: C{session} is an L{msnp.session.Session},
     C{contact} an L{msnp.contacts.Contact}, C{conversation} an
     L{msnp.conversation.Conversation}, C{message} an
     L{msnp.mime.TextMessage}.
@@ -47,7 +47,7 @@ class IMessengerObserver(Interface):
         """
         The session ended. C{reason} is the server's C{OUT} code (C{"OTH"}:
         signed in elsewhere, C{"SSD"}: server going down), C{"logout"} for
-        L{msnp.client.Session.logout}, or C{"connection lost"}.
+        L{msnp.session.Session.logout}, or C{"connection lost"}.
         """
 
     def profileReceived(session: Any, profile: dict[str, str]) -> None:
@@ -107,8 +107,8 @@ class IMessengerObserver(Interface):
     def contactAddedYou(email: str, displayName: Optional[str]) -> None:
         """
         Someone put you on their contact list; accept or decline with
-        L{msnp.client.Session.acceptContactRequest} /
-        L{msnp.client.Session.declineContactRequest}.
+        L{msnp.session.Session.acceptContactRequest} /
+        L{msnp.session.Session.declineContactRequest}.
         """
 
     def contactRemovedYou(email: str) -> None:

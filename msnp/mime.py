@@ -1,4 +1,4 @@
-# -*- test-case-name: test.test_mime -*-
+# -*- test-case-name: test.test_switchboard -*-
 """
 Message payloads: the MIME formats carried by C{MSG} (reference sections
 6.5, 6.6), as values and back, without a socket.

@@ -54,3 +54,17 @@ RSI_NS = "http://www.hotmail.msn.com/ws/2004/09/oim/rsi"
 #: At most this many ids in one RSI C{DeleteMessages}; client and server
 #: agree on it, so it lives beside the namespace they share.
 MAX_DELETE_IDS = 100
+
+
+# -- storage service (roaming profile, display picture) ----------------------------
+
+#: The namespace WLM 2009 used (Escargot answers in it when asked in it).
+STORAGE_NS = "http://www.msn.com/webservices/storage/w10"
+#: The namespace of C{detail/errorcode} in storage faults.
+STORAGE_FAULT_NS = "http://www.msn.com/webservices/storage/v1"
+#: The fault error code of a profile or document that does not exist.
+ITEM_DOES_NOT_EXIST = "ItemDoesNotExist"
+#: The fault error code of a storage ticket past its lifetime.
+TICKET_EXPIRED = "TicketExpired"
+#: The document stream type of the display picture.
+USER_TILE_STATIC = "UserTileStatic"

@@ -2,7 +2,7 @@
 """
 The client side of the notification server (NS) connection.
 
-L{NotificationProtocol} continues the L{DispatchProtocol} conversation on
+L{NotificationProtocol} continues the L{PreambleProtocol} conversation on
 the server that answered with the SSO challenge: it presents the ticket
 (C{USR SSO S}), and afterwards lives as long as the session, keeping the
 session's L{SessionState} current from what the server pushes: presence
@@ -30,7 +30,7 @@ from twisted.python.failure import Failure
 
 from msnp.challenge import computeChallengeResponse
 from msnp.contacts import Place, Status, normalizeEmail, normalizeGuid
-from msnp.dispatch import DispatchProtocol, NSRedirect, abortTransport, parseTransfer
+from msnp.preamble import NSRedirect, PreambleProtocol, parseTransfer
 from msnp.endpoints import ClientIdentity
 from msnp.errors import (
     AuthenticationError,
@@ -58,7 +58,7 @@ from msnp.nsmessages import (
     personalDataPayload,
     privateEndpointPayload,
 )
-from msnp.protocol import DEFAULT_REQUEST_TIMEOUT
+from msnp.protocol import DEFAULT_REQUEST_TIMEOUT, abortTransport
 from msnp.uun import (
     NotificationBody,
     NotificationError,
@@ -123,7 +123,7 @@ class INotificationListener(Interface):
 # -- the protocol --------------------------------------------------------------------
 
 
-class NotificationProtocol(DispatchProtocol):
+class NotificationProtocol(PreambleProtocol):
     """
     The NS connection of one session.
 
@@ -146,7 +146,7 @@ class NotificationProtocol(DispatchProtocol):
         trace: bool = False,
         observer: Optional[object] = None,
     ) -> None:
-        DispatchProtocol.__init__(self, account, identity, clock, requestTimeout, trace)
+        PreambleProtocol.__init__(self, account, identity, clock, requestTimeout, trace)
         self.state = SessionState(normalizeEmail(account), normalizeGuid(identity.machineGuid))
         self.observer = observer
         self.listener: Optional[INotificationListener] = None
@@ -171,7 +171,7 @@ class NotificationProtocol(DispatchProtocol):
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.stopKeepAlive()
         self.markEnding(REASON_CONNECTION_LOST)
-        DispatchProtocol.connectionLost(self, reason)
+        PreambleProtocol.connectionLost(self, reason)
         listener, self.listener = self.listener, None
         if listener is not None:
             try:

@@ -70,7 +70,7 @@ class Invitation:
 class SessionState:
     """
     What the NS connection knows about the signed-in account and its
-    contacts. L{msnp.client.Session} exposes it; the protocol keeps it
+    contacts. L{msnp.session.Session} exposes it; the protocol keeps it
     current. Nothing here changes on a request alone, only on the server's
     confirmation or notification.
 

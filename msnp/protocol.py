@@ -41,6 +41,8 @@ DEFAULT_MAX_LINE_LENGTH = 16 * 1024
 DEFAULT_MAX_PAYLOAD_LENGTH = 1024 * 1024
 #: Default seconds a request waits for its reply.
 DEFAULT_REQUEST_TIMEOUT = 30.0
+#: Seconds a clean close may take before the connection is aborted.
+CLOSE_TIMEOUT = 10.0
 
 
 @dataclass
@@ -387,12 +389,84 @@ class MSNPProtocol(LineReceiver):
         return len(self._pending)
 
 
-def reactorOrDefault(reactor: Any) -> Any:
+def abortTransport(transport: Any) -> None:
     """
-    The given reactor, or the global one when L{None}.
+    Drop a connection at once (C{abortConnection}), or close it when the
+    transport cannot abort.
     """
-    if reactor is None:
-        from twisted.internet import reactor as globalReactor
+    abort = getattr(transport, "abortConnection", None)
+    if abort is not None:
+        abort()
+    else:
+        transport.loseConnection()
 
-        return globalReactor
-    return reactor
+
+class ClientProtocol(MSNPProtocol):
+    """
+    The lifecycle every client connection shares (the login preamble and
+    notification connection, each switchboard): wait until it is gone
+    (L{whenLost}), close it cleanly with a deadline or at once (L{close},
+    L{abort}), and give up on a request nobody waits for (L{abandon}).
+
+    @ivar lostReason: why the connection closed, once it has.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        MSNPProtocol.__init__(self, *args, **kwargs)
+        self.lostReason: Optional[Failure] = None
+        self._lostWaiters: list[Deferred[None]] = []
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.lostReason = reason
+        MSNPProtocol.connectionLost(self, reason)
+        waiters, self._lostWaiters = self._lostWaiters, []
+        for waiter in waiters:
+            waiter.callback(None)
+
+    def whenLost(self) -> "Deferred[None]":
+        """
+        A L{Deferred} that fires once the connection is closed (at once if
+        it already is or never was open).
+        """
+        d: Deferred[None] = Deferred()
+        if self.lostReason is not None or self.transport is None:
+            d.callback(None)
+        else:
+            self._lostWaiters.append(d)
+        return d
+
+    def close(self, abort: bool = False) -> "Deferred[None]":
+        """
+        Close the connection and fire when it is gone.
+
+        @param abort: drop it at once, unsent data included (for failures).
+        """
+        if self.transport is not None and self.lostReason is None:
+            if abort:
+                abortTransport(self.transport)
+            else:
+                # A peer that stops reading keeps unsent data (and so the
+                # connection) around forever; do not wait on it for long.
+                timer = self.clock.callLater(CLOSE_TIMEOUT, abortTransport, self.transport)
+                self._lostWaiters.append(
+                    Deferred().addBoth(lambda _: timer.cancel() if timer.active() else None)
+                )
+                self.transport.loseConnection()
+        return self.whenLost()
+
+    def abandon(self, request: "Deferred[Any]") -> None:
+        """
+        Give up on a request nobody will wait for any more, leaving no
+        unhandled failure behind. It is only cancelled while still pending:
+        one being failed by L{failAllPending} right now must be left to it.
+        """
+        request.addErrback(lambda _: None)
+        if any(p.deferred is request for p in self._pending.values()):
+            request.cancel()
+
+    def abort(self) -> None:
+        """
+        Drop the connection now, unsent data included.
+        """
+        if self.transport is not None and self.lostReason is None:
+            abortTransport(self.transport)

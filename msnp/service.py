@@ -5,7 +5,7 @@ A Twisted service that keeps one account signed in.
 L{MessengerService} is what C{twistd msnp} runs, and it works the same in
 any Twisted application: add it to a service collection (or call
 C{startService}/C{stopService} yourself). It signs in with an
-L{msnp.client.MSNClient}, learns from L{msnp.client.Session.whenEnded}
+L{msnp.client.MSNClient}, learns from L{msnp.session.Session.whenEnded}
 that the session is over, and signs in again after a growing, jittered
 delay when the cause is one a retry can cure (a dropped connection, a
 server restart, C{OUT SSD}, a failed login step). Two causes stop it for
@@ -28,7 +28,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from msnp.errors import AuthenticationError, SignedOut
-from msnp.protocol import reactorOrDefault
+from msnp.reactors import reactorOrDefault
 
 if TYPE_CHECKING:
     from msnp.session import Session
@@ -158,7 +158,7 @@ class MessengerService(Service):
         """
         Stop retrying, abandon a login in progress, and sign out cleanly.
 
-        @return: a L{Deferred} firing once the session is closed.
+        @return: a L{Deferred <twisted.internet.defer.Deferred>} firing once the session is closed.
         """
         Service.stopService(self)
         self.state = "stopped"
@@ -202,7 +202,7 @@ class MessengerService(Service):
 
     def whenSignedIn(self) -> "Deferred[Session]":
         """
-        A L{Deferred} firing with the session at the next successful login
+        A L{Deferred <twisted.internet.defer.Deferred>} firing with the session at the next successful login
         (at once when signed in now).
         """
         if self.session is not None and self.state == "signed in":
@@ -213,7 +213,7 @@ class MessengerService(Service):
 
     def whenFinished(self) -> "Deferred[Optional[BaseException]]":
         """
-        A L{Deferred} firing when the service stops signing in: with the
+        A L{Deferred <twisted.internet.defer.Deferred>} firing when the service stops signing in: with the
         reason (an L{AuthenticationError}, a L{SignedOut}) when it gave up
         for good, with L{None} when it was stopped by C{stopService}. A
         process uses it to exit with an error instead of idling; C{twistd

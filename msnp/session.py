@@ -167,7 +167,7 @@ class Session:
         section 7.4). The ABCH clients do this by themselves when the
         service says the ticket has expired.
 
-        @return: a L{Deferred} firing once the new ticket is in use, or
+        @return: a L{Deferred <twisted.internet.defer.Deferred>} firing once the new ticket is in use, or
             failing with L{msnp.errors.AuthenticationError} (the password is
             no longer accepted) or L{msnp.errors.ServiceError}.
         """
@@ -336,7 +336,7 @@ class Session:
         """
         Send C{OUT}, close the conversations and the connection.
 
-        @return: a L{Deferred} firing when everything is closed.
+        @return: a L{Deferred <twisted.internet.defer.Deferred>} firing when everything is closed.
         """
         return ensureDeferred(self._logout())
 
@@ -363,7 +363,7 @@ class Session:
 
     def whenEnded(self) -> "Deferred[Optional[str]]":
         """
-        A L{Deferred} firing once the session is over, with the reason: the
+        A L{Deferred <twisted.internet.defer.Deferred>} firing once the session is over, with the reason: the
         server's C{OUT} code (C{"OTH"}, C{"SSD"}, ...), C{"logout"},
         C{"connection lost"}, or C{"signed out from another place"}.
         """
@@ -547,7 +547,7 @@ class Session:
         """
         Start (or reuse) a conversation with C{email}.
 
-        @return: a L{Deferred} firing with the L{Conversation} once the
+        @return: a L{Deferred <twisted.internet.defer.Deferred>} firing with the L{Conversation} once the
             contact has joined, or failing (L{msnp.errors.ContactOffline},
             L{msnp.errors.ServerError}, a timeout).
         """

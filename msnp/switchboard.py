@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
@@ -23,7 +23,7 @@ from twisted.python.failure import Failure
 from msnp.contacts import normalizeEmail
 from msnp.errors import ContactOffline, ServerError
 from msnp.mime import CHUNK_TIMEOUT, ChunkAssembler, MalformedMime, parseMime
-from msnp.protocol import MSNPProtocol
+from msnp.protocol import ClientProtocol
 from msnp.wire import Command, Direction, decodeParameter
 
 log = Logger()
@@ -41,7 +41,7 @@ def splitAddress(text: str) -> tuple[str, Optional[str]]:
 
 
 
-class SwitchboardProtocol(MSNPProtocol):
+class SwitchboardProtocol(ClientProtocol):
     """
     One switchboard connection (client side).
 
@@ -74,7 +74,6 @@ class SwitchboardProtocol(MSNPProtocol):
         self.sessionId: Optional[str] = None
         self.assembler = ChunkAssembler(self.clock, timeout=chunkTimeout)
         self.closed = False
-        self._whenClosed: list[Deferred[None]] = []
 
     def __repr__(self) -> str:
         return f"<SwitchboardProtocol account={self.account!r} session={self.sessionId!r}>"
@@ -149,24 +148,6 @@ class SwitchboardProtocol(MSNPProtocol):
             self.sendNoReply("OUT", withTrid=False)
             self.transport.loseConnection()
 
-    def abort(self) -> None:
-        """
-        Drop the connection now.
-        """
-        if self.transport is not None and self.connected:
-            abort = getattr(self.transport, "abortConnection", None)
-            (abort or self.transport.loseConnection)()
-
-    def whenClosed(self) -> "Deferred[None]":
-        """
-        Fires once the connection is gone.
-        """
-        if self.closed:
-            return succeed(None)
-        d: Deferred[None] = Deferred()
-        self._whenClosed.append(d)
-        return d
-
     # -- events -----------------------------------------------------------------
 
     def _tell(self, event: str, *args: Any) -> None:
@@ -237,9 +218,6 @@ class SwitchboardProtocol(MSNPProtocol):
         # fail, so that a message sent from their errbacks goes to a new
         # switchboard instead of this dead one.
         self._tell("switchboardClosed")
-        MSNPProtocol.connectionLost(self, reason)
-        waiters, self._whenClosed = self._whenClosed, []
-        for d in waiters:
-            d.callback(None)
+        ClientProtocol.connectionLost(self, reason)
 
 

@@ -35,14 +35,12 @@ class PayloadRule:
     """
     How a payload command announces its length.
 
-    @ivar position: index, among the arguments (TrID included), of the
-        length token; C{-1} is the last token, which is where MSNP always
-        puts it.
+    The length is always the last token of the line.
+
     @ivar replyForms: last tokens that mean "this is the payload-less reply
         form" (C{ADL trid OK}); any other non-numeric length is malformed.
     """
 
-    position: int = -1
     replyForms: frozenset[str] = frozenset()
 
 
@@ -89,14 +87,6 @@ NO_TRID_FROM_CLIENT = frozenset({"PNG", "OUT"})
 
 #: Lengths with more digits than this are refused before conversion.
 _MAX_LENGTH_DIGITS = 18
-
-
-def payloadRules(direction: Direction) -> dict[str, PayloadRule]:
-    return PAYLOAD_FROM_SERVER if direction is Direction.FROM_SERVER else PAYLOAD_FROM_CLIENT
-
-
-def noTridCommands(direction: Direction) -> frozenset[str]:
-    return NO_TRID_FROM_SERVER if direction is Direction.FROM_SERVER else NO_TRID_FROM_CLIENT
 
 
 class MalformedLine(ProtocolError):
@@ -204,25 +194,6 @@ class Command:
         return f"<Command {self.describe()}>"
 
 
-_newObject = object.__new__
-
-
-def _makeCommand(
-    name: str, trid: Optional[int], arguments: tuple[str, ...], payload: Optional[bytes]
-) -> Command:
-    # The same value as Command(name, trid, arguments, payload). A frozen
-    # dataclass's __init__ assigns each field through object.__setattr__,
-    # which costs as much as decoding the rest of a line; the reader builds
-    # one Command per line, so it fills the instance dict directly.
-    command = _newObject(Command)
-    fields = command.__dict__
-    fields["name"] = name
-    fields["trid"] = trid
-    fields["arguments"] = arguments
-    fields["payload"] = payload
-    return command
-
-
 @dataclass(frozen=True)
 class ParsedLine:
     """
@@ -235,21 +206,7 @@ class ParsedLine:
     payloadLength: Optional[int]
 
     def withPayload(self, payload: Optional[bytes]) -> Command:
-        return _makeCommand(self.name, self.trid, self.arguments, payload)
-
-
-def _makeParsedLine(
-    name: str, trid: Optional[int], arguments: tuple[str, ...], payloadLength: int
-) -> ParsedLine:
-    # ParsedLine(name, trid, arguments, payloadLength), built as
-    # _makeCommand builds a Command: once per payload line.
-    parsed = _newObject(ParsedLine)
-    fields = parsed.__dict__
-    fields["name"] = name
-    fields["trid"] = trid
-    fields["arguments"] = arguments
-    fields["payloadLength"] = payloadLength
-    return parsed
+        return Command(self.name, self.trid, self.arguments, payload)
 
 
 def _parseLength(token: str) -> Optional[int]:
@@ -322,10 +279,10 @@ def parseIncoming(line: bytes, direction: Direction) -> "Command | ParsedLine":
         rule = (PAYLOAD_FROM_SERVER if fromServer else PAYLOAD_FROM_CLIENT).get(name)
         if rule is not None and not (fromServer and name == "QRY"):
             if arguments:
-                last = arguments[rule.position]
+                last = arguments[-1]
                 payloadLength = _parseLength(last)
                 if payloadLength is not None:
-                    del arguments[rule.position]
+                    del arguments[-1]
                 elif last not in rule.replyForms:
                     raise MalformedLine(f"{name} with a non-numeric payload length")
             elif not fromServer or not rule.replyForms:
@@ -340,8 +297,8 @@ def parseIncoming(line: bytes, direction: Direction) -> "Command | ParsedLine":
             trid = int(first)
             del arguments[0]
     if payloadLength is None:
-        return _makeCommand(name, trid, tuple(arguments), None)
-    return _makeParsedLine(name, trid, tuple(arguments), payloadLength)
+        return Command(name, trid, tuple(arguments), None)
+    return ParsedLine(name, trid, tuple(arguments), payloadLength)
 
 
 def parseLine(line: bytes, direction: Direction) -> ParsedLine:

@@ -14,7 +14,6 @@ by local name and never by prefix.
 
 from __future__ import annotations
 
-import gc
 import re
 from typing import Iterator, Optional
 from xml.etree.ElementTree import Element, ParseError, XMLParser
@@ -24,9 +23,6 @@ from msnp.errors import UnsafeXML
 #: Default cap on a document's size: far above any real address book page.
 DEFAULT_MAX_XML_BYTES = 16 * 1024 * 1024
 
-#: Documents at least this large are parsed with the cyclic garbage
-#: collector paused (see L{parseXML}).
-_PAUSE_GC_BYTES = 64 * 1024
 
 _FORBIDDEN = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 
@@ -57,22 +53,11 @@ def parseXML(data: bytes | str, maxBytes: int = DEFAULT_MAX_XML_BYTES) -> Elemen
     if _FORBIDDEN.search(data):
         raise XMLError("XML document declares a DTD or entity; refused")
     parser = XMLParser()
-    # A tree has no reference cycles, yet building a large one sets off
-    # the cyclic collector over and over, and each pass walks every object
-    # the process holds: in a client with a loaded session that doubles
-    # the parse of an address book. Pause it for large documents (the
-    # previous state is restored whatever happens).
-    pauseCollector = len(data) >= _PAUSE_GC_BYTES and gc.isenabled()
-    if pauseCollector:
-        gc.disable()
     try:
         parser.feed(data)
         root: Element = parser.close()
     except ParseError as e:
         raise XMLError(f"malformed XML: {e}") from None
-    finally:
-        if pauseCollector:
-            gc.enable()
     return root
 
 

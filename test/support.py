@@ -8,9 +8,12 @@ wall-clock time, and listeners that close every connection they accepted so
 trial's clean-reactor check passes. Keeping one copy here means a fix to
 (say) the cleanup order is made once, for every module.
 
-This is not a test module (pytest collects only C{test_*.py}); the test
-modules import it as C{support}, which works because C{test/} has no
-C{__init__.py}, so pytest puts that directory on C{sys.path}.
+This is not a test module (pytest and trial collect only C{test_*.py}).
+C{test/} is a package (C{test/__init__.py}), so that C{python -m
+twisted.trial test} run from the repository root finds this suite before
+CPython's own C{test} package; modules import these helpers as
+C{test.support}. No test module imports another: what two of them share
+lives here.
 """
 
 from __future__ import annotations
@@ -33,9 +36,19 @@ from twisted.python.failure import Failure
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
+from treq.testing import StubTreq
+from twisted.internet.task import Clock
+from twisted.web.resource import Resource
+
 from msnp.client import MSNClient, Session
+from msnp.server.abch import ABCHResource
+from msnp.server.accounts import Account, AccountStore
+from msnp.soap.addressbook import AddressBookService
+from msnp.soap.envelope import ABCHCache
+from msnp.soap.sharing import SharingService
 from msnp.endpoints import Endpoints
 from msnp.server.network import LocalNetwork
+from msnp.testing import EventLog
 from msnp.wire import Command, Direction, parseLine
 
 #: Seconds one wait in an end-to-end test may take before the test fails
@@ -59,57 +72,15 @@ def asyncTest(f: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[..., "Defe
 # -- waiting without sleeping ------------------------------------------------------
 
 
-class EventRecorder:
+class EventRecorder(EventLog):
     """
-    An observer base that records events and lets a test wait until a
-    condition over them holds; the condition is re-checked after every
-    event, so a test waits exactly as long as the network takes.
-
-    Subclasses add the observer methods they care about, each calling
-    L{_record} with the event name first.
+    L{msnp.testing.EventLog} on the real reactor with the suite's L{WAIT}:
+    subclasses add the observer methods they care about, each calling
+    L{_record} with the event name first (and what the test compares).
     """
 
     def __init__(self, name: str) -> None:
-        self.name = name
-        self.events: list[tuple[Any, ...]] = []
-        self._waiters: list[tuple[Callable[[], bool], Deferred[None]]] = []
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.name}>"
-
-    def _record(self, *event: Any) -> None:
-        self.events.append(event)
-        for entry in list(self._waiters):
-            check, d = entry
-            if check():
-                self._waiters.remove(entry)
-                d.callback(None)
-
-    def waitFor(self, check: Callable[[], bool], what: str) -> "Deferred[None]":
-        """
-        Fire once C{check()} is true; fail after L{WAIT} seconds with an
-        L{AssertionError} naming C{what} and the last events, so a missing
-        event is a readable test failure rather than a hang.
-        """
-        if check():
-            return succeed(None)
-        d: Deferred[None] = Deferred()
-        entry = (check, d)
-        self._waiters.append(entry)
-
-        def timedOut(failure: Any, timeout: float) -> None:
-            if entry in self._waiters:
-                self._waiters.remove(entry)
-            raise AssertionError(f"{self.name}: still waiting for {what}; events: {self.events[-10:]}")
-
-        d.addTimeout(WAIT, reactor, onTimeoutCancel=timedOut)
-        return d
-
-    def named(self, event: str) -> list[tuple[Any, ...]]:
-        """
-        The arguments of every recorded C{event}, oldest first.
-        """
-        return [e[1:] for e in self.events if e[0] == event]
+        EventLog.__init__(self, name, reactor=reactor, timeout=WAIT)
 
 
 async def pollUntil(condition: Callable[[], bool], timeout: float, interval: float = 0.01) -> bool:
@@ -365,3 +336,52 @@ class ListChangeRecorder:
 
     def contactListChanged(self, session: Any) -> None:
         self.events.append(("contactListChanged", session) if self.keepSession else ("contactListChanged",))
+
+
+# -- the ABCH services in memory ------------------------------------------------
+
+#: Where L{ServerHarness} mounts the ABCH resource.
+BASE = "http://127.0.0.1/abservice/"
+
+
+class ServerHarness:
+    """
+    A store with alice (bob mutual, carol one-way, dave pending), the ABCH
+    resource mounted at C{/abservice}, and clients for a chosen account.
+    """
+
+    def __init__(self) -> None:
+        self.store = AccountStore()
+        for name in ("alice", "bob", "carol", "dave", "frank"):
+            self.store.addAccount(f"{name}@example.com", "pw", name.capitalize())
+        self.store.addContact("alice@example.com", "bob@example.com", mutual=True)
+        self.store.addContact("alice@example.com", "carol@example.com")
+        dave = self.store.get("dave@example.com")
+        assert dave is not None
+        self.store.addToAddressBook(dave, "alice@example.com")
+        self.changes: list[tuple[str, str]] = []
+        self.clock = Clock()
+        self.clock.advance(1262304000)
+        self.abch = ABCHResource(self.store, self.clock, onChange=self.changed)
+        root = Resource()
+        root.putChild(b"abservice", self.abch)
+        self.treq: Any = StubTreq(root)
+
+    def changed(self, account: Account, action: str) -> None:
+        self.changes.append((account.email, action))
+
+    def account(self, name: str) -> Account:
+        account = self.store.get(f"{name}@example.com")
+        assert account is not None
+        return account
+
+    def clients(
+        self, name: str = "alice", ticket: Optional[str] = None, sharingPath: str = "SharingService.asmx"
+    ) -> tuple[SharingService, AddressBookService]:
+        if ticket is None:
+            ticket = self.store.issueTickets(self.account(name)).contactsTicket
+        value = ticket
+        cache = ABCHCache()
+        sharing = SharingService(self.treq, BASE + sharingPath, lambda: value, self.clock, cache=cache)
+        book = AddressBookService(self.treq, BASE + "abservice.asmx", lambda: value, self.clock, cache=cache)
+        return sharing, book

@@ -26,7 +26,7 @@ from msnp.errors import (
     UnsupportedProtocol,
 )
 
-from support import WAIT, asyncTest, pollUntil, signIn, startLocalNetwork
+from test.support import WAIT, asyncTest, pollUntil, signIn, startLocalNetwork
 
 ALICE = "alice@example.com"
 BOB = "bob@example.com"

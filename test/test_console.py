@@ -23,7 +23,7 @@ from msnp.console import EXIT_FAILED, Console, ConsoleOptions, SendOptions
 from msnp.contacts import Status
 from msnp.terminal import TerminalFront
 
-from support import ROOT, childEnvironment
+from test.support import ROOT, childEnvironment
 
 #: Seconds a child process may take for one expected output.
 DEADLINE = 30.0

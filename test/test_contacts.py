@@ -328,28 +328,6 @@ class ContactListTests(SynchronousTestCase):
         contact.status = Status.AWAY
         self.assertTrue(contact.isOnline)
 
-    def test_snapshotRestore(self) -> None:
-        """
-        A restored list equals the snapshot, and callers' contact objects
-        stay the live ones.
-        """
-        bob = Contact("bob@example.com", lists=Lists.FORWARD | Lists.ALLOW, groupIds={"g1"})
-        contacts = ContactList([bob], [Group("g1", "Friends")])
-        saved = contacts.snapshot()
-        bob.lists = Lists.FORWARD | Lists.BLOCK
-        bob.groupIds.add("g2")
-        contacts.add(Contact("eve@example.com"))
-        contacts.groups["g2"] = Group("g2", "Work")
-        contacts.restore(saved)
-        self.assertEqual(len(contacts), 1)
-        self.assertIs(contacts.get("bob@example.com"), bob)
-        self.assertEqual(bob.lists, Lists.FORWARD | Lists.ALLOW)
-        self.assertEqual(bob.groupIds, {"g1"})
-        self.assertEqual(list(contacts.groups), ["g1"])
-        bob.lists = Lists(0)
-        contacts.restore(saved)
-        self.assertEqual(bob.lists, Lists.FORWARD | Lists.ALLOW)
-
     def test_lookups(self) -> None:
         """
         Contacts by address-book id and groups by name.

@@ -17,7 +17,7 @@ from msnp.contacts import Lists, Status
 from msnp.errors import ContactListError, ServiceError
 from msnp.server.accounts import Account
 
-from support import EventRecorder, signIn, startLocalNetwork
+from test.support import EventRecorder, signIn, startLocalNetwork
 
 PASSWORD = "secret-pw"
 

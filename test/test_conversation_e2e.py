@@ -17,7 +17,7 @@ from twisted.trial.unittest import TestCase
 
 from msnp.errors import ContactOffline, MessageNotDelivered
 
-from support import EventRecorder, logoutQuietly, signIn, startLocalNetwork
+from test.support import EventRecorder, logoutQuietly, signIn, startLocalNetwork
 
 PASSWORD = "secret-pw"
 LONG_TEXT = ("Grüße aus Zürich — ça va? Ελληνικά 日本語 😀 ✓ " * 120)[:4000]
@@ -66,7 +66,7 @@ async def logoutAfterSwitchboards(session: Any) -> None:
     manager = session.conversationManager
     closing = []
     if manager is not None:
-        closing = [c._switchboard.whenClosed() for c in manager.conversations if c._switchboard is not None]
+        closing = [c._switchboard.whenLost() for c in manager.conversations if c._switchboard is not None]
     await logoutQuietly(session)
     await DeferredList(closing)
 

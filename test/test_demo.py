@@ -14,7 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from msnp.console import Console
 from msnp.demo import Printer
 
-from support import ROOT, childEnvironment
+from test.support import ROOT, childEnvironment
 
 
 def runMsnp(*args: str, timeout: float = 90.0, stdin: str = "") -> "subprocess.CompletedProcess[str]":

@@ -20,7 +20,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from msnp.server.network import LocalNetwork
 
-from support import ROOT, asyncTest, childEnvironment, freePorts, tempDirectory
+from test.support import ROOT, asyncTest, childEnvironment, freePorts, tempDirectory
 
 #: Seconds a child process may take.
 DEADLINE = 30.0

@@ -3,17 +3,14 @@ Property tests: hostile byte streams fed to the real DS, NS and SB
 protocols, client and server side.
 
 The generators and the per-stream checks are those of the standalone fuzz
-driver (C{bench/fuzz_wire.py}, which runs a million streams); here
+driver (C{test/fuzzstreams.py}; C{bench/fuzz_wire.py} runs a million streams); here
 hypothesis drives a bounded number of them on every test run, so a
 regression in any protocol's handlers is caught by the suite itself.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import random
-from types import ModuleType
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -21,17 +18,9 @@ from hypothesis import strategies as st
 from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-
-def _loadFuzzDriver() -> ModuleType:
-    path = os.path.join(os.path.dirname(__file__), os.pardir, "bench", "fuzz_wire.py")
-    spec = importlib.util.spec_from_file_location("msnp_fuzz_wire", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from test import fuzzstreams as fuzz
 
 
-fuzz = _loadFuzzDriver()
 TARGETS = fuzz.targets()
 NAMES = {target.name for target in TARGETS}
 
@@ -47,7 +36,7 @@ class HostileStreamTests(SynchronousTestCase):
         the three servers, not only the shared base class.
         """
         for name in (
-            "DispatchProtocol",
+            "PreambleProtocol",
             "NotificationProtocol",
             "SwitchboardProtocol",
             "server DispatchServer",

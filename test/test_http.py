@@ -4,7 +4,7 @@ when it does not end well.
 
 Deadlines are tested in memory (L{StubTreq} and a L{Clock}); the size cap
 and transport errors over real loopback sockets against a C{twisted.web}
-server, through the library's own client (L{msnp.tls.makeHTTPClient}).
+server, through the library's own client (L{msnp.httpclient.makeHTTPClient}).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from msnp.errors import ServiceError
 from msnp.http import BodyTooLarge, HTTPResult, postXML
 from msnp.httpclient import HTTPClientHandle, makeHTTPClient
 
-from support import TrackingFactory, stopTracked
+from test.support import TrackingFactory, stopTracked
 
 
 URL = "http://127.0.0.1/service"

@@ -30,7 +30,7 @@ from msnp.server.network import LocalNetwork
 from msnp.server.notification import addressBookChangedPayload, notificationPid
 from msnp.wire import Command
 from msnp.xmlsafe import parseXML, textOf
-from support import EventRecorder
+from test.support import EventRecorder
 
 PASSWORD = "secret-pw"
 ALICE = "alice@example.com"

@@ -14,7 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from msnp.contacts import Contact, ContactList, Endpoint, Lists, Status
 from msnp.listpayload import ListEntry
-from msnp.dispatch import NSRedirect
+from msnp.preamble import NSRedirect
 from msnp.endpoints import ClientIdentity
 from msnp.errors import AuthenticationError, ConnectionLost, ProtocolError, ServerError, SignedOut
 from msnp.mime import parseMimeHeaders

@@ -13,7 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 import msnp
 
-from support import ROOT
+from test.support import ROOT
 
 
 def _config() -> configparser.ConfigParser:

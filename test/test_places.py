@@ -15,7 +15,7 @@ from msnp.notification import REASON_SIGNED_OUT_ELSEWHERE
 from msnp.roaming import cidFromHex
 from msnp.uun import EverywhereSignOut, NotificationError, PlaceSignOut, SwitchboardClosed, UnknownNotification
 
-from test_notification import GUID_A, GUID_B, GUID_C, Harness
+from test.test_notification import GUID_A, GUID_B, GUID_C, Harness
 
 
 def ownUBX(*places: tuple[str, str]) -> bytes:

@@ -8,7 +8,7 @@ from twisted.application.service import IServiceMaker
 from twisted.plugin import getPlugins
 from twisted.trial.unittest import SynchronousTestCase
 
-from support import tempDirectory
+from test.support import tempDirectory
 
 
 class PluginDiscoveryTests(SynchronousTestCase):

@@ -33,7 +33,7 @@ from xml.sax.saxutils import escape
 from twisted.internet import reactor
 from twisted.trial.unittest import TestCase
 
-from support import EventRecorder, pollUntil, signIn, startLocalNetwork
+from test.support import EventRecorder, pollUntil, signIn, startLocalNetwork
 
 PASSWORD = "storm-pw"
 OWNER = "alice@example.com"

@@ -26,7 +26,7 @@ from typing import Optional
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from support import ROOT, freePorts, tempDirectory
+from test.support import ROOT, freePorts, tempDirectory
 
 #: Seconds one expected output may take.
 DEADLINE = 30.0
@@ -81,6 +81,7 @@ BLOCK_MARKERS = {
     "python -m msnp chat --account me@example.com": "test_chatCommands",
     "python -m msnp send": "test_chatCommands",
     "class MyBotTests(TestCase)": "test_localNetworkExample",
+    "class EchoBotTests(TestCase)": "test_testingExample",
 }
 
 
@@ -253,6 +254,18 @@ class ReadmeBlockTests(SynchronousTestCase):
         send = subprocess.run(["bash", "-c", block("python -m msnp send")], cwd=self.directory, env=self.env,
                               capture_output=True, text=True, timeout=DEADLINE)
         self.assertEqual(send.returncode, 0, send.stdout + send.stderr)
+
+    def test_testingExample(self) -> None:
+        """
+        The C{msnp.testing} example passes under trial.
+        """
+        with open(os.path.join(self.directory, "test_echobot.py"), "w") as f:
+            f.write(block("class EchoBotTests(TestCase)"))
+        result = subprocess.run([sys.executable, "-m", "twisted.trial", "test_echobot"], cwd=self.directory,
+                                env=dict(self.env, PYTHONPATH=ROOT + os.pathsep + self.directory),
+                                capture_output=True, text=True, timeout=DEADLINE)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertRegex(result.stdout, r"PASSED \(successes=1\)")
 
     def test_localNetworkExample(self) -> None:
         """

@@ -27,7 +27,7 @@ from msnp.server.network import LocalNetwork
 from msnp.settings import MpopMode, Privacy
 from msnp.uun import OpaqueNotification, NotificationType, PlaceSignOut, RTCActivity, UnknownNotification
 
-from support import EventRecorder, freePorts, pollUntil
+from test.support import EventRecorder, freePorts, pollUntil
 
 PASSWORD = "secret-pw"
 ALICE = "alice@example.com"

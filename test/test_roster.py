@@ -21,7 +21,7 @@ from msnp.soap.addressbook import ABContact, AddressBookResult
 from msnp.soap.sharing import Member, MembershipResult
 from msnp.wire import Command
 
-from support import ListChangeRecorder
+from test.support import ListChangeRecorder
 
 FL, AL, BL, RL, PL = Lists.FORWARD, Lists.ALLOW, Lists.BLOCK, Lists.REVERSE, Lists.PENDING
 

@@ -26,7 +26,7 @@ from msnp.soap.sharing import SharingService
 from msnp.soap.sync import buildContactList
 from msnp.wire import Command
 
-from support import ListChangeRecorder
+from test.support import ListChangeRecorder
 
 FL, AL, BL, RL, PL = Lists.FORWARD, Lists.ALLOW, Lists.BLOCK, Lists.REVERSE, Lists.PENDING
 BASE = "http://127.0.0.1:8080/abservice/"

@@ -29,7 +29,7 @@ from msnp.server.rsi import IssuedMessengerTickets, RSIResource
 from msnp.soap.rsi import MAX_RSI_BODY_BYTES, RSIFault, RSIService
 from msnp.httpclient import makeHTTPClient
 
-from support import EventRecorder, TrackingFactory, asyncTest, stopTracked
+from test.support import EventRecorder, TrackingFactory, asyncTest, stopTracked
 
 #: The client's deadline, on the test's clock.
 TIMEOUT = 30.0

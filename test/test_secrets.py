@@ -32,7 +32,7 @@ from msnp.server.network import LocalNetwork
 from msnp.wire import Command
 from msnp.xmlsafe import escapeText
 
-from support import WAIT, startLocalNetwork
+from test.support import WAIT, startLocalNetwork
 
 ALICE = "alice@example.com"
 BOB = "bob@example.com"

@@ -6,69 +6,21 @@ L{treq.testing.StubTreq}.
 
 from __future__ import annotations
 
-from typing import Any, Optional, TypeVar
+from typing import Any, TypeVar
 
-from treq.testing import StubTreq
 from twisted.internet.defer import Deferred
-from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
-from twisted.web.resource import Resource
 
 from msnp.contacts import Lists
 from msnp.listpayload import ListEntry
 from msnp.errors import ServiceError
-from msnp.server.abch import ABCHResource
-from msnp.server.accounts import ALLOW, BLOCK, PENDING, REVERSE, Account, AccountStore
-from msnp.soap.addressbook import AddressBookService
-from msnp.soap.envelope import ABCHCache, ABCHFault
-from msnp.soap.sharing import SharingService
+from msnp.server.accounts import ALLOW, BLOCK, PENDING, REVERSE, Account
+from msnp.soap.envelope import ABCHFault
 from msnp.soap.sync import buildContactList, initialListEntries
 
+from test.support import BASE, ServerHarness
+
 T = TypeVar("T")
-BASE = "http://127.0.0.1/abservice/"
-
-
-class ServerHarness:
-    """
-    A store with alice (bob mutual, carol one-way, dave pending), the ABCH
-    resource mounted at C{/abservice}, and clients for a chosen account.
-    """
-
-    def __init__(self) -> None:
-        self.store = AccountStore()
-        for name in ("alice", "bob", "carol", "dave", "frank"):
-            self.store.addAccount(f"{name}@example.com", "pw", name.capitalize())
-        self.store.addContact("alice@example.com", "bob@example.com", mutual=True)
-        self.store.addContact("alice@example.com", "carol@example.com")
-        dave = self.store.get("dave@example.com")
-        assert dave is not None
-        self.store.addToAddressBook(dave, "alice@example.com")
-        self.changes: list[tuple[str, str]] = []
-        self.clock = Clock()
-        self.clock.advance(1262304000)
-        self.abch = ABCHResource(self.store, self.clock, onChange=self.changed)
-        root = Resource()
-        root.putChild(b"abservice", self.abch)
-        self.treq: Any = StubTreq(root)
-
-    def changed(self, account: Account, action: str) -> None:
-        self.changes.append((account.email, action))
-
-    def account(self, name: str) -> Account:
-        account = self.store.get(f"{name}@example.com")
-        assert account is not None
-        return account
-
-    def clients(
-        self, name: str = "alice", ticket: Optional[str] = None, sharingPath: str = "SharingService.asmx"
-    ) -> tuple[SharingService, AddressBookService]:
-        if ticket is None:
-            ticket = self.store.issueTickets(self.account(name)).contactsTicket
-        value = ticket
-        cache = ABCHCache()
-        sharing = SharingService(self.treq, BASE + sharingPath, lambda: value, self.clock, cache=cache)
-        book = AddressBookService(self.treq, BASE + "abservice.asmx", lambda: value, self.clock, cache=cache)
-        return sharing, book
 
 
 class ABCHTestCase(SynchronousTestCase):

@@ -13,7 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 
 from msnp.server.abch import ABCHResource
-from test_server_abch import ServerHarness
+from test.support import ServerHarness
 
 
 class StateOutlivesResourceTests(SynchronousTestCase):

@@ -21,7 +21,7 @@ from msnp.server.__main__ import run
 from msnp.server.network import LocalNetwork
 from msnp.server.sqlstore import SQLiteAccountStore
 
-from support import childEnvironment, tempDirectory, writeTempFile
+from test.support import childEnvironment, tempDirectory, writeTempFile
 
 
 class Captured:

@@ -31,7 +31,7 @@ from msnp.endpoints import Endpoints
 from msnp.server.accounts import BLOCK
 from msnp.server.sqlstore import SQLiteAccountStore
 
-from support import childEnvironment, freePorts, tempDirectory
+from test.support import childEnvironment, freePorts, tempDirectory
 
 ALICE = "alice@example.com"
 PASSWORD = "alice-pw"

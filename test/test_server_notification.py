@@ -38,7 +38,7 @@ from msnp.mbi import mbiResponse
 from msnp.sso import SSOClient
 from msnp.wire import Command, Direction, parseCommand
 
-from support import asyncTest
+from test.support import asyncTest
 
 GUID_A = "{6F0D1A2B-3C4D-4E5F-8A9B-0C1D2E3F4A5B}"
 GUID_B = "{0A1B2C3D-4E5F-4061-8293-A4B5C6D7E8F9}"

@@ -21,7 +21,7 @@ from msnp.server.interfaces import IAccountStore
 from msnp.server.passwords import PasswordHasher, ScryptCost, significantPassword
 from msnp.server.sqlstore import MIGRATIONS, DatabaseLocked, SQLiteAccountStore, StoreError
 
-from support import tempDirectory
+from test.support import tempDirectory
 
 ALICE = "alice@example.com"
 BOB = "bob@example.com"

@@ -30,7 +30,7 @@ from msnp.mime import buildTextPayload
 from msnp.nsmessages import Invitation, SwitchboardTicket
 from msnp.wire import Command, Direction
 
-from support import commandsIn
+from test.support import commandsIn
 
 ALICE_GUID = "{6F0D1A2B-3C4D-4E5F-8A9B-0C1D2E3F4A5B}"
 BOB_GUID = "{0A1B2C3D-4E5F-4061-8293-A4B5C6D7E8F9}"
@@ -462,7 +462,7 @@ class LoopbackTests(TestCase):
         return manager
 
     async def _close(self, manager: ConversationManager) -> None:
-        waits = [c._switchboard.whenClosed() for c in manager.conversations if c._switchboard is not None]
+        waits = [c._switchboard.whenLost() for c in manager.conversations if c._switchboard is not None]
         manager.closeAll()
         await DeferredList(waits)
 

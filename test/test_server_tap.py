@@ -14,7 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from msnp.server.tap import NetworkService, Options, makeService
 
-from support import freePorts, tempDirectory, writeTempFile
+from test.support import freePorts, tempDirectory, writeTempFile
 
 GOOD_ACCOUNTS = [
     {"email": "alice@example.com", "password": "a", "displayName": "Alice", "contacts": ["bob@example.com"]},
@@ -289,7 +289,7 @@ class HTTPSTests(TestCase):
         from twisted.logger import globalLogPublisher
 
         from msnp.client import MSNClient
-        from test_tls import pki
+        from test.test_tls import pki
 
         issued = pki()
         cert = writeTempFile(self, issued.good.certPEM, "cert.pem")

@@ -24,7 +24,7 @@ from msnp.server.storage import StorageResource
 from msnp.soap.storage import StorageFault, StorageService
 from msnp.httpclient import makeHTTPClient
 
-from support import TrackingFactory, asyncTest, stopTracked
+from test.support import TrackingFactory, asyncTest, stopTracked
 
 #: Deadline of the calls that should succeed; loopback answers in milliseconds.
 TIMEOUT = 10.0

@@ -34,7 +34,7 @@ from msnp.nsmessages import Invitation, SwitchboardTicket
 from msnp.switchboard import SwitchboardProtocol
 from msnp.wire import Command, Direction
 
-from support import commandsIn
+from test.support import commandsIn
 
 # Reference section 8.4.
 TXT = b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\nX-MMS-IM-Format: FN=Segoe%20UI; EF=; CO=0; CS=1; PF=0\r\n\r\nHi Bob! \xc3\xa7a va?"
@@ -884,3 +884,72 @@ class PropertyTests(SynchronousTestCase):
             self.assertFalse(h.transport.disconnecting)
 
         check()
+
+
+class PinnedBehaviourTests(SynchronousTestCase):
+    """
+    Behaviours no other test pinned (each was changed in a copy of the code
+    and the whole suite still passed).
+    """
+
+    def test_reopenAfterRefusedOpen(self) -> None:
+        """
+        A conversation whose switchboard could not be opened (C{217}) opens
+        a new one on the next C{sendText} instead of queueing forever.
+        """
+        h = Harness()
+        conversation = Conversation(h.manager, ["bob@example.com"])
+        first = conversation.sendText("one")
+        h.feed(f"USR 1 OK {ALICE};{ALICE_GUID} Alice\r\n".encode())
+        h.feed(b"217 2\r\n")
+        self.failureResultOf(first, MessageNotDelivered)
+        second = conversation.sendText("two")
+        self.assertEqual(len(h.xfrRequests), 2)
+        self.assertEqual(len(h.connections), 2)
+        h.joinBob()
+        messages = [c for c in h.sent() if c.name == "MSG"]
+        self.assertEqual([parseMime(m.payload or b"").body for m in messages], [b"two"])
+        h.feed(f"ACK {messages[0].trid}\r\n".encode())
+        self.successResultOf(second)
+
+    def test_reopenAfterTimedOutOpen(self) -> None:
+        """
+        Likewise after the set-up timeout: the next text opens again.
+        """
+        h = Harness()
+        conversation = Conversation(h.manager, ["bob@example.com"])
+        first = conversation.sendText("one")
+        h.clock.advance(60)
+        self.failureResultOf(first, MessageNotDelivered)
+        conversation.sendText("two")
+        self.assertEqual(len(h.xfrRequests), 2)
+        h.joinBob()
+        self.assertEqual(
+            [parseMime(c.payload or b"").body for c in h.sent() if c.name == "MSG"], [b"two"]
+        )
+
+    def test_textFromOpenCallbackAfterQueued(self) -> None:
+        """
+        A text sent from the C{openConversation} callback goes out after
+        the texts already queued on that conversation, not before them.
+        """
+        h = Harness()
+        opened = h.manager.openConversation("bob@example.com")
+        conversation = h.manager.conversations[-1]
+        conversation.sendText("one")
+        conversation.sendText("two")
+        opened.addCallback(lambda c: c.sendText("three"))
+        h.joinBob()
+        bodies = [parseMime(c.payload or b"").body for c in h.sent() if c.name == "MSG"]
+        self.assertEqual(bodies, [b"one", b"two", b"three"])
+
+    def test_switchboardLimitIs1664Bytes(self) -> None:
+        """
+        A text whose payload is exactly 1,664 bytes goes as one message; one
+        byte more and it is split (the literal limit, not the constant).
+        """
+        base = len(buildTextPayload(""))
+        fits = "x" * (1664 - base)
+        self.assertEqual(len(buildTextPayload(fits)), 1664)
+        self.assertEqual(buildTextPayloads(fits), [buildTextPayload(fits)])
+        self.assertGreater(len(buildTextPayloads(fits + "x")), 1)

@@ -23,7 +23,7 @@ from msnp.endpoints import Endpoints
 from msnp.service import MessengerService, RetryPolicy
 from msnp.tap import Options, makeService, parseStatus
 
-from support import startLocalNetwork, tempDirectory, waitUntil, writeTempFile
+from test.support import startLocalNetwork, tempDirectory, waitUntil, writeTempFile
 
 ACCOUNT = "bot@example.com"
 

@@ -1,5 +1,5 @@
 """
-Tests for L{msnp.tls}: the SSO and ABCH clients over real, verified https.
+Tests for L{msnp.httpclient}: the SSO and ABCH clients over real, verified https.
 
 A test certificate authority and server certificates are made at test time
 with C{cryptography}; the local STS and ABCH resources are served by a real
@@ -50,7 +50,7 @@ from msnp.httpclient import (
 )
 from zope.interface import implementer
 
-from support import TrackingFactory, stopTracked, writeTempFile
+from test.support import TrackingFactory, stopTracked, writeTempFile
 
 ACCOUNT = "alice@example.com"
 PASSWORD = "tls-test-pw"

@@ -24,7 +24,7 @@ from msnp.client import MSNClient
 from msnp.endpoints import Endpoints
 from msnp.handlers import ObserverBase
 
-from support import childEnvironment, freePorts, tempDirectory
+from test.support import childEnvironment, freePorts, tempDirectory
 
 ACCOUNTS = [
     {"email": "echo@example.com", "password": "echo-pw", "displayName": "Echo", "contacts": ["tester@example.com"]},

@@ -585,6 +585,14 @@ class PercentEncodingTests(SynchronousTestCase):
         self.assertEqual(encodeParameter("a b"), "a%20b")
         self.assertEqual(decodeParameter("Segoe%20UI"), "Segoe UI")
 
+    def test_slash(self) -> None:
+        """
+        C{/} is percent-encoded (C{%2F}) in a parameter, as WLM does: a
+        display name with a slash never reaches the wire bare.
+        """
+        self.assertEqual(encodeParameter("AC/DC"), "AC%2FDC")
+        self.assertEqual(decodeParameter("AC%2FDC"), "AC/DC")
+
     def test_plusLiteral(self) -> None:
         """
         C{+} is encoded as C{%2B} and a literal C{+} decodes as itself.

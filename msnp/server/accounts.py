@@ -461,7 +461,7 @@ class AccountStore:
         """
         from twisted.internet.threads import deferToThreadPool
 
-        from msnp.protocol import reactorOrDefault
+        from msnp.reactors import reactorOrDefault
 
         reactor = reactorOrDefault(reactor)
         account = self.get(email)

@@ -26,7 +26,7 @@ from twisted.web.server import Site
 from zope.interface import implementer
 
 from msnp.endpoints import Endpoints
-from msnp.protocol import reactorOrDefault
+from msnp.reactors import reactorOrDefault
 from msnp.server.abch import ABCHResource
 from msnp.server.accounts import DEFAULT_TICKET_LIFETIME, Account, AccountStore, TicketGrant
 from msnp.server.dispatch import DispatchServerFactory

@@ -23,7 +23,7 @@ from twisted.web.pages import notFound
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
-from msnp.protocol import reactorOrDefault
+from msnp.reactors import reactorOrDefault
 from msnp.server.accounts import Account, AccountStore, TicketGrant
 from msnp.namespaces import CONTACTS, MESSENGER_CLEAR, MESSENGER_WEB, PASSPORT_TB, SOAP11_NS, SOAP12_NS, STORAGE
 from msnp.server.limits import summarise

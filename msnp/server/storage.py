@@ -38,7 +38,7 @@ from twisted.web.server import Request
 from msnp.server.accounts import Account, TicketCheck, TicketState
 from msnp.server.roaming import IRoamingProfileStore, IStorageTickets, RoamedPicture, RoamedProfile
 from msnp.namespaces import SOAP_NS, XSD_NS, XSI_NS
-from msnp.soap.storage import (
+from msnp.namespaces import (
     ITEM_DOES_NOT_EXIST,
     STORAGE_FAULT_NS,
     STORAGE_NS,

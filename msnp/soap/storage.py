@@ -32,16 +32,19 @@ from twisted.logger import Logger
 from msnp.endpoints import HISTORICAL_STORAGE as HISTORICAL_STORAGE  # the default of Endpoints.storage
 from msnp.errors import ServiceError
 from msnp.http import DEFAULT_HTTP_TIMEOUT, getBody, postXML
+from msnp.namespaces import (
+    ITEM_DOES_NOT_EXIST as ITEM_DOES_NOT_EXIST,
+    STORAGE_FAULT_NS as STORAGE_FAULT_NS,
+    STORAGE_NS as STORAGE_NS,
+    TICKET_EXPIRED as TICKET_EXPIRED,
+    USER_TILE_STATIC as USER_TILE_STATIC,
+)
 from msnp.namespaces import SOAP_NS, XSD_NS, XSI_NS
 from msnp.soap.envelope import optionalInt
 from msnp.xmlsafe import XMLError, child, children, escapeText, findPath, iterByName, localName, parseXML, textOf
 
 log = Logger()
 
-#: The namespace WLM 2009 used (Escargot answers in it when asked in it).
-STORAGE_NS = "http://www.msn.com/webservices/storage/w10"
-#: The namespace of C{detail/errorcode} in storage faults.
-STORAGE_FAULT_NS = "http://www.msn.com/webservices/storage/v1"
 #: MSNPSharp's application id (unchecked by every server).
 APPLICATION_ID = "Messenger Client 9.0"
 
@@ -50,13 +53,7 @@ SCENARIO_INITIAL = "Initial"
 SCENARIO_IDENTITY_CHANGED = "RoamingIdentityChanged"
 SCENARIO_SEED = "RoamingSeed"
 
-#: The fault error code of a profile or document that does not exist.
-ITEM_DOES_NOT_EXIST = "ItemDoesNotExist"
-#: The fault error code of a storage ticket past its lifetime.
-TICKET_EXPIRED = "TicketExpired"
 
-#: The document stream type of the display picture.
-USER_TILE_STATIC = "UserTileStatic"
 #: Largest picture accepted from the service (a WLM tile is a few KB).
 MAX_PICTURE_BYTES = 1024 * 1024
 #: Largest SOAP answer accepted (a profile is a few KB).

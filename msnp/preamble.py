@@ -1,4 +1,4 @@
-# -*- test-case-name: test.test_dispatch -*-
+# -*- test-case-name: test.test_preamble -*-
 """
 The first conversation of every login: C{VER}, C{CVR}, C{USR SSO I}
 (reference sections 2.2-2.4 and 7.1).
@@ -9,7 +9,7 @@ redirect (close this connection, connect there, start over) or the SSO
 challenge C{USR trid SSO S <policy> <nonce>}, which means this server is
 the notification server and the login continues on the same connection.
 Some servers play both roles, so the client never assumes which one it
-reached. L{DispatchProtocol} holds that conversation; the notification
+reached. L{PreambleProtocol} holds that conversation; the notification
 protocol inherits it.
 """
 
@@ -17,29 +17,28 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Optional, Union
+from typing import Callable, Optional, Union
 
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.interfaces import IReactorTime
-from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 
 from msnp.endpoints import ClientIdentity
 from msnp.errors import ProtocolError, UnsupportedProtocol
-from msnp.protocol import DEFAULT_REQUEST_TIMEOUT, MSNPProtocol
+from msnp.protocol import DEFAULT_REQUEST_TIMEOUT, ClientProtocol
 from msnp.wire import Command, Direction
 
 log = Logger()
 
 #: The port of an C{XFR NS} address written without one (papyon's rule).
 DEFAULT_NS_PORT = 1863
-#: Seconds a clean close may take before the connection is aborted.
-CLOSE_TIMEOUT = 10.0
 #: How often one connection may be told to start over (C{XFR ... NS 0}).
 MAX_RESTARTS = 3
 #: The literal that ends the C{VER} offer (reference section 2.2).
 CVR0 = "CVR0"
+
+#: Told C{(step, done)} around each negotiation step.
+Progress = Callable[[str, bool], None]
 
 _VERSION = re.compile(r"^MSNP\d+$")
 
@@ -73,7 +72,7 @@ class SSOChallenge:
     nonce: str
 
 
-#: What L{DispatchProtocol.negotiate} finds out.
+#: What L{PreambleProtocol.negotiate} finds out.
 NegotiationResult = Union[NSRedirect, SSOChallenge]
 
 
@@ -134,19 +133,7 @@ def selectedVersion(command: Command, offered: tuple[str, ...]) -> str:
     )
 
 
-def abortTransport(transport: Any) -> None:
-    """
-    Drop a connection at once (C{abortConnection}), or close it when the
-    transport cannot abort.
-    """
-    abort = getattr(transport, "abortConnection", None)
-    if abort is not None:
-        abort()
-    else:
-        transport.loseConnection()
-
-
-class DispatchProtocol(MSNPProtocol):
+class PreambleProtocol(ClientProtocol):
     """
     The client side of C{VER}/C{CVR}/C{USR SSO I}, on whichever server the
     login reached.
@@ -167,84 +154,42 @@ class DispatchProtocol(MSNPProtocol):
         requestTimeout: Optional[float] = DEFAULT_REQUEST_TIMEOUT,
         trace: bool = False,
     ) -> None:
-        MSNPProtocol.__init__(self, clock=clock, requestTimeout=requestTimeout, trace=trace)
+        ClientProtocol.__init__(self, clock=clock, requestTimeout=requestTimeout, trace=trace)
         self.account = account
         self.identity = identity
         self.version: Optional[str] = None
         self.policy: Optional[bytes] = None
-        self.lostReason: Optional[Failure] = None
-        self._lostWaiters: list[Deferred[None]] = []
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.account} {self.version or 'unnegotiated'}>"
 
-    # -- the connection ---------------------------------------------------------
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        self.lostReason = reason
-        MSNPProtocol.connectionLost(self, reason)
-        waiters, self._lostWaiters = self._lostWaiters, []
-        for waiter in waiters:
-            waiter.callback(None)
-
-    def whenLost(self) -> "Deferred[None]":
-        """
-        A L{Deferred} that fires once the connection is closed (at once if
-        it already is or never was open).
-        """
-        d: Deferred[None] = Deferred()
-        if self.lostReason is not None or self.transport is None:
-            d.callback(None)
-        else:
-            self._lostWaiters.append(d)
-        return d
-
-    def close(self, abort: bool = False) -> "Deferred[None]":
-        """
-        Close the connection and fire when it is gone.
-
-        @param abort: drop it at once, unsent data included (for failures).
-        """
-        if self.transport is not None and self.lostReason is None:
-            if abort:
-                abortTransport(self.transport)
-            else:
-                # A peer that stops reading keeps unsent data (and so the
-                # connection) around forever; do not wait on it for long.
-                timer = self.clock.callLater(CLOSE_TIMEOUT, abortTransport, self.transport)
-                self._lostWaiters.append(
-                    Deferred().addBoth(lambda _: timer.cancel() if timer.active() else None)
-                )
-                self.transport.loseConnection()
-        return self.whenLost()
-
-    def abandon(self, request: "Deferred[Any]") -> None:
-        """
-        Give up on a request nobody will wait for any more, leaving no
-        unhandled failure behind. It is only cancelled while still pending:
-        one being failed by L{failAllPending <msnp.protocol.MSNPProtocol.failAllPending>} right now must be left to it.
-        """
-        request.addErrback(lambda _: None)
-        if any(p.deferred is request for p in self._pending.values()):
-            request.cancel()
-
     # -- the negotiation ----------------------------------------------------------
 
-    def negotiate(self) -> "Deferred[NegotiationResult]":
+    def negotiate(self, progress: Optional[Progress] = None) -> "Deferred[NegotiationResult]":
         """
-        Run C{VER}, C{CVR} and C{USR SSO I}.
+        Run C{VER}, C{CVR} and C{USR SSO I}, starting over (on the same
+        connection) as often as the server says C{XFR ... NS 0}, up to
+        L{MAX_RESTARTS} times.
+
+        @param progress: told C{(step, False)} before and C{(step, True)}
+            after each of C{"VER"} and C{"CVR"} (the login's step reports).
 
         @return: a L{Deferred} firing with an L{NSRedirect} or an
             L{SSOChallenge}, or failing with L{UnsupportedProtocol},
             L{msnp.errors.ServerError} (a numeric reply), L{ProtocolError},
             L{msnp.errors.RequestTimeout} or L{msnp.errors.ConnectionLost}.
         """
-        return ensureDeferred(self._negotiate())
+        return ensureDeferred(self._negotiate(progress))
 
-    async def _negotiate(self) -> NegotiationResult:
+    async def _negotiate(self, progress: Optional[Progress]) -> NegotiationResult:
+        tell = progress if progress is not None else (lambda step, done: None)
         for _ in range(MAX_RESTARTS + 1):
+            tell("VER", False)
             await self.negotiateVersion()
+            tell("VER", True)
+            tell("CVR", False)
             result = await self.identify()
+            tell("CVR", True)
             if result is not None:
                 return result
             log.debug("Server asked {account} to start over on the same connection", account=self.account)

@@ -1,5 +1,5 @@
 """
-Tests for L{msnp.dispatch}: the C{VER}/C{CVR}/C{USR SSO I} conversation on
+Tests for L{msnp.preamble}: the C{VER}/C{CVR}/C{USR SSO I} conversation on
 the first server(s) of a login, over L{StringTransport} with a L{Clock}.
 """
 
@@ -11,9 +11,9 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransportWithDisconnection
 from twisted.trial.unittest import SynchronousTestCase
 
-from msnp.dispatch import (
+from msnp.preamble import (
     DEFAULT_NS_PORT,
-    DispatchProtocol,
+    PreambleProtocol,
     NSRedirect,
     SSOChallenge,
     parseTransferAddress,
@@ -32,9 +32,9 @@ NONCE = "BuQMZCPqK0R6/J68yErhdzd6pBQqpT6HtpiPksRo9jRPbY2is7ADeWLBK6P+BCuM"
 SEED_IDENTITY = ClientIdentity(localeId="0x0804", osType="winnt", osVersion="5.1", architecture="i386")
 
 
-def connect(identity: ClientIdentity = SEED_IDENTITY, timeout: float = 30.0) -> tuple[DispatchProtocol, StringTransportWithDisconnection, Clock]:
+def connect(identity: ClientIdentity = SEED_IDENTITY, timeout: float = 30.0) -> tuple[PreambleProtocol, StringTransportWithDisconnection, Clock]:
     clock = Clock()
-    protocol = DispatchProtocol(ACCOUNT, identity, clock=clock, requestTimeout=timeout)
+    protocol = PreambleProtocol(ACCOUNT, identity, clock=clock, requestTimeout=timeout)
     transport = StringTransportWithDisconnection()
     transport.protocol = protocol
     protocol.makeConnection(transport)
@@ -261,7 +261,7 @@ class FailureTests(SynchronousTestCase):
     def test_hangUp(self) -> None:
         """
         A hang-up in the middle fails with L{ConnectionLost}, and
-        L{DispatchProtocol.whenLost} fires.
+        L{PreambleProtocol.whenLost} fires.
         """
         protocol, transport, _ = connect()
         d = protocol.negotiate()
@@ -275,7 +275,7 @@ class FailureTests(SynchronousTestCase):
 
     def test_closeAbort(self) -> None:
         """
-        L{DispatchProtocol.close} with C{abort} drops the connection and
+        L{PreambleProtocol.close} with C{abort} drops the connection and
         fires once it is gone.
         """
         protocol, transport, _ = connect()
@@ -338,11 +338,11 @@ class CloseTests(SynchronousTestCase):
         A clean close that does not complete (a peer that stopped reading
         keeps the unsent data, and so the connection, around) is turned into
         an abort after C{CLOSE_TIMEOUT} seconds on the protocol's clock, and
-        the Deferred of L{DispatchProtocol.close} fires.
+        the Deferred of L{PreambleProtocol.close} fires.
         """
         from twisted.internet.testing import StringTransport
 
-        from msnp.dispatch import CLOSE_TIMEOUT
+        from msnp.protocol import CLOSE_TIMEOUT
 
         class StuckTransport(StringTransport):
             aborted = False
@@ -358,7 +358,7 @@ class CloseTests(SynchronousTestCase):
         from twisted.python.failure import Failure
 
         clock = Clock()
-        protocol = DispatchProtocol("alice@example.com", SEED_IDENTITY, clock=clock)
+        protocol = PreambleProtocol("alice@example.com", SEED_IDENTITY, clock=clock)
         transport = StuckTransport()
         protocol.makeConnection(transport)
         closed: list[object] = []
