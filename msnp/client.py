@@ -42,6 +42,7 @@ from msnp.listpayload import buildListPayloads
 from msnp.preamble import NSRedirect, SSOChallenge
 from msnp.endpoints import ClientIdentity, Endpoints, connectQuietly
 from msnp.errors import (
+    AuthenticationError,
     LoginTimeout,
     ProtocolError,
     RequestTimeout,
@@ -52,7 +53,10 @@ from msnp.notification import NotificationProtocol
 from msnp.nsmessages import LoginAccepted
 from msnp.pictures import PictureCache, checkPicture
 from msnp.reactors import reactorOrDefault
+from msnp.namespaces import STORAGE
+from msnp.roaming import RoamingProfileSync, chooseSignInProfile, cidFromHex
 from msnp.session import ContactsTicket, Session
+from msnp.soap.storage import StorageService
 from msnp.soap.addressbook import AddressBookResult, AddressBookService
 from msnp.soap.envelope import ABCHCache, ABCHFault
 from msnp.soap.sharing import MembershipResult, SharingService
@@ -486,9 +490,19 @@ class MSNClient:
             await ns.sendListCommand("ADL", payload)
         self._step(attempt, "ADL")
 
-        # Name, place, personal message.
+        # The roamed profile (part of the "profile" step); a storage
+        # failure never fails the login.
         attempt.step = "profile"
-        name = self.displayName or synced.profile.displayName or self.account
+        roaming = self._roamingSync(httpClient, tokens, synced.profile.cid)
+        roamed = await roaming.load() if roaming is not None else None
+        if roaming is not None:
+            session.useRoamingProfile(roaming)
+        chosen = chooseSignInProfile(
+            roamed, self.displayName, self.personalMessage, synced.profile.displayName or self.account
+        )
+
+        # Name, place, personal message.
+        name = chosen.displayName
         if accepted.verified:
             try:
                 await ns.setDisplayName(name)
@@ -497,13 +511,21 @@ class MSNClient:
         else:
             state.displayName = name
         await ns.publishEndpoint(self.initialStatus)
-        await ns.publishPersonalData(self.personalMessage or "", "")
+        await ns.publishPersonalData(chosen.personalMessage, "")
         self._step(attempt, "profile")
 
         # Online.
         attempt.step = "online"
-        if self.displayPicture is not None:
-            await session.setDisplayPicture(self.displayPicture)  # carried by the first CHG
+        picture = self.displayPicture
+        if picture is None and roamed is not None and roamed.picture is not None and roaming is not None:
+            # No picture of the caller's own: start with the roamed one,
+            # like name and message (a failed download leaves none).
+            picture = await roaming.fetchPicture()
+        if picture is not None:
+            try:
+                await session.setDisplayPicture(picture)  # carried by the first CHG
+            except ValueError as e:
+                log.info("Display picture of {account} not used: {error}", account=self.account, error=str(e))
         await ns.changeStatus(self.initialStatus)
         ns.startKeepAlive()
         # Circles after the first CHG (supplement Q.4.3); a failure there
@@ -517,6 +539,28 @@ class MSNClient:
         log.info("{account} signed in as {status}", account=self.account, status=state.status.code)
         notifyObserver(self.observers, "signedIn", session)
         return session
+
+    def _roamingSync(
+        self, httpClient: Any, tokens: SSOResult, cid: Optional[int]
+    ) -> Optional[RoamingProfileSync]:
+        """
+        The roamed-profile sync of this session, or L{None} (logged) when
+        the SSO service issued no storage ticket or no CID is known.
+        """
+        try:
+            ticket = tokens.token(STORAGE).ticket
+        except AuthenticationError:
+            log.info("No {address} ticket for {account}: no roaming profile", address=STORAGE, account=self.account)
+            return None
+        if cid is None:
+            cid = cidFromHex(tokens.cid)
+        if cid is None:
+            log.info("No CID known for {account}: no roaming profile", account=self.account)
+            return None
+        service = StorageService(
+            httpClient, self.endpoints.storage, lambda: ticket, self.reactor, timeout=self.requestTimeout
+        )
+        return RoamingProfileSync(service, cid, self.reactor)
 
     def _renewer(self, httpClient: Any, policy: str, address: str = CONTACTS) -> Callable[[], "Deferred[str]"]:
         """

@@ -193,6 +193,14 @@ class Contact:
     inviteMessage: Optional[str] = None
 
     @property
+    def nowPlaying(self) -> str:
+        """
+        The "now playing" line to show (C{"Title - Artist"}), C{""} when
+        nothing is playing; C{currentMedia} is the raw C{UBX} value.
+        """
+        return parseCurrentMedia(self.currentMedia)
+
+    @property
     def isOnline(self) -> bool:
         """
         Whether the contact is visibly signed in (hidden looks offline).

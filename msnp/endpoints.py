@@ -25,6 +25,7 @@ HISTORICAL_SHARING = "https://contacts.msn.com/abservice/SharingService.asmx"
 HISTORICAL_ADDRESS_BOOK = "https://contacts.msn.com/abservice/abservice.asmx"
 #: The historical RSI service (offline messages; see L{msnp.soap.rsi}).
 HISTORICAL_RSI = "https://rsi.hotmail.com/rsi/rsi.asmx"
+HISTORICAL_STORAGE = "https://storage.msn.com/storageservice/SchematizedStore.asmx"
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,8 @@ class Endpoints:
     @ivar addressBook: URL of the ABCH address-book service.
     @ivar rsi: URL of the RSI service the offline messages are fetched
         and deleted with (docs/offline.md).
+    @ivar storage: URL of the storage service (the roaming profile:
+        display name, personal message, display picture).
     @ivar trustRoot: path of a PEM file with the CA certificates to trust
         for https URLs, for self-signed revival servers; L{None} uses the
         platform's trust store. Certificates are always verified.
@@ -50,6 +53,7 @@ class Endpoints:
     sharing: str = HISTORICAL_SHARING
     addressBook: str = HISTORICAL_ADDRESS_BOOK
     rsi: str = HISTORICAL_RSI
+    storage: str = HISTORICAL_STORAGE
     trustRoot: Optional[str] = None
 
     def replace(self, **changes: object) -> "Endpoints":

@@ -71,6 +71,15 @@ class ObserverBase:
     def endpointsChanged(self, session: Any, endpoints: dict[str, Any]) -> None:
         pass
 
+    def placeSignedIn(self, session: Any, place: Any) -> None:
+        pass
+
+    def placeSignedOut(self, session: Any, place: Any) -> None:
+        pass
+
+    def notificationReceived(self, session: Any, notification: Any) -> None:
+        pass
+
     def contactStatusChanged(self, contact: Any, status: Any) -> None:
         pass
 
@@ -81,6 +90,9 @@ class ObserverBase:
         pass
 
     def contactPictureChanged(self, contact: Any, msnObject: Any) -> None:
+        pass
+
+    def contactCurrentMediaChanged(self, contact: Any, currentMedia: str) -> None:
         pass
 
     def contactAddedYou(self, email: str, displayName: Optional[str]) -> None:
@@ -236,6 +248,24 @@ class LogHandler:
             "endpointsChanged", "signed in at {count} place(s)", count=len(endpoints), places=sorted(endpoints)
         )
 
+    def placeSignedIn(self, session: Any, place: Any) -> None:
+        self._emit(
+            "placeSignedIn", "signed in at another place {place!r}",
+            place=getattr(place, "name", ""), guid=getattr(place, "guid", None),
+        )
+
+    def placeSignedOut(self, session: Any, place: Any) -> None:
+        self._emit(
+            "placeSignedOut", "another place {place!r} signed out",
+            place=getattr(place, "name", ""), guid=getattr(place, "guid", None),
+        )
+
+    def notificationReceived(self, session: Any, notification: Any) -> None:
+        self._emit(
+            "notificationReceived", "notification {kind} from {sender}",
+            kind=type(getattr(notification, "body", None)).__name__, sender=getattr(notification, "sender", None),
+        )
+
     # -- contacts and presence ---------------------------------------------------
 
     def contactStatusChanged(self, contact: Any, status: Any) -> None:
@@ -269,6 +299,14 @@ class LogHandler:
             contact=getattr(contact, "email", contact),
             sha1d=getattr(msnObject, "sha1d", None),
             size=getattr(msnObject, "size", None),
+        )
+
+    def contactCurrentMediaChanged(self, contact: Any, currentMedia: str) -> None:
+        self._emit(
+            "contactCurrentMediaChanged",
+            "{contact} is playing {currentMedia!r}",
+            contact=getattr(contact, "email", contact),
+            currentMedia=currentMedia,
         )
 
     def contactAddedYou(self, email: str, displayName: Optional[str]) -> None:

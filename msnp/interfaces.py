@@ -60,6 +60,25 @@ class IMessengerObserver(Interface):
         The set of places this account is signed in at changed (MPOP).
         """
 
+    def placeSignedIn(session: Any, place: Any) -> None:
+        """
+        Another place of this account signed in (MPOP); C{place} is an
+        L{msnp.contacts.Place} with its name. See
+        L{msnp.session.Session.otherPlaces}.
+        """
+
+    def placeSignedOut(session: Any, place: Any) -> None:
+        """
+        Another place of this account signed out (or was signed out).
+        """
+
+    def notificationReceived(session: Any, notification: Any) -> None:
+        """
+        A C{UBN} this library does not act on itself arrived, parsed into an
+        L{msnp.uun.ReceivedNotification} (sign-out requests end the session
+        instead; unknown types are only logged).
+        """
+
     # -- contacts and presence ----------------------------------------------
 
     def contactStatusChanged(contact: Any, status: Any) -> None:
@@ -84,6 +103,13 @@ class IMessengerObserver(Interface):
         another SHA1D): C{msnObject} is the new
         L{msnp.p2p.msnobject.MSNObject}, or L{None} when they removed it.
         L{msnp.session.Session.fetchDisplayPicture} gets the bytes.
+        """
+
+    def contactCurrentMediaChanged(contact: Any, currentMedia: str) -> None:
+        """
+        A contact started, changed or stopped "now playing";
+        C{currentMedia} is the line to show (C{"Title - Artist"}, C{""}
+        when stopped), also readable as C{contact.nowPlaying}.
         """
 
     def contactAddedYou(email: str, displayName: Optional[str]) -> None:

@@ -53,7 +53,6 @@ from msnp.nsmessages import (
     SessionState,
     SwitchboardTicket,
     UserData,
-    parseAccount,
     parseInvitation,
     parseOffline,
     parsePresence,
@@ -65,6 +64,15 @@ from msnp.nsmessages import (
 from msnp.oim import MAIL_DATA_TYPES
 from msnp.protocol import DEFAULT_REQUEST_TIMEOUT, abortTransport
 from msnp.uum import MalformedNetworkMessage, NetworkMessage, parseUBM
+from msnp.uun import (
+    NotificationBody,
+    NotificationError,
+    UnknownNotification,
+    encodeBody,
+    isSignOutRequest,
+    parseUBN,
+    uunRecipient,
+)
 from msnp.wire import Command, decodeParameter, encodeParameter
 from msnp.xmlsafe import parseXML
 
@@ -81,9 +89,6 @@ MAX_PING_INTERVAL = 600
 REASON_LOGOUT = "logout"
 REASON_CONNECTION_LOST = "connection lost"
 REASON_SIGNED_OUT_ELSEWHERE = "signed out from another place"
-
-#: The C{UBN} type and payloads that ask this endpoint to sign out (5.4).
-_UBN_SIGN_OUT = {"4": b"goawyplzthxbye", "8": b"gtfo"}
 
 #: The C{NOT} site id of address-book change notifications (3.11).
 _ABCH_SITE_ID = "45705"
@@ -434,26 +439,41 @@ class NotificationProtocol(PreambleProtocol):
     def handle_UBN(self, command: Command) -> None:
         """
         C{UBN sender[;{epid}] type len}: a notification from another user or
-        place; type 4 C{goawyplzthxbye} / 8 C{gtfo} from our own account
-        signs this place out (without reconnecting).
+        place, read with L{msnp.uun.parseUBN}. A place sign-out (4
+        C{goawyplzthxbye}) or C{gtfo} (8) from our own account signs this
+        place out (without reconnecting); an unknown type is logged; any
+        other is told to the observer (C{notificationReceived}).
         """
         try:
-            sender = parseAccount(command.arg(0))
-        except ProtocolError as e:
+            notification = parseUBN(command)
+        except NotificationError as e:
             log.info("Ignoring UBN: {error}", error=str(e))
             return
-        kind = command.arg(1)
-        expected = _UBN_SIGN_OUT.get(kind)
-        if (
-            expected is not None
-            and self._isSelf(sender)
-            and (command.payload or b"").startswith(expected)
-        ):
+        if isSignOutRequest(notification, self.state.account):
             log.info("Another place signed {account} out", account=self.account)
             self.markEnding(REASON_SIGNED_OUT_ELSEWHERE)
             self.close()
             return
-        log.debug("Ignoring UBN type {kind} from {sender}", kind=kind, sender=sender.email)
+        if isinstance(notification.body, UnknownNotification):
+            log.info(
+                "Ignoring UBN of unknown type {kind} from {sender} ({size} bytes)",
+                kind=notification.body.kind, sender=notification.sender, size=len(notification.body.payload),
+            )
+            return
+        notifyObserver(self.observer, "notificationReceived", self.session, notification)
+
+    def sendUserNotification(
+        self, recipient: str, body: NotificationBody, endpoint: Optional[str] = None
+    ) -> "Deferred[Command]":
+        """
+        C{UUN trid recipient[;{epid}] type len}: send C{body} to C{recipient}
+        (one place of it with C{endpoint}); fires with C{UUN trid OK}, fails
+        with L{ServerError} (C{217}: not reachable).
+
+        @raise msnp.uun.NotificationError: an unusable recipient or body.
+        """
+        kind, payload = encodeBody(body)
+        return self.sendCommand("UUN", uunRecipient(recipient, endpoint), str(kind), payload=payload)
 
     # -- presence -------------------------------------------------------------------------------
 
@@ -532,8 +552,10 @@ class NotificationProtocol(PreambleProtocol):
             return
         if self._isSelf(account):
             if account.endpoint is not None and account.endpoint in self.state.places:
+                before = dict(self.state.places)
                 del self.state.places[account.endpoint]
                 notifyObserver(self.observer, "endpointsChanged", self.session, dict(self.state.places))
+                self._announcePlaces(before)
             return
         contact = self.state.contacts.get(account.email)
         if contact is None:
@@ -569,8 +591,10 @@ class NotificationProtocol(PreambleProtocol):
             self.state.personalMessage = data.personalMessage
             self.state.currentMedia = data.currentMedia
             if data.endpoints is not None and data.endpoints != self.state.places:
+                before = self.state.places
                 self.state.places = self._boundPlaces(data.endpoints, self.state.places, "our own account")
                 notifyObserver(self.observer, "endpointsChanged", self.session, dict(self.state.places))
+                self._announcePlaces(before)
             return
         contact = self.state.contacts.get(data.account.email)
         if contact is None:
@@ -579,12 +603,29 @@ class NotificationProtocol(PreambleProtocol):
             data.personalMessage,
             data.currentMedia,
         )
+        playingBefore = contact.nowPlaying
         contact.personalMessage = data.personalMessage
         contact.currentMedia = data.currentMedia
         if data.endpoints is not None:
             contact.endpoints = self._boundPlaces(data.endpoints, contact.endpoints, contact.email)
         if changed:
             notifyObserver(self.observer, "contactPersonalMessageChanged", contact, contact.personalMessage)
+        if contact.nowPlaying != playingBefore:
+            notifyObserver(self.observer, "contactCurrentMediaChanged", contact, contact.nowPlaying)
+
+    def _announcePlaces(self, before: dict[str, Place]) -> None:
+        """
+        Tell the observer which of the account's other places appeared
+        (C{placeSignedIn}) or went (C{placeSignedOut}) since C{before};
+        this place is never announced.
+        """
+        now, own = self.state.places, self.state.machineGuid
+        for guid, place in now.items():
+            if guid != own and guid not in before:
+                notifyObserver(self.observer, "placeSignedIn", self.session, place)
+        for guid, place in before.items():
+            if guid != own and guid not in now:
+                notifyObserver(self.observer, "placeSignedOut", self.session, place)
 
     # -- account messages and notifications ------------------------------------------------------
 

@@ -66,6 +66,15 @@ class NoDisplayPicture(TransferError):
     """
 
 
+
+def pictureMimeType(data: bytes) -> str:
+    """
+    The MIME type the storage service records for a picture that passed
+    L{checkPicture}: it is either PNG or JPEG.
+    """
+    return "image/jpeg" if bytes(data[:3]) == _JPEG else "image/png"
+
+
 def checkPicture(data: bytes, maxSize: int = MAX_PICTURE_SIZE) -> None:
     """
     Refuse what cannot be published as a display picture.

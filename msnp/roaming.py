@@ -80,6 +80,23 @@ def chooseSignInProfile(
     return SignInProfile(name, message, nameRoamed, messageRoamed)
 
 
+def cidFromHex(text: Optional[str]) -> Optional[int]:
+    """
+    The signed 64-bit CID from its hex form (the SSO C{CID} property), as
+    the address book and the storage service write it in decimal;
+    L{None} for a missing or unreadable value.
+    """
+    if not text:
+        return None
+    try:
+        value = int(text.strip(), 16)
+    except ValueError:
+        return None
+    if not 0 <= value < 1 << 64:
+        return None
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
 @dataclass(frozen=True)
 class _Picture:
     data: bytes

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from twisted.internet.defer import Deferred, ensureDeferred, fail, succeed
+from twisted.internet.defer import Deferred, ensureDeferred, fail, gatherResults, succeed
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -31,6 +31,7 @@ from msnp.contacts import (
     Profile,
     Status,
     formatCurrentMedia,
+    normalizeGuid,
 )
 from msnp.conversation import Conversation, ConversationManager
 from msnp.errors import ConnectionLost, ServiceError
@@ -55,11 +56,14 @@ from msnp.notification import INotificationListener, NotificationProtocol
 from msnp.reactors import reactorOrDefault
 from msnp.nsmessages import Invitation, SessionState
 from msnp.p2p.msnobject import MSNObject
-from msnp.pictures import DisplayPictures, NoDisplayPicture, PictureCache
+from msnp.pictures import DisplayPictures, NoDisplayPicture, PictureCache, pictureMimeType
+from msnp.roaming import RoamingProfileSync
 from msnp.roster import GroupReference, RosterManager
+from msnp.settings import MpopMode, Privacy, meAnnotations
 from msnp.soap.addressbook import AddressBookService
 from msnp.soap.circles import CircleService
 from msnp.soap.sharing import SharingService
+from msnp.uun import PlaceSignOut
 
 if TYPE_CHECKING:
     from msnp.client import MSNClient
@@ -180,6 +184,10 @@ class Session:
         self._endWaiters: list[Deferred[Optional[str]]] = []
         self._cleanedUp: Optional[Deferred[None]] = None
         self._contactsTicket = contactsTicket
+        self._addressBook = addressBook
+        #: The roamed profile (storage service), L{None} until the login
+        #: set it up or when the network has no storage ticket.
+        self.roaming: Optional[RoamingProfileSync] = None
         self.roster = RosterManager(
             self.contacts, sharing, addressBook, protocol.sendListCommand, observer,
             session=self, ownEmail=self.account, clock=reactor,
@@ -301,6 +309,33 @@ class Session:
         This account's signed-in places (MPOP), ours included.
         """
         return self.state.places
+
+    @property
+    def otherPlaces(self) -> dict[str, Place]:
+        """
+        This account's other signed-in places (MPOP), by normalised GUID,
+        each with its name (C{Place.name}); this place is left out.
+        """
+        own = self.machineGuid
+        return {guid: place for guid, place in self.places.items() if guid != own}
+
+    @property
+    def privacy(self) -> Privacy:
+        """
+        Who may see and reach me (C{BLP}), as the address book keeps it.
+        """
+        profile = self.profile
+        return Privacy.fromCommand(profile.blp) if profile is not None else Privacy.EVERYONE_NOT_BLOCKED
+
+    @property
+    def mpopMode(self) -> MpopMode:
+        """
+        The MPOP choice the address book keeps (C{MSN.IM.MPOP}).
+        """
+        profile = self.profile
+        if profile is None or profile.mpop:
+            return MpopMode.KEEP_OTHER_PLACES
+        return MpopMode.SIGN_OUT_OTHER_PLACES
 
     @property
     def hotmailProfile(self) -> dict[str, str]:
@@ -437,6 +472,8 @@ class Session:
             self._webTicket.close()
         if self.offlineInbox is not None:
             self.offlineInbox.stop()
+        if self.roaming is not None:
+            self.roaming.stop()
         try:
             self.conversationManager.closeAll()
         except Exception:
@@ -467,6 +504,10 @@ class Session:
         return ensureDeferred(self._logout())
 
     async def _logout(self) -> None:
+        if not self._ended_ and self.roaming is not None and self.roaming.pending:
+            # Give a roaming write the user is waiting on its chance (it
+            # never fails; it is bounded by the storage call's deadline).
+            await self.roaming.change()
         self.roster.close()
         self._circleRefreshes.close()
         if not self._ended_:
@@ -521,13 +562,140 @@ class Session:
         """
         if not name.strip():
             return fail(ValueError("a display name cannot be empty"))
-        return self.protocol.setDisplayName(name)
+
+        def roam(echoed: str) -> str:
+            self._roam(displayName=echoed)
+            return echoed
+
+        return self.protocol.setDisplayName(name).addCallback(roam)
 
     def setPersonalMessage(self, text: str) -> "Deferred[None]":
         """
-        Change the personal message (C{UUX}); fires on C{UUX trid 0}.
+        Change the personal message (C{UUX}); fires on C{UUX trid 0}. The
+        roamed copy follows in the background (see L{roaming}).
         """
-        return self.protocol.publishPersonalData(text, self.currentMedia)
+
+        def roam(_: None) -> None:
+            self._roam(personalMessage=text)
+
+        return self.protocol.publishPersonalData(text, self.currentMedia).addCallback(roam)
+
+    # -- the roamed profile (storage service) --------------------------------------------------
+
+    def useRoamingProfile(self, sync: RoamingProfileSync) -> None:
+        """
+        From now on keep C{sync}'s roamed copy in step with the name,
+        message and picture set here (the login calls this).
+        """
+        self.roaming = sync
+
+    def _roam(self, **changes: Any) -> None:
+        """
+        Write a change the server accepted to the roamed copy too, in the
+        background: the sync logs and retries failures itself.
+        """
+        if self.roaming is not None and not self._ended_:
+            self.roaming.change(**changes)
+
+    def roamDisplayPicture(self, data: bytes, mimeType: str = "image/png") -> "Deferred[bool]":
+        """
+        Store C{data} as the roamed display picture, so the next sign-in
+        (here or at another place) can start with it. The hook for the
+        display-picture setter of the P2P layer, which announces the
+        picture itself (C{CHG} with the MSN object).
+
+        @return: a L{Deferred} firing C{True} once stored, C{False} if the
+            write failed (it is retried later) or there is no storage.
+        """
+        if self.roaming is None or self._ended_:
+            return succeed(False)
+        return self.roaming.change(picture=data, mimeType=mimeType)
+
+    def fetchRoamedPicture(self) -> "Deferred[Optional[bytes]]":
+        """
+        The roamed display picture's bytes, L{None} when none was roamed or
+        the storage service failed (logged).
+        """
+        if self.roaming is None:
+            return succeed(None)
+        return self.roaming.fetchPicture()
+
+    # -- places (MPOP) --------------------------------------------------------------------------
+
+    def signOutPlace(self, placeId: str) -> "Deferred[None]":
+        """
+        Sign one of this account's other places out: C{UUN} type 4
+        C{goawyplzthxbye} addressed to that place's GUID (reference 5.4).
+
+        @raise ValueError: (in the L{Deferred}) C{placeId} is not one of
+            L{otherPlaces}.
+        @return: a L{Deferred} firing once the server accepted it.
+        """
+        try:
+            guid = normalizeGuid(placeId)
+        except ValueError as e:
+            return fail(ValueError(f"not a place id: {e}"))
+        if guid not in self.otherPlaces:
+            return fail(ValueError(f"{placeId} is not another signed-in place of {self.account}"))
+        d = self.protocol.sendUserNotification(self.account, PlaceSignOut(), guid)
+        return d.addCallback(lambda _: None)
+
+    def signOutEverywhereElse(self) -> "Deferred[list[Place]]":
+        """
+        Sign every other place of this account out, one C{UUN} per place
+        (never one to the bare address, which would also reach this place
+        on some servers, supplement Q.5.2).
+
+        @return: a L{Deferred} firing with the places asked to sign out.
+        """
+        places = list(self.otherPlaces.values())
+        sent = [self.signOutPlace(place.guid) for place in places]
+        d: Deferred[Any] = gatherResults(sent, consumeErrors=True)
+        return d.addCallback(lambda _: places)
+
+    def setMpopMode(self, mode: MpopMode) -> "Deferred[MpopMode]":
+        """
+        Keep the MPOP choice in the address book (C{MSN.IM.MPOP}, as
+        MSNPSharp and WLM do); fires with it once stored.
+        """
+
+        async def store() -> MpopMode:
+            await self._addressBook.contactUpdateMe(meAnnotations(mpop=mode), scenario="GeneralDialogApply")
+            if self.profile is not None:
+                self.profile.mpop = mode is MpopMode.KEEP_OTHER_PLACES
+                self.profile.annotations.update(meAnnotations(mpop=mode))
+            return mode
+
+        return ensureDeferred(store())
+
+    # -- privacy ----------------------------------------------------------------------------------
+
+    def setPrivacy(self, privacy: Privacy) -> "Deferred[Privacy]":
+        """
+        Choose who may see and reach me: persisted in the address book
+        first (C{MSN.IM.BLP} of the Me contact, as WLM and MSNPSharp do, so
+        every later sign-in sends the same C{BLP}), then C{BLP} on the NS.
+        Contacts who added me and are not decided on stay on the list as
+        pending either way.
+
+        @return: a L{Deferred} firing with the privacy in effect, failing
+            with L{msnp.errors.ServiceError} (nothing changed) or
+            L{msnp.errors.ServerError} (stored, not applied until the next
+            sign-in).
+        """
+        if not isinstance(privacy, Privacy):
+            return fail(TypeError(f"not a Privacy: {privacy!r}"))
+
+        async def change() -> Privacy:
+            await self._addressBook.contactUpdateMe(meAnnotations(privacy=privacy))
+            if self.profile is not None:
+                self.profile.annotations.update(meAnnotations(privacy=privacy))
+            await self.protocol.setPrivacy(privacy.value)
+            if self.profile is not None:
+                self.profile.blp = privacy.value
+            return privacy
+
+        return ensureDeferred(change())
 
     def setCurrentMedia(
         self, title: str, artist: str = "", album: str = "", category: str = "Music"
@@ -572,7 +740,15 @@ class Session:
             # Not announced yet: the login's first CHG carries it.
             self.state.msnObject = xml or None
             return succeed(obj)
-        return self.protocol.changeStatus(self.status, xml).addCallback(lambda _: obj)
+
+        def roam(_: object) -> Optional[MSNObject]:
+            # The roamed copy follows in the background; a storage failure
+            # is logged and retried by the sync, never the caller's error.
+            if data is not None:
+                self.roamDisplayPicture(bytes(data), pictureMimeType(data))
+            return obj
+
+        return self.protocol.changeStatus(self.status, xml).addCallback(roam)
 
     def fetchDisplayPicture(self, email: str) -> "Deferred[bytes]":
         """

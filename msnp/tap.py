@@ -34,6 +34,7 @@ DEFAULT_SSO = "http://127.0.0.1:8080/RST2.srf"
 DEFAULT_SHARING = "http://127.0.0.1:8080/abservice/SharingService.asmx"
 DEFAULT_ADDRESS_BOOK = "http://127.0.0.1:8080/abservice/abservice.asmx"
 DEFAULT_RSI = "http://127.0.0.1:8080/rsi/rsi.asmx"
+DEFAULT_STORAGE = "http://127.0.0.1:8080/storageservice/SchematizedStore.asmx"
 
 #: Friendly status names accepted by C{--status}, besides the wire codes.
 STATUS_NAMES: dict[str, Status] = {
@@ -135,6 +136,7 @@ class Options(TwistdOptionsMixin, usage.Options):
         ["sharing-url", None, DEFAULT_SHARING, "URL of the ABCH sharing service."],
         ["ab-url", None, DEFAULT_ADDRESS_BOOK, "URL of the ABCH address-book service."],
         ["rsi-url", None, DEFAULT_RSI, "URL of the RSI service (offline messages)."],
+        ["storage-url", None, DEFAULT_STORAGE, "URL of the storage service (roaming profile)."],
         ["trust-root", None, None, "PEM file of the CA certificates to trust for https URLs."],
         ["status", None, "online", "Status to sign in with: online, busy, away, brb, phone, lunch, idle, hidden, "
          "or a wire code."],
@@ -217,6 +219,7 @@ class Options(TwistdOptionsMixin, usage.Options):
             checkURL(self["sharing-url"], "--sharing-url")
             checkURL(self["ab-url"], "--ab-url")
             checkURL(self["rsi-url"], "--rsi-url")
+            checkURL(self["storage-url"], "--storage-url")
             self.handlerFactory = loadHandlerFactory(self["handler"])
             checkHandlerFactory(self["handler"], self.handlerFactory)
             if self["machine-guid"] is not None:
@@ -240,6 +243,7 @@ class Options(TwistdOptionsMixin, usage.Options):
             sharing=self["sharing-url"],
             addressBook=self["ab-url"],
             rsi=self["rsi-url"],
+            storage=self["storage-url"],
             trustRoot=trustRoot,
         )
 

@@ -13,7 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from msnp.circles import Circle
-from msnp.contacts import Contact, Status
+from msnp.contacts import Contact, Place, Status
 from msnp.errors import MessageNotDelivered
 from msnp.p2p.msnobject import MSNObject
 from msnp.handlers import EchoHandler, LogHandler, ObserverBase, loadHandlerFactory
@@ -21,6 +21,7 @@ from msnp.interfaces import IMessengerObserver, notifyObserver
 from msnp.mime import TextMessage
 from msnp.offline import OfflineFailure
 from msnp.oim import OfflineMessage
+from msnp.uun import ReceivedNotification, RTCActivity
 
 
 class FakeConversation:
@@ -111,6 +112,10 @@ class LogHandlerTests(SynchronousTestCase):
             "signedOut": (session, "OTH"),
             "profileReceived": (session, {"MSPAuth": "x"}),
             "endpointsChanged": (session, {"{A}": object()}),
+            "placeSignedIn": (session, Place("{11111111-2222-3333-4444-555555555555}", name="Laptop")),
+            "placeSignedOut": (session, Place("{11111111-2222-3333-4444-555555555555}", name="Laptop")),
+            "notificationReceived": (session, ReceivedNotification("bob@example.com", None, RTCActivity(1))),
+            "contactCurrentMediaChanged": (contact, "Song - Artist"),
             "contactStatusChanged": (contact, Status.BUSY),
             "contactNameChanged": (contact, "Bobby"),
             "contactPersonalMessageChanged": (contact, "hello"),

@@ -76,6 +76,7 @@ class OptionsTests(SynchronousTestCase):
                 "--sharing-url", "https://ab.example/s.asmx",
                 "--ab-url", "https://ab.example/a.asmx",
                 "--rsi-url", "https://rsi.example/rsi/rsi.asmx",
+                "--storage-url", "https://st.example/SchematizedStore.asmx",
                 "--status", "busy",
                 "--display-name", "The Bot",
                 "--personal-message", "beep",
@@ -93,6 +94,7 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(options.endpoints.sharing, "https://ab.example/s.asmx")
         self.assertEqual(options.endpoints.addressBook, "https://ab.example/a.asmx")
         self.assertEqual(options.endpoints.rsi, "https://rsi.example/rsi/rsi.asmx")
+        self.assertEqual(options.endpoints.storage, "https://st.example/SchematizedStore.asmx")
         self.assertIs(options.status, Status.BUSY)
         self.assertIs(options.handlerFactory, EchoHandler)
         self.assertTrue(options["trace"])
@@ -198,7 +200,7 @@ class OptionsTests(SynchronousTestCase):
         """
         Each service URL must be http(s); the error names the option.
         """
-        for option in ("--sso-url", "--sharing-url", "--ab-url", "--rsi-url"):
+        for option in ("--sso-url", "--sharing-url", "--ab-url", "--rsi-url", "--storage-url"):
             self.assertUsageError(["--account", ACCOUNT, option, "ftp://x.example/"], option, "http")
             self.assertUsageError(["--account", ACCOUNT, option, "not a url"], option)
 

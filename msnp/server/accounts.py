@@ -26,7 +26,7 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
@@ -39,6 +39,9 @@ from msnp.contacts import normalizeEmail as normalizeEmail
 from msnp.server.interfaces import IAccountObserver, IAccountStore
 from msnp.server.observed import Observed, ObservedDict, ObservedSet
 from msnp.server.passwords import PasswordHasher
+
+if TYPE_CHECKING:
+    from msnp.server.roaming import RoamedProfile
 
 #: How long an SSO grant stays valid, in seconds (one day, like the
 #: C{Expires} the historical STS put into its tokens).
@@ -354,6 +357,7 @@ class AccountStore:
         self._webTickets: dict[str, TicketGrant] = {}
         self._nextMembershipId = 100
         self._offline: dict[str, list[OfflineMessage]] = {}
+        self._roamed: dict[str, "RoamedProfile"] = {}
         self._nextMessageId = 1
 
     # -- hooks of a durable store ---------------------------------------------
@@ -426,6 +430,7 @@ class AccountStore:
                 other.memberships[role].pop(account.email, None)
         del self._accounts[account.email]
         self._offline.pop(account.email, None)
+        self._roamed.pop(account.email, None)
         self._forget(account)
         return True
 
@@ -679,6 +684,23 @@ class AccountStore:
         ticket was issued to, or L{None}.
         """
         return self.checkContactsTicket(ticket).account
+
+    # -- roamed profiles (msnp.server.roaming.IRoamingProfileStore) ------------
+
+    def getRoamingProfile(self, email: str) -> Optional["RoamedProfile"]:
+        """
+        The roamed profile of C{email}, or L{None} when nothing was roamed.
+        """
+        return self._roamed.get(normalizeEmail(email))
+
+    def setRoamingProfile(self, email: str, profile: "RoamedProfile") -> None:
+        """
+        Replace the roamed profile of the existing account C{email}.
+
+        @raise KeyError: no such account.
+        """
+        account = self._require(email)
+        self._roamed[account.email] = profile
 
     # -- offline messages ---------------------------------------------------
 

@@ -40,9 +40,11 @@ from msnp.server.sqlstore import SQLiteAccountStore
 from msnp.server.nscircles import CircleHub
 from msnp.server.presence import Presence, guidKey
 from msnp.server.offline import AccountStoreMailbox, IOfflineMessageStore, OfflineMessageService
+from msnp.server.roaming import IRoamingProfileStore, MemoryRoamingProfiles, StorageTickets
 from msnp.server.router import INetworkRouter, SwitchboardReferral
 from msnp.server.rsi import RSIResource
 from msnp.server.sso import SSOResource
+from msnp.server.storage import StorageResource
 from msnp.server.throttle import SignInThrottle
 from msnp.server.switchboard import SwitchboardDirectory, SwitchboardServerFactory
 from msnp.wire import Command, encodeParameter
@@ -184,6 +186,8 @@ class LocalNetwork:
         or, from L{start} on, in the database of a L{SQLiteAccountStore}.
     @ivar switchboards: the switchboard directory, L{None} until started.
     @ivar abch: the ABCH services, L{None} until started.
+    @ivar roamingProfiles: the roamed profiles the storage service keeps.
+    @ivar storageTickets: the C{storage.msn.com} tickets the SSO service issued.
     @ivar signInThrottle: the sign-in rate limiter of the SSO service.
     @ivar limits: the L{ServerLimits} every server enforces.
     @ivar switchboardAddress: C{"127.0.0.1:port"} of the switchboard server
@@ -257,6 +261,12 @@ class LocalNetwork:
         self.offline = OfflineMessageService(offlineStore, self.clock, self._announceMail)
         self.rsi: Optional[RSIResource] = None
         self.abch: Optional[ABCHResource] = None
+        # The roamed profiles live in the account store once it keeps them
+        # (the durable store's seam); in memory until then.
+        self.roamingProfiles: IRoamingProfileStore = (
+            self.store if IRoamingProfileStore.providedBy(self.store) else MemoryRoamingProfiles()
+        )
+        self.storageTickets = StorageTickets(self.store)
         self.signInThrottle = SignInThrottle(self.timeoutClock, limits)
         self.addresses = AddressCounter(limits.connectionsPerAddress)
         self.presence = Presence(self.store, limits)
@@ -364,6 +374,7 @@ class LocalNetwork:
             sharing=f"{base}/abservice/SharingService.asmx",
             addressBook=f"{base}/abservice/abservice.asmx",
             rsi=f"{base}/rsi/rsi.asmx",
+            storage=f"{base}/storageservice/SchematizedStore.asmx",
         )
         log.info("Local MSNP18 network started: {endpoints}", endpoints=self.endpoints)
         return self.endpoints
@@ -381,7 +392,10 @@ class LocalNetwork:
             def check(email: str, password: str) -> "Deferred[Optional[Account]]":
                 return store.checkPasswordInThread(email, password, reactor)
 
-        root = SSOResource(self.store, clock=self.clock, throttle=self.signInThrottle, checkPassword=check)
+        root = SSOResource(
+            self.store, clock=self.clock, throttle=self.signInThrottle, checkPassword=check,
+            storageTickets=self.storageTickets,
+        )
         self.abch = ABCHResource(
             self.store, clock=self.clock, onChange=self._listsChanged, limits=self.limits,
             circles=self.presence.circles,
@@ -391,6 +405,10 @@ class LocalNetwork:
         rsiFolder = Resource()
         rsiFolder.putChild(b"rsi.asmx", self.rsi)
         root.putChild(b"rsi", rsiFolder)
+        root.putChild(
+            b"storageservice",
+            StorageResource(self.storageTickets, self.roamingProfiles, clock=self.clock, mountPath="/storageservice"),
+        )
         return root
 
     def _announceMail(self, email: str, payload: bytes) -> None:

@@ -512,24 +512,39 @@ class NotificationServer(CircleCommands):
         self.reply("XFR", command.trid, "SB", referral.address, "CKI", referral.token, "U", "messenger.msn.com", "1")
 
     def handle_UUN(self, command: Command) -> None:
+        """
+        C{UUN trid recipient[;{epid}] type len}: relay the payload as C{UBN}
+        to the recipient's places (the one named by C{epid}, else all but
+        the sending place; one's own places even while hidden), then answer
+        C{UUN trid OK}, so a client whose request is acknowledged knows the
+        UBN is already on its way. A type
+        that is not a number is refused (C{201}). An offline, hidden or
+        unknown recipient, or one whose privacy does not admit the sender,
+        gets nothing and the sender the same C{OK}: the answer must not
+        tell a blocked sender that it is blocked (see docs/roaming.md).
+        """
         target = command.arg(0)
         kind = command.arg(1)
-        self.reply("UUN", command.trid, "OK")
+        if not (kind.isascii() and kind.isdigit()) or len(kind) > 4:
+            self.error(201, command.trid)
+            return
         email, _, guid = target.partition(";")
         if ":" in email.split("@")[0]:
             email = email.split(":", 1)[1]
         assert self.account is not None
         sender = self.account + (f";{self._braced()}" if self.machineGuid else "")
         recipient = self.store.get(email)
-        # Answered OK either way: a UUN must not tell whether it was blocked.
-        if recipient is None or self.user is None or not permits(recipient, self.user):
-            return
-        for session in self.presence.sessionsOf(email):
-            if session is self:
-                continue
-            if guid and (session.machineGuid is None or guidKey(session.machineGuid) != guidKey(guid)):
-                continue
-            session.sendRaw(Command("UBN", None, (sender, kind), command.payload or b""))
+        ownAccount = recipient is not None and self.user is not None and recipient.email == self.user.email
+        if recipient is not None and self.user is not None and (
+            ownAccount or (permits(recipient, self.user) and self.presence.isReachable(recipient.email))
+        ):
+            for session in self.presence.sessionsOf(recipient.email):
+                if session is self:
+                    continue
+                if guid and (session.machineGuid is None or guidKey(session.machineGuid) != guidKey(guid)):
+                    continue
+                session.sendRaw(Command("UBN", None, (sender, kind), command.payload or b""))
+        self.reply("UUN", command.trid, "OK")
 
     def handle_UUM(self, command: Command) -> None:
         """

@@ -15,7 +15,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Optional
 
-from zope.interface import Interface, implementer
+from zope.interface import Interface, classImplements, implementer
 
 from msnp.server.accounts import AccountStore, TicketCheck, TicketGrant, TicketState
 
@@ -65,6 +65,12 @@ class IRoamingProfileStore(Interface):
         """
         Replace the roamed profile of C{email}.
         """
+
+
+# The account store keeps roamed profiles itself (in memory, or in its
+# database for the SQLite store); declared here, where the interface lives,
+# since this module imports the account store and not the other way round.
+classImplements(AccountStore, IRoamingProfileStore)
 
 
 @implementer(IRoamingProfileStore)

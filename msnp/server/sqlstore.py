@@ -47,6 +47,7 @@ from msnp.server.accounts import (
 )
 from msnp.server.interfaces import IAccountObserver
 from msnp.server.passwords import PasswordHasher
+from msnp.server.roaming import RoamedPicture, RoamedProfile
 
 log = Logger()
 
@@ -92,6 +93,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         " payload BLOB NOT NULL)",
         "CREATE INDEX offlineByRecipient ON offlineMessages (recipient, messageId)",
         "INSERT INTO meta (key, value) VALUES ('nextMembershipId', '100')",
+    ),
+    (
+        # The roamed profile of the storage service (issue #17): NULL texts
+        # were never roamed; a NULL picture is no picture.
+        "CREATE TABLE roamingProfiles ("
+        " email TEXT PRIMARY KEY, displayName TEXT, displayNameModified REAL NOT NULL,"
+        " personalMessage TEXT, personalMessageModified REAL NOT NULL, modified REAL NOT NULL,"
+        " pictureData BLOB, pictureMimeType TEXT, pictureName TEXT, pictureVersion INTEGER)",
     ),
 )
 
@@ -504,6 +513,7 @@ class SQLiteAccountStore(AccountStore):
             ("groups", "owner"),
             ("memberships", "owner"),
             ("offlineMessages", "recipient"),
+            ("roamingProfiles", "email"),
         ):
             self._db.execute(f"DELETE FROM {table} WHERE {column} = ?", (account.email,))
 
@@ -581,6 +591,43 @@ class SQLiteAccountStore(AccountStore):
             " VALUES (?, ?, ?, ?, ?) ON CONFLICT (owner, role, email) DO UPDATE SET"
             " membershipId = excluded.membershipId, displayName = excluded.displayName",
             (account.email, role, email, membership.membershipId, membership.displayName),
+        )
+
+    # -- roamed profiles ------------------------------------------------------------
+
+    def getRoamingProfile(self, email: str) -> Optional[RoamedProfile]:
+        row = self._db.execute(
+            "SELECT displayName, displayNameModified, personalMessage, personalMessageModified, modified,"
+            " pictureData, pictureMimeType, pictureName, pictureVersion FROM roamingProfiles WHERE email = ?",
+            (normalizeEmail(email),),
+        ).fetchone()
+        if row is None:
+            return None
+        picture = None
+        if row[5] is not None:
+            picture = RoamedPicture(bytes(row[5]), row[6] or "application/octet-stream", row[7] or "tile", row[8] or 1)
+        return RoamedProfile(row[0], row[1], row[2], row[3], picture, row[4])
+
+    def setRoamingProfile(self, email: str, profile: RoamedProfile) -> None:
+        account = self._require(email)
+        picture = profile.picture
+        self._db.execute(
+            "INSERT INTO roamingProfiles (email, displayName, displayNameModified, personalMessage,"
+            " personalMessageModified, modified, pictureData, pictureMimeType, pictureName, pictureVersion)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (email) DO UPDATE SET"
+            " displayName = excluded.displayName, displayNameModified = excluded.displayNameModified,"
+            " personalMessage = excluded.personalMessage,"
+            " personalMessageModified = excluded.personalMessageModified, modified = excluded.modified,"
+            " pictureData = excluded.pictureData, pictureMimeType = excluded.pictureMimeType,"
+            " pictureName = excluded.pictureName, pictureVersion = excluded.pictureVersion",
+            (
+                account.email, profile.displayName, profile.displayNameModified, profile.personalMessage,
+                profile.personalMessageModified, profile.modified,
+                picture.data if picture is not None else None,
+                picture.mimeType if picture is not None else None,
+                picture.name if picture is not None else None,
+                picture.version if picture is not None else None,
+            ),
         )
 
     # -- offline messages -------------------------------------------------------

@@ -26,8 +26,9 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from msnp.reactors import reactorOrDefault
 from msnp.server.accounts import Account, AccountStore, TicketGrant
-from msnp.namespaces import CONTACTS, MESSENGER_CLEAR, MESSENGER_WEB, PASSPORT_TB, SOAP11_NS, SOAP12_NS
+from msnp.namespaces import CONTACTS, MESSENGER_CLEAR, MESSENGER_WEB, PASSPORT_TB, SOAP11_NS, SOAP12_NS, STORAGE
 from msnp.server.limits import summarise
+from msnp.server.roaming import StorageTickets
 from msnp.server.throttle import SignInThrottle
 from msnp.xmlsafe import XMLError, escapeText, findPath, iterByName, localName, parseXML
 
@@ -182,11 +183,17 @@ def _faultDocument(soapNS: str, fault: _Fault) -> bytes:
     ).encode("utf-8")
 
 
-def _tokenFor(address: str, grant: TicketGrant) -> tuple[str, Optional[str]]:
+def _tokenFor(
+    address: str, grant: TicketGrant, storageTickets: Optional[StorageTickets] = None
+) -> tuple[str, Optional[str]]:
     """
-    The (ticket, BinarySecret) for one requested compact token.
+    The (ticket, BinarySecret) for one requested compact token; the
+    C{storage.msn.com} one is remembered by C{storageTickets}, so the
+    storage service can tell whose it is.
     """
     key = address.lower()
+    if key == STORAGE and storageTickets is not None:
+        return storageTickets.issue(grant), None
     if key == MESSENGER_CLEAR:
         return grant.clearTicket, grant.binarySecret
     if key == CONTACTS:
@@ -197,7 +204,11 @@ def _tokenFor(address: str, grant: TicketGrant) -> tuple[str, Optional[str]]:
 
 
 def _successDocument(
-    request: _STSRequest, account: Account, grant: TicketGrant, now: float
+    request: _STSRequest,
+    account: Account,
+    grant: TicketGrant,
+    now: float,
+    storageTickets: Optional[StorageTickets] = None,
 ) -> bytes:
     soap12 = request.soapNS == SOAP12_NS
     created = _isoTime(now)
@@ -272,7 +283,7 @@ def _successDocument(
             tokenType = "urn:passport:compact"
             tokenId = f"Compact{index}"
             valueType = "urn:passport:compact"
-            ticket, secret = _tokenFor(wanted.address, grant)
+            ticket, secret = _tokenFor(wanted.address, grant, storageTickets)
             token = f'<wsse:BinarySecurityToken Id="{tokenId}">{escapeText(ticket)}</wsse:BinarySecurityToken>'
         if soap12:
             reference = "".join(
@@ -371,12 +382,16 @@ class SSOResource(Resource):
         clock: Optional[IReactorTime] = None,
         throttle: Optional[SignInThrottle] = None,
         checkPassword: Optional[Callable[[str, str], "Deferred[Optional[Account]]"]] = None,
+        storageTickets: Optional[StorageTickets] = None,
     ) -> None:
         """
         @param store: the accounts to check and the place tickets are recorded.
         @param checkPassword: how passwords are checked (see L{verify}):
             L{LocalNetwork <msnp.server.network.LocalNetwork>} passes the
             store's C{checkPasswordInThread}.
+        @param storageTickets: remembers the C{storage.msn.com} ticket of
+            each grant for the storage service (without it, that token is
+            a fresh ticket nobody checks).
         @param clock: source of the C{Created}/C{Expires} times; the global
             reactor by default.
         @param throttle: the sign-in rate limiter whose delays hold answers
@@ -387,6 +402,7 @@ class SSOResource(Resource):
         self.clock: IReactorTime = reactorOrDefault(clock)
         self.throttle = throttle
         self._checkPassword = checkPassword
+        self.storageTickets = storageTickets
         self._endpoints = {
             b"rst.srf": _STSEndpoint(self, SOAP11_NS),
             b"rst2.srf": _STSEndpoint(self, SOAP12_NS),
@@ -486,4 +502,4 @@ class SSOResource(Resource):
             "SSO: issued {count} tokens to {account}", count=len(parsed.tokens), account=account.email
         )
         request.setHeader(b"content-type", _CONTENT_TYPE[parsed.soapNS])
-        return _successDocument(parsed, account, grant, self.clock.seconds())
+        return _successDocument(parsed, account, grant, self.clock.seconds(), self.storageTickets)

@@ -259,13 +259,15 @@ class NetworkService(Service):
         endpoints = self.endpoints
         log.info(
             "msnp-server ready ({count} accounts). Give clients: "
-            "--server {dispatch} --sso-url {sso} --sharing-url {sharing} --ab-url {addressBook} --rsi-url {rsi}",
+            "--server {dispatch} --sso-url {sso} --sharing-url {sharing} --ab-url {addressBook} --rsi-url {rsi} "
+            "--storage-url {storage}",
             count=len(self.network.store),
             rsi=endpoints.rsi,
             dispatch=endpoints.dispatch,
             sso=endpoints.sso,
             sharing=endpoints.sharing,
             addressBook=endpoints.addressBook,
+            storage=endpoints.storage,
         )
         log.info("Switchboard at {address}", address=self.network.switchboardAddress or "(not available)")
         if self.httpsEndpoints is not None:

@@ -29,6 +29,7 @@ from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
+from msnp.endpoints import HISTORICAL_STORAGE as HISTORICAL_STORAGE  # the default of Endpoints.storage
 from msnp.errors import ServiceError
 from msnp.http import DEFAULT_HTTP_TIMEOUT, getBody, postXML
 from msnp.namespaces import (
@@ -44,9 +45,6 @@ from msnp.xmlsafe import XMLError, child, children, escapeText, findPath, iterBy
 
 log = Logger()
 
-#: The historical storage-service URL (switched off long ago); the default
-#: of the storage URL that C{Endpoints} is to gain.
-HISTORICAL_STORAGE = "https://storage.msn.com/storageservice/SchematizedStore.asmx"
 #: MSNPSharp's application id (unchecked by every server).
 APPLICATION_ID = "Messenger Client 9.0"
 
