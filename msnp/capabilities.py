@@ -48,6 +48,11 @@ class Feature(enum.Enum):
     CUSTOM_EMOTICONS = "custom emoticons"
     #: Offline messages (OIM).
     OFFLINE_IM = "offline messages"
+    #: Sending and receiving files over P2P v1 in a conversation
+    #: (L{msnp.p2p.files}); advertised as ext C{CONV_WINDOW_FT}, the bit
+    #: MSNPSharp's default sets (pidgin sends and takes files without any
+    #: bit, MSNP18-p2p.md P.12).
+    FILE_TRANSFER = "file transfer"
 
 
 @dataclass(frozen=True)
@@ -120,7 +125,7 @@ CAPABILITY_BITS: tuple[CapabilityBit, ...] = (
     CapabilityBit(0x00001000, True, "SHARING"),
     CapabilityBit(0x00002000, True, "MOBILE_SUSPEND_FANOUT_DISABLED"),
     CapabilityBit(0x00008000, True, "P2P_MIXER_RELAY"),
-    CapabilityBit(0x00020000, True, "CONV_WINDOW_FT"),
+    CapabilityBit(0x00020000, True, "CONV_WINDOW_FT", Feature.FILE_TRANSFER),
     CapabilityBit(0x00040000, True, "VIDEO_16X9"),
     CapabilityBit(0x00080000, True, "P2P_ENVELOPE"),
     CapabilityBit(0x00400000, True, "YAHOO_IM_DISABLED"),
@@ -137,9 +142,12 @@ CAPABILITY_BITS: tuple[CapabilityBit, ...] = (
 
 #: What this library handles today: the session serves and fetches display
 #: pictures over P2P v1 (L{msnp.pictures}), so the MSNC9 nibble is claimed;
-#: custom emoticons, winks and voice clips ride on the same layer but are
-#: not handled, so their bits stay off.
-IMPLEMENTED: frozenset[Feature] = frozenset({Feature.MULTI_PACKET, Feature.NUDGES, Feature.P2P_V1})
+#: files are sent and received on the same layer (L{msnp.filetransfer});
+#: custom emoticons, winks and voice clips ride on it too but are not
+#: handled, so their bits stay off.
+IMPLEMENTED: frozenset[Feature] = frozenset(
+    {Feature.MULTI_PACKET, Feature.NUDGES, Feature.P2P_V1, Feature.FILE_TRANSFER}
+)
 
 
 @dataclass(frozen=True)

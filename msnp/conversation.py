@@ -101,6 +101,20 @@ Connector = Callable[[str, SwitchboardProtocol], "Deferred[Any]"]
 OfflineSender = Callable[[str, str, Optional[MessageFormat]], "Deferred[DeliveryResult]"]
 
 
+class IFileSender(Interface):
+    """
+    What L{Conversation.sendFile} hands a file to
+    (L{msnp.filetransfer.FileTransfers}).
+    """
+
+    def sendFile(conversation: "Conversation", name: str, source: Any, size: Optional[int] = None,
+                 preview: Optional[bytes] = None) -> Any:
+        """
+        Offer the file to the conversation's one contact; returns the
+        L{msnp.p2p.files.Transfer}.
+        """
+
+
 def _splitHostPort(address: str) -> tuple[str, int]:
     host, sep, port = address.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
@@ -329,6 +343,29 @@ class Conversation:
         d: Deferred[None] = Deferred()
         self._submit(_Outgoing([payload], "D", d))
         return d
+
+    def sendFile(self, name: str, source: Any, size: Optional[int] = None, preview: Optional[bytes] = None) -> Any:
+        """
+        Offer a file to this conversation's one contact over P2P (an
+        MSNSLP INVITE with the file context: C{name}, the size and an
+        optional C{preview} PNG); once they accept, the data follows chunk
+        by chunk in this conversation's queue, so texts pass between
+        chunks (docs/p2p.md, "File transfer").
+
+        @param source: a path, a binary file object, or a producer with
+            C{length} and C{startProducing(consumer)} (an
+            C{IBodyProducer}); it is read as the switchboard takes the
+            chunks, never whole.
+        @param size: the size to announce when the source cannot tell.
+        @return: the L{msnp.p2p.files.Transfer} (C{bytesDone}, C{total},
+            C{whenDone()}, C{cancel()}).
+        @raise ValueError: a group conversation, an empty file, a size the
+            source cannot tell, or a session without file transfer.
+        @raise OSError: the path cannot be opened.
+        """
+        if self.manager.files is None:
+            raise ValueError("this session does not transfer files")
+        return self.manager.files.sendFile(self, name, source, size, preview)
 
     def invite(self, email: str) -> "Deferred[None]":
         """
@@ -718,6 +755,7 @@ class ConversationManager:
         connector: Optional[Connector] = None,
         session: Optional[object] = None,
         p2p: Optional[IP2PReceiver] = None,
+        files: Optional[IFileSender] = None,
         limits: ClientLimits = DEFAULT_CLIENT_LIMITS,
         permits: Optional[Callable[[str], bool]] = None,
         sendOffline: Optional[OfflineSender] = None,
@@ -727,6 +765,8 @@ class ConversationManager:
         """
         @param p2p: told of P2P payloads and closed switchboards
             (L{msnp.pictures.DisplayPictures}); L{None} drops P2P.
+        @param files: where L{Conversation.sendFile} goes; L{None}: no
+            file transfer.
         @param session: the session the conversations belong to
             (L{Conversation.session}).
         @param sendOffline: sends one text as an offline message (or, to a
@@ -755,6 +795,7 @@ class ConversationManager:
         self.observer = observer
         self.session = session
         self.p2p = p2p
+        self.files = files
         self.reactor = reactorOrDefault(reactor)
         self.connectTimeout = connectTimeout
         self.setupTimeout = setupTimeout

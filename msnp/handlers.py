@@ -164,6 +164,15 @@ class ObserverBase:
     def networkNudgeReceived(self, session: Any, email: str) -> None:
         pass
 
+    def fileOfferReceived(self, session: Any, conversation: Any, offer: Any) -> None:
+        pass
+
+    def transferProgress(self, session: Any, transfer: Any) -> None:
+        pass
+
+    def transferEnded(self, session: Any, transfer: Any) -> None:
+        pass
+
 
 @implementer(IMessengerObserver)
 class EchoHandler(ObserverBase):
@@ -424,6 +433,28 @@ class LogHandler:
 
     def networkNudgeReceived(self, session: Any, email: str) -> None:
         self._emit("networkNudgeReceived", "{email} sent a nudge (other network)", email=email)
+
+    def fileOfferReceived(self, session: Any, conversation: Any, offer: Any) -> None:
+        self._emit(
+            "fileOfferReceived", "{sender} offers the file {name!r} ({size} bytes)",
+            sender=getattr(offer, "sender", None), name=getattr(offer, "name", None), size=getattr(offer, "size", None),
+        )
+
+    def transferProgress(self, session: Any, transfer: Any) -> None:
+        self._emit(
+            "transferProgress", "File {name!r} with {peer}: {done}/{total} bytes",
+            name=getattr(transfer, "name", None), peer=getattr(transfer, "peer", None),
+            done=getattr(transfer, "bytesDone", None), total=getattr(transfer, "total", None),
+        )
+
+    def transferEnded(self, session: Any, transfer: Any) -> None:
+        error = getattr(transfer, "error", None)
+        self._emit(
+            "transferEnded", "File {name!r} with {peer}: {outcome} ({done}/{total} bytes)",
+            name=getattr(transfer, "name", None), peer=getattr(transfer, "peer", None),
+            outcome="complete" if error is None else f"failed: {error}",
+            done=getattr(transfer, "bytesDone", None), total=getattr(transfer, "total", None),
+        )
 
 
 #: The handlers C{--handler} knows by name.

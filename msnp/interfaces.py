@@ -254,6 +254,28 @@ class IMessengerObserver(Interface):
         A contact on another network sent a nudge.
         """
 
+    def fileOfferReceived(session: Any, conversation: Any, offer: Any) -> None:
+        """
+        A contact offers a file (L{msnp.p2p.files.FileOffer}: sender,
+        sanitised name, size, preview). Answer with C{offer.accept(dir)}
+        or C{offer.decline()}; an offer left unanswered is declined after
+        the session's offer timeout. C{conversation} is the one it came
+        through (L{None} if it is gone already).
+        """
+
+    def transferProgress(session: Any, transfer: Any) -> None:
+        """
+        A file transfer (L{msnp.p2p.files.Transfer}) moved on:
+        C{transfer.bytesDone} of C{transfer.total}. Rate-limited on the
+        session's clock (a few per second), and always once at the end.
+        """
+
+    def transferEnded(session: Any, transfer: Any) -> None:
+        """
+        A file transfer ended: C{transfer.error} is L{None} when it
+        completed, else the L{msnp.p2p.errors.TransferError}.
+        """
+
 
 #: The event names an observer may be told about.
 EVENTS = frozenset(IMessengerObserver.names())

@@ -229,6 +229,9 @@ class DisplayPictures:
         self._running: dict[tuple[str, str], list[Deferred[bytes]]] = {}
         self.fetchCount = 0
         self.servedCount = 0
+        #: The conversation each peer's P2P last came through (file
+        #: offers name it in their event).
+        self.lastConversation: dict[str, Conversation] = {}
 
     def __repr__(self) -> str:
         state = self._published[0].sha1d if self._published else "none"
@@ -318,6 +321,7 @@ class DisplayPictures:
 
     def p2pReceived(self, conversation: Conversation, sender: str, payload: bytes) -> None:
         self.manager.declineUnknown = not self._otherPlaces()
+        self.lastConversation[sender.lower()] = conversation
         self.manager.payloadReceived(sender, payload)
 
     def p2pSwitchboardClosed(self, conversation: Conversation, peers: frozenset[str]) -> None:
@@ -325,6 +329,7 @@ class DisplayPictures:
         # group's closing changes nothing for it.
         for peer in peers:
             if conversation.contacts == {peer}:
+                self.lastConversation.pop(peer, None)
                 self.manager.peerGone(peer)
 
     def close(self) -> None:

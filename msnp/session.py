@@ -56,6 +56,7 @@ from msnp.notification import INotificationListener, NotificationProtocol
 from msnp.reactors import reactorOrDefault
 from msnp.nsmessages import Invitation, SessionState
 from msnp.p2p.msnobject import MSNObject
+from msnp.filetransfer import FileTransfers
 from msnp.pictures import DisplayPictures, NoDisplayPicture, PictureCache, pictureMimeType
 from msnp.roaming import RoamingProfileSync
 from msnp.roster import GroupReference, RosterManager
@@ -199,6 +200,14 @@ class Session:
             cache=pictureCache,
             otherPlaces=lambda: len(self.places) > 1,
         )
+        #: File transfers (L{msnp.filetransfer.FileTransfers}):
+        #: L{msnp.conversation.Conversation.sendFile} and the offers;
+        #: C{files.sessions.maxFileSize} and C{.offerTimeout} are the caps.
+        self.files = FileTransfers(
+            self.pictures.manager, observer, self, reactorOrDefault(reactor),
+            conversationOf=self.pictures.lastConversation.get,
+            otherPlaces=lambda: len(self.places) > 1,
+        )
         self.conversationManager = ConversationManager(
             account=self.account,
             machineGuid=self.machineGuid,
@@ -213,6 +222,7 @@ class Session:
             trace=trace,
             session=self,
             p2p=self.pictures,
+            files=self.files,
             limits=limits,
             permits=self._permitsInvitation,
             sendOffline=self.sendOfflineMessage,

@@ -38,15 +38,16 @@ class DefaultIdentityTests(SynchronousTestCase):
     def test_defaultIsComputed(self) -> None:
         """
         The default is the computed value: multi-packet messages, nudges,
-        and MSNC9 since the session serves and fetches display pictures
-        over P2P v1; nothing of P2P v2, webcam, ink, winks or voice.
+        MSNC9 since the session serves and fetches display pictures over
+        P2P v1, and CONV_WINDOW_FT since it sends and receives files
+        there; nothing of P2P v2, webcam, ink, winks or voice.
         """
         value = Capabilities.fromString(ClientIdentity().capabilities)
         self.assertEqual(value, advertisedCapabilities())
-        self.assertEqual(sorted(value.names()), ["MSNC9", "NUDGES", "PACKET"])
+        self.assertEqual(sorted(value.names()), ["CONV_WINDOW_FT", "MSNC9", "NUDGES", "PACKET"])
         self.assertEqual(value.msncVersion, 9)
         self.assertEqual(value.extended & 0x30, 0)
-        self.assertEqual(str(value), "2415919136:1024")
+        self.assertEqual(str(value), "2415919136:132096")
 
     def test_oldDefaultIsCaught(self) -> None:
         """
@@ -83,11 +84,12 @@ class TableTests(SynchronousTestCase):
     def test_allFeatures(self) -> None:
         """
         With every feature, the value is the reference's full v1 set plus
-        ext bits for nudges, OIM and emoticons; still no forbidden bit.
+        ext bits for nudges, OIM, emoticons and files; still no forbidden
+        bit.
         """
         value = advertisedCapabilities(set(Feature))
         self.assertEqual(value.caps, 0x90048024 | 0x8)
-        self.assertEqual(value.extended, 0x400 | 0x100 | 0x8000000)
+        self.assertEqual(value.extended, 0x400 | 0x100 | 0x8000000 | 0x20000)
         self.assertFalse(NEVER & set(value.names()))
 
     def test_bitsUnique(self) -> None:

@@ -146,6 +146,9 @@ class LogHandlerTests(SynchronousTestCase):
             "networkMessageReceived": (session, TextMessage("eve@yahoo.com", "Eve", "hi")),
             "networkTypingReceived": (session, "eve@yahoo.com"),
             "networkNudgeReceived": (session, "eve@yahoo.com"),
+            "fileOfferReceived": (session, conversation, fakeOffer()),
+            "transferProgress": (session, fakeOffer().transfer),
+            "transferEnded": (session, fakeOffer().transfer),
         }
         self.assertEqual(set(arguments), set(IMessengerObserver.names()))
         for name, args in arguments.items():
@@ -168,6 +171,17 @@ class LogHandlerTests(SynchronousTestCase):
         self.assertEqual(self.events[-1]["sender"], "bob@example.com")
         self.assertEqual(self.events[-1]["text"], "yo")
         self.assertIn("'yo'", formatEvent(self.events[-1]))
+
+
+def fakeOffer() -> Any:
+    """
+    A real L{msnp.p2p.files.FileOffer} for a 3000-byte C{notes.txt}, on
+    sessions that are never run.
+    """
+    from msnp.p2p.files import Direction, FileOffer, Transfer
+
+    transfer = Transfer(None, Direction.RECEIVE, "bob@example.com", "notes.txt", 3000, "{C}", 1234)  # type: ignore[arg-type]
+    return FileOffer(transfer, "notes.txt", None)
 
 
 class PluggingTests(SynchronousTestCase):

@@ -51,8 +51,15 @@ class TransferDeclined(TransferError):
 
 class TransferCancelled(TransferError):
     """
-    The peer sent C{BYE} (or an abort message) before the data was complete.
+    The transfer was stopped before the data was complete: the peer sent
+    C{BYE} (or an abort message), or, for files, our side cancelled it.
+
+    @ivar byPeer: whether the peer stopped it.
     """
+
+    def __init__(self, message: str = "", byPeer: bool = True) -> None:
+        TransferError.__init__(self, message)
+        self.byPeer = byPeer
 
 
 class TransferTimeout(TransferError):

@@ -32,7 +32,7 @@ from __future__ import annotations
 import random
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -41,6 +41,7 @@ from twisted.python.failure import Failure
 from zope.interface import Interface
 
 from msnp.p2p import slp
+from msnp.p2p.application import IP2PApplication
 from msnp.p2p.errors import (
     ChecksumMismatch,
     MalformedP2P,
@@ -131,6 +132,7 @@ class _Item:
     chunk: Chunk
     owner: Optional["_Session"] = None
     last: bool = False
+    onSent: Optional[Callable[[Optional[Failure]], None]] = None
 
 
 @dataclass
@@ -217,6 +219,49 @@ class P2PManager:
         self._byCallId: dict[str, _Session] = {}
         self._bySession: dict[tuple[str, int], _Session] = {}
         self._closed: OrderedDict[tuple[str, int], None] = OrderedDict()
+        self._applications: list[IP2PApplication] = []
+
+    def addApplication(self, application: IP2PApplication) -> None:
+        """
+        Let C{application} (L{IP2PApplication}) handle the INVITEs, SLP,
+        chunks and ACKs the object sessions do not own, and pull data
+        chunks into idle outboxes.
+        """
+        self._applications.append(application)
+
+    # -- for applications (IP2PApplication) -----------------------------------------
+
+    def sendSLP(self, peer: str, message: slp.SLPMessage) -> None:
+        """
+        Queue an SLP message for C{peer}, ahead of data.
+        """
+        self._sendSLP(peer.lower(), message)
+
+    def ack(self, peer: str, header: Header) -> None:
+        """
+        Queue the ACK of the complete message whose header is C{header}.
+        """
+        self._ack(peer.lower(), header)
+
+    def newSessionId(self, peer: str) -> int:
+        return self._newSessionId(peer.lower())
+
+    def nextIdentifier(self) -> int:
+        return self._nextId()
+
+    def newAckId(self) -> int:
+        return self._ackId()
+
+    def wake(self, peer: str) -> None:
+        """
+        An application has data for C{peer} again: pull it if the outbox
+        is idle.
+        """
+        peer = peer.lower()
+        outbox = self._outboxes.get(peer)
+        if outbox is None:
+            outbox = self._outboxes[peer] = _Outbox(peer)
+        self._pump(outbox)
 
     # -- public -----------------------------------------------------------------
 
@@ -271,6 +316,8 @@ class P2PManager:
         sid = header.sessionId
         session = self._bySession.get((sender, sid)) if sid else None
         if sid and session is None:
+            if any(app.chunkReceived(sender, chunk) for app in self._applications):
+                return
             if (sender, sid) not in self._closed:
                 log.info("Dropping P2P chunk of unknown session {sid} from {peer}", sid=sid, peer=sender)
             return
@@ -308,6 +355,8 @@ class P2PManager:
         if outbox is not None:
             outbox.control.clear()
             outbox.data.clear()
+        for app in self._applications:
+            app.peerGone(peer, why)
 
     def close(self) -> None:
         """
@@ -315,6 +364,8 @@ class P2PManager:
         """
         for peer in {s.peer for s in self._byCallId.values()} | set(self._outboxes):
             self.peerGone(peer, "signed out")
+        for app in self._applications:
+            app.peerGone("", "signed out")
 
     def activeSessions(self) -> int:
         return len(self._byCallId)
@@ -356,6 +407,9 @@ class P2PManager:
         if session is not None and session.peer != peer:
             log.warn("Dropping SLP from {peer} for a session with {other}", peer=peer, other=session.peer)
             return
+        if session is None and any(app.slpReceived(peer, request) for app in self._applications):
+            self._ack(peer, message.header)
+            return
         if request.method == "INVITE":
             self._ack(peer, message.header)
             if session is None:
@@ -390,6 +444,8 @@ class P2PManager:
     def _inviteReceived(self, peer: str, invite: slp.SLPMessage) -> None:
         euf = (invite.field("EUF-GUID") or "").upper()
         sessionId = invite.sessionId
+        if euf != slp.EUF_MSN_OBJECT and any(app.inviteReceived(peer, invite) for app in self._applications):
+            return
         if euf != slp.EUF_MSN_OBJECT or not sessionId:
             log.info("Declining SLP INVITE for {euf} from {peer}", euf=euf or "nothing", peer=peer)
             self._sendSLP(peer, slp.buildResponse(invite, self.account, 603))
@@ -431,6 +487,9 @@ class P2PManager:
         session = self._bySession.get((peer, header.sessionId)) if header.sessionId else None
         if session is not None and not session.fetching and header.ackSize == len(session.data):
             self._finish(session)  # the requester has everything
+        elif session is None:
+            for app in self._applications:
+                app.ackReceived(peer, header)
 
     # -- sessions ---------------------------------------------------------------------
 
@@ -525,7 +584,7 @@ class P2PManager:
 
     def _pump(self, outbox: _Outbox) -> None:
         while not outbox.busy:
-            item = outbox.pop()
+            item = outbox.pop() or self._pull(outbox.peer)
             if item is None:
                 if self._outboxes.get(outbox.peer) is outbox:
                     del self._outboxes[outbox.peer]
@@ -537,7 +596,9 @@ class P2PManager:
 
             def sent(result: object, item: _Item = item, inLoop: list[bool] = inLoop) -> None:
                 outbox.busy = False
-                if isinstance(result, Failure):
+                if item.onSent is not None:
+                    item.onSent(result if isinstance(result, Failure) else None)
+                elif isinstance(result, Failure):
                     self._sendFailed(outbox.peer, item, result)
                 elif item.last and item.owner is not None and not item.owner.done and not item.owner.fetching:
                     if item.chunk.header.flags == FLAG_OBJECT_DATA:
@@ -547,6 +608,13 @@ class P2PManager:
 
             maybeDeferred(self.transport.sendP2P, outbox.peer, buildFrame(outbox.peer, item.chunk)).addBoth(sent)
             inLoop[0] = False
+
+    def _pull(self, peer: str) -> Optional[_Item]:
+        for app in self._applications:
+            pulled = app.nextChunk(peer)
+            if pulled is not None:
+                return _Item(pulled[0], onSent=pulled[1])
+        return None
 
     def _sendFailed(self, peer: str, item: _Item, failure: Failure) -> None:
         log.info("P2P message to {peer} not delivered: {why}", peer=peer, why=failure.getErrorMessage())
