@@ -23,6 +23,7 @@ from typing import Any, Callable, Optional
 from twisted.internet.defer import Deferred, DeferredList
 from twisted.python import usage
 
+from msnp.consolefiles import FileCommands
 from msnp.demo import DEMO_ACCOUNTS, STEP_DESCRIPTIONS, describeContacts
 from msnp.handlers import ObserverBase
 from msnp.tap import PASSWORD_VARIABLE, Options, parseStatus
@@ -41,6 +42,9 @@ commands:
   /nudge [<email>]          send a nudge (to the current conversation by default)
   /add <email>              add a contact (they are asked to accept you)
   /accept <email>           accept someone who added you, and add them back
+  /send <email> <file>      offer a file; a progress bar shows how it goes
+  /accept [<email>] [<dir>] accept the (latest) file offer (from <email>) into <dir> (default: here)
+  /decline [<email>]        decline the (latest) file offer (from <email>)
   /block <email>            block a contact (they see you offline and cannot write)
   /status [<status>]        show or change your status: online, busy, away, brb, phone, lunch, idle, hidden
   /name <text>              change your display name
@@ -51,8 +55,8 @@ commands:
 Tab completes commands and contacts; up and down recall earlier lines."""
 
 #: The commands, for completion.
-COMMANDS = ("/accept", "/add", "/block", "/contacts", "/getpicture", "/help", "/msg", "/name", "/nudge", "/open",
-            "/picture", "/psm", "/quit", "/status")
+COMMANDS = ("/accept", "/add", "/block", "/contacts", "/decline", "/getpicture", "/help", "/msg", "/name", "/nudge",
+            "/open", "/picture", "/psm", "/quit", "/send", "/status")
 
 
 class ConsoleOptions(Options):
@@ -135,7 +139,7 @@ class SendOptions(ConsoleOptions):
         ConsoleOptions.postOptions(self)
 
 
-class Console(ObserverBase):
+class Console(FileCommands, ObserverBase):
     """
     The console's commands and events, as lines of text.
 
@@ -334,6 +338,8 @@ class Console(ObserverBase):
             self._report(self.session.addContact(email), lambda _: f"Added {email}; they are asked to accept you.")
 
     def cmd_accept(self, rest: str) -> None:
+        if self.fileAccept(rest):
+            return
         email = self._email(rest, "/accept <email>")
         if email:
             self._report(self.session.acceptContactRequest(email), lambda _: f"Accepted {email}.")

@@ -418,3 +418,39 @@ class FileTransferTests(TestCase):
         self.assertEqual(written, target)
         with open(written, "rb") as f:
             self.assertEqual(hashlib.sha1(f.read()).digest(), hashlib.sha1(data).digest())
+
+    async def test_consoleSendAndAccept(self) -> None:
+        """
+        In C{python -m msnp chat}'s console, alice's C{/send bob FILE}
+        offers the file; bob's console shows the offer, C{/accept alice
+        DIR} saves it there, progress bars reach 100 % on both sides, and
+        C{/decline} answers the next offer.
+        """
+        from msnp.console import Console
+
+        path, data = self.sourceFile(200_000, name="photo.jpg")
+        aliceLines: list[str] = []
+        bobLines: list[str] = []
+        aliceConsole = Console(aliceLines.append, timestamps=False)
+        bobConsole = Console(bobLines.append, timestamps=False)
+        self.alice.client.addObserver(aliceConsole)
+        self.bob.client.addObserver(bobConsole)
+        aliceConsole.attach(self.alice)
+        bobConsole.attach(self.bob)
+        aliceConsole.command(f"/send {BOB} {path}")
+        await waitUntil(lambda: any(f"{ALICE} offers the file photo.jpg (195.3 KB)" in line for line in bobLines), 30)
+        bobConsole.command(f"/accept {ALICE} {self.directory}")
+        await waitUntil(lambda: any(line.startswith("Sent photo.jpg") for line in aliceLines), timeout=30)
+        await waitUntil(lambda: any(line.startswith("Saved photo.jpg") for line in bobLines), timeout=30)
+        with open(os.path.join(self.directory, "photo.jpg"), "rb") as f:
+            self.assertEqual(f.read(), data)
+        self.assertTrue(any("photo.jpg to bob@example.com [####################] 100%" in line for line in aliceLines),
+                        aliceLines)
+        self.assertTrue(any("photo.jpg from alice@example.com [####################] 100%" in line for line in bobLines),
+                        bobLines)
+        aliceConsole.command(f"/send {BOB} {path}")
+        await waitUntil(lambda: len([line for line in bobLines if "offers the file" in line]) == 2, 30)
+        bobConsole.command("/decline")
+        self.assertIn(f"Declined photo.jpg from {ALICE}.", bobLines)
+        await waitUntil(lambda: any("error: peer answered 603" in line for line in aliceLines), timeout=30)
+        self.assertEqual(self.filesIn(self.directory), ["photo.jpg"])
