@@ -148,14 +148,12 @@ def safeFileName(name: str, fallback: str = "file") -> str:
         if unicodedata.category(c)[0] != "C"
     )
     kept = kept.strip().lstrip(".").strip().rstrip(". ")
+    if kept and kept.split(".", 1)[0].upper() in _WINDOWS_RESERVED:
+        kept = "_" + kept
     if len(kept) > MAX_NAME:
         stem, dot, extension = kept.rpartition(".")
         if dot and 0 < len(extension) <= 16 and stem:
             kept = stem[: MAX_NAME - len(extension) - 1].rstrip(". ") + "." + extension
         else:
             kept = kept[:MAX_NAME].rstrip(". ")
-    if not kept:
-        return fallback
-    if kept.split(".", 1)[0].upper() in _WINDOWS_RESERVED:
-        kept = "_" + kept
-    return kept
+    return kept or fallback
