@@ -19,7 +19,9 @@ BAR_STEP = 0.1
 
 def progressBar(done: int, total: int, width: int = BAR_WIDTH) -> str:
     """
-    C{[#########...........]  45%  4.5 of 10.0 MB}.
+    A bar of C{width} characters (hashes for what is done, dots for the
+    rest), the percentage and the sizes: the numbers say where a transfer
+    is, the bar lets the eye see it at a glance.
     """
     fraction = done / total if total else 1.0
     filled = int(fraction * width)

@@ -33,7 +33,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from msnp.conversation import IFileSender
+from msnp.conversation import IFileSender  # noqa
 from msnp.interfaces import notifyObserver
 from msnp.p2p.files import (
     MAX_FILE_SIZE,
