@@ -9,12 +9,9 @@ list (C{NotificationServer.forward}); whatever it was last shown is in its
 C{announced} map. A change of the account itself (a C{CHG}, its privacy, its
 name, its sign-in or sign-out) can therefore alter only the views of the
 sessions that have it in one of the two, and L{WatcherIndex} keeps exactly
-those, per account:
-
-    session in index.watchersOf(subject)
-        <=> subject in session.forward or subject in session.announced
-
-for every registered session. Who is I{allowed} to see the account (the
+those, per account: for every registered session,
+C{session in index.watchersOf(subject)} exactly when
+C{subject in session.forward or subject in session.announced}. Who is I{allowed} to see the account (the
 store's forward list, block and allow, C{BLP}) is not indexed: it is checked
 for each of these candidates at the moment of the refresh, as before, so a
 privacy change needs no index update at all, only a refresh of the owner as
