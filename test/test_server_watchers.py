@@ -19,11 +19,12 @@ import random
 from typing import Optional
 
 from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
+from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
 from msnp.mbi import mbiResponse
 from msnp.protocol import MSNPProtocol
+from msnp.server import LocalNetwork
 from msnp.server.accounts import ALLOW, BLOCK, AccountStore
 from msnp.server.notification import NotificationServer
 from msnp.server.presence import HIDDEN, Presence, PresenceState
@@ -426,3 +427,36 @@ class WatcherIndexTests(SynchronousTestCase):
         self.assertEqual(session.forward, {"a"})
         index.forgetView(session, "a")  # type: ignore[arg-type]
         self.assertEqual(index.watchersOf("a"), [session])
+
+
+class RemovalTests(SynchronousTestCase):
+    """
+    L{LocalNetwork.removeAccount} while its places are signed in.
+    """
+
+    def test_removedAccountGoesOffline(self) -> None:
+        """
+        Removing a signed-in account signs its places out with C{OUT OTH}
+        and sends C{FLN} to the watchers that saw it; the index forgets the
+        removed places.
+        """
+        network = LocalNetwork(reactor=MemoryReactorClock())
+        walk = RandomWalk(self, 0)
+        walk.store = network.store
+        walk.presence = network.presence
+        for email in ACCOUNTS[:2]:
+            network.addAccount(email, "pw")
+        network.addContact(ACCOUNTS[0], ACCOUNTS[1], mutual=True)
+        watcher, removed = walk.signIn(ACCOUNTS[0]), walk.signIn(ACCOUNTS[1])
+        for place in (watcher, removed):
+            walk.send(place, "CHG", "NLN", CAPS[0], "0")
+        self.assertIn(ACCOUNTS[1], watcher.server.announced)
+        watcher.received()
+        removed.received()
+        self.assertTrue(network.removeAccount(ACCOUNTS[1]))
+        self.assertFalse(network.removeAccount(ACCOUNTS[1]))
+        self.assertEqual([(c.name, c.arguments[0]) for c in removed.received()], [("OUT", "OTH")])
+        self.assertEqual([c.name for c in watcher.received()], ["FLN"])
+        self.assertEqual(watcher.server.announced, {})
+        self.assertEqual(network.presence.sessionsOf(ACCOUNTS[1]), [])
+        self.assertNotIn(removed.server, network.presence.watchers.watchersOf(ACCOUNTS[0]))
