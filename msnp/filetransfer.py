@@ -33,19 +33,11 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from msnp.conversation import IFileSender  # noqa
+from msnp.conversation import IFileSender
 from msnp.interfaces import notifyObserver
-from msnp.p2p.files import (
-    MAX_FILE_SIZE,
-    OFFER_TIMEOUT,
-    FileOffer,
-    FileSessions,
-    IFileEvents,
-    IFileSink,
-    IFileSource,
-    Transfer,
-)
+from msnp.p2p.application import IFileEvents, IFileSink, IFileSource
 from msnp.p2p.filecontext import safeFileName
+from msnp.p2p.files import MAX_FILE_SIZE, OFFER_TIMEOUT, FileOffer, FileSessions, Transfer
 
 log = Logger()
 

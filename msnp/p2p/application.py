@@ -1,7 +1,9 @@
 # -*- test-case-name: test.test_p2p_files -*-
 """
-The seam between L{msnp.p2p.session.P2PManager} and the P2P applications
-other than MSN objects (file transfer, L{msnp.p2p.files}).
+The seams of the P2P applications other than MSN objects (file transfer,
+L{msnp.p2p.files}): between them and L{msnp.p2p.session.P2PManager}
+(L{IP2PApplication}), and between the file sessions and what they read,
+write and report to (L{IFileSource}, L{IFileSink}, L{IFileEvents}).
 
 The manager keeps the transport: identifiers, ACKs, the per-peer outboxes
 and their pacing (one payload per peer at a time, control before data).
@@ -12,13 +14,16 @@ read as it is sent, never queued whole.
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from twisted.python.failure import Failure
 from zope.interface import Interface
 
 from msnp.p2p import slp
 from msnp.p2p.transport import Chunk, Header
+
+if TYPE_CHECKING:
+    from msnp.p2p.files import FileOffer, Transfer
 
 
 class IP2PApplication(Interface):
@@ -62,4 +67,71 @@ class IP2PApplication(Interface):
     def peerGone(peer: str, reason: str) -> None:
         """
         The path to C{peer} closed (L{P2PManager.peerGone}).
+        """
+
+
+class IFileSource(Interface):
+    """
+    Where a sent file's bytes come from, pulled one chunk at a time.
+    """
+
+    def start(wake: Callable[[], None]) -> None:
+        """
+        The peer accepted: reading begins. A source that answered L{read}
+        with L{None} calls C{wake} once it has bytes again.
+        """
+
+    def read(count: int) -> Optional[bytes]:
+        """
+        Up to C{count} bytes (never more), L{None} when none are ready yet,
+        C{b""} when the source ended.
+        """
+
+    def close() -> None:
+        """
+        The transfer ended (either way): release the file or producer.
+        """
+
+
+class IFileSink(Interface):
+    """
+    Where a received file's bytes go, in order.
+    """
+
+    def write(data: bytes) -> None:
+        """
+        The next bytes; raising L{OSError} fails the transfer.
+        """
+
+    def finish() -> object:
+        """
+        All bytes were written; the result (a path, the consumer) is what
+        the accepting Deferred fires with.
+        """
+
+    def abort() -> None:
+        """
+        The transfer failed: drop what was written.
+        """
+
+
+class IFileEvents(Interface):
+    """
+    What L{FileSessions} tells its owner (L{msnp.filetransfer.FileTransfers}).
+    """
+
+    def offerReceived(offer: "FileOffer") -> None:
+        """
+        A peer offers a file; answer with L{msnp.p2p.files.FileOffer.accept} or
+        L{msnp.p2p.files.FileOffer.decline}.
+        """
+
+    def transferProgressed(transfer: "Transfer") -> None:
+        """
+        C{transfer.bytesDone} grew (called for every chunk: rate-limit).
+        """
+
+    def transferEnded(transfer: "Transfer") -> None:
+        """
+        C{transfer} ended; C{transfer.error} says how.
         """

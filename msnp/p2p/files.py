@@ -37,10 +37,10 @@ from twisted.internet.defer import Deferred, fail
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from zope.interface import Interface, implementer
+from zope.interface import implementer
 
 from msnp.p2p import slp
-from msnp.p2p.application import IP2PApplication
+from msnp.p2p.application import IFileEvents, IFileSink, IFileSource, IP2PApplication
 from msnp.p2p.errors import (
     TransferCancelled,
     TransferDeclined,
@@ -80,73 +80,6 @@ TRANSFER_TIMEOUT = 60.0
 COMPLETION_GRACE = 5.0
 #: How many closed sessions are remembered so late chunks drop quietly.
 CLOSED_MEMORY = 256
-
-
-class IFileSource(Interface):
-    """
-    Where a sent file's bytes come from, pulled one chunk at a time.
-    """
-
-    def start(wake: Callable[[], None]) -> None:
-        """
-        The peer accepted: reading begins. A source that answered L{read}
-        with L{None} calls C{wake} once it has bytes again.
-        """
-
-    def read(count: int) -> Optional[bytes]:
-        """
-        Up to C{count} bytes (never more), L{None} when none are ready yet,
-        C{b""} when the source ended.
-        """
-
-    def close() -> None:
-        """
-        The transfer ended (either way): release the file or producer.
-        """
-
-
-class IFileSink(Interface):
-    """
-    Where a received file's bytes go, in order.
-    """
-
-    def write(data: bytes) -> None:
-        """
-        The next bytes; raising L{OSError} fails the transfer.
-        """
-
-    def finish() -> object:
-        """
-        All bytes were written; the result (a path, the consumer) is what
-        the accepting Deferred fires with.
-        """
-
-    def abort() -> None:
-        """
-        The transfer failed: drop what was written.
-        """
-
-
-class IFileEvents(Interface):
-    """
-    What L{FileSessions} tells its owner (L{msnp.filetransfer.FileTransfers}).
-    """
-
-    def offerReceived(offer: "FileOffer") -> None:
-        """
-        A peer offers a file; answer with L{FileOffer.accept} or
-        L{FileOffer.decline}.
-        """
-
-    def transferProgressed(transfer: "Transfer") -> None:
-        """
-        C{transfer.bytesDone} grew (called for every chunk: rate-limit).
-        """
-
-    def transferEnded(transfer: "Transfer") -> None:
-        """
-        C{transfer} ended; C{transfer.error} says how.
-        """
 
 
 class Direction(enum.Enum):
