@@ -105,6 +105,22 @@ class TransferTests(SynchronousTestCase):
         self.assertEqual(pair.clock.getDelayedCalls(), [])
         self.assertEqual(pair.aliceFiles.sessions.transfers() + pair.bobFiles.sessions.transfers(), [])
 
+    def test_preview(self) -> None:
+        """
+        A preview travels with the offer (the INVITE is then split into
+        several chunks); one above the cap, an empty file and an empty
+        name are refused with L{ValueError} before anything is sent.
+        """
+        pair = FilePair()
+        preview = b"\x89PNG" + os.urandom(3000)
+        source, size = openSource(io.BytesIO(b"abc"))
+        pair.aliceFiles.sessions.offer(BOB, "a.txt", size, source, preview)
+        self.assertEqual(pair.offer().preview, preview)
+        sessions = pair.aliceFiles.sessions
+        self.assertRaises(ValueError, sessions.offer, BOB, "a.txt", 3, source, b"x" * (32 * 1024 + 1))
+        self.assertRaises(ValueError, sessions.offer, BOB, "a.txt", 0, source)
+        self.assertRaises(ValueError, sessions.offer, BOB, "", 3, source)
+
     def test_declineAndOfferTimeout(self) -> None:
         """
         A decline fails the sender with L{TransferDeclined} (603); an offer

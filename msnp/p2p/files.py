@@ -48,7 +48,7 @@ from msnp.p2p.errors import (
     TransferInterrupted,
     TransferTimeout,
 )
-from msnp.p2p.filecontext import FileContext, MalformedFileContext, safeFileName
+from msnp.p2p.filecontext import MAX_PREVIEW, FileContext, MalformedFileContext, safeFileName
 from msnp.p2p.transport import (
     APP_FILE,
     DATA_FLAGS,
@@ -288,9 +288,12 @@ class FileSessions:
         Offer a file to C{peer}; the data follows once they accept.
 
         @raise ValueError: an empty file (papyon and MSNPSharp never
-            complete one, P.14.3), a negative size or an empty name.
+            complete one, P.14.3), a negative size, an empty name, or a
+            preview above L{MAX_PREVIEW} bytes (receivers drop it).
         """
         peer = peer.lower()
+        if preview is not None and len(preview) > MAX_PREVIEW:
+            raise ValueError(f"a preview of {len(preview)} bytes is over the {MAX_PREVIEW}-byte cap")
         if size <= 0:
             raise ValueError("cannot send an empty file" if size == 0 else f"negative size {size}")
         if not name:
