@@ -375,9 +375,10 @@ class FileTransferTests(TestCase):
 
     async def test_shortContextAndStrayDataRefused(self) -> None:
         """
-        An INVITE whose context is too short is declined (logged); data
-        for a session nobody opened, and data beyond a file's offered size,
-        are dropped; the conversation still carries text afterwards.
+        An INVITE whose context is too short is declined with 603; data
+        for a session nobody opened is dropped (no offer, no transfer, no
+        file); the conversation still carries text afterwards. (Data
+        outside an offered file: L{test.test_p2p_files.HostileTests}.)
         """
         manager = self.alice.pictures.manager
         responses: list[Any] = []
