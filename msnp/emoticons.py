@@ -328,15 +328,3 @@ class RichContent:
         for key in [k for k in self._pending if k[0] == id(conversation)]:
             del self._pending[key]
 
-
-def describe(item: Any) -> str:
-    """
-    A short text for a rich item, for consoles and logs.
-    """
-    if isinstance(item, Wink):
-        return "[wink]"
-    if isinstance(item, VoiceClip):
-        return "[voice clip]"
-    if isinstance(item, Ink):
-        return f"[ink, {item.format.upper()}, {len(item.data)} bytes]"
-    return "[?]"
