@@ -794,7 +794,7 @@ class Session:
         L{msnp.mime.TextMessage.emoticons}), fetched over P2P from its
         Creator and SHA1D-checked, or from the cache shared with pictures.
 
-        @return: a L{Deferred} firing with the bytes, failing with a
+        @return: a L{Deferred <twisted.internet.defer.Deferred>} firing with the bytes, failing with a
             L{msnp.p2p.errors.TransferError} (L{msnp.emoticons.UnfetchableObject}
             for a non-emoticon or oversized object, C{ChecksumMismatch},
             C{TransferDeclined}, C{TransferTimeout}, ...).
