@@ -284,6 +284,8 @@ class Conversation:
             d.errback(MessageNotDelivered(str(e)))
             return d  # type: ignore[return-value]
         rich = self.manager.rich
+        if rich is None and emoticons:
+            return fail(ValueError("this conversation's session has no custom emoticons"))
         if rich is not None and (emoticons or rich.emoticons):
             try:
                 definitions = rich.definitionsFor(text, emoticons)

@@ -197,6 +197,9 @@ class Session:
         )
         #: Custom emoticons, winks, voice clips and ink (docs/p2p.md 8).
         self.rich = RichContent(self.account)
+        for shortcut, image in getattr(client, "customEmoticons", {}).items():
+            # Set on an earlier session of this client (a reconnect).
+            self.rich.setEmoticon(shortcut, image)
         self.pictures = DisplayPictures(
             self.account,
             openConversation=lambda email: self.conversationManager.openConversation(email),
@@ -783,10 +786,20 @@ class Session:
         unbinds): every later L{Conversation.sendText} whose text contains
         it announces the emoticon first, and the image is served over P2P.
 
+        The client keeps the binding for its later sessions (reconnects),
+        as it keeps the display picture.
+
         @return: the emoticon's type 2 object, L{None} when unbound.
         @raise ValueError: see L{msnp.emoticons.RichContent.setEmoticon}.
         """
-        return self.rich.setEmoticon(shortcut, data)
+        obj = self.rich.setEmoticon(shortcut, data)
+        kept = getattr(self.client, "customEmoticons", None)
+        if kept is not None:
+            if data is None:
+                kept.pop(shortcut, None)
+            else:
+                kept[shortcut] = bytes(data)
+        return obj
 
     def fetchEmoticon(self, msnObject: MSNObject) -> "Deferred[bytes]":
         """

@@ -22,7 +22,7 @@ from msnp.p2p.errors import ChecksumMismatch
 from msnp.p2p.msnobject import TYPE_EMOTICON, MSNObject
 from msnp.richcontent import MAX_INK_SIZE, Ink, buildEmoticonPayloads
 
-from test.support import EventRecorder, signIn, startLocalNetwork
+from test.support import EventRecorder, logoutQuietly, signIn, startLocalNetwork
 
 PASSWORD = "secret-pw"
 ALICE, BOB = "alice@example.com", "bob@example.com"
@@ -197,3 +197,19 @@ class RichContentTests(TestCase):
         await self.assertFailure(
             conversation.sendText("(big)", emoticons={"(big)": image(MAX_EMOTICON_SIZE + 1, 10)}), ValueError
         )
+
+    async def test_emoticonsKeptAcrossReconnect(self) -> None:
+        """
+        A custom emoticon set on a session is there again on the client's
+        next session (as after a reconnect) and announced in its texts;
+        one unbound is not.
+        """
+        alice = await signIn(self, ALICE, PASSWORD, self.endpoints, RichEvents(ALICE))
+        obj = alice.setCustomEmoticon("(cat)", image(700, 11))
+        alice.setCustomEmoticon("(gone)", image(700, 12))
+        alice.setCustomEmoticon("(gone)", None)
+        client = alice.client
+        await alice.logout()
+        again = await client.login()
+        self.addCleanup(logoutQuietly, again)
+        self.assertEqual(again.rich.emoticons, {"(cat)": obj})
