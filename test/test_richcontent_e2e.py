@@ -10,6 +10,7 @@ time; each wait is bounded.
 
 from __future__ import annotations
 
+import base64
 import random
 from typing import Any
 
@@ -18,6 +19,7 @@ from twisted.trial.unittest import TestCase
 
 from msnp.capabilities import Capabilities, claimedWithoutFeature
 from msnp.emoticons import MAX_EMOTICON_SIZE, UnfetchableObject
+from msnp.mime import buildSplitPayloads
 from msnp.p2p.errors import ChecksumMismatch
 from msnp.p2p.msnobject import TYPE_EMOTICON, MSNObject
 from msnp.richcontent import MAX_INK_SIZE, Ink, buildEmoticonPayloads
@@ -146,7 +148,8 @@ class RichContentTests(TestCase):
         """
         Sent raw by a misbehaving alice: an emoticon message of junk, one
         naming an object created by someone else, ink with bad base64,
-        GIF ink that is no GIF, a wink datacast without an object. None of
+        GIF ink that is no GIF, a wink datacast without an object, ink
+        over the cap in a few hundred parts. None of
         them crashes bob or yields an event; the text and the good ink
         sent after them still arrive, the text listing no emoticons.
         """
@@ -159,7 +162,10 @@ class RichContentTests(TestCase):
             head + b"image/gif\r\n\r\nbase64:!!!not base64!!!",
             head + b"image/gif\r\n\r\nbase64:" + b"QUJD",
             head + b"text/x-msnmsgr-datacast\r\n\r\nID: 2\r\nData: nothing\r\n\r\n",
-        ]
+        ] + buildSplitPayloads(
+            [("MIME-Version", "1.0"), ("Content-Type", "image/gif")],
+            b"base64:" + base64.b64encode(b"GIF89a" + bytes(MAX_INK_SIZE)),
+        )
         await conversation._sendRich(payloads)
         await conversation.sendText("(x) (y)")
         await conversation.sendInk(Ink("gif", b"GIF89a-good"))
