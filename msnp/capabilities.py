@@ -141,13 +141,16 @@ CAPABILITY_BITS: tuple[CapabilityBit, ...] = (
 )
 
 #: What this library handles today: the session serves and fetches display
-#: pictures over P2P v1 (L{msnp.pictures}), so the MSNC9 nibble is claimed;
-#: files are sent and received on the same layer (L{msnp.filetransfer});
-#: custom emoticons, winks and voice clips ride on it too but are not
-#: handled, so their bits stay off.
-IMPLEMENTED: frozenset[Feature] = frozenset(
-    {Feature.MULTI_PACKET, Feature.NUDGES, Feature.P2P_V1, Feature.FILE_TRANSFER}
-)
+#: pictures, custom emoticons, winks and voice clips over P2P v1
+#: (L{msnp.pictures}, L{msnp.emoticons}), so the MSNC9 nibble and those
+#: bits are claimed; GIF ink is received and sent. ISF ink is read when it
+#: arrives but not claimed: a peer that knows we take only GIF sends GIF,
+#: which a bridge can show, where ISF needs a renderer (docs/p2p.md 8).
+#: Files are sent and received on the same layer (L{msnp.filetransfer}).
+IMPLEMENTED: frozenset[Feature] = frozenset({
+    Feature.MULTI_PACKET, Feature.NUDGES, Feature.P2P_V1, Feature.CUSTOM_EMOTICONS,
+    Feature.WINKS, Feature.VOICE_CLIPS, Feature.INK_GIF, Feature.FILE_TRANSFER,
+})
 
 
 @dataclass(frozen=True)

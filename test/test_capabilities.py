@@ -38,16 +38,36 @@ class DefaultIdentityTests(SynchronousTestCase):
     def test_defaultIsComputed(self) -> None:
         """
         The default is the computed value: multi-packet messages, nudges,
-        MSNC9 since the session serves and fetches display pictures over
-        P2P v1, and CONV_WINDOW_FT since it sends and receives files
-        there; nothing of P2P v2, webcam, ink, winks or voice.
+        MSNC9 (P2P v1: pictures, emoticons, winks, voice clips), custom
+        emoticons, winks, voice clips, GIF ink and files (ext
+        CONV_WINDOW_FT); never ISF ink (read but not claimed), P2P v2 or
+        webcam. The first number is the one
+        MSNP18-p2p.md P.12 computes for all listed features.
         """
         value = Capabilities.fromString(ClientIdentity().capabilities)
         self.assertEqual(value, advertisedCapabilities())
-        self.assertEqual(sorted(value.names()), ["CONV_WINDOW_FT", "MSNC9", "NUDGES", "PACKET"])
+        self.assertEqual(
+            sorted(value.names()),
+            ["CONV_WINDOW_FT", "CUSTOM_SMILEY", "INK_GIF", "MSNC9", "NUDGES", "PACKET", "VOICEIM", "WINKS"],
+        )
+        self.assertNotIn("INK_ISF", value.names())
         self.assertEqual(value.msncVersion, 9)
         self.assertEqual(value.extended & 0x30, 0)
-        self.assertEqual(str(value), "2415919136:132096")
+        self.assertEqual(str(value), "2416214052:134349824")
+
+    def test_richFeaturesNeedTheirBits(self) -> None:
+        """
+        Taking one of the rich-content features out of L{IMPLEMENTED} makes
+        the default value claim a bit without its feature: each bit is
+        tied to the feature, not written by hand.
+        """
+        value = Capabilities.fromString(ClientIdentity().capabilities)
+        for feature, name in [
+            (Feature.WINKS, "WINKS"), (Feature.VOICE_CLIPS, "VOICEIM"),
+            (Feature.INK_GIF, "INK_GIF"), (Feature.CUSTOM_EMOTICONS, "CUSTOM_SMILEY"),
+            (Feature.FILE_TRANSFER, "CONV_WINDOW_FT"),
+        ]:
+            self.assertEqual(claimedWithoutFeature(value, IMPLEMENTED - {feature}), [name])
 
     def test_oldDefaultIsCaught(self) -> None:
         """
