@@ -15,11 +15,15 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Callable, Optional, TextIO
+from typing import TYPE_CHECKING, Any, Callable, Optional, TextIO
 
 from twisted.internet.defer import Deferred, ensureDeferred
 
 from msnp.handlers import ObserverBase
+
+if TYPE_CHECKING:
+    from msnp.client import MSNClient
+    from msnp.session import Session
 
 DEMO_ACCOUNTS = (
     ("alice@example.com", "alice-demo-password", "Alice"),
@@ -72,15 +76,15 @@ class Watcher(ObserverBase):
         self.messages: list[Any] = []
         self._waiters: list[tuple[Callable[[], bool], Deferred[None]]] = []
 
-    def loginStep(self, step: str, elapsed: float) -> None:
+    def loginStep(self, client: MSNClient, step: str, elapsed: float) -> None:
         description = STEP_DESCRIPTIONS.get(step, "")
         self.say(f"  [{self.name}] {elapsed * 1000:8.1f} ms  {step:<9} {description}".rstrip())
         self._check()
 
-    def contactStatusChanged(self, contact: Any, status: Any) -> None:
+    def contactStatusChanged(self, session: Session, contact: Any, status: Any) -> None:
         self._check()
 
-    def messageReceived(self, conversation: Any, message: Any) -> None:
+    def messageReceived(self, session: Session, conversation: Any, message: Any) -> None:
         self.messages.append(message)
         self._check()
 

@@ -24,7 +24,7 @@ import os
 import shutil
 import socket
 import tempfile
-from typing import Any, Awaitable, Callable, Coroutine, Iterable, Optional, Union
+from typing import Any, Awaitable, Callable, Coroutine, Iterable, Mapping, Optional, Union
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, DeferredList, ensureDeferred, succeed
@@ -48,7 +48,8 @@ from msnp.soap.envelope import ABCHCache
 from msnp.soap.sharing import SharingService
 from msnp.endpoints import Endpoints
 from msnp.server.network import LocalNetwork
-from msnp.testing import EventLog
+from msnp.interfaces import EVENTS
+from msnp.testing import RecordingObserver
 from msnp.wire import Command, Direction, parseLine
 
 #: Seconds one wait in an end-to-end test may take before the test fails
@@ -72,15 +73,46 @@ def asyncTest(f: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[..., "Defe
 # -- waiting without sleeping ------------------------------------------------------
 
 
-class EventRecorder(EventLog):
+#: What an L{EventRecorder} keeps of an event: a function of the event's
+#: arguments (session first) returning the tuple to record, or L{None} to
+#: record the arguments as they are.
+Summary = Optional[Callable[..., tuple[Any, ...]]]
+
+
+class EventRecorder(RecordingObserver):
     """
-    L{msnp.testing.EventLog} on the real reactor with the suite's L{WAIT}:
-    subclasses add the observer methods they care about, each calling
-    L{_record} with the event name first (and what the test compares).
+    L{msnp.testing.RecordingObserver} (every L{IMessengerObserver} event,
+    generated from the interface) on the real reactor with the suite's
+    L{WAIT}: the one recording observer of this suite.
+
+    With C{summaries}, it records only the events named there, each as
+    its summary makes it (C{contact.email} rather than the contact, say),
+    so that a test compares what it is about. Names that are not observer
+    events (a test's own markers) are recorded as they are.
     """
 
-    def __init__(self, name: str) -> None:
-        EventLog.__init__(self, name, reactor=reactor, timeout=WAIT)
+    def __init__(self, name: str, summaries: Optional[Mapping[str, Summary]] = None, clock: Any = None) -> None:
+        """
+        @param clock: what waits time out on: the real reactor by default,
+            a L{Clock} in unit tests.
+        """
+        RecordingObserver.__init__(self, name, reactor=reactor if clock is None else clock, timeout=WAIT)
+        self.summaries = summaries
+
+    def _record(self, event: str, *args: Any) -> None:
+        if self.summaries is not None and event in EVENTS:
+            if event not in self.summaries:
+                return
+            summary = self.summaries[event]
+            if summary is not None:
+                args = summary(*args)
+        RecordingObserver._record(self, event, *args)
+
+    def count(self, event: str) -> int:
+        """
+        How many times C{event} was recorded.
+        """
+        return len(self.named(event))
 
 
 async def pollUntil(condition: Callable[[], bool], timeout: float, interval: float = 0.01) -> bool:
@@ -309,33 +341,6 @@ def commandsIn(transport: StringTransport, direction: Direction) -> list[Command
             payload, data = data[: parsed.payloadLength], data[parsed.payloadLength :]
         commands.append(parsed.withPayload(payload))
     return commands
-
-
-# -- contact-list events -------------------------------------------------------------------
-
-
-class ListChangeRecorder:
-    """
-    An observer for the roster tests: records the contact-list events in
-    order.
-
-    @ivar keepSession: whether C{contactListChanged} records the session it
-        was given (the unit tests pass a marker and check it; the SOAP
-        tests pass none).
-    """
-
-    def __init__(self, keepSession: bool = True) -> None:
-        self.keepSession = keepSession
-        self.events: list[tuple[Any, ...]] = []
-
-    def contactAddedYou(self, email: str, displayName: Optional[str]) -> None:
-        self.events.append(("contactAddedYou", email, displayName))
-
-    def contactRemovedYou(self, email: str) -> None:
-        self.events.append(("contactRemovedYou", email))
-
-    def contactListChanged(self, session: Any) -> None:
-        self.events.append(("contactListChanged", session) if self.keepSession else ("contactListChanged",))
 
 
 # -- the ABCH services in memory ------------------------------------------------
