@@ -115,6 +115,15 @@ class EventRecorder(RecordingObserver):
         return len(self.named(event))
 
 
+#: The contact-list events as the list tests compare them: by address.
+LIST_EVENTS: dict[str, Summary] = {
+    "contactStatusChanged": lambda session, contact, status: (contact.email, status),
+    "contactAddedYou": lambda session, email, displayName: (email, displayName),
+    "contactRemovedYou": lambda session, email: (email,),
+    "contactListChanged": lambda session: (),
+}
+
+
 async def pollUntil(condition: Callable[[], bool], timeout: float, interval: float = 0.01) -> bool:
     """
     Re-check C{condition} every C{interval} seconds on the real reactor, for

@@ -17,17 +17,14 @@ from msnp.contacts import Lists, Status
 from msnp.errors import ContactListError, ServiceError
 from msnp.server.accounts import Account
 
-from test.support import EventRecorder, Summary, signIn, startLocalNetwork
+from test.support import LIST_EVENTS, EventRecorder, Summary, signIn, startLocalNetwork
 
 PASSWORD = "secret-pw"
 
 
 #: What these tests compare of each contact event (the only ones recorded).
 CONTACT_EVENTS: dict[str, Summary] = {
-    "contactStatusChanged": lambda session, contact, status: (contact.email, status),
-    "contactAddedYou": lambda session, email, displayName: (email, displayName),
-    "contactRemovedYou": lambda session, email: (email,),
-    "contactListChanged": lambda session: (),
+    **LIST_EVENTS,
     "signedIn": lambda session: (),
     "signedOut": lambda session, reason: (reason,),
 }
