@@ -124,6 +124,33 @@ LIST_EVENTS: dict[str, Summary] = {
 }
 
 
+def _withoutSession(session: Any, *rest: Any) -> tuple[Any, ...]:
+    return rest
+
+
+#: The conversation events as the conversation tests compare them: the
+#: arguments after the session.
+CONVERSATION_EVENTS: dict[str, Summary] = {
+    event: _withoutSession
+    for event in (
+        "conversationStarted",
+        "messageReceived",
+        "typingReceived",
+        "nudgeReceived",
+        "participantJoined",
+        "participantLeft",
+        "conversationEnded",
+    )
+}
+
+
+def messageTexts(recorder: EventRecorder) -> list[str]:
+    """
+    The text of every C{messageReceived} C{recorder} heard, oldest first.
+    """
+    return [args[-1].text for args in recorder.named("messageReceived")]
+
+
 async def pollUntil(condition: Callable[[], bool], timeout: float, interval: float = 0.01) -> bool:
     """
     Re-check C{condition} every C{interval} seconds on the real reactor, for
