@@ -124,6 +124,11 @@ LIST_EVENTS: dict[str, Summary] = {
 }
 
 
+#: The contact-list events whole (the roster tests compare which session
+#: they name).
+LIST_CHANGES: dict[str, Summary] = {event: None for event in ("contactAddedYou", "contactRemovedYou", "contactListChanged")}
+
+
 def _withoutSession(session: Any, *rest: Any) -> tuple[Any, ...]:
     return rest
 

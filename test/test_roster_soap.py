@@ -26,7 +26,7 @@ from msnp.soap.sharing import SharingService
 from msnp.soap.sync import buildContactList
 from msnp.wire import Command
 
-from test.support import ListChangeRecorder
+from test.support import LIST_CHANGES, EventRecorder
 
 FL, AL, BL, RL, PL = Lists.FORWARD, Lists.ALLOW, Lists.BLOCK, Lists.REVERSE, Lists.PENDING
 BASE = "http://127.0.0.1:8080/abservice/"
@@ -66,7 +66,7 @@ class RosterOverSOAPTests(SynchronousTestCase):
         self.contacts: ContactList = buildContactList(membership, book, "alice@example.com").contacts
         self.listCommands: list[tuple[str, bytes]] = []
         self.failListCommands = False
-        self.observer = ListChangeRecorder(keepSession=False)
+        self.observer = EventRecorder("roster", LIST_CHANGES, clock=clock)
         self.roster = RosterManager(
             self.contacts,
             self.sharing,
@@ -247,7 +247,7 @@ class RosterOverSOAPTests(SynchronousTestCase):
         self.resolve(
             self.roster.serverListChanged([ListEntry("carol@example.net", RL, 1, "Carol")], True)
         )
-        self.assertEqual(self.observer.events, [("contactAddedYou", "carol@example.net", "Carol")])
+        self.assertEqual(self.observer.events, [("contactAddedYou", None, "carol@example.net", "Carol")])
         carol = self.contacts.get("carol@example.net")
         assert carol is not None
         self.assertEqual(carol.lists, RL | PL)
@@ -268,4 +268,4 @@ class RosterOverSOAPTests(SynchronousTestCase):
         assert carol is not None
         self.assertEqual(carol.lists, FL | AL)
         self.assertEqual(carol.contactId, self.alice.addressBook["carol@example.net"].contactId)
-        self.assertEqual(self.observer.events, [("contactListChanged",)])
+        self.assertEqual(self.observer.events, [("contactListChanged", None)])
