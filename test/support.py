@@ -108,6 +108,18 @@ class EventRecorder(RecordingObserver):
                 args = summary(*args)
         RecordingObserver._record(self, event, *args)
 
+    def waitForArgs(self, event: str, predicate: Callable[..., bool] = lambda *args: True) -> "Deferred[tuple[Any, ...]]":
+        """
+        Fire with the arguments of the first C{event}, heard or still to
+        come, for which C{predicate(*arguments)} holds.
+        """
+
+        def first() -> Optional[tuple[Any, ...]]:
+            return next((args for args in self.named(event) if predicate(*args)), None)
+
+        d = self.waitFor(lambda: first() is not None, f"a matching {event}")
+        return d.addCallback(lambda _: first())  # type: ignore[arg-type, return-value]
+
     def count(self, event: str) -> int:
         """
         How many times C{event} was recorded.
