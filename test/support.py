@@ -33,7 +33,7 @@ from twisted.internet.protocol import connectionDone
 from twisted.internet.task import deferLater
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.python.failure import Failure
-from twisted.internet.testing import StringTransport
+from twisted.internet.testing import StringTransport, StringTransportWithDisconnection
 from twisted.trial.unittest import SynchronousTestCase
 
 from treq.testing import StubTreq
@@ -41,12 +41,14 @@ from twisted.internet.task import Clock
 from twisted.web.resource import Resource
 
 from msnp.client import MSNClient, Session
+from msnp.contacts import Contact, ContactList, Lists
+from msnp.endpoints import ClientIdentity, Endpoints
+from msnp.notification import NotificationProtocol
 from msnp.server.abch import ABCHResource
 from msnp.server.accounts import Account, AccountStore
 from msnp.soap.addressbook import AddressBookService
 from msnp.soap.envelope import ABCHCache
 from msnp.soap.sharing import SharingService
-from msnp.endpoints import Endpoints
 from msnp.server.network import LocalNetwork
 from msnp.interfaces import EVENTS
 from msnp.testing import RecordingObserver
@@ -443,3 +445,84 @@ class ServerHarness:
         sharing = SharingService(self.treq, BASE + sharingPath, lambda: value, self.clock, cache=cache)
         book = AddressBookService(self.treq, BASE + "abservice.asmx", lambda: value, self.clock, cache=cache)
         return sharing, book
+
+
+# -- the NS connection over a StringTransport -----------------------------------
+
+#: Machine GUIDs of alice's places in the NS tests.
+GUID_A = "{6F0D1A2B-3C4D-4E5F-8A9B-0C1D2E3F4A5B}"
+GUID_B = "{0A1B2C3D-4E5F-4061-8293-A4B5C6D7E8F9}"
+GUID_C = "{11111111-2222-3333-4444-555555555555}"
+
+
+class EndListener:
+    """
+    A listener that only records how the connection ended.
+    """
+
+    def __init__(self, ended: list[Optional[str]]) -> None:
+        self.ended = ended
+        self.mailData: list[bytes] = []
+        self.networkMessages: list[Any] = []
+
+    def serverListChanged(self, entries: Any, added: bool) -> None:
+        pass
+
+    def addressBookChanged(self) -> None:
+        pass
+
+    def invited(self, invitation: Any) -> None:
+        pass
+
+    def notificationEnded(self, reason: Optional[str]) -> None:
+        self.ended.append(reason)
+
+    def mailDataReceived(self, payload: bytes) -> None:
+        self.mailData.append(payload)
+
+    def networkMessageReceived(self, message: Any) -> None:
+        self.networkMessages.append(message)
+
+
+class NotificationHarness:
+    """
+    A connected L{NotificationProtocol} with bob, carol and dave as contacts.
+    """
+
+    def __init__(self, testCase: SynchronousTestCase) -> None:
+        self.clock = Clock()
+        self.observer = EventRecorder("alice", clock=self.clock)
+        self.protocol = NotificationProtocol(
+            "alice@example.com",
+            ClientIdentity(machineGuid=GUID_A),
+            clock=self.clock,
+            requestTimeout=10,
+            observer=self.observer,
+        )
+        self.protocol.session = "the session"
+        self.transport = StringTransportWithDisconnection()
+        self.transport.protocol = self.protocol
+        self.protocol.makeConnection(self.transport)
+        self.ended: list[Optional[str]] = []
+        self.protocol.listener = EndListener(self.ended)
+        self.protocol.state.contacts = ContactList(
+            [
+                Contact("bob@example.com", "Bob", lists=Lists.FORWARD | Lists.ALLOW),
+                Contact("carol@example.net", "Carol", lists=Lists.FORWARD | Lists.ALLOW),
+                Contact("eve@yahoo.com", "Eve", network=32, lists=Lists.FORWARD | Lists.ALLOW),
+            ]
+        )
+        testCase.addCleanup(self.protocol.stopKeepAlive)
+
+    def receive(self, data: bytes) -> None:
+        self.protocol.dataReceived(data)
+
+    def take(self) -> bytes:
+        data = bytes(self.transport.value())
+        self.transport.clear()
+        return data
+
+    def contact(self, email: str) -> Contact:
+        found = self.protocol.state.contacts.get(email)
+        assert found is not None
+        return found
