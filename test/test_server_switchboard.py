@@ -30,7 +30,7 @@ from msnp.mime import buildTextPayload
 from msnp.nsmessages import Invitation, SwitchboardTicket
 from msnp.wire import Command, Direction
 
-from test.support import commandsIn
+from test.support import CONVERSATION_EVENTS, EventRecorder, commandsIn
 
 ALICE_GUID = "{6F0D1A2B-3C4D-4E5F-8A9B-0C1D2E3F4A5B}"
 BOB_GUID = "{0A1B2C3D-4E5F-4061-8293-A4B5C6D7E8F9}"
@@ -423,8 +423,7 @@ class LoopbackTests(TestCase):
         self.port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(factory)
         self.addCleanup(self.port.stopListening)
         self.network.switchboardAddress = f"127.0.0.1:{self.port.getHost().port}"
-        self.events: dict[str, list[tuple[Any, ...]]] = {"alice@example.com": [], "bob@example.com": []}
-        self.waiters: list[tuple[str, str, Deferred[Any]]] = []
+        self.recorders = {email: EventRecorder(email, CONVERSATION_EVENTS) for email in ("alice@example.com", "bob@example.com")}
         self.managers = {
             email: self._manager(email, guid)
             for email, guid in (("alice@example.com", ALICE_GUID), ("bob@example.com", BOB_GUID))
@@ -438,26 +437,13 @@ class LoopbackTests(TestCase):
         self.network.onRing = ring
 
     def _manager(self, email: str, guid: str) -> ConversationManager:
-        test = self
-
-        class Observer:
-            def __getattr__(self, name: str) -> Any:
-                def record(*args: Any) -> None:
-                    test.events[email].append((name,) + args)
-                    for waiter in list(test.waiters):
-                        if waiter[0] == email and waiter[1] == name:
-                            test.waiters.remove(waiter)
-                            waiter[2].callback(args)
-
-                return record
-
         def xfr() -> "Deferred[SwitchboardTicket]":
             from twisted.internet.defer import succeed
 
             token = self.network.switchboards.issueXfrToken(email, guid)
             return succeed(SwitchboardTicket(self.network.switchboardAddress, token))
 
-        manager = ConversationManager(email, guid, lambda: email, xfr, observer=Observer(), reactor=reactor)
+        manager = ConversationManager(email, guid, lambda: email, xfr, observer=self.recorders[email], reactor=reactor)
         self.addCleanup(self._close, manager)
         return manager
 
@@ -467,9 +453,14 @@ class LoopbackTests(TestCase):
         await DeferredList(waits)
 
     def waitFor(self, email: str, event: str) -> "Deferred[Any]":
-        d: Deferred[Any] = Deferred()
-        self.waiters.append((email, event, d))
-        return d
+        """
+        Fire with the arguments (after the session) of the next C{event}
+        C{email} hears.
+        """
+        recorder = self.recorders[email]
+        heard = recorder.count(event)
+        d = recorder.waitFor(lambda: recorder.count(event) > heard, event)
+        return d.addCallback(lambda _: recorder.named(event)[heard])
 
     async def test_conversation(self) -> None:
         """
