@@ -164,7 +164,7 @@ class ConsoleCommandTests(SynchronousTestCase):
         from msnp.mime import TextMessage
 
         self.console.attach(self.session)
-        self.console.messageReceived(object(), TextMessage("bob@example.com", "Bob", "yo"))
+        self.console.messageReceived(self.session, object(), TextMessage("bob@example.com", "Bob", "yo"))
         self.assertRegex(self.lines[-1], r"^\[\d\d:\d\d\] <Bob> yo$")
 
     def test_completions(self) -> None:
