@@ -8,7 +8,7 @@ time); a missing event fails the test through a per-wait timeout.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from twisted.internet import reactor
 from twisted.trial.unittest import TestCase

@@ -12,7 +12,7 @@ event fails the test through a per-wait timeout.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, succeed

@@ -12,7 +12,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransportWithDisconnection
 from twisted.trial.unittest import SynchronousTestCase
 
-from msnp.contacts import Contact, ContactList, Endpoint, Lists, Status
+from msnp.contacts import Endpoint, Lists, Status
 from msnp.listpayload import ListEntry
 from msnp.preamble import NSRedirect
 from msnp.endpoints import ClientIdentity

@@ -16,10 +16,9 @@ store, closes it and opens the same database file again.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
 from twisted.trial.unittest import TestCase
 from twisted.web.server import NOT_DONE_YET
 

@@ -19,7 +19,6 @@ from twisted.internet.defer import Deferred
 from twisted.trial.unittest import TestCase
 
 from msnp.capabilities import Capabilities, claimedWithoutFeature
-from msnp.client import MSNClient
 from msnp.endpoints import ClientIdentity, newMachineGuid
 from msnp.p2p.errors import TransferInterrupted
 from msnp.p2p.msnobject import sha1Base64

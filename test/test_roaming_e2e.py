@@ -10,7 +10,7 @@ state; a missing event fails the test through the per-wait timeout.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from twisted.internet import reactor
 from twisted.internet.endpoints import TCP4ServerEndpoint

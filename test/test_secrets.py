@@ -14,7 +14,7 @@ cannot pass by capturing nothing.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, cast
+from typing import Any, Optional, cast
 from urllib.parse import quote
 
 from twisted.internet import reactor
