@@ -30,17 +30,16 @@ DEMO_ACCOUNTS = (
     ("bob@example.com", "bob-demo-password", "Bob"),
 )
 
-#: What each login step means, for the progress display.
+#: What each login step means, for the progress display: every step
+#: L{msnp.client.MSNClient.login} reports, no other.
 STEP_DESCRIPTIONS = {
     "connect": "TCP connection open",
     "VER": "protocol version agreed (MSNP18)",
     "CVR": "client version accepted",
     "XFR": "redirected to the notification server",
-    "USR": "Passport policy and nonce received",
     "SSO": "Passport tokens received (RST2)",
     "USR OK": "MBI response accepted: authenticated",
     "contacts": "memberships and address book downloaded (SOAP)",
-    "BLP": "privacy setting sent",
     "ADL": "contact list sent to the server",
     "profile": "display name and place published",
     "online": "status announced (CHG)",

@@ -26,6 +26,7 @@ from msnp.errors import (
     UnsupportedProtocol,
 )
 
+from msnp.demo import STEP_DESCRIPTIONS
 from test.support import WAIT, EventRecorder, asyncTest, pollUntil, signIn, startLocalNetwork
 
 ALICE = "alice@example.com"
@@ -287,6 +288,8 @@ class DirectLoginTests(NetworkTestCase):
         self.assertEqual(
             steps, ["connect", "VER", "CVR", "SSO", "USR OK", "contacts", "ADL", "profile", "online"]
         )
+        # The progress display describes exactly these, and XFR (when redirected).
+        self.assertEqual(set(STEP_DESCRIPTIONS), set(steps) | {"XFR"})
         self.assertEqual(session.status, Status.ONLINE)
         self.assertEqual({c.email for c in session.contacts}, {BOB, CAROL})
 
