@@ -10,7 +10,7 @@ and returning the observer. A class whose constructor takes the client is
 such a factory, so a bot of your own is::
 
     # mybot.py
-    from msnp.handlers import ObserverBase
+    from msnp import ObserverBase
 
     class ShoutBot(ObserverBase):
         def __init__(self, client):
