@@ -232,7 +232,7 @@ class LogHandler:
         """
         @param client: the client it serves (unused; accepted so the class
             is a handler factory).
-        @param logger: where to log (a new L{Logger} by default).
+        @param logger: where to log (a new L{Logger <twisted.logger.Logger>} by default).
         """
         self.client = client
         self.log = logger if logger is not None else Logger(namespace="msnp.events")

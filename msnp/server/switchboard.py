@@ -212,7 +212,7 @@ class SwitchboardServer(ServerConnection):
         """
         Hang up on this client: close the connection after what was already
         written, logging C{why}. (Not the client connections' C{close()}
-        lifecycle, which returns a L{Deferred}: a server hangs up and moves
+        lifecycle, which returns a L{Deferred <twisted.internet.defer.Deferred>}: a server hangs up and moves
         on, and L{abort <msnp.server.connection.ServerConnection.abort>}
         drops a connection at once.)
         """
