@@ -41,7 +41,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from treq.testing import StubTreq
 from twisted.internet.task import Clock
-from twisted.web.resource import Resource
+from twisted.web.resource import IResource, Resource
 
 from msnp.client import MSNClient, Session
 from msnp.contacts import Contact, ContactList, Lists
@@ -406,6 +406,18 @@ def commandsIn(transport: StringTransport, direction: Direction) -> list[Command
 
 # -- the ABCH services in memory ------------------------------------------------
 
+
+def stubTreq(path: bytes, resource: IResource) -> Any:
+    """
+    A L{StubTreq} over a root with the real C{resource} at C{/path}: the
+    real client against the real server resource, in memory (C{Any}:
+    StubTreq grows its treq functions at run time).
+    """
+    root = Resource()
+    root.putChild(path, resource)
+    return StubTreq(root)
+
+
 #: Where L{ServerHarness} mounts the ABCH resource.
 BASE = "http://127.0.0.1/abservice/"
 
@@ -429,9 +441,7 @@ class ServerHarness:
         self.clock = Clock()
         self.clock.advance(1262304000)
         self.abch = ABCHResource(self.store, self.clock, onChange=self.changed)
-        root = Resource()
-        root.putChild(b"abservice", self.abch)
-        self.treq: Any = StubTreq(root)
+        self.treq: Any = stubTreq(b"abservice", self.abch)
 
     def changed(self, account: Account, action: str) -> None:
         self.changes.append((account.email, action))

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from treq.testing import StubTreq
 from twisted.internet.defer import Deferred, fail, gatherResults, succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
-from twisted.web.resource import Resource
 
 from msnp.contacts import ContactList, Lists
 from msnp.listpayload import ListEntry
@@ -26,7 +24,7 @@ from msnp.soap.sharing import SharingService
 from msnp.soap.sync import buildContactList
 from msnp.wire import Command
 
-from test.support import LIST_CHANGES, EventRecorder
+from test.support import LIST_CHANGES, EventRecorder, stubTreq
 
 FL, AL, BL, RL, PL = Lists.FORWARD, Lists.ALLOW, Lists.BLOCK, Lists.REVERSE, Lists.PENDING
 BASE = "http://127.0.0.1:8080/abservice/"
@@ -48,9 +46,7 @@ class RosterOverSOAPTests(SynchronousTestCase):
         self.store.addToAddressBook(self.dave, "alice@example.com")
         self.store.setRole(self.dave, ALLOW, "alice@example.com")
         grant = self.store.issueTickets(self.alice)
-        root = Resource()
-        root.putChild(b"abservice", ABCHResource(self.store))
-        self.treq = StubTreq(root)
+        self.treq = stubTreq(b"abservice", ABCHResource(self.store))
         clock = Clock()
         self.sharing = SharingService(
             self.treq, BASE + "SharingService.asmx", lambda: grant.contactsTicket, clock
