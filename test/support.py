@@ -42,6 +42,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from treq.testing import StubTreq
 from twisted.internet.task import Clock
 from twisted.web.resource import IResource, Resource
+from twisted.web.server import NOT_DONE_YET, Request
 
 from msnp.client import MSNClient, Session
 from msnp.contacts import Contact, ContactList, Lists
@@ -405,6 +406,24 @@ def commandsIn(transport: StringTransport, direction: Direction) -> list[Command
 
 
 # -- the ABCH services in memory ------------------------------------------------
+
+
+class Silent(Resource):
+    """
+    Never answers at all; C{received} fires when a request has arrived.
+    """
+
+    isLeaf = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.received: Deferred[None] = Deferred()
+
+    def render_POST(self, request: Request) -> Any:
+        if not self.received.called:
+            self.received.callback(None)
+        return NOT_DONE_YET
+
 
 
 def stubTreq(path: bytes, resource: IResource) -> Any:
