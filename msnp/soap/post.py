@@ -1,6 +1,6 @@
-# -*- test-case-name: test.test_soap_client,test.test_storage -*-
+# -*- test-case-name: test.test_soap_client,test.test_storage,test.test_soap_rsi -*-
 """
-One SOAP call over HTTP, as the ABCH and storage clients make it: POST
+One SOAP call over HTTP, as the ABCH, storage and RSI clients make it: POST
 the envelope, read the reply, turn a SOAP fault (on any HTTP status) into
 the service's exception, and hand back the checked envelope.
 
