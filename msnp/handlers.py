@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from msnp.offline import OfflineFailure
     from msnp.oim import OfflineMessage
     from msnp.p2p.msnobject import MSNObject
+    from msnp.richcontent import Ink, VoiceClip, Wink
     from msnp.session import Session
     from msnp.uun import ReceivedNotification
 
@@ -175,6 +176,15 @@ class ObserverBase:
         pass
 
     def networkNudgeReceived(self, session: Session, email: str) -> None:
+        pass
+
+    def winkReceived(self, session: Session, conversation: Conversation, sender: str, wink: Wink) -> None:
+        pass
+
+    def voiceClipReceived(self, session: Session, conversation: Conversation, sender: str, clip: VoiceClip) -> None:
+        pass
+
+    def inkReceived(self, session: Session, conversation: Conversation, sender: str, ink: Ink) -> None:
         pass
 
 
@@ -437,6 +447,20 @@ class LogHandler:
 
     def networkNudgeReceived(self, session: Session, email: str) -> None:
         self._emit("networkNudgeReceived", "{email} sent a nudge (other network)", email=email)
+
+    def winkReceived(self, session: Session, conversation: Conversation, sender: str, wink: Wink) -> None:
+        obj = getattr(wink, "msnObject", None)
+        self._emit("winkReceived", "{sender} sent a wink ({sha1d})", sender=sender,
+                   sha1d=getattr(obj, "sha1d", None), size=getattr(obj, "size", None))
+
+    def voiceClipReceived(self, session: Session, conversation: Conversation, sender: str, clip: VoiceClip) -> None:
+        obj = getattr(clip, "msnObject", None)
+        self._emit("voiceClipReceived", "{sender} sent a voice clip ({sha1d})", sender=sender,
+                   sha1d=getattr(obj, "sha1d", None), size=getattr(obj, "size", None))
+
+    def inkReceived(self, session: Session, conversation: Conversation, sender: str, ink: Ink) -> None:
+        self._emit("inkReceived", "{sender} sent ink ({inkFormat}, {size} bytes)", sender=sender,
+                   inkFormat=getattr(ink, "format", None), size=len(getattr(ink, "data", b"")))
 
 
 #: The handlers C{--handler} knows by name.

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from msnp.offline import OfflineFailure
     from msnp.oim import OfflineMessage
     from msnp.p2p.msnobject import MSNObject
+    from msnp.richcontent import Ink, VoiceClip, Wink
     from msnp.session import Session
     from msnp.uun import ReceivedNotification
 
@@ -277,6 +278,24 @@ class IMessengerObserver(Interface):
     def networkNudgeReceived(session: Session, email: str) -> None:
         """
         A contact on another network sent a nudge.
+        """
+
+    def winkReceived(session: Session, conversation: Conversation, sender: str, wink: Wink) -> None:
+        """
+        C{sender} sent a wink in C{conversation}: a L{msnp.richcontent.Wink}
+        whose bytes L{msnp.session.Session.fetchWink} fetches over P2P.
+        """
+
+    def voiceClipReceived(session: Session, conversation: Conversation, sender: str, clip: VoiceClip) -> None:
+        """
+        C{sender} sent a voice clip: a L{msnp.richcontent.VoiceClip}, fetched
+        with L{msnp.session.Session.fetchVoiceClip}.
+        """
+
+    def inkReceived(session: Session, conversation: Conversation, sender: str, ink: Ink) -> None:
+        """
+        C{sender} sent handwriting: a L{msnp.richcontent.Ink} with the
+        decoded GIF or ISF bytes and which format it is.
         """
 
 
