@@ -92,5 +92,8 @@ class LocalNetworkHelperTests(TestCase):
         conversation = await session.openConversation("bot@example.com")
         await conversation.sendText("hi")
         await me.waitForEvent("messageReceived")
-        ((_, _, message),) = me.named("messageReceived")
+        ((heardBy, heardIn, message),) = me.named("messageReceived")
         self.assertEqual(message.text, "echo: hi")
+        # The event names the session and the conversation it happened in.
+        self.assertIs(heardBy, session)
+        self.assertIs(heardIn, conversation)
