@@ -214,16 +214,16 @@ def _observer(done: Any) -> Any:
         def _count(self, name: str) -> None:
             self.events[name] = self.events.get(name, 0) + 1
 
-        def contactStatusChanged(self, contact: Any, status: Any) -> None:
+        def contactStatusChanged(self, session: Any, contact: Any, status: Any) -> None:
             self._count("contactStatusChanged")
 
-        def contactNameChanged(self, contact: Any, displayName: str) -> None:
+        def contactNameChanged(self, session: Any, contact: Any, displayName: str) -> None:
             self._count("contactNameChanged")
             if displayName == MARKER and self.markerAt is None:
                 self.markerAt = time.perf_counter()
                 done.callback(self.markerAt)
 
-        def contactPersonalMessageChanged(self, contact: Any, personalMessage: str) -> None:
+        def contactPersonalMessageChanged(self, session: Any, contact: Any, personalMessage: str) -> None:
             self._count("contactPersonalMessageChanged")
 
         def contactListChanged(self, session: Any) -> None:

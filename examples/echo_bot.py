@@ -39,13 +39,13 @@ class EchoBot(ObserverBase):
     def signedIn(self, session: Session) -> None:
         print(f"online as {session.account} with {len(session.contacts)} contacts")
 
-    def contactStatusChanged(self, contact: Contact, status: Status) -> None:
+    def contactStatusChanged(self, session: Session, contact: Contact, status: Status) -> None:
         print(f"{contact.email} is now {status.name.lower()}")
 
     def offlineMessageReceived(self, session: Session, message: OfflineMessage) -> None:
         print(f"offline message from {message.sender} (sent {message.sent}): {message.text}")
 
-    def messageReceived(self, conversation: Conversation, message: TextMessage) -> None:
+    def messageReceived(self, session: Session, conversation: Conversation, message: TextMessage) -> None:
         sent: Deferred[DeliveryResult] = conversation.sendText(f"you said: {message.text}")
         sent.addErrback(lambda failure: print("not delivered:", failure.getErrorMessage()))
 

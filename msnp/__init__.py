@@ -46,13 +46,14 @@ from msnp.interfaces import IMessengerObserver
 if TYPE_CHECKING:
     from msnp.client import MSNClient
     from msnp.clientlimits import ClientLimits
-    from msnp.handlers import ObserverBase
+    from msnp.handlers import EchoHandler, LogHandler, ObserverBase
     from msnp.service import MessengerService, RetryPolicy
     from msnp.session import Session
     from msnp.conversation import Conversation
     from msnp.mime import MessageFormat, TextMessage
     from msnp.oim import OfflineMessage
     from msnp.uum import DeliveryResult
+    from msnp.settings import Privacy
 
 #: Public names loaded on first access, and the module holding each.
 _LAZY = {
@@ -60,6 +61,8 @@ _LAZY = {
     "ClientLimits": "msnp.clientlimits",
     "Session": "msnp.session",
     "ObserverBase": "msnp.handlers",
+    "EchoHandler": "msnp.handlers",
+    "LogHandler": "msnp.handlers",
     "MessengerService": "msnp.service",
     "RetryPolicy": "msnp.service",
     "Conversation": "msnp.conversation",
@@ -67,6 +70,7 @@ _LAZY = {
     "MessageFormat": "msnp.mime",
     "DeliveryResult": "msnp.uum",
     "OfflineMessage": "msnp.oim",
+    "Privacy": "msnp.settings",
 }
 
 __all__ = [
@@ -75,6 +79,8 @@ __all__ = [
     "ClientLimits",
     "Session",
     "ObserverBase",
+    "EchoHandler",
+    "LogHandler",
     "MessengerService",
     "RetryPolicy",
     "Group",
@@ -90,6 +96,7 @@ __all__ = [
     "MessageFormat",
     "DeliveryResult",
     "OfflineMessage",
+    "Privacy",
     "MSNPError",
     "AuthenticationError",
     "ProtocolError",

@@ -39,7 +39,6 @@ from msnp.circles import (
     circleAddress,
     circleTarget,
     memberAddress,
-    normalizeCircleId,
     parseCircleAddress,
 )
 from msnp.xmlsafe import XMLError, escapeText, localName, parseXML

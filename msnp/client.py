@@ -365,7 +365,7 @@ class MSNClient:
     def _step(self, attempt: _LoginAttempt, step: str) -> None:
         elapsed = self.reactor.seconds() - attempt.started
         log.debug("Login of {account}: {step} done after {elapsed:.3f}s", account=self.account, step=step, elapsed=elapsed)
-        notifyObserver(self.observers, "loginStep", step, elapsed)
+        notifyObserver(self.observers, "loginStep", self, step, elapsed)
         attempt.checkCancelled()
 
     async def _connect(self, attempt: _LoginAttempt, description: str) -> NotificationProtocol:

@@ -18,7 +18,7 @@ password it asks for one.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from twisted.internet.defer import Deferred, DeferredList
 from twisted.python import usage
@@ -27,6 +27,10 @@ from msnp.consolefiles import FileCommands
 from msnp.demo import DEMO_ACCOUNTS, STEP_DESCRIPTIONS, describeContacts
 from msnp.handlers import ObserverBase
 from msnp.tap import PASSWORD_VARIABLE, Options, parseStatus
+
+if TYPE_CHECKING:
+    from msnp.client import MSNClient
+    from msnp.session import Session
 
 #: Exit codes of C{chat} and C{send}.
 EXIT_OK = 0
@@ -462,11 +466,11 @@ class Console(FileCommands, ObserverBase):
 
     # -- events --------------------------------------------------------------------
 
-    def loginStep(self, step: str, elapsed: float) -> None:
+    def loginStep(self, client: MSNClient, step: str, elapsed: float) -> None:
         description = STEP_DESCRIPTIONS.get(step, "")
         self.show(f"  signing in: {step:<9} {description}".rstrip())
 
-    def messageReceived(self, conversation: Any, message: Any) -> None:
+    def messageReceived(self, session: Session, conversation: Any, message: Any) -> None:
         name = message.senderName or message.sender
         emoticons = getattr(message, "emoticons", None)
         suffix = f"  [custom emoticons: {' '.join(sorted(emoticons))}]" if emoticons else ""
@@ -483,7 +487,7 @@ class Console(FileCommands, ObserverBase):
     def inkReceived(self, session: Any, conversation: Any, sender: str, ink: Any) -> None:
         self.event(f"<{sender}> [ink]")
 
-    def nudgeReceived(self, conversation: Any, email: str) -> None:
+    def nudgeReceived(self, session: Session, conversation: Any, email: str) -> None:
         self.event(f"* {email} sent you a nudge")
 
     def offlineMessageReceived(self, session: Any, message: Any) -> None:
@@ -503,22 +507,22 @@ class Console(FileCommands, ObserverBase):
     def networkNudgeReceived(self, session: Any, email: str) -> None:
         self.event(f"* {email} sent you a nudge")
 
-    def contactStatusChanged(self, contact: Any, status: Any) -> None:
+    def contactStatusChanged(self, session: Session, contact: Any, status: Any) -> None:
         self.event(f"* {contact.email} is now {status.name.replace('_', ' ').lower()}")
 
-    def contactNameChanged(self, contact: Any, displayName: str) -> None:
+    def contactNameChanged(self, session: Session, contact: Any, displayName: str) -> None:
         self.event(f"* {contact.email} is now called {displayName!r}")
 
-    def contactPersonalMessageChanged(self, contact: Any, personalMessage: str) -> None:
+    def contactPersonalMessageChanged(self, session: Session, contact: Any, personalMessage: str) -> None:
         self.event(f"* {contact.email}: {personalMessage!r}")
 
-    def contactPictureChanged(self, contact: Any, msnObject: Any) -> None:
+    def contactPictureChanged(self, session: Session, contact: Any, msnObject: Any) -> None:
         if msnObject is None:
             self.event(f"{contact.email} removed their display picture.")
         else:
             self.event(f"{contact.email} has a new display picture ({msnObject.size} bytes; /getpicture to save it).")
 
-    def contactAddedYou(self, email: str, displayName: Optional[str]) -> None:
+    def contactAddedYou(self, session: Session, email: str, displayName: Optional[str]) -> None:
         self.event(f"* {email} added you to their contact list (/accept {email} to add them back)")
 
     def signedOut(self, session: Any, reason: Optional[str]) -> None:

@@ -707,7 +707,7 @@ class Conversation:
         for d in self._joinWaiters.pop(email, []):
             d.callback(None)
         if isNew:
-            notifyObserver(self.manager.observer, "participantJoined", self, email)
+            notifyObserver(self.manager.observer, "participantJoined", self.session, self, email)
 
     def switchboardLeft(self, switchboard: SwitchboardProtocol, email: str, guid: Optional[str]) -> None:
         """
@@ -726,7 +726,7 @@ class Conversation:
         self.participants.discard(email)
         if self.participants:
             self._callList.discard(email)
-        notifyObserver(self.manager.observer, "participantLeft", self, email)
+        notifyObserver(self.manager.observer, "participantLeft", self.session, self, email)
         if not self.participants and self._state is ConversationState.READY:
             # The last one left: this switchboard is finished (reference 6.3).
             self._detach()
@@ -749,17 +749,17 @@ class Conversation:
             format = MessageFormat.fromHeader(formatHeader) if formatHeader else MessageFormat()
             text = message.body.decode("utf-8", "replace")
             emoticons = self.manager.rich.takeEmoticons(self, email, text) if self.manager.rich is not None else {}
-            notifyObserver(observer, "messageReceived", self, TextMessage(email, name, text, format, emoticons))
+            notifyObserver(observer, "messageReceived", self.session, self, TextMessage(email, name, text, format, emoticons))
         elif self.manager.rich is not None and self.manager.rich.handles(kind, message):
             self.manager.rich.received(self, email, kind, message)
         elif kind == "text/x-msmsgscontrol":
             # The sender, not the TypingUser header: a peer cannot make
             # someone else appear to type.
-            notifyObserver(observer, "typingReceived", self, email)
+            notifyObserver(observer, "typingReceived", self.session, self, email)
         elif kind == "text/x-msnmsgr-datacast":
             ident = datacastId(message)
             if ident == 1:
-                notifyObserver(observer, "nudgeReceived", self, email)
+                notifyObserver(observer, "nudgeReceived", self.session, self, email)
             else:
                 log.info("Ignoring datacast {id} from {sender}", id=ident, sender=email)
         elif kind == "application/x-msnmsgrp2p":
@@ -795,7 +795,7 @@ class Conversation:
         self._endpoints.clear()
         self._failJoinWaiters(ConnectionLost("the switchboard closed"))
         if wasReady:
-            notifyObserver(self.manager.observer, "conversationEnded", self)
+            notifyObserver(self.manager.observer, "conversationEnded", self.session, self)
         if self._queue:
             # Something was submitted after the close was noticed: reopen.
             self._ensureOpen()
@@ -984,7 +984,7 @@ class ConversationManager:
         answered = conversation
 
         def started(_: None) -> None:
-            notifyObserver(self.observer, "conversationStarted", answered)
+            notifyObserver(self.observer, "conversationStarted", self.session, answered)
 
         def failed(failure: Failure) -> None:
             log.info("Could not answer an invitation from {inviter}: {error}", inviter=inviter,

@@ -15,28 +15,31 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Callable, Optional, TextIO
+from typing import TYPE_CHECKING, Any, Callable, Optional, TextIO
 
 from twisted.internet.defer import Deferred, ensureDeferred
 
 from msnp.handlers import ObserverBase
+
+if TYPE_CHECKING:
+    from msnp.client import MSNClient
+    from msnp.session import Session
 
 DEMO_ACCOUNTS = (
     ("alice@example.com", "alice-demo-password", "Alice"),
     ("bob@example.com", "bob-demo-password", "Bob"),
 )
 
-#: What each login step means, for the progress display.
+#: What each login step means, for the progress display: every step
+#: L{msnp.client.MSNClient.login} reports, no other.
 STEP_DESCRIPTIONS = {
     "connect": "TCP connection open",
     "VER": "protocol version agreed (MSNP18)",
     "CVR": "client version accepted",
     "XFR": "redirected to the notification server",
-    "USR": "Passport policy and nonce received",
     "SSO": "Passport tokens received (RST2)",
     "USR OK": "MBI response accepted: authenticated",
     "contacts": "memberships and address book downloaded (SOAP)",
-    "BLP": "privacy setting sent",
     "ADL": "contact list sent to the server",
     "profile": "display name and place published",
     "online": "status announced (CHG)",
@@ -72,15 +75,15 @@ class Watcher(ObserverBase):
         self.messages: list[Any] = []
         self._waiters: list[tuple[Callable[[], bool], Deferred[None]]] = []
 
-    def loginStep(self, step: str, elapsed: float) -> None:
+    def loginStep(self, client: MSNClient, step: str, elapsed: float) -> None:
         description = STEP_DESCRIPTIONS.get(step, "")
         self.say(f"  [{self.name}] {elapsed * 1000:8.1f} ms  {step:<9} {description}".rstrip())
         self._check()
 
-    def contactStatusChanged(self, contact: Any, status: Any) -> None:
+    def contactStatusChanged(self, session: Session, contact: Any, status: Any) -> None:
         self._check()
 
-    def messageReceived(self, conversation: Any, message: Any) -> None:
+    def messageReceived(self, session: Session, conversation: Any, message: Any) -> None:
         self.messages.append(message)
         self._check()
 

@@ -10,13 +10,13 @@ and returning the observer. A class whose constructor takes the client is
 such a factory, so a bot of your own is::
 
     # mybot.py
-    from msnp.handlers import ObserverBase
+    from msnp import ObserverBase
 
     class ShoutBot(ObserverBase):
         def __init__(self, client):
             self.client = client
 
-        def messageReceived(self, conversation, message):
+        def messageReceived(self, session, conversation, message):
             conversation.sendText(message.text.upper())
 
 and C{PYTHONPATH=. twistd -n msnp --account bot@example.com --handler
@@ -27,13 +27,28 @@ L{msnp.client.MSNClient}.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from msnp.interfaces import IMessengerObserver
+
+if TYPE_CHECKING:
+    from msnp.circlechat import ChatCircle, PendingCircleInvitation
+    from msnp.circlewire import CircleMessage
+    from msnp.client import MSNClient
+    from msnp.contacts import Contact, Place, Status
+    from msnp.conversation import Conversation
+    from msnp.mime import TextMessage
+    from msnp.offline import OfflineFailure
+    from msnp.oim import OfflineMessage
+    from msnp.p2p.files import FileOffer, Transfer
+    from msnp.p2p.msnobject import MSNObject
+    from msnp.richcontent import Ink, VoiceClip, Wink
+    from msnp.session import Session
+    from msnp.uun import ReceivedNotification
 
 #: A handler factory: the client in, the observer out.
 HandlerFactory = Callable[[Any], object]
@@ -56,130 +71,130 @@ class ObserverBase:
     class works too; this base just makes the interface complete).
     """
 
-    def loginStep(self, step: str, elapsed: float) -> None:
+    def loginStep(self, client: MSNClient, step: str, elapsed: float) -> None:
         pass
 
-    def signedIn(self, session: Any) -> None:
+    def signedIn(self, session: Session) -> None:
         pass
 
-    def signedOut(self, session: Any, reason: Optional[str]) -> None:
+    def signedOut(self, session: Session, reason: Optional[str]) -> None:
         pass
 
-    def profileReceived(self, session: Any, profile: dict[str, str]) -> None:
+    def profileReceived(self, session: Session, profile: dict[str, str]) -> None:
         pass
 
-    def endpointsChanged(self, session: Any, endpoints: dict[str, Any]) -> None:
+    def endpointsChanged(self, session: Session, endpoints: dict[str, Place]) -> None:
         pass
 
-    def placeSignedIn(self, session: Any, place: Any) -> None:
+    def placeSignedIn(self, session: Session, place: Place) -> None:
         pass
 
-    def placeSignedOut(self, session: Any, place: Any) -> None:
+    def placeSignedOut(self, session: Session, place: Place) -> None:
         pass
 
-    def notificationReceived(self, session: Any, notification: Any) -> None:
+    def notificationReceived(self, session: Session, notification: ReceivedNotification) -> None:
         pass
 
-    def contactStatusChanged(self, contact: Any, status: Any) -> None:
+    def contactStatusChanged(self, session: Session, contact: Contact, status: Status) -> None:
         pass
 
-    def contactNameChanged(self, contact: Any, displayName: str) -> None:
+    def contactNameChanged(self, session: Session, contact: Contact, displayName: str) -> None:
         pass
 
-    def contactPersonalMessageChanged(self, contact: Any, personalMessage: str) -> None:
+    def contactPersonalMessageChanged(self, session: Session, contact: Contact, personalMessage: str) -> None:
         pass
 
-    def contactPictureChanged(self, contact: Any, msnObject: Any) -> None:
+    def contactPictureChanged(self, session: Session, contact: Contact, msnObject: Optional[MSNObject]) -> None:
         pass
 
-    def contactCurrentMediaChanged(self, contact: Any, currentMedia: str) -> None:
+    def contactCurrentMediaChanged(self, session: Session, contact: Contact, currentMedia: str) -> None:
         pass
 
-    def contactAddedYou(self, email: str, displayName: Optional[str]) -> None:
+    def contactAddedYou(self, session: Session, email: str, displayName: Optional[str]) -> None:
         pass
 
-    def contactRemovedYou(self, email: str) -> None:
+    def contactRemovedYou(self, session: Session, email: str) -> None:
         pass
 
-    def contactListChanged(self, session: Any) -> None:
+    def contactListChanged(self, session: Session) -> None:
         pass
 
-    def conversationStarted(self, conversation: Any) -> None:
+    def conversationStarted(self, session: Session, conversation: Conversation) -> None:
         pass
 
-    def messageReceived(self, conversation: Any, message: Any) -> None:
+    def messageReceived(self, session: Session, conversation: Conversation, message: TextMessage) -> None:
         pass
 
-    def typingReceived(self, conversation: Any, email: str) -> None:
+    def typingReceived(self, session: Session, conversation: Conversation, email: str) -> None:
         pass
 
-    def nudgeReceived(self, conversation: Any, email: str) -> None:
+    def nudgeReceived(self, session: Session, conversation: Conversation, email: str) -> None:
         pass
 
-    def participantJoined(self, conversation: Any, email: str) -> None:
+    def participantJoined(self, session: Session, conversation: Conversation, email: str) -> None:
         pass
 
-    def participantLeft(self, conversation: Any, email: str) -> None:
+    def participantLeft(self, session: Session, conversation: Conversation, email: str) -> None:
         pass
 
-    def conversationEnded(self, conversation: Any) -> None:
+    def conversationEnded(self, session: Session, conversation: Conversation) -> None:
         pass
 
-    def circleJoined(self, session: Any, circle: Any) -> None:
+    def circleJoined(self, session: Session, circle: ChatCircle) -> None:
         pass
 
-    def circleLeft(self, session: Any, circle: Any) -> None:
+    def circleLeft(self, session: Session, circle: ChatCircle) -> None:
         pass
 
-    def circleChanged(self, session: Any, circle: Any) -> None:
+    def circleChanged(self, session: Session, circle: ChatCircle) -> None:
         pass
 
-    def circleInvitationReceived(self, session: Any, invitation: Any) -> None:
+    def circleInvitationReceived(self, session: Session, invitation: PendingCircleInvitation) -> None:
         pass
 
-    def circleRosterChanged(self, session: Any, circle: Any, joined: frozenset[str], left: frozenset[str]) -> None:
+    def circleRosterChanged(self, session: Session, circle: ChatCircle, joined: frozenset[str], left: frozenset[str]) -> None:
         pass
 
-    def circleMessageReceived(self, session: Any, circle: Any, sender: str, message: Any) -> None:
+    def circleMessageReceived(self, session: Session, circle: ChatCircle, sender: str, message: CircleMessage) -> None:
         pass
 
-    def circleTypingReceived(self, session: Any, circle: Any, sender: str) -> None:
+    def circleTypingReceived(self, session: Session, circle: ChatCircle, sender: str) -> None:
         pass
 
-    def circleNudgeReceived(self, session: Any, circle: Any, sender: str) -> None:
+    def circleNudgeReceived(self, session: Session, circle: ChatCircle, sender: str) -> None:
         pass
 
-    def offlineMessageReceived(self, session: Any, message: Any) -> None:
+    def offlineMessageReceived(self, session: Session, message: OfflineMessage) -> None:
         pass
 
-    def offlineMessageFailed(self, session: Any, failure: Any) -> None:
+    def offlineMessageFailed(self, session: Session, failure: OfflineFailure) -> None:
         pass
 
-    def networkMessageReceived(self, session: Any, message: Any) -> None:
+    def networkMessageReceived(self, session: Session, message: TextMessage) -> None:
         pass
 
-    def networkTypingReceived(self, session: Any, email: str) -> None:
+    def networkTypingReceived(self, session: Session, email: str) -> None:
         pass
 
-    def networkNudgeReceived(self, session: Any, email: str) -> None:
+    def networkNudgeReceived(self, session: Session, email: str) -> None:
         pass
 
-    def winkReceived(self, session: Any, conversation: Any, sender: str, wink: Any) -> None:
+    def winkReceived(self, session: Session, conversation: Conversation, sender: str, wink: Wink) -> None:
         pass
 
-    def voiceClipReceived(self, session: Any, conversation: Any, sender: str, clip: Any) -> None:
+    def voiceClipReceived(self, session: Session, conversation: Conversation, sender: str, clip: VoiceClip) -> None:
         pass
 
-    def inkReceived(self, session: Any, conversation: Any, sender: str, ink: Any) -> None:
+    def inkReceived(self, session: Session, conversation: Conversation, sender: str, ink: Ink) -> None:
         pass
 
-    def fileOfferReceived(self, session: Any, conversation: Any, offer: Any) -> None:
+    def fileOfferReceived(self, session: Session, conversation: Optional[Conversation], offer: FileOffer) -> None:
         pass
 
-    def transferProgress(self, session: Any, transfer: Any) -> None:
+    def transferProgress(self, session: Session, transfer: Transfer) -> None:
         pass
 
-    def transferEnded(self, session: Any, transfer: Any) -> None:
+    def transferEnded(self, session: Session, transfer: Transfer) -> None:
         pass
 
 
@@ -203,7 +218,7 @@ class EchoHandler(ObserverBase):
         self.client = client
         self.echoed = 0
 
-    def messageReceived(self, conversation: Any, message: Any) -> None:
+    def messageReceived(self, session: Session, conversation: Conversation, message: TextMessage) -> None:
         """
         Send C{message.text} back to the conversation it came from.
         """
@@ -237,7 +252,7 @@ class LogHandler:
         """
         @param client: the client it serves (unused; accepted so the class
             is a handler factory).
-        @param logger: where to log (a new L{Logger} by default).
+        @param logger: where to log (a new L{Logger <twisted.logger.Logger>} by default).
         """
         self.client = client
         self.log = logger if logger is not None else Logger(namespace="msnp.events")
@@ -247,38 +262,38 @@ class LogHandler:
 
     # -- the session -------------------------------------------------------------
 
-    def loginStep(self, step: str, elapsed: float) -> None:
+    def loginStep(self, client: MSNClient, step: str, elapsed: float) -> None:
         self._emit("loginStep", "login step {step} after {elapsed:.3f}s", step=step, elapsed=elapsed)
 
-    def signedIn(self, session: Any) -> None:
+    def signedIn(self, session: Session) -> None:
         self._emit("signedIn", "signed in as {account}", account=getattr(session, "account", None))
 
-    def signedOut(self, session: Any, reason: Optional[str]) -> None:
+    def signedOut(self, session: Session, reason: Optional[str]) -> None:
         self._emit(
             "signedOut", "{account} signed out ({reason})", account=getattr(session, "account", None), reason=reason
         )
 
-    def profileReceived(self, session: Any, profile: dict[str, str]) -> None:
+    def profileReceived(self, session: Session, profile: dict[str, str]) -> None:
         self._emit("profileReceived", "profile received ({count} headers)", count=len(profile))
 
-    def endpointsChanged(self, session: Any, endpoints: dict[str, Any]) -> None:
+    def endpointsChanged(self, session: Session, endpoints: dict[str, Place]) -> None:
         self._emit(
             "endpointsChanged", "signed in at {count} place(s)", count=len(endpoints), places=sorted(endpoints)
         )
 
-    def placeSignedIn(self, session: Any, place: Any) -> None:
+    def placeSignedIn(self, session: Session, place: Place) -> None:
         self._emit(
             "placeSignedIn", "signed in at another place {place!r}",
             place=getattr(place, "name", ""), guid=getattr(place, "guid", None),
         )
 
-    def placeSignedOut(self, session: Any, place: Any) -> None:
+    def placeSignedOut(self, session: Session, place: Place) -> None:
         self._emit(
             "placeSignedOut", "another place {place!r} signed out",
             place=getattr(place, "name", ""), guid=getattr(place, "guid", None),
         )
 
-    def notificationReceived(self, session: Any, notification: Any) -> None:
+    def notificationReceived(self, session: Session, notification: ReceivedNotification) -> None:
         self._emit(
             "notificationReceived", "notification {kind} from {sender}",
             kind=type(getattr(notification, "body", None)).__name__, sender=getattr(notification, "sender", None),
@@ -286,7 +301,7 @@ class LogHandler:
 
     # -- contacts and presence ---------------------------------------------------
 
-    def contactStatusChanged(self, contact: Any, status: Any) -> None:
+    def contactStatusChanged(self, session: Session, contact: Contact, status: Status) -> None:
         self._emit(
             "contactStatusChanged",
             "{contact} is now {status}",
@@ -294,7 +309,7 @@ class LogHandler:
             status=_statusCode(status),
         )
 
-    def contactNameChanged(self, contact: Any, displayName: str) -> None:
+    def contactNameChanged(self, session: Session, contact: Contact, displayName: str) -> None:
         self._emit(
             "contactNameChanged",
             "{contact} is now called {displayName!r}",
@@ -302,7 +317,7 @@ class LogHandler:
             displayName=displayName,
         )
 
-    def contactPersonalMessageChanged(self, contact: Any, personalMessage: str) -> None:
+    def contactPersonalMessageChanged(self, session: Session, contact: Contact, personalMessage: str) -> None:
         self._emit(
             "contactPersonalMessageChanged",
             "{contact} set the personal message {personalMessage!r}",
@@ -310,7 +325,7 @@ class LogHandler:
             personalMessage=personalMessage,
         )
 
-    def contactPictureChanged(self, contact: Any, msnObject: Any) -> None:
+    def contactPictureChanged(self, session: Session, contact: Contact, msnObject: Optional[MSNObject]) -> None:
         self._emit(
             "contactPictureChanged",
             "{contact} changed their display picture ({sha1d})",
@@ -319,7 +334,7 @@ class LogHandler:
             size=getattr(msnObject, "size", None),
         )
 
-    def contactCurrentMediaChanged(self, contact: Any, currentMedia: str) -> None:
+    def contactCurrentMediaChanged(self, session: Session, contact: Contact, currentMedia: str) -> None:
         self._emit(
             "contactCurrentMediaChanged",
             "{contact} is playing {currentMedia!r}",
@@ -327,25 +342,25 @@ class LogHandler:
             currentMedia=currentMedia,
         )
 
-    def contactAddedYou(self, email: str, displayName: Optional[str]) -> None:
+    def contactAddedYou(self, session: Session, email: str, displayName: Optional[str]) -> None:
         self._emit("contactAddedYou", "{email} added you", email=email, displayName=displayName)
 
-    def contactRemovedYou(self, email: str) -> None:
+    def contactRemovedYou(self, session: Session, email: str) -> None:
         self._emit("contactRemovedYou", "{email} removed you", email=email)
 
-    def contactListChanged(self, session: Any) -> None:
+    def contactListChanged(self, session: Session) -> None:
         self._emit("contactListChanged", "the contact list changed")
 
     # -- conversations -----------------------------------------------------------
 
-    def conversationStarted(self, conversation: Any) -> None:
+    def conversationStarted(self, session: Session, conversation: Conversation) -> None:
         self._emit(
             "conversationStarted",
             "conversation started with {participants}",
             participants=_participants(conversation),
         )
 
-    def messageReceived(self, conversation: Any, message: Any) -> None:
+    def messageReceived(self, session: Session, conversation: Conversation, message: TextMessage) -> None:
         self._emit(
             "messageReceived",
             "message from {sender}: {text!r}",
@@ -354,19 +369,19 @@ class LogHandler:
             text=getattr(message, "text", None),
         )
 
-    def typingReceived(self, conversation: Any, email: str) -> None:
+    def typingReceived(self, session: Session, conversation: Conversation, email: str) -> None:
         self._emit("typingReceived", "{email} is typing", email=email)
 
-    def nudgeReceived(self, conversation: Any, email: str) -> None:
+    def nudgeReceived(self, session: Session, conversation: Conversation, email: str) -> None:
         self._emit("nudgeReceived", "{email} sent a nudge", email=email)
 
-    def participantJoined(self, conversation: Any, email: str) -> None:
+    def participantJoined(self, session: Session, conversation: Conversation, email: str) -> None:
         self._emit("participantJoined", "{email} joined the conversation", email=email)
 
-    def participantLeft(self, conversation: Any, email: str) -> None:
+    def participantLeft(self, session: Session, conversation: Conversation, email: str) -> None:
         self._emit("participantLeft", "{email} left the conversation", email=email)
 
-    def conversationEnded(self, conversation: Any) -> None:
+    def conversationEnded(self, session: Session, conversation: Conversation) -> None:
         self._emit(
             "conversationEnded",
             "conversation with {participants} ended",
@@ -379,36 +394,36 @@ class LogHandler:
         self._emit(event, format, circle=getattr(circle, "circleId", None),
                    circleName=getattr(circle, "name", None), **fields)
 
-    def circleJoined(self, session: Any, circle: Any) -> None:
+    def circleJoined(self, session: Session, circle: ChatCircle) -> None:
         self._circle("circleJoined", "joined circle {circleName!r}", circle)
 
-    def circleLeft(self, session: Any, circle: Any) -> None:
+    def circleLeft(self, session: Session, circle: ChatCircle) -> None:
         self._circle("circleLeft", "left circle {circleName!r}", circle)
 
-    def circleChanged(self, session: Any, circle: Any) -> None:
+    def circleChanged(self, session: Session, circle: ChatCircle) -> None:
         self._circle("circleChanged", "circle {circleName!r} changed", circle)
 
-    def circleInvitationReceived(self, session: Any, invitation: Any) -> None:
+    def circleInvitationReceived(self, session: Session, invitation: PendingCircleInvitation) -> None:
         self._circle("circleInvitationReceived", "{inviter} invites you into circle {circleName!r}", invitation,
                      inviter=getattr(invitation, "inviterEmail", None))
 
-    def circleRosterChanged(self, session: Any, circle: Any, joined: frozenset[str], left: frozenset[str]) -> None:
+    def circleRosterChanged(self, session: Session, circle: ChatCircle, joined: frozenset[str], left: frozenset[str]) -> None:
         self._circle("circleRosterChanged", "circle {circleName!r}: joined {joined}, left {left}", circle,
                      joined=sorted(joined), left=sorted(left))
 
-    def circleMessageReceived(self, session: Any, circle: Any, sender: str, message: Any) -> None:
+    def circleMessageReceived(self, session: Session, circle: ChatCircle, sender: str, message: CircleMessage) -> None:
         self._circle("circleMessageReceived", "{sender} in circle {circleName!r}: {text!r}", circle,
                      sender=sender, text=getattr(message, "text", None))
 
-    def circleTypingReceived(self, session: Any, circle: Any, sender: str) -> None:
+    def circleTypingReceived(self, session: Session, circle: ChatCircle, sender: str) -> None:
         self._circle("circleTypingReceived", "{sender} is typing in circle {circleName!r}", circle, sender=sender)
 
-    def circleNudgeReceived(self, session: Any, circle: Any, sender: str) -> None:
+    def circleNudgeReceived(self, session: Session, circle: ChatCircle, sender: str) -> None:
         self._circle("circleNudgeReceived", "{sender} nudged circle {circleName!r}", circle, sender=sender)
 
     # -- offline messages and other networks ---------------------------------------
 
-    def offlineMessageReceived(self, session: Any, message: Any) -> None:
+    def offlineMessageReceived(self, session: Session, message: OfflineMessage) -> None:
         sent = getattr(message, "sent", None)
         self._emit(
             "offlineMessageReceived",
@@ -419,7 +434,7 @@ class LogHandler:
             sent=sent.isoformat() if sent is not None else None,
         )
 
-    def offlineMessageFailed(self, session: Any, failure: Any) -> None:
+    def offlineMessageFailed(self, session: Session, failure: OfflineFailure) -> None:
         self._emit(
             "offlineMessageFailed",
             "offline message {messageId}: {stage} failed ({error}){retry}",
@@ -429,7 +444,7 @@ class LogHandler:
             retry=", will retry" if getattr(failure, "willRetry", False) else "",
         )
 
-    def networkMessageReceived(self, session: Any, message: Any) -> None:
+    def networkMessageReceived(self, session: Session, message: TextMessage) -> None:
         self._emit(
             "networkMessageReceived",
             "message from {sender} (other network): {text!r}",
@@ -437,40 +452,40 @@ class LogHandler:
             text=getattr(message, "text", None),
         )
 
-    def networkTypingReceived(self, session: Any, email: str) -> None:
+    def networkTypingReceived(self, session: Session, email: str) -> None:
         self._emit("networkTypingReceived", "{email} is typing (other network)", email=email)
 
-    def networkNudgeReceived(self, session: Any, email: str) -> None:
+    def networkNudgeReceived(self, session: Session, email: str) -> None:
         self._emit("networkNudgeReceived", "{email} sent a nudge (other network)", email=email)
 
-    def winkReceived(self, session: Any, conversation: Any, sender: str, wink: Any) -> None:
+    def winkReceived(self, session: Session, conversation: Conversation, sender: str, wink: Wink) -> None:
         obj = getattr(wink, "msnObject", None)
         self._emit("winkReceived", "{sender} sent a wink ({sha1d})", sender=sender,
                    sha1d=getattr(obj, "sha1d", None), size=getattr(obj, "size", None))
 
-    def voiceClipReceived(self, session: Any, conversation: Any, sender: str, clip: Any) -> None:
+    def voiceClipReceived(self, session: Session, conversation: Conversation, sender: str, clip: VoiceClip) -> None:
         obj = getattr(clip, "msnObject", None)
         self._emit("voiceClipReceived", "{sender} sent a voice clip ({sha1d})", sender=sender,
                    sha1d=getattr(obj, "sha1d", None), size=getattr(obj, "size", None))
 
-    def inkReceived(self, session: Any, conversation: Any, sender: str, ink: Any) -> None:
+    def inkReceived(self, session: Session, conversation: Conversation, sender: str, ink: Ink) -> None:
         self._emit("inkReceived", "{sender} sent ink ({inkFormat}, {size} bytes)", sender=sender,
                    inkFormat=getattr(ink, "format", None), size=len(getattr(ink, "data", b"")))
 
-    def fileOfferReceived(self, session: Any, conversation: Any, offer: Any) -> None:
+    def fileOfferReceived(self, session: Session, conversation: Optional[Conversation], offer: FileOffer) -> None:
         self._emit(
             "fileOfferReceived", "{sender} offers the file {name!r} ({size} bytes)",
             sender=getattr(offer, "sender", None), name=getattr(offer, "name", None), size=getattr(offer, "size", None),
         )
 
-    def transferProgress(self, session: Any, transfer: Any) -> None:
+    def transferProgress(self, session: Session, transfer: Transfer) -> None:
         self._emit(
             "transferProgress", "File {name!r} with {peer}: {done}/{total} bytes",
             name=getattr(transfer, "name", None), peer=getattr(transfer, "peer", None),
             done=getattr(transfer, "bytesDone", None), total=getattr(transfer, "total", None),
         )
 
-    def transferEnded(self, session: Any, transfer: Any) -> None:
+    def transferEnded(self, session: Session, transfer: Transfer) -> None:
         error = getattr(transfer, "error", None)
         self._emit(
             "transferEnded", "File {name!r} with {peer}: {outcome} ({done}/{total} bytes)",

@@ -10,10 +10,26 @@ logged and never breaks the session.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional
 
 from twisted.logger import Logger
 from zope.interface import Interface
+
+if TYPE_CHECKING:
+    # For the annotations only: the modules below import this one.
+    from msnp.circlechat import ChatCircle, PendingCircleInvitation
+    from msnp.circlewire import CircleMessage
+    from msnp.client import MSNClient
+    from msnp.contacts import Contact, Place, Status
+    from msnp.conversation import Conversation
+    from msnp.mime import TextMessage
+    from msnp.offline import OfflineFailure
+    from msnp.oim import OfflineMessage
+    from msnp.p2p.files import FileOffer, Transfer
+    from msnp.p2p.msnobject import MSNObject
+    from msnp.richcontent import Ink, VoiceClip, Wink
+    from msnp.session import Session
+    from msnp.uun import ReceivedNotification
 
 _log = Logger()
 
@@ -22,57 +38,68 @@ class IMessengerObserver(Interface):
     """
     Receives everything that happens to a signed-in session.
 
-    Arguments are msnp value objects: C{session} is an L{msnp.session.Session},
-    C{contact} an L{msnp.contacts.Contact}, C{conversation} an
+    Every event's first argument is the L{msnp.session.Session} it happened
+    to (only L{loginStep}, which comes before there is a session, carries
+    the L{msnp.MSNClient}), so one observer can serve several sessions and
+    a bot never has to keep the session from L{signedIn}. The other
+    arguments are msnp value objects, typed below: C{contact} an
+    L{msnp.contacts.Contact}, C{conversation} an
     L{msnp.conversation.Conversation}, C{message} an
     L{msnp.mime.TextMessage}.
     """
 
     # -- the session ----------------------------------------------------------
 
-    def loginStep(step: str, elapsed: float) -> None:
+    def loginStep(client: MSNClient, step: str, elapsed: float) -> None:
         """
         A step of the sign-in finished (C{"VER"}, C{"XFR"}, C{"SSO"},
         C{"USR OK"}, C{"contacts"}, C{"ADL"}, C{"online"}, ...), after
         C{elapsed} seconds since L{msnp.MSNClient.login} was called; for
         progress displays.
+
+        The one event whose first argument is not a session: the steps
+        come before the L{msnp.session.Session} exists (it is built
+        complete, in one call, once the NS accepted the ticket), so the
+        event carries the L{msnp.MSNClient} signing in, which an observer
+        of several clients tells apart the same way, and whose
+        C{client.login()} Deferred fires with the session.
         """
 
-    def signedIn(session: Any) -> None:
+    def signedIn(session: Session) -> None:
         """
         The session is ready: contacts are known and presence is announced.
         """
 
-    def signedOut(session: Any, reason: Optional[str]) -> None:
+    def signedOut(session: Session, reason: Optional[str]) -> None:
         """
         The session ended. C{reason} is the server's C{OUT} code (C{"OTH"}:
         signed in elsewhere, C{"SSD"}: server going down), C{"logout"} for
         L{msnp.session.Session.logout}, or C{"connection lost"}.
         """
 
-    def profileReceived(session: Any, profile: dict[str, str]) -> None:
+    def profileReceived(session: Session, profile: dict[str, str]) -> None:
         """
         The server sent the account profile headers after sign-in.
         """
 
-    def endpointsChanged(session: Any, endpoints: dict[str, Any]) -> None:
+    def endpointsChanged(session: Session, endpoints: dict[str, Place]) -> None:
         """
         The set of places this account is signed in at changed (MPOP).
         """
 
-    def placeSignedIn(session: Any, place: Any) -> None:
+    def placeSignedIn(session: Session, place: Place) -> None:
         """
         Another place of this account signed in (MPOP); C{place} is an
         L{msnp.contacts.Place} with its name. See
         L{msnp.session.Session.otherPlaces}.
         """
 
-    def placeSignedOut(session: Any, place: Any) -> None:
+    def placeSignedOut(session: Session, place: Place) -> None:
         """
         Another place of this account signed out (or was signed out).
         """
 
-    def notificationReceived(session: Any, notification: Any) -> None:
+    def notificationReceived(session: Session, notification: ReceivedNotification) -> None:
         """
         A C{UBN} this library does not act on itself arrived, parsed into an
         L{msnp.uun.ReceivedNotification} (sign-out requests end the session
@@ -81,23 +108,23 @@ class IMessengerObserver(Interface):
 
     # -- contacts and presence ----------------------------------------------
 
-    def contactStatusChanged(contact: Any, status: Any) -> None:
+    def contactStatusChanged(session: Session, contact: Contact, status: Status) -> None:
         """
         A contact went online, offline or changed status (an
         L{msnp.contacts.Status}).
         """
 
-    def contactNameChanged(contact: Any, displayName: str) -> None:
+    def contactNameChanged(session: Session, contact: Contact, displayName: str) -> None:
         """
         A contact changed their display name.
         """
 
-    def contactPersonalMessageChanged(contact: Any, personalMessage: str) -> None:
+    def contactPersonalMessageChanged(session: Session, contact: Contact, personalMessage: str) -> None:
         """
         A contact changed their personal message (or current media).
         """
 
-    def contactPictureChanged(contact: Any, msnObject: Any) -> None:
+    def contactPictureChanged(session: Session, contact: Contact, msnObject: Optional[MSNObject]) -> None:
         """
         A contact announced a new display picture (C{NLN}/C{ILN} with
         another SHA1D): C{msnObject} is the new
@@ -105,26 +132,26 @@ class IMessengerObserver(Interface):
         L{msnp.session.Session.fetchDisplayPicture} gets the bytes.
         """
 
-    def contactCurrentMediaChanged(contact: Any, currentMedia: str) -> None:
+    def contactCurrentMediaChanged(session: Session, contact: Contact, currentMedia: str) -> None:
         """
         A contact started, changed or stopped "now playing";
         C{currentMedia} is the line to show (C{"Title - Artist"}, C{""}
         when stopped), also readable as C{contact.nowPlaying}.
         """
 
-    def contactAddedYou(email: str, displayName: Optional[str]) -> None:
+    def contactAddedYou(session: Session, email: str, displayName: Optional[str]) -> None:
         """
         Someone put you on their contact list; accept or decline with
         L{msnp.session.Session.acceptContactRequest} /
         L{msnp.session.Session.declineContactRequest}.
         """
 
-    def contactRemovedYou(email: str) -> None:
+    def contactRemovedYou(session: Session, email: str) -> None:
         """
         Someone took you off their contact list.
         """
 
-    def contactListChanged(session: Any) -> None:
+    def contactListChanged(session: Session) -> None:
         """
         The contact list changed on the server (from another place, or a
         list update the server pushed).
@@ -132,37 +159,37 @@ class IMessengerObserver(Interface):
 
     # -- conversations --------------------------------------------------------
 
-    def conversationStarted(conversation: Any) -> None:
+    def conversationStarted(session: Session, conversation: Conversation) -> None:
         """
         Someone invited you to a conversation and you joined it.
         """
 
-    def messageReceived(conversation: Any, message: Any) -> None:
+    def messageReceived(session: Session, conversation: Conversation, message: TextMessage) -> None:
         """
         A text message arrived (whole, after reassembly of chunks).
         """
 
-    def typingReceived(conversation: Any, email: str) -> None:
+    def typingReceived(session: Session, conversation: Conversation, email: str) -> None:
         """
         A participant is typing.
         """
 
-    def nudgeReceived(conversation: Any, email: str) -> None:
+    def nudgeReceived(session: Session, conversation: Conversation, email: str) -> None:
         """
         A participant sent a nudge.
         """
 
-    def participantJoined(conversation: Any, email: str) -> None:
+    def participantJoined(session: Session, conversation: Conversation, email: str) -> None:
         """
         Someone joined the conversation.
         """
 
-    def participantLeft(conversation: Any, email: str) -> None:
+    def participantLeft(session: Session, conversation: Conversation, email: str) -> None:
         """
         Someone left the conversation.
         """
 
-    def conversationEnded(conversation: Any) -> None:
+    def conversationEnded(session: Session, conversation: Conversation) -> None:
         """
         The conversation's switchboard closed (everyone left, idle, or the
         connection dropped). Sending again opens a new one.
@@ -170,56 +197,56 @@ class IMessengerObserver(Interface):
 
     # -- circles (group chats) ------------------------------------------------
 
-    def circleJoined(session: Any, circle: Any) -> None:
+    def circleJoined(session: Session, circle: ChatCircle) -> None:
         """
         The account is now in C{circle} (an L{msnp.circlechat.ChatCircle}):
         created or accepted here or at another place, or found at sign-in
         after it changed elsewhere.
         """
 
-    def circleLeft(session: Any, circle: Any) -> None:
+    def circleLeft(session: Session, circle: ChatCircle) -> None:
         """
         The account is no longer in C{circle} (left here or elsewhere).
         """
 
-    def circleChanged(session: Any, circle: Any) -> None:
+    def circleChanged(session: Session, circle: ChatCircle) -> None:
         """
         A circle C{NOT}: C{circle}'s members (roles, pending invitations)
         were re-read.
         """
 
-    def circleInvitationReceived(session: Any, invitation: Any) -> None:
+    def circleInvitationReceived(session: Session, invitation: PendingCircleInvitation) -> None:
         """
         Someone invited the account into a circle; call
         C{invitation.accept()} or C{invitation.decline()}
         (an L{msnp.circlechat.PendingCircleInvitation}).
         """
 
-    def circleRosterChanged(session: Any, circle: Any, joined: frozenset[str], left: frozenset[str]) -> None:
+    def circleRosterChanged(session: Session, circle: ChatCircle, joined: frozenset[str], left: frozenset[str]) -> None:
         """
         Members joined (C{NFY PUT}) or left (C{NFY DEL}) the circle's
         conversation; C{circle.online} already says who is in it.
         """
 
-    def circleMessageReceived(session: Any, circle: Any, sender: str, message: Any) -> None:
+    def circleMessageReceived(session: Session, circle: ChatCircle, sender: str, message: CircleMessage) -> None:
         """
         C{sender} sent a text to C{circle}; C{message} is an
         L{msnp.circlewire.CircleMessage} (C{message.text}).
         """
 
-    def circleTypingReceived(session: Any, circle: Any, sender: str) -> None:
+    def circleTypingReceived(session: Session, circle: ChatCircle, sender: str) -> None:
         """
         C{sender} is typing in C{circle}.
         """
 
-    def circleNudgeReceived(session: Any, circle: Any, sender: str) -> None:
+    def circleNudgeReceived(session: Session, circle: ChatCircle, sender: str) -> None:
         """
         C{sender} nudged C{circle}.
         """
 
     # -- offline messages and other networks (docs/offline.md) -----------------
 
-    def offlineMessageReceived(session: Any, message: Any) -> None:
+    def offlineMessageReceived(session: Session, message: OfflineMessage) -> None:
         """
         An offline message left while you were away (an
         L{msnp.oim.OfflineMessage}: C{sender}, C{senderName}, C{text}, and
@@ -228,7 +255,7 @@ class IMessengerObserver(Interface):
         server after this method returned (even if it raised).
         """
 
-    def offlineMessageFailed(session: Any, failure: Any) -> None:
+    def offlineMessageFailed(session: Session, failure: OfflineFailure) -> None:
         """
         A step of fetching offline messages failed (an
         L{msnp.offline.OfflineFailure}: C{messageId}, C{stage}, C{error},
@@ -236,7 +263,7 @@ class IMessengerObserver(Interface):
         on the server; the session is not affected.
         """
 
-    def networkMessageReceived(session: Any, message: Any) -> None:
+    def networkMessageReceived(session: Session, message: TextMessage) -> None:
         """
         A text from a contact on another network (network 32, Yahoo!),
         which arrives without a switchboard (C{UBM}): an
@@ -244,35 +271,35 @@ class IMessengerObserver(Interface):
         L{msnp.session.Session.sendNetworkText}.
         """
 
-    def networkTypingReceived(session: Any, email: str) -> None:
+    def networkTypingReceived(session: Session, email: str) -> None:
         """
         A contact on another network is typing.
         """
 
-    def networkNudgeReceived(session: Any, email: str) -> None:
+    def networkNudgeReceived(session: Session, email: str) -> None:
         """
         A contact on another network sent a nudge.
         """
 
-    def winkReceived(session: Any, conversation: Any, sender: str, wink: Any) -> None:
+    def winkReceived(session: Session, conversation: Conversation, sender: str, wink: Wink) -> None:
         """
         C{sender} sent a wink in C{conversation}: a L{msnp.richcontent.Wink}
         whose bytes L{msnp.session.Session.fetchWink} fetches over P2P.
         """
 
-    def voiceClipReceived(session: Any, conversation: Any, sender: str, clip: Any) -> None:
+    def voiceClipReceived(session: Session, conversation: Conversation, sender: str, clip: VoiceClip) -> None:
         """
         C{sender} sent a voice clip: a L{msnp.richcontent.VoiceClip}, fetched
         with L{msnp.session.Session.fetchVoiceClip}.
         """
 
-    def inkReceived(session: Any, conversation: Any, sender: str, ink: Any) -> None:
+    def inkReceived(session: Session, conversation: Conversation, sender: str, ink: Ink) -> None:
         """
         C{sender} sent handwriting: a L{msnp.richcontent.Ink} with the
         decoded GIF or ISF bytes and which format it is.
         """
 
-    def fileOfferReceived(session: Any, conversation: Any, offer: Any) -> None:
+    def fileOfferReceived(session: Session, conversation: Optional[Conversation], offer: FileOffer) -> None:
         """
         A contact offers a file (L{msnp.p2p.files.FileOffer}: sender,
         sanitised name, size, preview). Answer with C{offer.accept(dir)}
@@ -281,14 +308,14 @@ class IMessengerObserver(Interface):
         through (L{None} if it is gone already).
         """
 
-    def transferProgress(session: Any, transfer: Any) -> None:
+    def transferProgress(session: Session, transfer: Transfer) -> None:
         """
         A file transfer (L{msnp.p2p.files.Transfer}) moved on:
         C{transfer.bytesDone} of C{transfer.total}. Rate-limited on the
         session's clock (a few per second), and always once at the end.
         """
 
-    def transferEnded(session: Any, transfer: Any) -> None:
+    def transferEnded(session: Session, transfer: Transfer) -> None:
         """
         A file transfer ended: C{transfer.error} is L{None} when it
         completed, else the L{msnp.p2p.errors.TransferError}.

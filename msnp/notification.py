@@ -523,12 +523,12 @@ class NotificationProtocol(PreambleProtocol):
             if dropped:
                 self._droppedPlaces.add(f"oldest place of {contact.email}", dropped)
         if oldStatus is not contact.status:
-            notifyObserver(self.observer, "contactStatusChanged", contact, contact.status)
+            notifyObserver(self.observer, "contactStatusChanged", self.session, contact, contact.status)
         if oldName != contact.displayName:
-            notifyObserver(self.observer, "contactNameChanged", contact, contact.displayName)
+            notifyObserver(self.observer, "contactNameChanged", self.session, contact, contact.displayName)
         newPicture = contact.picture
         if pictureIdentity(oldPicture) != pictureIdentity(newPicture):
-            notifyObserver(self.observer, "contactPictureChanged", contact, newPicture)
+            notifyObserver(self.observer, "contactPictureChanged", self.session, contact, newPicture)
 
     def _boundPlaces(self, new: dict[str, Place], known: dict[str, Place], whose: str) -> dict[str, Place]:
         """
@@ -567,7 +567,7 @@ class NotificationProtocol(PreambleProtocol):
         contact.endpoints.clear()
         if contact.status is not Status.OFFLINE:
             contact.status = Status.OFFLINE
-            notifyObserver(self.observer, "contactStatusChanged", contact, Status.OFFLINE)
+            notifyObserver(self.observer, "contactStatusChanged", self.session, contact, Status.OFFLINE)
 
     def handle_UBX(self, command: Command) -> None:
         """
@@ -609,9 +609,9 @@ class NotificationProtocol(PreambleProtocol):
         if data.endpoints is not None:
             contact.endpoints = self._boundPlaces(data.endpoints, contact.endpoints, contact.email)
         if changed:
-            notifyObserver(self.observer, "contactPersonalMessageChanged", contact, contact.personalMessage)
+            notifyObserver(self.observer, "contactPersonalMessageChanged", self.session, contact, contact.personalMessage)
         if contact.nowPlaying != playingBefore:
-            notifyObserver(self.observer, "contactCurrentMediaChanged", contact, contact.nowPlaying)
+            notifyObserver(self.observer, "contactCurrentMediaChanged", self.session, contact, contact.nowPlaying)
 
     def _announcePlaces(self, before: dict[str, Place]) -> None:
         """

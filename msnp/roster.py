@@ -778,7 +778,7 @@ class RosterManager:
             for entry in reverse:
                 email = normalizeEmail(entry.email)
                 if not added:
-                    notifyObserver(self.observer, "contactRemovedYou", email)
+                    notifyObserver(self.observer, "contactRemovedYou", self.session, email)
                     continue
                 contact = self.contacts.get(email)
                 if contact is None or not contact.isPending:
@@ -790,7 +790,7 @@ class RosterManager:
                 name = entry.displayName
                 if not name and contact.displayName != email:
                     name = contact.displayName
-                notifyObserver(self.observer, "contactAddedYou", email, name or None)
+                notifyObserver(self.observer, "contactAddedYou", self.session, email, name or None)
 
         if other:
             # The entries themselves were applied on arrival.

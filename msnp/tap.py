@@ -12,7 +12,6 @@ default ports, so the two work together out of the box.
 from __future__ import annotations
 
 import os
-from dataclasses import fields
 from typing import Any, Mapping, Optional
 from urllib.parse import urlsplit
 
@@ -24,7 +23,7 @@ from msnp.contacts import Status
 from msnp.endpoints import ClientIdentity, Endpoints, newMachineGuid, parseMachineGuid
 from msnp.handlers import HandlerFactory, checkHandlerFactory, loadHandlerFactory
 from msnp.service import MessengerService, RetryPolicy
-from msnp.twistdsupport import EXIT_FAILED, TwistdOptionsMixin, exitAfterShutdown
+from msnp.twistdsupport import EXIT_FAILED, TwistdOptionsMixin, exitAfterShutdown, parseLimitChange
 
 #: The environment variable holding the password.
 PASSWORD_VARIABLE = "MSNP_PASSWORD"
@@ -180,15 +179,8 @@ class Options(TwistdOptionsMixin, usage.Options):
         (repeatable), e.g. --limit openConversations=16; the names and
         defaults are in docs/limits.md.
         """
-        name, sep, value = assignment.partition("=")
-        kinds = {f.name: f.type for f in fields(ClientLimits)}
-        if not sep or name not in kinds:
-            raise usage.UsageError(f"--limit wants NAME=VALUE with NAME one of: {', '.join(sorted(kinds))}")
-        convert = float if kinds[name] in (float, "float") else int
-        try:
-            self._limitChanges[name] = convert(value)
-        except ValueError:
-            raise usage.UsageError(f"--limit {name}: {value!r} is not a number") from None
+        name, value = parseLimitChange(assignment, ClientLimits)
+        self._limitChanges[name] = value
 
     def __repr__(self) -> str:
         return f"<msnp.tap.Options account={self['account']!r}>"

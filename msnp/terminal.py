@@ -19,11 +19,12 @@ plainly and the output has no escape sequences.
 
 from __future__ import annotations
 
+import functools
 import getpass
 import os
 import signal
 import sys
-from typing import Any
+from typing import Any, Callable, Optional
 
 from twisted.conch.insults.insults import ServerProtocol
 from twisted.conch.recvline import HistoricRecvLine
@@ -231,7 +232,7 @@ async def _chat(reactor: Any, options: Any) -> None:
     console = Console(_printer, clock=reactor)
     interactive = os.isatty(0)
     front: Protocol
-    restore: Any = None
+    restore: Optional[Callable[[], object]] = None
     if interactive:
         import termios
         import tty
@@ -239,9 +240,7 @@ async def _chat(reactor: Any, options: Any) -> None:
         fd = sys.stdin.fileno()
         saved = termios.tcgetattr(fd)
         tty.setraw(fd)
-
-        def restore() -> None:
-            termios.tcsetattr(fd, termios.TCSANOW, saved)
+        restore = functools.partial(termios.tcsetattr, fd, termios.TCSANOW, saved)
 
         front = ServerProtocol(TerminalFront, console)
     else:

@@ -14,7 +14,8 @@ from __future__ import annotations
 import atexit
 import os
 import sys
-from typing import Any, Optional, TextIO
+from dataclasses import fields
+from typing import Any, Optional, TextIO, Union
 
 from twisted.logger import (
     FilteringLogObserver,
@@ -45,6 +46,24 @@ def parseLogLevel(text: str) -> LogLevel:
     if name not in LOG_LEVELS:
         raise ValueError(f"unknown log level {text!r}; use one of: {', '.join(LOG_LEVELS)}")
     return LogLevel.levelWithName(name)
+
+
+def parseLimitChange(assignment: str, limitsClass: type) -> tuple[str, Union[int, float]]:
+    """
+    Read one C{--limit NAME=VALUE} of either plugin: C{NAME} a field of the
+    limits dataclass C{limitsClass}, C{VALUE} a number of that field's type.
+
+    @raise usage.UsageError: no C{=}, an unknown name, or not a number.
+    """
+    name, sep, value = assignment.partition("=")
+    kinds = {f.name: f.type for f in fields(limitsClass)}
+    if not sep or name not in kinds:
+        raise usage.UsageError(f"--limit wants NAME=VALUE with NAME one of: {', '.join(sorted(kinds))}")
+    convert = float if kinds[name] in (float, "float") else int
+    try:
+        return name, convert(value)
+    except ValueError:
+        raise usage.UsageError(f"--limit {name}: {value!r} is not a number") from None
 
 
 class TwistdOptionsMixin:

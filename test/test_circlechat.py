@@ -17,6 +17,8 @@ from msnp.circlewire import CircleMessageType, buildMessagePayload, buildRosterN
 from msnp.errors import ConnectionLost, MessageNotDelivered, ServerError
 from msnp.wire import Command
 
+from test.support import EventRecorder, Summary
+
 CIRCLE = "00000000-0000-0000-0009-0123456789ab"
 GUID = "{7F7E3A0B-9C1D-4C4B-9E22-2C1A5B8D0F11}"
 
@@ -37,22 +39,18 @@ class FakeSession:
     machineGuid = GUID
 
 
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[tuple[Any, ...]] = []
-
-    def circleMessageReceived(self, session: Any, circle: Any, sender: str, message: Any) -> None:
-        self.events.append(("message", circle.circleId, sender, message.text))
-
-    def circleRosterChanged(self, session: Any, circle: Any, joined: Any, left: Any) -> None:
-        self.events.append(("roster", circle.circleId, joined, left))
+#: What the circle-routing tests compare (the only events recorded).
+CIRCLE_TRAFFIC: dict[str, Summary] = {
+    "circleMessageReceived": lambda session, circle, sender, message: (circle.circleId, sender, message.text),
+    "circleRosterChanged": lambda session, circle, joined, left: (circle.circleId, joined, left),
+}
 
 
 class CircleManagerTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = Clock()
         self.protocol = FakeProtocol()
-        self.observer = Recorder()
+        self.observer = EventRecorder("alice", CIRCLE_TRAFFIC, clock=self.clock)
         self.manager = CircleManager(
             FakeSession(), self.protocol, None, None, self.observer, self.clock, requestTimeout=30.0  # type: ignore[arg-type]
         )
@@ -123,6 +121,6 @@ class CircleManagerTests(SynchronousTestCase):
             self.manager.commandReceived(command)
         self.assertEqual(
             self.observer.events,
-            [("message", CIRCLE, "bob@example.com", "yo"), ("roster", CIRCLE, frozenset({"bob@example.com"}), frozenset())],
+            [("circleMessageReceived", CIRCLE, "bob@example.com", "yo"), ("circleRosterChanged", CIRCLE, frozenset({"bob@example.com"}), frozenset())],
         )
         self.assertEqual(self.circle.online, {"bob@example.com"})

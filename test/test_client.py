@@ -26,58 +26,13 @@ from msnp.errors import (
     UnsupportedProtocol,
 )
 
-from test.support import WAIT, asyncTest, pollUntil, signIn, startLocalNetwork
+from msnp.demo import STEP_DESCRIPTIONS
+from test.support import WAIT, EventRecorder, asyncTest, pollUntil, signIn, startLocalNetwork
 
 ALICE = "alice@example.com"
 BOB = "bob@example.com"
 CAROL = "carol@example.net"
 PASSWORD = "s3cret!"
-
-
-class Observer:
-    """
-    Records every event and lets a test wait for one.
-    """
-
-    def __init__(self) -> None:
-        self.events: list[tuple[Any, ...]] = []
-        self._waiters: list[tuple[str, Callable[..., bool], Deferred[tuple[Any, ...]]]] = []
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
-
-        def record(*args: Any) -> None:
-            self.events.append((name, *args))
-            for waiter in list(self._waiters):
-                event, predicate, d = waiter
-                if event == name and predicate(*args):
-                    self._waiters.remove(waiter)
-                    d.callback(args)
-
-        return record
-
-    def named(self, name: str) -> list[tuple[Any, ...]]:
-        return [e[1:] for e in self.events if e[0] == name]
-
-    def waitFor(self, name: str, predicate: Callable[..., bool] = lambda *a: True) -> "Deferred[tuple[Any, ...]]":
-        """
-        Fire with the arguments of the first (past or future) C{name} event
-        matching C{predicate}; fail after L{WAIT} seconds.
-        """
-        for event in self.events:
-            if event[0] == name and predicate(*event[1:]):
-                return _fired(event[1:])
-        d: Deferred[tuple[Any, ...]] = Deferred()
-        self._waiters.append((name, predicate, d))
-        d.addTimeout(WAIT, reactor)
-        return d
-
-
-def _fired(value: Any) -> "Deferred[Any]":
-    d: Deferred[Any] = Deferred()
-    d.callback(value)
-    return d
 
 
 class NetworkTestCase(TestCase):
@@ -102,7 +57,7 @@ class NetworkTestCase(TestCase):
         self,
         account: str = ALICE,
         password: str = PASSWORD,
-        observer: Optional[Observer] = None,
+        observer: Optional[EventRecorder] = None,
         **kwargs: Any,
     ) -> Session:
         kwargs.setdefault("loginTimeout", WAIT)
@@ -122,9 +77,9 @@ class LoginTests(NetworkTestCase):
         with a session that already has its contacts, profile and status.
         """
         await self.startNetwork()
-        observer = Observer()
+        observer = EventRecorder("observer")
         session = await self.signIn(observer=observer)
-        steps = [step for step, _ in observer.named("loginStep")]
+        steps = [step for _, step, _ in observer.named("loginStep")]
         self.assertEqual(
             steps,
             ["connect", "VER", "CVR", "XFR", "connect", "VER", "CVR", "SSO", "USR OK",
@@ -152,7 +107,7 @@ class LoginTests(NetworkTestCase):
         session), and L{Session.whenEnded} fires with C{"logout"}.
         """
         await self.startNetwork()
-        observer = Observer()
+        observer = EventRecorder("observer")
         session = await self.signIn(observer=observer)
         ended = session.whenEnded()
         await session.logout()
@@ -170,7 +125,7 @@ class LoginTests(NetworkTestCase):
         lost" and the observer hears C{signedOut}.
         """
         await self.startNetwork()
-        observer = Observer()
+        observer = EventRecorder("observer")
         session = await self.signIn(observer=observer)
         await self.network.stop()
         self.assertEqual(await session.whenEnded(), "connection lost")
@@ -208,10 +163,10 @@ class LoginTests(NetworkTestCase):
 
         await self.startNetwork()
         broken = self.endpoints.replace(addressBook=self.endpoints.sso.replace("RST2.srf", "nothing-here"))
-        observer = Observer()
+        observer = EventRecorder("observer")
         client = MSNClient(ALICE, PASSWORD, broken, observer=observer, reactor=reactor, loginTimeout=WAIT)
         await self.assertFailure(client.login(), ServiceError)
-        self.assertIn("USR OK", [s for s, _ in observer.named("loginStep")])
+        self.assertIn("USR OK", [s for _, s, _ in observer.named("loginStep")])
         await pollUntil(lambda: not self.network.onlineSessions(ALICE), timeout=1.0, interval=0.02)
         self.assertEqual(self.network.onlineSessions(ALICE), [])
 
@@ -223,15 +178,15 @@ class LoginTests(NetworkTestCase):
         from twisted.internet.defer import CancelledError
 
         await self.startNetwork()
-        observer = Observer()
+        observer = EventRecorder("observer")
         client = MSNClient(ALICE, PASSWORD, self.endpoints, observer=observer, reactor=reactor, loginTimeout=WAIT)
         d = client.login()
-        await observer.waitFor("loginStep", lambda step, _: step == "USR OK")
+        await observer.waitForArgs("loginStep", lambda client, step, _: step == "USR OK")
         # The contact download needs the network, so the login is waiting.
         self.assertNoResult(d)
         d.cancel()
         await self.assertFailure(d, CancelledError)
-        self.assertNotIn("contacts", [s for s, _ in observer.named("loginStep")])
+        self.assertNotIn("contacts", [s for _, s, _ in observer.named("loginStep")])
 
     @asyncTest
     async def test_passwordNotInRepr(self) -> None:
@@ -276,7 +231,7 @@ class LoginTests(NetworkTestCase):
         """
         await self.startNetwork()
         identity = ClientIdentity(machineGuid=newMachineGuid())
-        observer = Observer()
+        observer = EventRecorder("observer")
         first = await self.signIn(observer=observer, identity=identity)
         second = await self.signIn(identity=identity)
         self.assertEqual(await first.whenEnded(), "OTH")
@@ -290,10 +245,10 @@ class LoginTests(NetworkTestCase):
         the other in L{Session.places}.
         """
         await self.startNetwork()
-        observer = Observer()
+        observer = EventRecorder("observer")
         first = await self.signIn(observer=observer)
         second = await self.signIn()
-        await observer.waitFor("endpointsChanged", lambda s, places: second.machineGuid in places)
+        await observer.waitForArgs("endpointsChanged", lambda s, places: second.machineGuid in places)
         self.assertIn(first.machineGuid, first.places)
         self.assertIn(second.machineGuid, first.places)
         self.assertTrue(first.isActive and second.isActive)
@@ -327,12 +282,14 @@ class DirectLoginTests(NetworkTestCase):
         on there: no C{XFR} step, one connection.
         """
         await self.startNetwork()
-        observer = Observer()
+        observer = EventRecorder("observer")
         session = await self.signIn(observer=observer)
-        steps = [step for step, _ in observer.named("loginStep")]
+        steps = [step for _, step, _ in observer.named("loginStep")]
         self.assertEqual(
             steps, ["connect", "VER", "CVR", "SSO", "USR OK", "contacts", "ADL", "profile", "online"]
         )
+        # The progress display describes exactly these, and XFR (when redirected).
+        self.assertEqual(set(STEP_DESCRIPTIONS), set(steps) | {"XFR"})
         self.assertEqual(session.status, Status.ONLINE)
         self.assertEqual({c.email for c in session.contacts}, {BOB, CAROL})
 
@@ -342,13 +299,13 @@ class PresenceTests(NetworkTestCase):
     What one session does is seen by the other.
     """
 
-    async def bothOnline(self) -> tuple[Session, Observer, Session, Observer]:
+    async def bothOnline(self) -> tuple[Session, EventRecorder, Session, EventRecorder]:
         await self.startNetwork()
-        aliceObserver, bobObserver = Observer(), Observer()
+        aliceObserver, bobObserver = EventRecorder("alice"), EventRecorder("bob")
         alice = await self.signIn(observer=aliceObserver)
         bob = await self.signIn(BOB, "b0b-pass", observer=bobObserver)
-        await bobObserver.waitFor("contactStatusChanged", lambda c, s: c.email == ALICE and s is Status.ONLINE)
-        await aliceObserver.waitFor("contactStatusChanged", lambda c, s: c.email == BOB and s is Status.ONLINE)
+        await bobObserver.waitForArgs("contactStatusChanged", lambda session, c, s: c.email == ALICE and s is Status.ONLINE)
+        await aliceObserver.waitForArgs("contactStatusChanged", lambda session, c, s: c.email == BOB and s is Status.ONLINE)
         return alice, aliceObserver, bob, bobObserver
 
     @asyncTest
@@ -371,7 +328,7 @@ class PresenceTests(NetworkTestCase):
         alice, _, bob, bobObserver = await self.bothOnline()
         self.assertEqual(await alice.setStatus(Status.BUSY), Status.BUSY)
         self.assertEqual(alice.status, Status.BUSY)
-        await bobObserver.waitFor("contactStatusChanged", lambda c, s: c.email == ALICE and s is Status.BUSY)
+        await bobObserver.waitForArgs("contactStatusChanged", lambda session, c, s: c.email == ALICE and s is Status.BUSY)
 
     @asyncTest
     async def test_displayNameChange(self) -> None:
@@ -382,7 +339,7 @@ class PresenceTests(NetworkTestCase):
         name = "Al\u00efce \u2615 +100%"
         self.assertEqual(await alice.setDisplayName(name), name)
         self.assertEqual(alice.displayName, name)
-        await bobObserver.waitFor("contactNameChanged", lambda c, n: c.email == ALICE and n == name)
+        await bobObserver.waitForArgs("contactNameChanged", lambda session, c, n: c.email == ALICE and n == name)
 
     @asyncTest
     async def test_personalMessage(self) -> None:
@@ -393,7 +350,7 @@ class PresenceTests(NetworkTestCase):
         text = "caf\u00e9 <b>&</b> \u2615"
         await alice.setPersonalMessage(text)
         self.assertEqual(alice.personalMessage, text)
-        await bobObserver.waitFor("contactPersonalMessageChanged", lambda c, t: c.email == ALICE and t == text)
+        await bobObserver.waitForArgs("contactPersonalMessageChanged", lambda session, c, t: c.email == ALICE and t == text)
 
     @asyncTest
     async def test_currentMedia(self) -> None:
@@ -403,10 +360,10 @@ class PresenceTests(NetworkTestCase):
         alice, _, bob, bobObserver = await self.bothOnline()
         await alice.setCurrentMedia("Song", "Artist")
 
-        def playing(contact: Any, _: str) -> bool:
+        def playing(session: Any, contact: Any, _: str) -> bool:
             return contact.email == ALICE and "Song" in contact.currentMedia
 
-        await bobObserver.waitFor("contactPersonalMessageChanged", playing)
+        await bobObserver.waitForArgs("contactPersonalMessageChanged", playing)
 
     @asyncTest
     async def test_signOutSeenAsOffline(self) -> None:
@@ -415,7 +372,7 @@ class PresenceTests(NetworkTestCase):
         """
         alice, _, bob, bobObserver = await self.bothOnline()
         await alice.logout()
-        await bobObserver.waitFor("contactStatusChanged", lambda c, s: c.email == ALICE and s is Status.OFFLINE)
+        await bobObserver.waitForArgs("contactStatusChanged", lambda session, c, s: c.email == ALICE and s is Status.OFFLINE)
         contact = bob.contacts.get(ALICE)
         assert contact is not None
         self.assertFalse(contact.isOnline)
@@ -430,7 +387,7 @@ class PresenceTests(NetworkTestCase):
         conversation = await alice.openConversation(BOB)
         self.assertIn(conversation, list(alice.conversations))
         await conversation.sendText("h\u00e9llo \u2615")
-        (_, message) = await bobObserver.waitFor("messageReceived")
+        (_, _, message) = await bobObserver.waitForArgs("messageReceived")
         self.assertEqual((message.sender, message.text), (ALICE, "h\u00e9llo \u2615"))
 
     @asyncTest
@@ -594,12 +551,12 @@ class BrokenServerTests(TestCase):
         factory = ScriptedFactory(script)
         endpoints = await self.listen(factory)
         holder.append(int(endpoints.dispatch.rsplit(":", 1)[1]))
-        observer = Observer()
+        observer = EventRecorder("observer")
         client = MSNClient(
             ALICE, PASSWORD, endpoints, observer=observer, reactor=reactor, loginTimeout=WAIT, maxRedirects=2
         )
         await self.assertFailure(client.login(), ProtocolError)
-        self.assertEqual([s for s, _ in observer.named("loginStep")].count("XFR"), 3)
+        self.assertEqual([s for _, s, _ in observer.named("loginStep")].count("XFR"), 3)
 
     @asyncTest
     async def test_refusedConnection(self) -> None:

@@ -40,7 +40,7 @@ from msnp.conversation import Conversation, ConversationManager
 from msnp.nsmessages import SwitchboardTicket
 from msnp.wire import Command, Direction
 
-from test.support import commandsIn
+from test.support import EventRecorder, commandsIn
 
 GUIDS = [f"{{{i:08X}-0000-4000-8000-000000000000}}" for i in range(40)]
 ALICE = "alice@example.com"
@@ -53,23 +53,6 @@ def serverMSG(sender: str, name: str, payload: bytes) -> bytes:
     return f"MSG {sender} {name} {len(payload)}\r\n".encode() + payload
 
 
-class Recorder:
-    """
-    An observer that records every event.
-    """
-
-    def __init__(self) -> None:
-        self.events: list[tuple[Any, ...]] = []
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return lambda *args: self.events.append((name,) + args)
-
-    def named(self, name: str) -> list[tuple[Any, ...]]:
-        return [e for e in self.events if e[0] == name]
-
-
 class Harness:
     """
     A L{ConversationManager} with caps and a privacy rule whose
@@ -78,7 +61,7 @@ class Harness:
 
     def __init__(self, limits: ClientLimits = DEFAULT_CLIENT_LIMITS, refuseConnections: bool = False) -> None:
         self.clock = Clock()
-        self.observer = Recorder()
+        self.observer = EventRecorder("alice", clock=self.clock)
         self.blocked: set[str] = set()
         self.refuseConnections = refuseConnections
         self.connections: list[tuple[str, SwitchboardProtocol, StringTransport]] = []

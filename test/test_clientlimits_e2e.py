@@ -22,7 +22,7 @@ from msnp.clientlimits import DEFAULT_CLIENT_LIMITS, ClientLimits
 from msnp.conversation import ConversationState
 from msnp.session import Session
 
-from test.support import EventRecorder, asyncTest, signIn, startLocalNetwork, waitUntil
+from test.support import EventRecorder, Summary, asyncTest, signIn, startLocalNetwork, waitUntil
 
 PASSWORD = "secret-pw"
 ALICE = "alice@example.com"
@@ -33,15 +33,12 @@ def guid(i: int) -> str:
     return f"{{{i:08X}-1111-4222-8333-444455556666}}"
 
 
-class Observer(EventRecorder):
-    def contactNameChanged(self, contact: Any, name: str) -> None:
-        self._record("contactNameChanged", contact.email, name)
-
-    def contactPersonalMessageChanged(self, contact: Any, text: str) -> None:
-        self._record("contactPersonalMessageChanged", contact.email, text)
-
-    def endpointsChanged(self, session: Any, places: Any) -> None:
-        self._record("endpointsChanged", len(places))
+#: What the hostile-stream tests compare (the only events recorded).
+PROFILE_EVENTS: dict[str, Summary] = {
+    "contactNameChanged": lambda session, contact, name: (contact.email, name),
+    "contactPersonalMessageChanged": lambda session, contact, text: (contact.email, text),
+    "endpointsChanged": lambda session, places: (len(places),),
+}
 
 
 class SilentSwitchboard(Protocol):
@@ -59,11 +56,11 @@ class SilentSwitchboard(Protocol):
 class HostileTestCase(TestCase):
     timeout = 60
 
-    async def start(self, limits: ClientLimits = DEFAULT_CLIENT_LIMITS) -> tuple[Session, Observer]:
+    async def start(self, limits: ClientLimits = DEFAULT_CLIENT_LIMITS) -> tuple[Session, EventRecorder]:
         self.network, endpoints = await startLocalNetwork(
             self, [(ALICE, PASSWORD, "Alice"), (BOB, PASSWORD, "Bob")], mutualContacts=[(ALICE, BOB)]
         )
-        observer = Observer("alice")
+        observer = EventRecorder("alice", PROFILE_EVENTS)
         session = await signIn(self, ALICE, PASSWORD, endpoints, observer=observer, limits=limits)
         return session, observer
 
@@ -74,7 +71,7 @@ class HostileTestCase(TestCase):
         [server] = self.network.presence.sessionsOf(ALICE)
         server.transport.write(b"".join(lines))
 
-    async def sentinel(self, observer: Observer, name: str) -> None:
+    async def sentinel(self, observer: EventRecorder, name: str) -> None:
         """
         A last NLN renaming bob: once alice's client has it, it has handled
         everything written before it.
@@ -217,15 +214,12 @@ class TimeoutConfigTests(HostileTestCase):
         )
 
 
-class ChatObserver(EventRecorder):
-    def conversationStarted(self, conversation: Any) -> None:
-        self._record("conversationStarted", conversation)
-
-    def messageReceived(self, conversation: Any, message: Any) -> None:
-        self._record("messageReceived", message.sender, message.text)
-
-    def participantJoined(self, conversation: Any, email: str) -> None:
-        self._record("participantJoined", email)
+#: What the blocked-sender tests compare (the only events recorded).
+CHAT_EVENTS: dict[str, Summary] = {
+    "conversationStarted": lambda session, conversation: (conversation,),
+    "messageReceived": lambda session, conversation, message: (message.sender, message.text),
+    "participantJoined": lambda session, conversation, email: (email,),
+}
 
 
 class BlockedOnOpenSwitchboardTests(TestCase):
@@ -236,7 +230,7 @@ class BlockedOnOpenSwitchboardTests(TestCase):
 
     timeout = 60
 
-    async def start(self) -> dict[str, tuple[Session, ChatObserver]]:
+    async def start(self) -> dict[str, tuple[Session, EventRecorder]]:
         names = ("alice", "bob", "carol")
         self.network, endpoints = await startLocalNetwork(
             self,
@@ -246,7 +240,7 @@ class BlockedOnOpenSwitchboardTests(TestCase):
         )
         people = {}
         for n in names:
-            observer = ChatObserver(n)
+            observer = EventRecorder(n, CHAT_EVENTS)
             people[n] = (await signIn(self, f"{n}@example.com", PASSWORD, endpoints, observer=observer), observer)
         return people
 

@@ -164,7 +164,7 @@ class ConsoleCommandTests(SynchronousTestCase):
         from msnp.mime import TextMessage
 
         self.console.attach(self.session)
-        self.console.messageReceived(object(), TextMessage("bob@example.com", "Bob", "yo"))
+        self.console.messageReceived(self.session, object(), TextMessage("bob@example.com", "Bob", "yo"))
         self.assertRegex(self.lines[-1], r"^\[\d\d:\d\d\] <Bob> yo$")
 
     def test_richContentShown(self) -> None:
@@ -178,7 +178,7 @@ class ConsoleCommandTests(SynchronousTestCase):
 
         self.console.attach(self.session)
         cat = MSNObject.fromData("bob@example.com", b"\x89PNG", TYPE_EMOTICON)
-        self.console.messageReceived(object(), TextMessage("bob@example.com", "Bob", "a (cat)", emoticons={"(cat)": cat}))
+        self.console.messageReceived(self.session, object(), TextMessage("bob@example.com", "Bob", "a (cat)", emoticons={"(cat)": cat}))
         self.assertTrue(self.lines[-1].endswith("<Bob> a (cat)  [custom emoticons: (cat)]"), self.lines[-1])
         self.console.winkReceived(self.session, object(), "bob@example.com",
                                   Wink(MSNObject.fromData("bob@example.com", b"cab", TYPE_WINK)))

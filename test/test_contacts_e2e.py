@@ -8,7 +8,7 @@ time); a missing event fails the test through a per-wait timeout.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from twisted.internet import reactor
 from twisted.trial.unittest import TestCase
@@ -17,38 +17,17 @@ from msnp.contacts import Lists, Status
 from msnp.errors import ContactListError, ServiceError
 from msnp.server.accounts import Account
 
-from test.support import EventRecorder, signIn, startLocalNetwork
+from test.support import LIST_EVENTS, EventRecorder, Summary, signIn, startLocalNetwork
 
 PASSWORD = "secret-pw"
 
 
-class Recorder(EventRecorder):
-    """
-    Records the contact events of one user; a test can wait until a
-    condition over them holds.
-    """
-
-    #: The contact tests' name for L{EventRecorder.named}.
-    names = EventRecorder.named
-
-    # IMessengerObserver
-    def contactStatusChanged(self, contact: Any, status: Any) -> None:
-        self._record("contactStatusChanged", contact.email, status)
-
-    def contactAddedYou(self, email: str, displayName: Optional[str]) -> None:
-        self._record("contactAddedYou", email, displayName)
-
-    def contactRemovedYou(self, email: str) -> None:
-        self._record("contactRemovedYou", email)
-
-    def contactListChanged(self, session: Any) -> None:
-        self._record("contactListChanged")
-
-    def signedIn(self, session: Any) -> None:
-        self._record("signedIn")
-
-    def signedOut(self, session: Any, reason: Optional[str]) -> None:
-        self._record("signedOut", reason)
+#: What these tests compare of each contact event (the only ones recorded).
+CONTACT_EVENTS: dict[str, Summary] = {
+    **LIST_EVENTS,
+    "signedIn": lambda session: (),
+    "signedOut": lambda session, reason: (reason,),
+}
 
 
 class ContactsEndToEndTests(TestCase):
@@ -66,8 +45,8 @@ class ContactsEndToEndTests(TestCase):
             reactor=reactor,
         )
 
-    async def signIn(self, name: str) -> tuple[Any, Recorder]:
-        recorder = Recorder(name)
+    async def signIn(self, name: str) -> tuple[Any, EventRecorder]:
+        recorder = EventRecorder(name, CONTACT_EVENTS)
         session = await signIn(self, f"{name}@example.com", PASSWORD, self.endpoints, recorder)
         return session, recorder
 
@@ -100,8 +79,8 @@ class ContactsEndToEndTests(TestCase):
         bob, bobEvents = await self.signIn("bob")
         contact = await alice.addContact("bob@example.com")
         self.assertEqual(contact.lists & (Lists.FORWARD | Lists.ALLOW), Lists.FORWARD | Lists.ALLOW)
-        await bobEvents.waitFor(lambda: bool(bobEvents.names("contactAddedYou")), "contactAddedYou")
-        self.assertEqual(bobEvents.names("contactAddedYou")[0][0], "alice@example.com")
+        await bobEvents.waitFor(lambda: bool(bobEvents.named("contactAddedYou")), "contactAddedYou")
+        self.assertEqual(bobEvents.named("contactAddedYou")[0][0], "alice@example.com")
         pending = bob.contacts.get("alice@example.com")
         self.assertTrue(pending is not None and pending.isPending)
 
@@ -114,7 +93,7 @@ class ContactsEndToEndTests(TestCase):
         await aliceEvents.waitFor(
             lambda: ("contactListChanged",) in aliceEvents.events, "alice's contactListChanged"
         )
-        self.assertEqual(aliceEvents.names("contactAddedYou"), [])
+        self.assertEqual(aliceEvents.named("contactAddedYou"), [])
         self.assertTrue(alice.contacts.get("bob@example.com").onReverseList)
         self.assertTrue(self.account("alice@example.com").onForwardList("bob@example.com"))
         self.assertTrue(self.account("bob@example.com").onForwardList("alice@example.com"))
@@ -130,8 +109,8 @@ class ContactsEndToEndTests(TestCase):
         carol, carolEvents = await self.signIn("carol")
         await alice.addContact("bob@example.com")
         await alice.addContact("carol@example.com")
-        await bobEvents.waitFor(lambda: bool(bobEvents.names("contactAddedYou")), "bob's request")
-        await carolEvents.waitFor(lambda: bool(carolEvents.names("contactAddedYou")), "carol's request")
+        await bobEvents.waitFor(lambda: bool(bobEvents.named("contactAddedYou")), "bob's request")
+        await carolEvents.waitFor(lambda: bool(carolEvents.named("contactAddedYou")), "carol's request")
         await bob.acceptContactRequest("alice@example.com")
         declined = await carol.declineContactRequest("alice@example.com")
         self.assertTrue(declined.isBlocked)
@@ -151,8 +130,8 @@ class ContactsEndToEndTests(TestCase):
         alice, _ = await self.signIn("alice")
         bob, bobEvents = await self.signIn("bob")
         await alice.removeContact("bob@example.com")
-        await bobEvents.waitFor(lambda: bool(bobEvents.names("contactRemovedYou")), "contactRemovedYou")
-        self.assertEqual(bobEvents.names("contactRemovedYou"), [("alice@example.com",)])
+        await bobEvents.waitFor(lambda: bool(bobEvents.named("contactRemovedYou")), "contactRemovedYou")
+        self.assertEqual(bobEvents.named("contactRemovedYou"), [("alice@example.com",)])
         left = alice.contacts.get("bob@example.com")
         self.assertTrue(left is None or not left.onForwardList)
         self.assertFalse(self.account("alice@example.com").onForwardList("bob@example.com"))

@@ -12,50 +12,22 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.defer import DeferredList
 from twisted.trial.unittest import TestCase
 
 from msnp.errors import ContactOffline, MessageNotDelivered
 
-from test.support import EventRecorder, logoutQuietly, signIn, startLocalNetwork
+from test.support import (
+    CONVERSATION_EVENTS,
+    EventRecorder,
+    logoutQuietly,
+    messageTexts,
+    signIn,
+    startLocalNetwork,
+)
 
 PASSWORD = "secret-pw"
 LONG_TEXT = ("Grüße aus Zürich — ça va? Ελληνικά 日本語 😀 ✓ " * 120)[:4000]
-
-
-class Recorder(EventRecorder):
-    """
-    Records the conversation events of one user; a test can wait until a
-    condition over them holds.
-    """
-
-    def waitForEvent(self, event: str, count: int = 1) -> "Deferred[None]":
-        return self.waitFor(lambda: len(self.named(event)) >= count, f"{count} x {event}")
-
-    def texts(self) -> list[str]:
-        return [message.text for _, message in self.named("messageReceived")]
-
-    # IMessengerObserver (conversation part)
-    def conversationStarted(self, conversation: Any) -> None:
-        self._record("conversationStarted", conversation)
-
-    def messageReceived(self, conversation: Any, message: Any) -> None:
-        self._record("messageReceived", conversation, message)
-
-    def typingReceived(self, conversation: Any, email: str) -> None:
-        self._record("typingReceived", conversation, email)
-
-    def nudgeReceived(self, conversation: Any, email: str) -> None:
-        self._record("nudgeReceived", conversation, email)
-
-    def participantJoined(self, conversation: Any, email: str) -> None:
-        self._record("participantJoined", conversation, email)
-
-    def participantLeft(self, conversation: Any, email: str) -> None:
-        self._record("participantLeft", conversation, email)
-
-    def conversationEnded(self, conversation: Any) -> None:
-        self._record("conversationEnded", conversation)
 
 
 async def logoutAfterSwitchboards(session: Any) -> None:
@@ -90,8 +62,8 @@ class ConversationEndToEndTests(TestCase):
             reactor=reactor,
         )
 
-    async def signIn(self, name: str) -> tuple[Any, Recorder]:
-        recorder = Recorder(name)
+    async def signIn(self, name: str) -> tuple[Any, EventRecorder]:
+        recorder = EventRecorder(name, CONVERSATION_EVENTS)
         session = await signIn(
             self, f"{name}@example.com", PASSWORD, self.endpoints, recorder, signOut=logoutAfterSwitchboards
         )
@@ -130,11 +102,11 @@ class ConversationEndToEndTests(TestCase):
 
         await bobSide.sendText("Fine, thanks!")
         await aliceEvents.waitForEvent("messageReceived")
-        self.assertEqual(aliceEvents.texts(), ["Fine, thanks!"])
+        self.assertEqual(messageTexts(aliceEvents), ["Fine, thanks!"])
 
         await conversation.sendText(LONG_TEXT)
         await bobEvents.waitForEvent("messageReceived", 2)
-        self.assertEqual(bobEvents.texts()[1], LONG_TEXT)
+        self.assertEqual(messageTexts(bobEvents)[1], LONG_TEXT)
 
     async def test_typingAndNudge(self) -> None:
         """
@@ -175,8 +147,8 @@ class ConversationEndToEndTests(TestCase):
         await carolSide.sendText("hi from carol")
         await aliceEvents.waitForEvent("messageReceived")
         await bobEvents.waitForEvent("messageReceived", 2)
-        self.assertEqual(bobEvents.texts(), ["hello both", "hi from carol"])
-        self.assertEqual(aliceEvents.texts(), ["hi from carol"])
+        self.assertEqual(messageTexts(bobEvents), ["hello both", "hi from carol"])
+        self.assertEqual(messageTexts(aliceEvents), ["hi from carol"])
         self.assertEqual(carolEvents.named("messageReceived")[0][1].sender, "alice@example.com")
 
     async def test_offlineContact(self) -> None:
@@ -209,8 +181,8 @@ class ConversationEndToEndTests(TestCase):
 
         await conversation.sendText("second try")
         self.assertIsNot(conversation._switchboard, first)
-        await bobEvents.waitFor(lambda: "second try" in bobEvents.texts(), "the second text")
-        self.assertNotIn("this one is lost", bobEvents.texts())
+        await bobEvents.waitFor(lambda: "second try" in messageTexts(bobEvents), "the second text")
+        self.assertNotIn("this one is lost", messageTexts(bobEvents))
         self.assertEqual(len(bobEvents.named("conversationStarted")), 2)
 
     async def test_leaveEndsOneToOne(self) -> None:

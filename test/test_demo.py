@@ -255,7 +255,7 @@ class ConsoleTests(SynchronousTestCase):
         """
         from msnp.mime import TextMessage
 
-        self.console.messageReceived(object(), TextMessage("bob@example.com", "Bob", "yo"))
+        self.console.messageReceived(self.session, object(), TextMessage("bob@example.com", "Bob", "yo"))
         self.assertIn("<Bob> yo", "".join(self.lines))
         self.assertEqual(self.console.target, "bob@example.com")
 

@@ -16,7 +16,7 @@ from msnp.server.accounts import BLOCK
 from msnp.sso import buildRST2Request, parseSSOResponse
 from msnp.server.nsurl import LOGIN_FORM_PATH
 
-from test.test_server_limits import GUID_A, GUID_B, LimitsTestCase, Raw, httpClient
+from test.support import GUID_A, GUID_B, LimitsTestCase, Raw, httpClient
 
 GUID_C = "{22222222-3333-4444-5555-666666666666}"
 

@@ -45,7 +45,7 @@ class FileEvents(EventRecorder):
     def transferEnded(self, session: Any, transfer: Any) -> None:
         self._record("transferEnded", transfer, transfer.error)
 
-    def messageReceived(self, conversation: Any, message: Any) -> None:
+    def messageReceived(self, session: Any, conversation: Any, message: Any) -> None:
         self._record("messageReceived", conversation, message)
 
     def offers(self, count: int = 1) -> "Deferred[None]":

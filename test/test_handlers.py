@@ -58,7 +58,7 @@ class EchoHandlerTests(SynchronousTestCase):
         """
         handler = EchoHandler(client=object())
         conversation = FakeConversation()
-        notifyObserver(handler, "messageReceived", conversation, TextMessage("bob@example.com", "Bob", "hi there"))
+        notifyObserver(handler, "messageReceived", None, conversation, TextMessage("bob@example.com", "Bob", "hi there"))
         self.assertEqual(conversation.sent, ["hi there"])
         self.assertEqual(handler.echoed, 1)
 
@@ -67,7 +67,7 @@ class EchoHandlerTests(SynchronousTestCase):
         An empty text is not echoed.
         """
         conversation = FakeConversation()
-        EchoHandler().messageReceived(conversation, TextMessage("bob@example.com", "Bob", ""))
+        EchoHandler().messageReceived(None, conversation, TextMessage("bob@example.com", "Bob", ""))
         self.assertEqual(conversation.sent, [])
 
     def test_failureLogged(self) -> None:
@@ -78,7 +78,7 @@ class EchoHandlerTests(SynchronousTestCase):
         handler = EchoHandler()
         handler.log = Logger(observer=events.append)  # type: ignore[arg-type]
         conversation = FakeConversation(fail(MessageNotDelivered("NAK")))
-        handler.messageReceived(conversation, TextMessage("bob@example.com", "Bob", "hi"))
+        handler.messageReceived(None, conversation, TextMessage("bob@example.com", "Bob", "hi"))
         self.assertEqual(len(events), 1)
         self.assertIn("bob@example.com", formatEvent(events[0]))
         self.assertIn("NAK", formatEvent(events[0]))
@@ -109,7 +109,7 @@ class LogHandlerTests(SynchronousTestCase):
         conversation = FakeConversation()
         circle = Circle("00000000-0000-0000-0009-0123456789ab", "Family")
         arguments: dict[str, tuple[Any, ...]] = {
-            "loginStep": ("SSO", 0.25),
+            "loginStep": (object(), "SSO", 0.25),
             "signedIn": (session,),
             "signedOut": (session, "OTH"),
             "profileReceived": (session, {"MSPAuth": "x"}),
@@ -117,21 +117,21 @@ class LogHandlerTests(SynchronousTestCase):
             "placeSignedIn": (session, Place("{11111111-2222-3333-4444-555555555555}", name="Laptop")),
             "placeSignedOut": (session, Place("{11111111-2222-3333-4444-555555555555}", name="Laptop")),
             "notificationReceived": (session, ReceivedNotification("bob@example.com", None, RTCActivity(1))),
-            "contactCurrentMediaChanged": (contact, "Song - Artist"),
-            "contactStatusChanged": (contact, Status.BUSY),
-            "contactNameChanged": (contact, "Bobby"),
-            "contactPersonalMessageChanged": (contact, "hello"),
-            "contactPictureChanged": (contact, MSNObject.fromData("bob@example.com", b"\x89PNG\r\n\x1a\n")),
-            "contactAddedYou": ("carol@example.com", "Carol"),
-            "contactRemovedYou": ("carol@example.com",),
+            "contactCurrentMediaChanged": (session, contact, "Song - Artist"),
+            "contactStatusChanged": (session, contact, Status.BUSY),
+            "contactNameChanged": (session, contact, "Bobby"),
+            "contactPersonalMessageChanged": (session, contact, "hello"),
+            "contactPictureChanged": (session, contact, MSNObject.fromData("bob@example.com", b"\x89PNG\r\n\x1a\n")),
+            "contactAddedYou": (session, "carol@example.com", "Carol"),
+            "contactRemovedYou": (session, "carol@example.com",),
             "contactListChanged": (session,),
-            "conversationStarted": (conversation,),
-            "messageReceived": (conversation, TextMessage("bob@example.com", "Bob", "hi")),
-            "typingReceived": (conversation, "bob@example.com"),
-            "nudgeReceived": (conversation, "bob@example.com"),
-            "participantJoined": (conversation, "bob@example.com"),
-            "participantLeft": (conversation, "bob@example.com"),
-            "conversationEnded": (conversation,),
+            "conversationStarted": (session, conversation,),
+            "messageReceived": (session, conversation, TextMessage("bob@example.com", "Bob", "hi")),
+            "typingReceived": (session, conversation, "bob@example.com"),
+            "nudgeReceived": (session, conversation, "bob@example.com"),
+            "participantJoined": (session, conversation, "bob@example.com"),
+            "participantLeft": (session, conversation, "bob@example.com"),
+            "conversationEnded": (session, conversation,),
             "circleJoined": (session, circle),
             "circleLeft": (session, circle),
             "circleChanged": (session, circle),
@@ -171,10 +171,10 @@ class LogHandlerTests(SynchronousTestCase):
         """
         Fields are plain values: addresses, status codes, texts.
         """
-        self.handler.contactStatusChanged(Contact("bob@example.com"), Status.AWAY)
+        self.handler.contactStatusChanged(None, Contact("bob@example.com"), Status.AWAY)
         self.assertEqual(self.events[-1]["contact"], "bob@example.com")
         self.assertEqual(self.events[-1]["status"], "AWY")
-        self.handler.messageReceived(FakeConversation(), TextMessage("bob@example.com", "Bob", "yo"))
+        self.handler.messageReceived(None, FakeConversation(), TextMessage("bob@example.com", "Bob", "yo"))
         self.assertEqual(self.events[-1]["sender"], "bob@example.com")
         self.assertEqual(self.events[-1]["text"], "yo")
         self.assertIn("'yo'", formatEvent(self.events[-1]))
@@ -212,7 +212,7 @@ class PluggingTests(SynchronousTestCase):
         bot: Any = factory(client)
         self.assertIs(bot.client, client)
         conversation = FakeConversation()
-        notifyObserver(bot, "messageReceived", conversation, TextMessage("b@example.com", "B", "hey"))
+        notifyObserver(bot, "messageReceived", None, conversation, TextMessage("b@example.com", "B", "hey"))
         self.assertEqual(conversation.sent, ["HEY"])
 
     def test_bad(self) -> None:
@@ -232,5 +232,5 @@ class ShoutBot(ObserverBase):
     def __init__(self, client: Any) -> None:
         self.client = client
 
-    def messageReceived(self, conversation: Any, message: Any) -> None:
+    def messageReceived(self, session: Any, conversation: Any, message: Any) -> None:
         conversation.sendText(message.text.upper())

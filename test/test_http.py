@@ -26,7 +26,7 @@ from msnp.errors import ServiceError
 from msnp.http import BodyTooLarge, HTTPResult, postXML
 from msnp.httpclient import HTTPClientHandle, makeHTTPClient
 
-from test.support import TrackingFactory, stopTracked
+from test.support import Silent, TrackingFactory, stopTracked
 
 
 URL = "http://127.0.0.1/service"
@@ -70,23 +70,6 @@ class Stall(Resource):
         self.requests.append(request)
         request.setHeader(b"content-length", b"1000")
         request.write(b"<partial>")
-        return NOT_DONE_YET
-
-
-class Silent(Resource):
-    """
-    Never answers at all; C{received} fires when a request has arrived.
-    """
-
-    isLeaf = True
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.received: Deferred[None] = Deferred()
-
-    def render_POST(self, request: Request) -> Any:
-        if not self.received.called:
-            self.received.callback(None)
         return NOT_DONE_YET
 
 

@@ -136,3 +136,34 @@ class ImportWallTests(SynchronousTestCase):
         """
         self.assertIn("msnp.client", _imports(self.modules["msnp.testing"]))
         self.assertTrue(any(i.startswith("msnp.server") for i in _imports(self.modules["msnp.testing"])))
+
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
+
+
+class TestModulesTests(SynchronousTestCase):
+    """
+    Test modules share helpers through C{test.support} (and
+    C{test.fuzzstreams}), never by importing each other, so that moving or
+    deleting one test never breaks another.
+    """
+
+    def test_noTestModuleImportsAnother(self) -> None:
+        """
+        No module of C{test/} imports a C{test.test_*} module.
+        """
+        wrong = set()
+        for name in sorted(os.listdir(TESTS)):
+            if not name.endswith(".py"):
+                continue
+            with open(os.path.join(TESTS, name), encoding="utf-8") as f:
+                tree = ast.parse(f.read(), name)
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ImportFrom):
+                    imported = [node.module or ""] + [f"{node.module}.{a.name}" for a in node.names]
+                elif isinstance(node, ast.Import):
+                    imported = [a.name for a in node.names]
+                else:
+                    continue
+                wrong.update((name, i) for i in imported if i.startswith("test.test_"))
+        self.assertEqual(wrong, set())

@@ -64,10 +64,50 @@ class ObserversTests(SynchronousTestCase):
         client.addObserver(b)
         self.assertEqual(list(client.observers), [a, b])
         self.assertIs(client.observer, a)
-        notifyObserver(client.observers, "loginStep", "VER", 0.5)
-        self.assertEqual(b.named("loginStep"), [("VER", 0.5)])
+        notifyObserver(client.observers, "loginStep", client, "VER", 0.5)
+        self.assertEqual(b.named("loginStep"), [(client, "VER", 0.5)])
         client.removeObserver(a)
         self.assertIs(client.observer, b)
         client.observer = None
         self.assertEqual(list(client.observers), [])
         self.assertIsNone(client.observer)
+
+
+class SessionFirstTests(SynchronousTestCase):
+    """
+    The rule every event follows, so that it holds for events added later.
+    """
+
+    def test_sessionFirst(self) -> None:
+        """
+        Every declared event's first parameter is C{session}, but for
+        C{loginStep}, which comes before the session exists and carries the
+        client instead; no other event may be an exception.
+        """
+        first = {name: IMessengerObserver[name].positional[0] for name in IMessengerObserver.names()}
+        self.assertEqual({name: p for name, p in first.items() if p != "session"}, {"loginStep": "client"})
+
+    def test_argumentsTyped(self) -> None:
+        """
+        Every argument of every event is annotated, and none as C{Any}:
+        each names the msnp value it is (read from the source, since the
+        interface keeps no annotations).
+        """
+        import ast
+        import inspect
+
+        import msnp.interfaces
+
+        tree = ast.parse(inspect.getsource(msnp.interfaces))
+        [interface] = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "IMessengerObserver"]
+        untyped = {
+            (method.name, argument.arg)
+            for method in interface.body
+            if isinstance(method, ast.FunctionDef)
+            for argument in method.args.args
+            if argument.annotation is None or "Any" in ast.unparse(argument.annotation)
+        }
+        self.assertEqual(untyped, set())
+        self.assertEqual(
+            {m.name for m in interface.body if isinstance(m, ast.FunctionDef)}, set(IMessengerObserver.names())
+        )

@@ -12,7 +12,7 @@ event fails the test through a per-wait timeout.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, succeed
@@ -30,7 +30,7 @@ from msnp.server.network import LocalNetwork
 from msnp.server.notification import addressBookChangedPayload, notificationPid
 from msnp.wire import Command
 from msnp.xmlsafe import parseXML, textOf
-from test.support import EventRecorder
+from test.support import LIST_EVENTS, EventRecorder, Summary
 
 PASSWORD = "secret-pw"
 ALICE = "alice@example.com"
@@ -48,29 +48,12 @@ REFERENCE_NOT = (
 )
 
 
-class Recorder(EventRecorder):
-    """
-    Records the list and presence events of one place.
-    """
-
-    def count(self, event: str) -> int:
-        return sum(1 for e in self.events if e[0] == event)
-
-    # IMessengerObserver
-    def contactStatusChanged(self, contact: Any, status: Any) -> None:
-        self._record("contactStatusChanged", contact.email, status)
-
-    def contactAddedYou(self, email: str, displayName: Optional[str]) -> None:
-        self._record("contactAddedYou", email, displayName)
-
-    def contactRemovedYou(self, email: str) -> None:
-        self._record("contactRemovedYou", email)
-
-    def contactListChanged(self, session: Any) -> None:
-        self._record("contactListChanged")
-
-    def endpointsChanged(self, session: Any, places: Any) -> None:
-        self._record("endpointsChanged", len(places))
+#: What these tests compare of the list and presence events (the only ones
+#: recorded).
+PLACE_EVENTS: dict[str, Summary] = {
+    **LIST_EVENTS,
+    "endpointsChanged": lambda session, places: (len(places),),
+}
 
 
 def listView(session: Any) -> dict[str, Any]:
@@ -193,7 +176,7 @@ class OtherPlaceRosterTests(SynchronousTestCase):
 
     def setUp(self) -> None:
         self.services = PendingServices()
-        self.recorder = Recorder("B")
+        self.recorder = EventRecorder("B", PLACE_EVENTS)
         self.contacts = ContactList()
         self.roster = RosterManager(
             self.contacts, self.services, self.services,  # type: ignore[arg-type]
@@ -282,8 +265,8 @@ class MPOPEndToEndTests(TestCase):
         self.endpoints = await self.network.start()
         self.addCleanup(self.network.stop)
 
-    async def signIn(self, email: str, name: str) -> tuple[Any, Recorder]:
-        recorder = Recorder(name)
+    async def signIn(self, email: str, name: str) -> tuple[Any, EventRecorder]:
+        recorder = EventRecorder(name, PLACE_EVENTS)
         client = self.MSNClient(
             email,
             PASSWORD,
@@ -302,7 +285,7 @@ class MPOPEndToEndTests(TestCase):
         except Exception:
             pass
 
-    async def twoPlaces(self) -> tuple[Any, Recorder, Any, Recorder]:
+    async def twoPlaces(self) -> tuple[Any, EventRecorder, Any, EventRecorder]:
         """
         Sign alice in at A, then at B, and wait until each knows the other.
         """
@@ -333,7 +316,7 @@ class MPOPEndToEndTests(TestCase):
 
         return check
 
-    async def converged(self, a: Any, aEvents: Recorder, b: Any, bEvents: Recorder) -> None:
+    async def converged(self, a: Any, aEvents: EventRecorder, b: Any, bEvents: EventRecorder) -> None:
         """
         Wait until both places hold the same list (events drive the checks).
         """

@@ -12,7 +12,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransportWithDisconnection
 from twisted.trial.unittest import SynchronousTestCase
 
-from msnp.contacts import Contact, ContactList, Endpoint, Lists, Status
+from msnp.contacts import Endpoint, Lists, Status
 from msnp.listpayload import ListEntry
 from msnp.preamble import NSRedirect
 from msnp.endpoints import ClientIdentity
@@ -34,17 +34,17 @@ from msnp.nsmessages import (
 )
 from msnp.wire import Command, Direction, parseCommand
 
+from test.support import GUID_A, GUID_B, GUID_C, EndListener, NotificationHarness
+
 ALICE = "alice@example.com"
-GUID_A = "{6F0D1A2B-3C4D-4E5F-8A9B-0C1D2E3F4A5B}"
-GUID_B = "{0A1B2C3D-4E5F-4061-8293-A4B5C6D7E8F9}"
-GUID_C = "{11111111-2222-3333-4444-555555555555}"
 TICKET = "t=EwCoARAnAAAUclearTICKETexample0001&p=EwCoAPROFILEexample0001"
 RESPONSE = "HAAAAAEAAAADZgAABIAAAAgAAAAUAAAASAAAAAECAwQFBgcIBUQ8AAL5VDBfLONtwsPx147ByTKty+fielcWrvtzopbRKqSZzZULFzX+Qo082gcyUgKJq8GIftWY1RkvnEHfx3PtZOsdgFdDueHlpupL9Odgatraf+QTiNF3xpY="
 
 
-class Recorder:
+class ListenerRecorder:
     """
-    An observer, roster and conversation manager that records every call.
+    An L{INotificationListener} (the roster and conversation manager's
+    side of the NS connection) that records every call.
     """
 
     def __init__(self) -> None:
@@ -68,79 +68,6 @@ def command(line: bytes) -> Command:
     return parseCommand(line, Direction.FROM_SERVER)
 
 
-class _EndListener:
-    """
-    A listener that only records how the connection ended.
-    """
-
-    def __init__(self, ended: list[Optional[str]]) -> None:
-        self.ended = ended
-        self.mailData: list[bytes] = []
-        self.networkMessages: list[Any] = []
-
-    def serverListChanged(self, entries: Any, added: bool) -> None:
-        pass
-
-    def addressBookChanged(self) -> None:
-        pass
-
-    def invited(self, invitation: Any) -> None:
-        pass
-
-    def notificationEnded(self, reason: Optional[str]) -> None:
-        self.ended.append(reason)
-
-    def mailDataReceived(self, payload: bytes) -> None:
-        self.mailData.append(payload)
-
-    def networkMessageReceived(self, message: Any) -> None:
-        self.networkMessages.append(message)
-
-
-class Harness:
-    """
-    A connected L{NotificationProtocol} with bob, carol and dave as contacts.
-    """
-
-    def __init__(self, testCase: SynchronousTestCase) -> None:
-        self.clock = Clock()
-        self.observer = Recorder()
-        self.protocol = NotificationProtocol(
-            ALICE,
-            ClientIdentity(machineGuid=GUID_A),
-            clock=self.clock,
-            requestTimeout=10,
-            observer=self.observer,
-        )
-        self.protocol.session = "the session"
-        self.transport = StringTransportWithDisconnection()
-        self.transport.protocol = self.protocol
-        self.protocol.makeConnection(self.transport)
-        self.ended: list[Optional[str]] = []
-        self.protocol.listener = _EndListener(self.ended)
-        self.protocol.state.contacts = ContactList(
-            [
-                Contact("bob@example.com", "Bob", lists=Lists.FORWARD | Lists.ALLOW),
-                Contact("carol@example.net", "Carol", lists=Lists.FORWARD | Lists.ALLOW),
-                Contact("eve@yahoo.com", "Eve", network=32, lists=Lists.FORWARD | Lists.ALLOW),
-            ]
-        )
-        testCase.addCleanup(self.protocol.stopKeepAlive)
-
-    def receive(self, data: bytes) -> None:
-        self.protocol.dataReceived(data)
-
-    def take(self) -> bytes:
-        data = bytes(self.transport.value())
-        self.transport.clear()
-        return data
-
-    def contact(self, email: str) -> Contact:
-        found = self.protocol.state.contacts.get(email)
-        assert found is not None
-        return found
-
-
 class AuthenticationTests(SynchronousTestCase):
     """
     C{USR SSO S}: presenting the ticket (reference 2.8).
@@ -152,7 +79,7 @@ class AuthenticationTests(SynchronousTestCase):
         braces) go out in one C{USR trid SSO S} line; C{USR OK} fires with
         L{LoginAccepted}.
         """
-        h = Harness(self)
+        h = NotificationHarness(self)
         d = h.protocol.authenticate(TICKET, RESPONSE)
         self.assertEqual(h.take(), f"USR 1 SSO S {TICKET} {RESPONSE} {GUID_A}\r\n".encode())
         h.receive(b"USR 1 OK alice@example.com 1 0\r\n")
@@ -176,7 +103,7 @@ class AuthenticationTests(SynchronousTestCase):
         """
         C{USR trid OK acct 0 0}: the account is not verified.
         """
-        h = Harness(self)
+        h = NotificationHarness(self)
         d = h.protocol.authenticate(TICKET, RESPONSE)
         h.receive(b"USR 1 OK alice@example.com 0 0\r\n")
         self.assertEqual(self.successResultOf(d), LoginAccepted(ALICE, False))
@@ -186,7 +113,7 @@ class AuthenticationTests(SynchronousTestCase):
         """
         C{911} (ticket or MBI response refused) is an L{AuthenticationError}.
         """
-        h = Harness(self)
+        h = NotificationHarness(self)
         d = h.protocol.authenticate(TICKET, RESPONSE)
         h.receive(b"911 1\r\n")
         self.failureResultOf(d, AuthenticationError)
@@ -195,7 +122,7 @@ class AuthenticationTests(SynchronousTestCase):
         """
         A busy server (C{601}) is not an authentication failure.
         """
-        h = Harness(self)
+        h = NotificationHarness(self)
         d = h.protocol.authenticate(TICKET, RESPONSE)
         h.receive(b"601 1\r\n")
         self.assertEqual(self.failureResultOf(d, ServerError).value.code, 601)
@@ -204,7 +131,7 @@ class AuthenticationTests(SynchronousTestCase):
         """
         An C{XFR NS} in reply to C{USR SSO S} is a redirect.
         """
-        h = Harness(self)
+        h = NotificationHarness(self)
         d = h.protocol.authenticate(TICKET, RESPONSE)
         h.receive(b"XFR 1 NS 10.1.1.1:1863 U D\r\n")
         self.assertEqual(self.successResultOf(d), NSRedirect("10.1.1.1", 1863))
@@ -222,7 +149,7 @@ class AuthenticationTests(SynchronousTestCase):
 
         globalLogPublisher.addObserver(observe)  # type: ignore[arg-type]
         self.addCleanup(globalLogPublisher.removeObserver, observe)  # type: ignore[arg-type]
-        h = Harness(self)
+        h = NotificationHarness(self)
         h.protocol.trace = True
         h.protocol.authenticate(TICKET, RESPONSE)
         self.assertTrue(any("USR 1 SSO S" in line for line in lines))
@@ -239,7 +166,7 @@ class ChallengeAndKeepAliveTests(SynchronousTestCase):
         C{CHL 0 22210219642164014968} is answered with the reference
         vector, with the WLM 2009 product id and no line break after it.
         """
-        h = Harness(self)
+        h = NotificationHarness(self)
         h.receive(b"CHL 0 22210219642164014968\r\n")
         self.assertEqual(h.take(), b"QRY 1 PROD0120PW!CCV9@ 32\r\n6e92a312bf6b70ee58e75a1e3315695c")
         h.receive(b"QRY 1\r\n")
@@ -249,7 +176,7 @@ class ChallengeAndKeepAliveTests(SynchronousTestCase):
         """
         A challenge that is not digits is logged and not answered.
         """
-        h = Harness(self)
+        h = NotificationHarness(self)
         h.receive(b"CHL 0 abc\r\n")
         self.assertEqual(h.take(), b"")
 
@@ -258,7 +185,7 @@ class ChallengeAndKeepAliveTests(SynchronousTestCase):
         The first C{PNG} goes out at once; after C{QNG 50} the next one
         goes out 50 seconds later, not earlier.
         """
-        h = Harness(self)
+        h = NotificationHarness(self)
         h.protocol.startKeepAlive()
         self.assertEqual(h.take(), b"PNG\r\n")
         h.receive(b"QNG 50\r\n")
@@ -276,7 +203,7 @@ class ChallengeAndKeepAliveTests(SynchronousTestCase):
         Without a C{QNG} within twice the interval the connection is
         dropped and the session ends as "connection lost".
         """
-        h = Harness(self)
+        h = NotificationHarness(self)
         h.protocol.startKeepAlive()
         h.take()
         h.receive(b"QNG 30\r\n")
@@ -292,7 +219,7 @@ class ChallengeAndKeepAliveTests(SynchronousTestCase):
         """
         C{QNG 0} cannot make the client ping in a tight loop.
         """
-        h = Harness(self)
+        h = NotificationHarness(self)
         h.protocol.startKeepAlive()
         h.take()
         h.receive(b"QNG 0\r\n")
@@ -303,7 +230,7 @@ class ChallengeAndKeepAliveTests(SynchronousTestCase):
         """
         Losing the connection cancels every keep-alive timer.
         """
-        h = Harness(self)
+        h = NotificationHarness(self)
         h.protocol.startKeepAlive()
         h.receive(b"QNG 50\r\n")
         h.transport.loseConnection()
@@ -321,7 +248,7 @@ class SignOutTests(SynchronousTestCase):
         C{OUT OTH} ends the session with reason C{OTH}, fails pending
         requests with L{SignedOut} and closes the connection.
         """
-        h = Harness(self)
+        h = NotificationHarness(self)
         pending = h.protocol.changeStatus(Status.BUSY)
         h.receive(b"OUT OTH\r\n")
         self.assertEqual(self.failureResultOf(pending, SignedOut).value.reason, "OTH")
@@ -331,7 +258,7 @@ class SignOutTests(SynchronousTestCase):
         """
         C{OUT SSD} ends the session with reason C{SSD}.
         """
-        h = Harness(self)
+        h = NotificationHarness(self)
         h.receive(b"OUT SSD\r\n")
         self.assertEqual(h.ended, ["SSD"])
 
@@ -339,7 +266,7 @@ class SignOutTests(SynchronousTestCase):
         """
         A bare C{OUT} ends the session with no reason.
         """
-        h = Harness(self)
+        h = NotificationHarness(self)
         h.receive(b"OUT\r\n")
         self.assertEqual(h.ended, [None])
 
@@ -348,7 +275,7 @@ class SignOutTests(SynchronousTestCase):
         A plain hang-up is "connection lost" and fails pending requests
         with L{ConnectionLost}.
         """
-        h = Harness(self)
+        h = NotificationHarness(self)
         d = h.protocol.setPrivacy("AL")
         h.transport.loseConnection()
         self.failureResultOf(d, ConnectionLost)
@@ -358,7 +285,7 @@ class SignOutTests(SynchronousTestCase):
         """
         C{UBN alice;{other} 4 14} + C{goawyplzthxbye} signs this place out.
         """
-        h = Harness(self)
+        h = NotificationHarness(self)
         h.receive(f"UBN alice@example.com;{GUID_C} 4 14\r\ngoawyplzthxbye".encode())
         self.assertEqual(h.ended, [REASON_SIGNED_OUT_ELSEWHERE])
 
@@ -366,7 +293,7 @@ class SignOutTests(SynchronousTestCase):
         """
         The same notification from another account does nothing.
         """
-        h = Harness(self)
+        h = NotificationHarness(self)
         h.receive(b"UBN bob@example.com 4 14\r\ngoawyplzthxbye")
         self.assertEqual(h.ended, [])
 
@@ -375,7 +302,7 @@ class SignOutTests(SynchronousTestCase):
         L{NotificationProtocol.signOut} sends C{OUT} without a TrID and
         fires once the connection is closed; the reason is "logout".
         """
-        h = Harness(self)
+        h = NotificationHarness(self)
         d = h.protocol.signOut()
         self.assertEqual(h.take(), b"OUT\r\n")
         self.successResultOf(d)
@@ -392,13 +319,13 @@ class PresenceTests(SynchronousTestCase):
         C{NLN NLN 1:bob@example.com Bob caps 0}: bob is online, the
         observer hears the status change.
         """
-        h = Harness(self)
+        h = NotificationHarness(self)
         h.receive(b"NLN NLN 1:bob@example.com Bob 2789003324:48 0\r\n")
         bob = h.contact("bob@example.com")
         self.assertEqual(bob.status, Status.ONLINE)
         self.assertEqual(bob.capabilities, "2789003324:48")
         self.assertIsNone(bob.msnObject)
-        self.assertEqual(h.observer.named("contactStatusChanged"), [(bob, Status.ONLINE)])
+        self.assertEqual(h.observer.named("contactStatusChanged"), [("the session", bob, Status.ONLINE)])
         self.assertEqual(h.observer.named("contactNameChanged"), [])
 
     def test_nameChangeNonASCII(self) -> None:
@@ -406,7 +333,7 @@ class PresenceTests(SynchronousTestCase):
         A percent-encoded UTF-8 name (and one sent raw, with a literal
         C{+}) is decoded and reported as a name change.
         """
-        h = Harness(self)
+        h = NotificationHarness(self)
         h.receive(b"NLN AWY 1:bob@example.com Bob%20%C3%A7a%2Bva 2789003324:48 0\r\n")
         bob = h.contact("bob@example.com")
         self.assertEqual(bob.displayName, "Bob \u00e7a+va")
@@ -414,14 +341,14 @@ class PresenceTests(SynchronousTestCase):
         h.receive("NLN AWY 1:bob@example.com Al\u00efce+%25 1:0 0\r\n".encode())
         self.assertEqual(bob.displayName, "Al\u00efce+%")
         self.assertEqual(
-            h.observer.named("contactNameChanged"), [(bob, "Bob \u00e7a+va"), (bob, "Al\u00efce+%")]
+            h.observer.named("contactNameChanged"), [("the session", bob, "Bob \u00e7a+va"), ("the session", bob, "Al\u00efce+%")]
         )
 
     def test_ilnWithTrid(self) -> None:
         """
         C{ILN trid ...} has the same fields after its TrID.
         """
-        h = Harness(self)
+        h = NotificationHarness(self)
         h.receive(b"ILN 11 BSY 1:carol@example.net Carol 1:0 %3Cmsnobj%2F%3E\r\n")
         carol = h.contact("carol@example.net")
         self.assertEqual(carol.status, Status.BUSY)
@@ -432,7 +359,7 @@ class PresenceTests(SynchronousTestCase):
         MSNP15-17 presence (C{NLN STATUS account netId ...}, C{FLN account
         netId}) is read the same way.
         """
-        h = Harness(self)
+        h = NotificationHarness(self)
         h.receive(b"NLN IDL bob@example.com 1 Bobby 2789003324 0\r\n")
         bob = h.contact("bob@example.com")
         self.assertEqual((bob.status, bob.displayName), (Status.IDLE, "Bobby"))
@@ -443,7 +370,7 @@ class PresenceTests(SynchronousTestCase):
         """
         A C{32:} contact with an icon URL token is understood.
         """
-        h = Harness(self)
+        h = NotificationHarness(self)
         h.receive(b"NLN NLN 32:eve@yahoo.com Eve 0:0 0 http://icon.invalid/x.png\r\n")
         self.assertEqual(h.contact("eve@yahoo.com").status, Status.ONLINE)
 
@@ -451,7 +378,7 @@ class PresenceTests(SynchronousTestCase):
         """
         C{;via=9:{guid}@live.com} (circle membership) is split off.
         """
-        h = Harness(self)
+        h = NotificationHarness(self)
         h.receive(b"NLN NLN 1:bob@example.com;via=9:{00000000-0000-0000-0000-000000000009}@live.com Bob 1:0 0\r\n")
         self.assertEqual(h.contact("bob@example.com").status, Status.ONLINE)
 
@@ -459,7 +386,7 @@ class PresenceTests(SynchronousTestCase):
         """
         C{FLN 1:bob 0:0} makes bob offline and clears his endpoints.
         """
-        h = Harness(self)
+        h = NotificationHarness(self)
         h.receive(b"NLN NLN 1:bob@example.com Bob 1:0 0\r\n")
         h.contact("bob@example.com").addEndpoint(Endpoint(GUID_B))
         h.receive(b"FLN 1:bob@example.com 0:0\r\n")
@@ -467,7 +394,7 @@ class PresenceTests(SynchronousTestCase):
         self.assertEqual(bob.status, Status.OFFLINE)
         self.assertEqual(bob.endpoints, {})
         self.assertEqual(
-            h.observer.named("contactStatusChanged"), [(bob, Status.ONLINE), (bob, Status.OFFLINE)]
+            h.observer.named("contactStatusChanged"), [("the session", bob, Status.ONLINE), ("the session", bob, Status.OFFLINE)]
         )
 
     def test_mpopStaysOnlineUntilLastEndpoint(self) -> None:
@@ -475,7 +402,7 @@ class PresenceTests(SynchronousTestCase):
         With two endpoints, C{FLN} for one of them (C{;{guid}}) keeps the
         contact online; the last one makes it offline.
         """
-        h = Harness(self)
+        h = NotificationHarness(self)
         h.receive(b"NLN NLN 1:bob@example.com Bob 1:0 0\r\n")
         payload = (
             f'<Data><PSM></PSM><EndpointData id="{GUID_B}"><Capabilities>1:0</Capabilities></EndpointData>'
@@ -494,17 +421,17 @@ class PresenceTests(SynchronousTestCase):
         """
         Presence of someone not on the list changes nothing.
         """
-        h = Harness(self)
+        h = NotificationHarness(self)
         h.receive(b"NLN NLN 1:mallory@example.org M 1:0 0\r\n")
         self.assertNotIn("mallory@example.org", h.protocol.state.contacts)
-        self.assertEqual(h.observer.calls, [])
+        self.assertEqual(h.observer.events, [])
 
     def test_malformedIgnored(self) -> None:
         """
         An unknown status code or a too-short line is logged and ignored;
         the connection stays usable.
         """
-        h = Harness(self)
+        h = NotificationHarness(self)
         h.receive(b"NLN XYZ 1:bob@example.com Bob 1:0 0\r\nNLN NLN\r\nFLN\r\n")
         h.receive(b"NLN BRB 1:bob@example.com Bob 1:0 0\r\n")
         self.assertEqual(h.contact("bob@example.com").status, Status.BE_RIGHT_BACK)
@@ -514,7 +441,7 @@ class PresenceTests(SynchronousTestCase):
         C{NLN} for our own account (another place changed the status)
         updates the session's status and name.
         """
-        h = Harness(self)
+        h = NotificationHarness(self)
         h.receive(b"NLN AWY 1:alice@example.com Alice%20A 1:0 0\r\n")
         self.assertEqual(h.protocol.state.status, Status.AWAY)
         self.assertEqual(h.protocol.state.displayName, "Alice A")
@@ -535,18 +462,18 @@ class UserDataTests(SynchronousTestCase):
         """
         The reference example: PSM and one endpoint with its capabilities.
         """
-        h = Harness(self)
+        h = NotificationHarness(self)
         h.receive(self.BOB_UBX)
         bob = h.contact("bob@example.com")
         self.assertEqual(bob.personalMessage, "Bob here")
         self.assertEqual(bob.endpoints, {GUID_B: Endpoint(GUID_B, "2789003324:48")})
-        self.assertEqual(h.observer.named("contactPersonalMessageChanged"), [(bob, "Bob here")])
+        self.assertEqual(h.observer.named("contactPersonalMessageChanged"), [("the session", bob, "Bob here")])
 
     def test_escapedNonASCII(self) -> None:
         """
         The PSM is XML-unescaped and UTF-8 decoded.
         """
-        h = Harness(self)
+        h = NotificationHarness(self)
         payload = "<Data><PSM>caf\u00e9 &amp; &lt;tea&gt;</PSM></Data>".encode()
         h.receive(b"UBX 1:carol@example.net %d\r\n" % len(payload) + payload)
         self.assertEqual(h.contact("carol@example.net").personalMessage, "caf\u00e9 & <tea>")
@@ -555,7 +482,7 @@ class UserDataTests(SynchronousTestCase):
         """
         C{UBX account netId len} (MSNP17 and older).
         """
-        h = Harness(self)
+        h = NotificationHarness(self)
         payload = b"<Data><PSM>old</PSM></Data>"
         h.receive(b"UBX bob@example.com 1 %d\r\n" % len(payload) + payload)
         self.assertEqual(h.contact("bob@example.com").personalMessage, "old")
@@ -564,7 +491,7 @@ class UserDataTests(SynchronousTestCase):
         """
         A zero-length C{UBX} clears the PSM.
         """
-        h = Harness(self)
+        h = NotificationHarness(self)
         h.receive(self.BOB_UBX)
         h.receive(b"UBX 1:bob@example.com 0\r\n")
         self.assertEqual(h.contact("bob@example.com").personalMessage, "")
@@ -574,7 +501,7 @@ class UserDataTests(SynchronousTestCase):
         Broken XML, a DTD, or a wrong root are logged and ignored; the next
         command is still read.
         """
-        h = Harness(self)
+        h = NotificationHarness(self)
         for payload in (
             b"<Data><PSM>oops</Data>",
             b'<!DOCTYPE x [<!ENTITY a "b">]><Data><PSM>&a;</PSM></Data>',
@@ -591,7 +518,7 @@ class UserDataTests(SynchronousTestCase):
         Our own UBX lists our places (MPOP) with their private data; the
         observer hears about a change of places, once.
         """
-        h = Harness(self)
+        h = NotificationHarness(self)
         payload = (
             f'<Data><PSM></PSM><CurrentMedia></CurrentMedia><EndpointData id="{GUID_A}"><Capabilities>2789003324:48</Capabilities></EndpointData>'
             f'<EndpointData id="{GUID_C}"><Capabilities>2789003324:48</Capabilities></EndpointData>'
@@ -617,7 +544,7 @@ class AccountMessageTests(SynchronousTestCase):
         The profile message's headers become L{SessionState.hotmailProfile}
         and are passed to the observer.
         """
-        h = Harness(self)
+        h = NotificationHarness(self)
         body = (
             b"MIME-Version: 1.0\r\nContent-Type: text/x-msmsgsprofile; charset=UTF-8\r\n"
             b"LoginTime: 1262304000\r\nMemberIdLow: -5\r\nMPOPEnabled: 1\r\n\r\n"
@@ -632,7 +559,7 @@ class AccountMessageTests(SynchronousTestCase):
         """
         Other NS messages (mail data) leave the profile alone.
         """
-        h = Harness(self)
+        h = NotificationHarness(self)
         body = b"MIME-Version: 1.0\r\nContent-Type: text/x-msmsgsinitialmdatanotification\r\n\r\nMail-Data: x"
         h.receive(b"MSG Hotmail Hotmail %d\r\n" % len(body) + body)
         self.assertEqual(h.protocol.state.hotmailProfile, {})
@@ -642,9 +569,9 @@ class AccountMessageTests(SynchronousTestCase):
         Mail data and OIM notifications go to the listener as they came
         (the session's offline inbox parses them); other types do not.
         """
-        h = Harness(self)
+        h = NotificationHarness(self)
         listener = h.protocol.listener
-        assert isinstance(listener, _EndListener)
+        assert isinstance(listener, EndListener)
         initial = b"MIME-Version: 1.0\r\nContent-Type: text/x-msmsgsinitialmdatanotification\r\n\r\nMail-Data: x"
         live = b"MIME-Version: 1.0\r\nContent-Type: text/x-msmsgsoimnotification; charset=UTF-8\r\n\r\nMail-Data: y"
         other = b"MIME-Version: 1.0\r\nContent-Type: text/x-msmsgsactivemailnotification\r\n\r\nMessage-Delta: 1"
@@ -658,9 +585,9 @@ class AccountMessageTests(SynchronousTestCase):
         parsed; a malformed one, one for somebody else and a copy of our
         own are dropped.
         """
-        h = Harness(self)
+        h = NotificationHarness(self)
         listener = h.protocol.listener
-        assert isinstance(listener, _EndListener)
+        assert isinstance(listener, EndListener)
         me = h.protocol.state.account
         text = b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\nhi"
         for line in (
@@ -688,8 +615,8 @@ class AccountMessageTests(SynchronousTestCase):
         C{ADL 0 len} goes to the roster as added entries, C{RML 0 len} as
         removed ones.
         """
-        h = Harness(self)
-        roster = Recorder()
+        h = NotificationHarness(self)
+        roster = ListenerRecorder()
         h.protocol.listener = roster
         payload = b'<ml><d n="example.com"><c n="dave" t="1" l="8" f="Dave%20D." /></d></ml>'
         h.receive(b"ADL 0 %d\r\n" % len(payload) + payload)
@@ -701,8 +628,8 @@ class AccountMessageTests(SynchronousTestCase):
         """
         An ABCH C{NOT} asks the roster to refresh the address book.
         """
-        h = Harness(self)
-        roster = Recorder()
+        h = NotificationHarness(self)
+        roster = ListenerRecorder()
         h.protocol.listener = roster
         payload = (
             b'<NOTIFICATION id="0" siteid="45705" siteurl="http://contacts.msn.com"><MSG id="0"><BODY>'
@@ -716,8 +643,8 @@ class AccountMessageTests(SynchronousTestCase):
         """
         C{RNG} becomes an L{Invitation} for the conversation manager.
         """
-        h = Harness(self)
-        manager = Recorder()
+        h = NotificationHarness(self)
+        manager = ListenerRecorder()
         h.protocol.listener = manager
         h.receive(
             b"RNG 11752013 207.46.108.38:1863 CKI 849102291.520491113 bob@example.com "
@@ -733,7 +660,7 @@ class AccountMessageTests(SynchronousTestCase):
         """
         C{XFR trid SB} fires with the switchboard address and token.
         """
-        h = Harness(self)
+        h = NotificationHarness(self)
         d = h.protocol.requestSwitchboard()
         self.assertEqual(h.take(), b"XFR 1 SB\r\n")
         h.receive(b"XFR 1 SB 207.46.108.38:1863 CKI 17262740.1050826919.32308 U messenger.msn.com 1\r\n")
@@ -744,7 +671,7 @@ class AccountMessageTests(SynchronousTestCase):
         """
         C{913} (hidden, or before the first C{CHG}) is a L{ServerError}.
         """
-        h = Harness(self)
+        h = NotificationHarness(self)
         d = h.protocol.requestSwitchboard()
         h.receive(b"913 1\r\n")
         self.assertEqual(self.failureResultOf(d, ServerError).value.code, 913)
@@ -761,7 +688,7 @@ class RequestTests(SynchronousTestCase):
         L{msnp.capabilities}, no longer WLM 2009's C{2789003324:48}); the
         state changes on the echo only.
         """
-        h = Harness(self)
+        h = NotificationHarness(self)
         d = h.protocol.changeStatus(Status.ONLINE)
         self.assertEqual(h.take(), b"CHG 1 NLN 2416214052:134349824 0\r\n")
         self.assertEqual(h.protocol.state.status, Status.OFFLINE)
@@ -773,7 +700,7 @@ class RequestTests(SynchronousTestCase):
         """
         FLN cannot be set with C{CHG}.
         """
-        h = Harness(self)
+        h = NotificationHarness(self)
         self.assertRaises(ValueError, h.protocol.changeStatus, Status.OFFLINE)
 
     def test_displayName(self) -> None:
@@ -781,7 +708,7 @@ class RequestTests(SynchronousTestCase):
         C{PRP MFN} percent-encodes the name (non-ASCII and C{+} included)
         and the state takes the decoded echo.
         """
-        h = Harness(self)
+        h = NotificationHarness(self)
         d = h.protocol.setDisplayName("Al\u00efce +%")
         self.assertEqual(h.take(), b"PRP 1 MFN Al%C3%AFce%20%2B%25\r\n")
         self.assertEqual(h.protocol.state.displayName, "")
@@ -820,7 +747,7 @@ class RequestTests(SynchronousTestCase):
         C{UUX trid len}; the PSM is XML-escaped; the state changes on
         C{UUX trid 0}.
         """
-        h = Harness(self)
+        h = NotificationHarness(self)
         d = h.protocol.publishPersonalData("a<b & \u00e7", "")
         sent = parseCommand(h.take(), Direction.FROM_CLIENT)
         self.assertEqual((sent.name, sent.trid), ("UUX", 1))
@@ -836,7 +763,7 @@ class RequestTests(SynchronousTestCase):
         C{ADL trid len} + payload, answered by C{ADL trid OK}; a list error
         with an echoed payload is a L{ServerError} carrying it.
         """
-        h = Harness(self)
+        h = NotificationHarness(self)
         payload = b'<ml l="1"></ml>'
         d = h.protocol.sendListCommand("ADL", payload)
         self.assertEqual(h.take(), b"ADL 1 15\r\n" + payload)
@@ -851,7 +778,7 @@ class RequestTests(SynchronousTestCase):
         """
         C{BLP trid AL}.
         """
-        h = Harness(self)
+        h = NotificationHarness(self)
         h.protocol.setPrivacy("AL")
         self.assertEqual(h.take(), b"BLP 1 AL\r\n")
         self.assertRaises(ValueError, h.protocol.setPrivacy, "XX")

@@ -16,10 +16,9 @@ store, closes it and opens the same database file again.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
 from twisted.trial.unittest import TestCase
 from twisted.web.server import NOT_DONE_YET
 
@@ -33,7 +32,16 @@ from msnp.server.sqlstore import SQLiteAccountStore
 from msnp.uum import DeliveryResult
 from msnp.wire import Command
 
-from test.support import EventRecorder, pollUntil, signIn, startLocalNetwork, tempDirectory
+from test.support import (
+    CONVERSATION_EVENTS,
+    LIST_EVENTS,
+    EventRecorder,
+    Summary,
+    pollUntil,
+    signIn,
+    startLocalNetwork,
+    tempDirectory,
+)
 
 PASSWORD = "secret-pw"
 ALICE = "alice@example.com"
@@ -50,55 +58,28 @@ TEXTS = [LONG_TEXT, "first line\nsecond line", "and a third one"]
 GRACE = 0.2
 
 
-class Recorder(EventRecorder):
-    """
-    Records the offline, network-32 and status events of one place.
-    """
+#: What these tests compare (the only events recorded): the offline and
+#: network-32 events whole, presence by address, conversations without the
+#: session.
+OFFLINE_EVENTS: dict[str, Summary] = {
+    "offlineMessageReceived": None,
+    "offlineMessageFailed": None,
+    "networkMessageReceived": None,
+    "networkTypingReceived": None,
+    "networkNudgeReceived": None,
+    "contactStatusChanged": LIST_EVENTS["contactStatusChanged"],
+    "conversationStarted": CONVERSATION_EVENTS["conversationStarted"],
+    "messageReceived": CONVERSATION_EVENTS["messageReceived"],
+    "conversationEnded": CONVERSATION_EVENTS["conversationEnded"],
+}
 
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
-        #: Set by a test: the ids on the server, read at each failure.
-        self.onServer: Optional[Callable[[], list[str]]] = None
-        self.onServerAtFailure: list[list[str]] = []
 
-    def waitForEvent(self, event: str, count: int = 1) -> "Deferred[None]":
-        return self.waitFor(lambda: len(self.named(event)) >= count, f"{count} x {event}")
+def offlineTexts(recorder: EventRecorder) -> list[str]:
+    return [m.text for _, m in recorder.named("offlineMessageReceived")]
 
-    def offlineTexts(self) -> list[str]:
-        return [m.text for _, m in self.named("offlineMessageReceived")]
 
-    def failures(self) -> list[Any]:
-        return [f for _, f in self.named("offlineMessageFailed")]
-
-    # IMessengerObserver
-    def offlineMessageReceived(self, session: Any, message: Any) -> None:
-        self._record("offlineMessageReceived", session, message)
-
-    def offlineMessageFailed(self, session: Any, failure: Any) -> None:
-        if self.onServer is not None:
-            self.onServerAtFailure.append(self.onServer())
-        self._record("offlineMessageFailed", session, failure)
-
-    def networkMessageReceived(self, session: Any, message: Any) -> None:
-        self._record("networkMessageReceived", session, message)
-
-    def networkTypingReceived(self, session: Any, email: str) -> None:
-        self._record("networkTypingReceived", session, email)
-
-    def networkNudgeReceived(self, session: Any, email: str) -> None:
-        self._record("networkNudgeReceived", session, email)
-
-    def contactStatusChanged(self, contact: Any, status: Any) -> None:
-        self._record("contactStatusChanged", contact.email, status)
-
-    def conversationStarted(self, conversation: Any) -> None:
-        self._record("conversationStarted", conversation)
-
-    def messageReceived(self, conversation: Any, message: Any) -> None:
-        self._record("messageReceived", conversation, message)
-
-    def conversationEnded(self, conversation: Any) -> None:
-        self._record("conversationEnded", conversation)
+def failures(recorder: EventRecorder) -> list[Any]:
+    return [f for _, f in recorder.named("offlineMessageFailed")]
 
 
 class RSITamper:
@@ -167,8 +148,8 @@ class OfflineEndToEndTests(TestCase):
 
     async def signIn(
         self, email: str, endpoints: Any = None, **clientArgs: Any
-    ) -> tuple[Any, Recorder]:
-        recorder = Recorder(email.split("@")[0])
+    ) -> tuple[Any, EventRecorder]:
+        recorder = EventRecorder(email.split("@")[0], OFFLINE_EVENTS)
         clientArgs.setdefault("uumGracePeriod", GRACE)
         session = await signIn(self, email, PASSWORD, endpoints or self.endpoints, recorder, **clientArgs)
         return session, recorder
@@ -183,7 +164,7 @@ class OfflineEndToEndTests(TestCase):
         self.assertEqual([m.text for m in stored], TEXTS)
         return stored
 
-    def assertReceivedOnce(self, recorder: Recorder, stored: list[Any]) -> None:
+    def assertReceivedOnce(self, recorder: EventRecorder, stored: list[Any]) -> None:
         messages = [m for _, m in recorder.named("offlineMessageReceived")]
         self.assertEqual([m.text for m in messages], TEXTS)
         self.assertEqual([m.messageId for m in messages], [m.messageId for m in stored])
@@ -210,7 +191,7 @@ class OfflineEndToEndTests(TestCase):
         assert bob.offlineInbox is not None
         await bob.offlineInbox.whenIdle()
         self.assertReceivedOnce(bobEvents, stored)
-        self.assertEqual(bobEvents.failures(), [])
+        self.assertEqual(failures(bobEvents), [])
         self.assertTrue(bob.isActive)
 
     async def test_serverRestarted(self) -> None:
@@ -300,19 +281,26 @@ class OfflineEndToEndTests(TestCase):
         assert bob.offlineInbox is not None and bob.rsi is not None
         bob.offlineInbox.initialDelay = 0.05
         bob.rsi.timeout = 0.5
-        bobEvents.onServer = lambda: [m.messageId for m in self.waiting(BOB)]
+        onServerAtFailure: list[list[str]] = []
+
+        def snapshot(session: Any, failure: Any) -> tuple[Any, ...]:
+            # The ids on the server at the moment the failure is reported.
+            onServerAtFailure.append([m.messageId for m in self.waiting(BOB)])
+            return (session, failure)
+
+        bobEvents.summaries = {**OFFLINE_EVENTS, "offlineMessageFailed": snapshot}
         alice, _ = await self.signIn(ALICE)
         for number, answer in enumerate([(500, SERVER_FAULT), (500, b"oops"), NOT_DONE_YET], 1):
             tamper.plan["GetMessage"] = [answer]
             text = f"message {number}"
             await alice.sendOfflineMessage(BOB, text)
-            await bobEvents.waitFor(lambda: len(bobEvents.failures()) >= number, f"failure {number}")
-            failure = bobEvents.failures()[-1]
+            await bobEvents.waitFor(lambda: len(failures(bobEvents)) >= number, f"failure {number}")
+            failure = failures(bobEvents)[-1]
             self.assertEqual((failure.stage, failure.attempt, failure.willRetry), (FETCH, 1, True))
-            self.assertIn(failure.messageId, bobEvents.onServerAtFailure[-1])
-            await bobEvents.waitFor(lambda: text in bobEvents.offlineTexts(), text)
+            self.assertIn(failure.messageId, onServerAtFailure[-1])
+            await bobEvents.waitFor(lambda: text in offlineTexts(bobEvents), text)
         self.assertTrue(await pollUntil(lambda: not self.waiting(BOB), 5))
-        self.assertEqual(bobEvents.offlineTexts(), ["message 1", "message 2", "message 3"])
+        self.assertEqual(offlineTexts(bobEvents), ["message 1", "message 2", "message 3"])
         self.assertTrue(bob.isActive)
 
     async def test_sendTextAfterContactLeft(self) -> None:
@@ -338,7 +326,7 @@ class OfflineEndToEndTests(TestCase):
         self.assertEqual([m.text for m in self.waiting(BOB)], ["call me back"])
         bob2, bobEvents2 = await self.signIn(BOB)
         await bobEvents2.waitForEvent("offlineMessageReceived")
-        self.assertEqual(bobEvents2.offlineTexts(), ["call me back"])
+        self.assertEqual(offlineTexts(bobEvents2), ["call me back"])
 
     async def test_sendTextCALRefused(self) -> None:
         """
@@ -366,12 +354,12 @@ class OfflineEndToEndTests(TestCase):
         )
         for place in self.network.onlineSessions(BOB):
             place.sendRaw(Command("MSG", None, ("Hotmail", "Hotmail"), payload))
-        await bobEvents.waitFor(lambda: bool(bobEvents.failures()), "the announce failure")
-        self.assertEqual(bobEvents.failures()[0].stage, ANNOUNCE)
+        await bobEvents.waitFor(lambda: bool(failures(bobEvents)), "the announce failure")
+        self.assertEqual(failures(bobEvents)[0].stage, ANNOUNCE)
         self.assertTrue(bob.isActive)
         alice, _ = await self.signIn(ALICE)
         await alice.sendOfflineMessage(BOB, "still works")
-        await bobEvents.waitFor(lambda: "still works" in bobEvents.offlineTexts(), "the real message")
+        await bobEvents.waitFor(lambda: "still works" in offlineTexts(bobEvents), "the real message")
 
     async def test_rsiReplyWithoutBody(self) -> None:
         """
@@ -387,13 +375,13 @@ class OfflineEndToEndTests(TestCase):
         alice, _ = await self.signIn(ALICE)
         await alice.sendOfflineMessage(BOB, "kept for later")
         attempts = bob.offlineInbox.maxAttempts
-        await bobEvents.waitFor(lambda: len(bobEvents.failures()) >= attempts, "every attempt")
+        await bobEvents.waitFor(lambda: len(failures(bobEvents)) >= attempts, "every attempt")
         await bob.offlineInbox.whenIdle()
-        failures = bobEvents.failures()
-        self.assertEqual([f.attempt for f in failures], list(range(1, attempts + 1)))
-        self.assertEqual([f.willRetry for f in failures], [True] * (attempts - 1) + [False])
-        self.assertIn("SOAP body is missing", str(failures[0].error))
-        self.assertEqual(bobEvents.offlineTexts(), [])
+        reported = failures(bobEvents)
+        self.assertEqual([f.attempt for f in reported], list(range(1, attempts + 1)))
+        self.assertEqual([f.willRetry for f in reported], [True] * (attempts - 1) + [False])
+        self.assertIn("SOAP body is missing", str(reported[0].error))
+        self.assertEqual(offlineTexts(bobEvents), [])
         self.assertEqual([m.text for m in self.waiting(BOB)], ["kept for later"])
         self.assertNotIn("DeleteMessages", tamper.calls)
         self.assertTrue(bob.isActive)
@@ -416,12 +404,12 @@ class OfflineEndToEndTests(TestCase):
         tamper.plan["GetMessage"] = [(200, b"<a>" + b"y" * (10 * 1024 * 1024) + b"</a>")]
         await alice.sendOfflineMessage(BOB, "small")
         bob, bobEvents = await self.signIn(BOB)
-        await bobEvents.waitFor(lambda: bool(bobEvents.failures()), "the size failure")
+        await bobEvents.waitFor(lambda: bool(failures(bobEvents)), "the size failure")
         assert bob.offlineInbox is not None
         await bob.offlineInbox.whenIdle()
-        (failure,) = bobEvents.failures()
+        (failure,) = failures(bobEvents)
         self.assertEqual((failure.stage, failure.willRetry), (FETCH, False))
-        self.assertEqual(bobEvents.offlineTexts(), [])
+        self.assertEqual(offlineTexts(bobEvents), [])
         self.assertEqual([m.text for m in self.waiting(BOB)], ["small"])
         self.assertTrue(alice.isActive and bob.isActive)
 
@@ -441,10 +429,10 @@ class OfflineEndToEndTests(TestCase):
         alice, _ = await self.signIn(ALICE)
         await alice.sendOfflineMessage(BOB, "undecodable")
         bob, bobEvents = await self.signIn(BOB)
-        await bobEvents.waitFor(lambda: bool(bobEvents.failures()), "the decode failure")
+        await bobEvents.waitFor(lambda: bool(failures(bobEvents)), "the decode failure")
         assert bob.offlineInbox is not None
         await bob.offlineInbox.whenIdle()
-        self.assertEqual([f.stage for f in bobEvents.failures()], [DECODE])
+        self.assertEqual([f.stage for f in failures(bobEvents)], [DECODE])
         self.assertEqual([m.text for m in self.waiting(BOB)], ["undecodable"])
 
     # -- network 32 --------------------------------------------------------------------------

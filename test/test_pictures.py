@@ -25,7 +25,7 @@ from msnp.p2p.msnobject import MSNObject, parsePicture, pictureIdentity, sha1Bas
 from msnp.pictures import MAX_PICTURE_SIZE, DisplayPictures, PictureCache, checkPicture
 from msnp.tap import Options, makeClient
 
-from test.support import tempDirectory, writeTempFile
+from test.support import EventRecorder, tempDirectory, writeTempFile
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -238,15 +238,10 @@ class PresenceTests(SynchronousTestCase):
         from msnp.notification import NotificationProtocol
         from msnp.wire import Command, encodeParameter
 
-        events: list[Any] = []
-
-        class Observer:
-            def contactPictureChanged(self, contact: Any, msnObject: Any) -> None:
-                events.append(msnObject)
-
+        observer = EventRecorder("bob", clock=Clock())
         from msnp.endpoints import ClientIdentity
 
-        protocol = NotificationProtocol("bob@example.com", ClientIdentity(), clock=Clock(), observer=Observer())
+        protocol = NotificationProtocol("bob@example.com", ClientIdentity(), clock=Clock(), observer=observer)
         protocol.state.contacts = ContactList()
         protocol.state.contacts.add(Contact("alice@example.com"))
         obj = MSNObject.fromData("alice@example.com", png(100))
@@ -260,7 +255,7 @@ class PresenceTests(SynchronousTestCase):
         nln("NLN", encodeParameter(obj.toXml()))
         nln("BSY", encodeParameter(obj.toXml()))
         nln("BSY", "0")
-        self.assertEqual(events, [obj, None])
+        self.assertEqual([o for _, _, o in observer.named("contactPictureChanged")], [obj, None])
 
 
 class OptionsTests(SynchronousTestCase):

@@ -19,13 +19,20 @@ from twisted.internet.defer import Deferred
 from twisted.trial.unittest import TestCase
 
 from msnp.capabilities import Capabilities, claimedWithoutFeature
-from msnp.client import MSNClient
 from msnp.endpoints import ClientIdentity, newMachineGuid
 from msnp.p2p.errors import TransferInterrupted
 from msnp.p2p.msnobject import sha1Base64
 from msnp.pictures import MAX_PICTURE_SIZE, NoDisplayPicture
 
-from test.support import EventRecorder, logoutQuietly, signIn, startLocalNetwork, tempDirectory
+from test.support import (
+    CONVERSATION_EVENTS,
+    EventRecorder,
+    Summary,
+    logoutQuietly,
+    signIn,
+    startLocalNetwork,
+    tempDirectory,
+)
 
 PASSWORD = "secret-pw"
 ALICE, BOB, CAROL = "alice@example.com", "bob@example.com", "carol@example.com"
@@ -40,18 +47,24 @@ def png(size: int, seed: int = 1) -> bytes:
     return head + random.Random(seed).randbytes(size - len(head))
 
 
-class PictureEvents(EventRecorder):
-    def contactPictureChanged(self, contact: Any, msnObject: Any) -> None:
-        self._record("contactPictureChanged", contact, msnObject)
+#: What these tests compare (the only events recorded): pictures and
+#: messages without the session.
+PICTURE_EVENTS: dict[str, Summary] = {
+    "contactPictureChanged": lambda session, contact, msnObject: (contact, msnObject),
+    "messageReceived": CONVERSATION_EVENTS["messageReceived"],
+}
 
-    def messageReceived(self, conversation: Any, message: Any) -> None:
-        self._record("messageReceived", conversation, message)
 
-    def pictureOf(self, email: str, sha1d: str) -> "Deferred[None]":
-        return self.waitFor(
-            lambda: any(c.email == email and o is not None and o.sha1d == sha1d for c, o in self.named("contactPictureChanged")),
-            f"picture {sha1d} of {email}",
-        )
+def pictureOf(recorder: EventRecorder, email: str, sha1d: str) -> "Deferred[None]":
+    """
+    Fire once C{recorder} heard that C{email} has the picture C{sha1d}.
+    """
+    return recorder.waitFor(
+        lambda: any(
+            c.email == email and o is not None and o.sha1d == sha1d for c, o in recorder.named("contactPictureChanged")
+        ),
+        f"picture {sha1d} of {email}",
+    )
 
 
 class DisplayPictureTests(TestCase):
@@ -65,12 +78,12 @@ class DisplayPictureTests(TestCase):
             reactor=reactor,
         )
 
-    async def signIn(self, email: str, **clientArgs: Any) -> tuple[Any, PictureEvents]:
-        events = PictureEvents(email)
+    async def signIn(self, email: str, **clientArgs: Any) -> tuple[Any, EventRecorder]:
+        events = EventRecorder(email, PICTURE_EVENTS)
         session = await signIn(self, email, PASSWORD, self.endpoints, events, **clientArgs)
         return session, events
 
-    async def published(self, size: int, seed: int = 1) -> tuple[Any, Any, PictureEvents, bytes]:
+    async def published(self, size: int, seed: int = 1) -> tuple[Any, Any, EventRecorder, bytes]:
         """
         bob signs in, then alice, who sets a picture of C{size} bytes; bob
         has seen it announced.
@@ -79,7 +92,7 @@ class DisplayPictureTests(TestCase):
         alice, _ = await self.signIn(ALICE)
         data = png(size, seed)
         obj = await alice.setDisplayPicture(data)
-        await bobEvents.pictureOf(ALICE, obj.sha1d)
+        await pictureOf(bobEvents, ALICE, obj.sha1d)
         return alice, bob, bobEvents, data
 
     async def test_setSeeFetchAndCache(self) -> None:
@@ -115,7 +128,7 @@ class DisplayPictureTests(TestCase):
         data = png(2000, seed=7)
         obj = await alice.setDisplayPicture(data)
         bob, bobEvents = await self.signIn(BOB)
-        await bobEvents.pictureOf(ALICE, obj.sha1d)
+        await pictureOf(bobEvents, ALICE, obj.sha1d)
         self.assertEqual(bob.contacts.get(ALICE).picture, obj)
         self.assertEqual(await bob.fetchDisplayPicture(ALICE), data)
         self.assertIsNone(await alice.setDisplayPicture(None))
@@ -141,7 +154,7 @@ class DisplayPictureTests(TestCase):
         self.addCleanup(logoutQuietly, again)
         self.assertEqual(again.displayPicture, obj)
         bob, bobEvents = await self.signIn(BOB)
-        await bobEvents.pictureOf(ALICE, obj.sha1d)
+        await pictureOf(bobEvents, ALICE, obj.sha1d)
         self.assertEqual(bob.contacts.get(ALICE).picture, obj)
 
     async def test_200KB(self) -> None:
@@ -173,11 +186,11 @@ class DisplayPictureTests(TestCase):
         alice, _ = await self.signIn(ALICE)
         obj = await alice.setDisplayPicture(png(5000, seed=5))
         bob, bobEvents = await self.signIn(BOB, pictureCacheDirectory=directory)
-        await bobEvents.pictureOf(ALICE, obj.sha1d)
+        await pictureOf(bobEvents, ALICE, obj.sha1d)
         first = await bob.fetchDisplayPicture(ALICE)
         await bob.logout()
         restarted, restartedEvents = await self.signIn(BOB, pictureCacheDirectory=directory)
-        await restartedEvents.pictureOf(ALICE, obj.sha1d)
+        await pictureOf(restartedEvents, ALICE, obj.sha1d)
         self.assertEqual(await restarted.fetchDisplayPicture(ALICE), first)
         self.assertEqual(sha1Base64(first), obj.sha1d)
         self.assertEqual((restarted.pictures.fetchCount, alice.pictures.servedCount), (0, 1))
@@ -192,8 +205,8 @@ class DisplayPictureTests(TestCase):
         alice, _ = await self.signIn(ALICE)
         data = png(20000, seed=6)
         obj = await alice.setDisplayPicture(data)
-        await firstEvents.pictureOf(ALICE, obj.sha1d)
-        await secondEvents.pictureOf(ALICE, obj.sha1d)
+        await pictureOf(firstEvents, ALICE, obj.sha1d)
+        await pictureOf(secondEvents, ALICE, obj.sha1d)
         self.assertEqual(len(second.places), 2)
         self.assertEqual(await second.fetchDisplayPicture(ALICE), data)
         self.assertEqual((second.pictures.fetchCount, first.pictures.fetchCount), (1, 0))
@@ -256,9 +269,11 @@ class DisplayPictureTests(TestCase):
             sendP2P = staticmethod(counted)
 
         alice.pictures.manager.transport = Transport()
-        bobEvents.messageReceived = lambda conversation, message: (  # type: ignore[method-assign]
-            arrivedAt.append(len(p2pAtBob)), PictureEvents.messageReceived(bobEvents, conversation, message)
-        )
+        def messageArrived(session: Any, conversation: Any, message: Any) -> tuple[Any, ...]:
+            arrivedAt.append(len(p2pAtBob))
+            return (conversation, message)
+
+        bobEvents.summaries = {**PICTURE_EVENTS, "messageReceived": messageArrived}
         fetched = await bob.fetchDisplayPicture(ALICE)
         self.assertEqual(fetched, data)
         await bobEvents.waitFor(lambda: bool(bobEvents.named("messageReceived")), "the text")

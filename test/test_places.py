@@ -15,7 +15,7 @@ from msnp.notification import REASON_SIGNED_OUT_ELSEWHERE
 from msnp.roaming import cidFromHex
 from msnp.uun import EverywhereSignOut, NotificationError, PlaceSignOut, SwitchboardClosed, UnknownNotification
 
-from test.test_notification import GUID_A, GUID_B, GUID_C, Harness
+from test.support import GUID_A, GUID_B, GUID_C, NotificationHarness
 
 
 def ownUBX(*places: tuple[str, str]) -> bytes:
@@ -40,7 +40,7 @@ class UserNotificationTests(SynchronousTestCase):
         """
         C{gtfo} (type 8) from our own account ends this place too.
         """
-        h = Harness(self)
+        h = NotificationHarness(self)
         h.receive(f"UBN alice@example.com;{GUID_C} 8 4\r\ngtfo".encode())
         self.assertEqual(h.ended, [REASON_SIGNED_OUT_ELSEWHERE])
 
@@ -49,7 +49,7 @@ class UserNotificationTests(SynchronousTestCase):
         Type 4 from our own account with another payload is an unknown
         notification: logged, the place stays, the observer hears nothing.
         """
-        h = Harness(self)
+        h = NotificationHarness(self)
         h.receive(b"UBN alice@example.com 4 5\r\nhello")
         self.assertEqual(h.ended, [])
         self.assertEqual(h.observer.named("notificationReceived"), [])
@@ -59,7 +59,7 @@ class UserNotificationTests(SynchronousTestCase):
         A listed type the library does not act on reaches the observer as
         a typed value with the sender.
         """
-        h = Harness(self)
+        h = NotificationHarness(self)
         h.receive(b"UBN bob@example.com 5 10\r\n1234;abcde")
         [(session, notification)] = h.observer.named("notificationReceived")
         self.assertEqual(session, "the session")
@@ -70,7 +70,7 @@ class UserNotificationTests(SynchronousTestCase):
         """
         bob's "sign out" is told to the observer but does not end the place.
         """
-        h = Harness(self)
+        h = NotificationHarness(self)
         h.receive(b"UBN bob@example.com 8 4\r\ngtfo")
         self.assertEqual(h.ended, [])
         self.assertEqual([n.body for _, n in h.observer.named("notificationReceived")], [EverywhereSignOut()])
@@ -79,7 +79,7 @@ class UserNotificationTests(SynchronousTestCase):
         """
         A C{UBN} with no usable sender is logged and ignored; the stream goes on.
         """
-        h = Harness(self)
+        h = NotificationHarness(self)
         h.receive(b"UBN nobody 1 2\r\nhiUBN bob@example.com 99 1\r\nx")
         self.assertEqual(h.ended, [])
         self.assertEqual(h.observer.named("notificationReceived"), [])
@@ -90,7 +90,7 @@ class UserNotificationTests(SynchronousTestCase):
         L{sendUserNotification} writes C{UUN trid address;{epid} 4 14} and
         fires on C{UUN trid OK}; C{217} fails it.
         """
-        h = Harness(self)
+        h = NotificationHarness(self)
         d = h.protocol.sendUserNotification("Alice@Example.com", PlaceSignOut(), GUID_B.lower())
         sent = h.take()
         trid = int(sent.split(b" ")[1])
@@ -106,7 +106,7 @@ class UserNotificationTests(SynchronousTestCase):
         """
         A bad recipient or a non-numeric type raises before anything is sent.
         """
-        h = Harness(self)
+        h = NotificationHarness(self)
         self.assertRaises(NotificationError, h.protocol.sendUserNotification, "not an address", PlaceSignOut())
         self.assertRaises(NotificationError, h.protocol.sendUserNotification, "bob@example.com", UnknownNotification("x"))
         self.assertEqual(h.take(), b"")
@@ -123,7 +123,7 @@ class PlaceEventTests(SynchronousTestCase):
         C{placeSignedOut}; this place is never announced, a repeated list
         announces nothing.
         """
-        h = Harness(self)
+        h = NotificationHarness(self)
         h.receive(ownUBX((GUID_A, "here")))
         self.assertEqual(h.observer.named("placeSignedIn"), [])
         h.receive(ownUBX((GUID_A, "here"), (GUID_B, "Phone")))
@@ -139,7 +139,7 @@ class PlaceEventTests(SynchronousTestCase):
         """
         C{FLN 1:alice;{epid}} of another place announces it gone.
         """
-        h = Harness(self)
+        h = NotificationHarness(self)
         h.receive(ownUBX((GUID_A, "here"), (GUID_C, "Desk")))
         h.receive(f"FLN 1:alice@example.com;{GUID_C}\r\n".encode())
         self.assertEqual([p.name for _, p in h.observer.named("placeSignedOut")], ["Desk"])
@@ -155,19 +155,19 @@ class CurrentMediaTests(SynchronousTestCase):
         Starting and stopping "now playing" are told once each; a PSM
         change alone is not a media change.
         """
-        h = Harness(self)
+        h = NotificationHarness(self)
         payload = f"<Data><PSM>hi</PSM><CurrentMedia>{formatCurrentMedia('Song', 'Artist')}</CurrentMedia></Data>"
         data = payload.encode()
         h.receive(b"UBX 1:bob@example.com %d\r\n" % len(data) + data)
         bob = h.contact("bob@example.com")
         self.assertEqual(bob.nowPlaying, "Song - Artist")
-        self.assertEqual(h.observer.named("contactCurrentMediaChanged"), [(bob, "Song - Artist")])
+        self.assertEqual(h.observer.named("contactCurrentMediaChanged"), [("the session", bob, "Song - Artist")])
         data = payload.replace("hi", "hello").encode()
         h.receive(b"UBX 1:bob@example.com %d\r\n" % len(data) + data)
         self.assertEqual(len(h.observer.named("contactCurrentMediaChanged")), 1)
         data = b"<Data><PSM>hello</PSM><CurrentMedia></CurrentMedia></Data>"
         h.receive(b"UBX 1:bob@example.com %d\r\n" % len(data) + data)
-        self.assertEqual(h.observer.named("contactCurrentMediaChanged")[-1], (bob, ""))
+        self.assertEqual(h.observer.named("contactCurrentMediaChanged")[-1], ("the session", bob, ""))
         self.assertEqual(bob.nowPlaying, "")
 
 

@@ -33,7 +33,7 @@ from xml.sax.saxutils import escape
 from twisted.internet import reactor
 from twisted.trial.unittest import TestCase
 
-from test.support import EventRecorder, pollUntil, signIn, startLocalNetwork
+from test.support import EventRecorder, LIST_EVENTS, Summary, pollUntil, signIn, startLocalNetwork
 
 PASSWORD = "storm-pw"
 OWNER = "alice@example.com"
@@ -217,23 +217,19 @@ def snapshot(session: Any) -> dict[str, dict[str, Any]]:
     return state
 
 
-class Recorder(EventRecorder):
+def markerEvents(snapshots: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Summary]:
     """
-    Takes a snapshot of the list the moment a marker name arrives.
+    What the storm test records: a snapshot of the list into C{snapshots}
+    the moment a marker name arrives (other names are not recorded), and
+    each list refresh.
     """
 
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
-        self.session: Any = None
-        self.snapshots: dict[str, dict[str, dict[str, Any]]] = {}
+    def marker(session: Any, contact: Any, displayName: str) -> tuple[Any, ...]:
+        if displayName in (MARKER_A, MARKER_B):
+            snapshots[displayName] = snapshot(session)
+        return (displayName,)
 
-    def contactNameChanged(self, contact: Any, displayName: str) -> None:
-        if displayName in (MARKER_A, MARKER_B) and self.session is not None:
-            self.snapshots[displayName] = snapshot(self.session)
-            self._record("marker", displayName)
-
-    def contactListChanged(self, session: Any) -> None:
-        self._record("contactListChanged")
+    return {"contactNameChanged": marker, "contactListChanged": LIST_EVENTS["contactListChanged"]}
 
 
 class _CountedResponse:
@@ -308,9 +304,9 @@ class PresenceStormTests(TestCase):
         pool = HTTPConnectionPool(reactor, persistent=True)
         self.addCleanup(pool.closeCachedConnections)
         http = CountingHTTP(HTTPClient(Agent(reactor, pool=pool)))
-        recorder = Recorder("alice")
+        snapshots: dict[str, dict[str, dict[str, Any]]] = {}
+        recorder = EventRecorder("alice", markerEvents(snapshots))
         session = await signIn(self, OWNER, PASSWORD, endpoints, recorder, httpClient=http)
-        recorder.session = session
         initial = snapshot(session)
         self.assertEqual(sorted(initial), sorted(CONTACTS))
 
@@ -335,7 +331,7 @@ class PresenceStormTests(TestCase):
         server = network.onlineSessions(OWNER)
         self.assertEqual(len(server), 1)
         server[0].transport.write(b"".join(storm.out))
-        await recorder.waitFor(lambda: MARKER_B in recorder.snapshots, "the marker of part B")
+        await recorder.waitFor(lambda: MARKER_B in snapshots, "the marker of part B")
 
         markerAt = len(recorder.events)
 
@@ -344,9 +340,9 @@ class PresenceStormTests(TestCase):
             return refreshed and http.outstanding == 0
 
         self.assertTrue(await pollUntil(settled, timeout=30.0), "the address-book refreshes did not settle")
-        recorder.snapshots["settled"] = snapshot(session)
+        snapshots["settled"] = snapshot(session)
 
         for label, expected in ((MARKER_A, expectedA), (MARKER_B, expectedB), ("settled", expectedB)):
-            got = recorder.snapshots[label]
+            got = snapshots[label]
             for email in CONTACTS:
                 self.assertEqual(got[email], expected[email], f"at {label}, {email}")

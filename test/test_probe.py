@@ -15,7 +15,7 @@ from twisted.internet.task import Clock
 from msnp.probe import Probe, ProbeOptions, readPassword
 from msnp.server.network import LocalNetwork
 
-from test.test_server_limits import GUID_B, LimitsTestCase, httpClient
+from test.support import GUID_B, LimitsTestCase, httpClient
 
 
 class ProbeTests(LimitsTestCase):

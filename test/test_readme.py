@@ -278,3 +278,40 @@ class ReadmeBlockTests(SynchronousTestCase):
                                 capture_output=True, text=True, timeout=DEADLINE)
         self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
         self.assertRegex(result.stdout, r"PASSED \(successes=1\)")
+
+
+class PublicNamesTests(SynchronousTestCase):
+    """
+    What README imports, C{msnp} itself exports.
+    """
+
+    def test_readmeImportsFromMsnp(self) -> None:
+        """
+        README imports from C{msnp} itself, not from its submodules, but
+        for C{msnp.testing} and C{msnp.server} (which load the local
+        network), and every name it imports from C{msnp} is there and in
+        C{msnp.__all__}.
+        """
+        import re
+
+        import msnp
+
+        with open(os.path.join(ROOT, "README.rst"), encoding="utf-8") as f:
+            readme = f.read()
+        submodules = set(re.findall(r"from (msnp\.[\w.]+) import", readme))
+        self.assertEqual({m for m in submodules if not m.startswith(("msnp.testing", "msnp.server"))}, set())
+        names = {n.strip() for line in re.findall(r"from msnp import ([^\n`]+)", readme) for n in line.split(",")}
+        self.assertTrue(names)
+        self.assertEqual({n for n in names if n not in msnp.__all__ or not hasattr(msnp, n)}, set())
+
+    def test_helpShowsTheMainClasses(self) -> None:
+        """
+        C{help(msnp)} lists the classes loaded on first use.
+        """
+        import pydoc
+
+        import msnp
+
+        text = pydoc.render_doc(msnp, renderer=pydoc.plaintext)
+        for name in ("MSNClient", "Session", "Conversation", "ObserverBase"):
+            self.assertIn(name, text)

@@ -24,7 +24,7 @@ from msnp.p2p.errors import ChecksumMismatch
 from msnp.p2p.msnobject import TYPE_EMOTICON, MSNObject
 from msnp.richcontent import MAX_INK_SIZE, Ink, buildEmoticonPayloads
 
-from test.support import EventRecorder, logoutQuietly, signIn, startLocalNetwork
+from test.support import CONVERSATION_EVENTS, EventRecorder, Summary, logoutQuietly, signIn, startLocalNetwork
 
 PASSWORD = "secret-pw"
 ALICE, BOB = "alice@example.com", "bob@example.com"
@@ -37,21 +37,18 @@ def image(size: int, seed: int, head: bytes = b"\x89PNG\r\n\x1a\n") -> bytes:
     return head + random.Random(seed).randbytes(size - len(head))
 
 
-class RichEvents(EventRecorder):
-    def messageReceived(self, conversation: Any, message: Any) -> None:
-        self._record("messageReceived", conversation, message)
+#: What these tests compare (the only events recorded): messages without
+#: the session, the rich-content events whole.
+RICH_EVENTS: dict[str, Summary] = {
+    "messageReceived": CONVERSATION_EVENTS["messageReceived"],
+    "winkReceived": None,
+    "voiceClipReceived": None,
+    "inkReceived": None,
+}
 
-    def winkReceived(self, session: Any, conversation: Any, sender: str, wink: Any) -> None:
-        self._record("winkReceived", session, conversation, sender, wink)
 
-    def voiceClipReceived(self, session: Any, conversation: Any, sender: str, clip: Any) -> None:
-        self._record("voiceClipReceived", session, conversation, sender, clip)
-
-    def inkReceived(self, session: Any, conversation: Any, sender: str, ink: Any) -> None:
-        self._record("inkReceived", session, conversation, sender, ink)
-
-    def texts(self) -> list[Any]:
-        return [message for _, message in self.named("messageReceived")]
+def receivedMessages(recorder: EventRecorder) -> list[Any]:
+    return [message for _, message in recorder.named("messageReceived")]
 
 
 class RichContentTests(TestCase):
@@ -65,13 +62,13 @@ class RichContentTests(TestCase):
             reactor=reactor,
         )
 
-    async def pair(self) -> tuple[Any, Any, RichEvents, Any]:
+    async def pair(self) -> tuple[Any, Any, EventRecorder, Any]:
         """
         bob and alice signed in; alice's conversation with bob open.
         """
-        bobEvents = RichEvents(BOB)
+        bobEvents = EventRecorder(BOB, RICH_EVENTS)
         bob = await signIn(self, BOB, PASSWORD, self.endpoints, bobEvents)
-        alice = await signIn(self, ALICE, PASSWORD, self.endpoints, RichEvents(ALICE))
+        alice = await signIn(self, ALICE, PASSWORD, self.endpoints, EventRecorder(ALICE, RICH_EVENTS))
         conversation = await alice.openConversation(BOB)
         return alice, bob, bobEvents, conversation
 
@@ -89,8 +86,8 @@ class RichContentTests(TestCase):
         alice.setCustomEmoticon("(dog)", dog)
         alice.setCustomEmoticon("(owl)", owl)
         await conversation.sendText("a (cat) and a (dog)", emoticons={"(cat)": cat})
-        await bobEvents.waitFor(lambda: len(bobEvents.texts()) == 1, "the text")
-        message = bobEvents.texts()[0]
+        await bobEvents.waitFor(lambda: len(receivedMessages(bobEvents)) == 1, "the text")
+        message = receivedMessages(bobEvents)[0]
         self.assertEqual(message.text, "a (cat) and a (dog)")
         self.assertEqual(sorted(message.emoticons), ["(cat)", "(dog)"])
         for shortcut, obj in message.emoticons.items():
@@ -101,8 +98,8 @@ class RichContentTests(TestCase):
         self.assertEqual((bob.pictures.fetchCount, alice.rich.servedCount), (2, 2))
 
         await conversation.sendText("plain")
-        await bobEvents.waitFor(lambda: len(bobEvents.texts()) == 2, "the plain text")
-        self.assertEqual(dict(bobEvents.texts()[1].emoticons), {})
+        await bobEvents.waitFor(lambda: len(receivedMessages(bobEvents)) == 2, "the plain text")
+        self.assertEqual(dict(receivedMessages(bobEvents)[1].emoticons), {})
 
         caps = Capabilities.fromString(bob.contacts.get(ALICE).capabilities)
         self.assertEqual(claimedWithoutFeature(caps), [])
@@ -170,8 +167,8 @@ class RichContentTests(TestCase):
         await conversation.sendText("(x) (y)")
         await conversation.sendInk(Ink("gif", b"GIF89a-good"))
         await bobEvents.waitForEvent("inkReceived")
-        await bobEvents.waitFor(lambda: len(bobEvents.texts()) == 1, "the text")
-        self.assertEqual(dict(bobEvents.texts()[0].emoticons), {})
+        await bobEvents.waitFor(lambda: len(receivedMessages(bobEvents)) == 1, "the text")
+        self.assertEqual(dict(receivedMessages(bobEvents)[0].emoticons), {})
         self.assertEqual([e[3].data for e in bobEvents.named("inkReceived")], [b"GIF89a-good"])
         self.assertEqual(bobEvents.named("winkReceived"), [])
 
@@ -188,8 +185,8 @@ class RichContentTests(TestCase):
         obj = alice.setCustomEmoticon("(bad)", real)
         alice.rich._emoticons["(bad)"] = (obj, image(1000, 9))
         await conversation.sendText("(bad)")
-        await bobEvents.waitFor(lambda: len(bobEvents.texts()) == 1, "the text")
-        announced = bobEvents.texts()[0].emoticons["(bad)"]
+        await bobEvents.waitFor(lambda: len(receivedMessages(bobEvents)) == 1, "the text")
+        announced = receivedMessages(bobEvents)[0].emoticons["(bad)"]
         await self.assertFailure(bob.fetchEmoticon(announced), ChecksumMismatch)
         self.assertIsNone(bob.pictures.cache.get(announced.sha1d))
 
@@ -210,7 +207,7 @@ class RichContentTests(TestCase):
         next session (as after a reconnect) and announced in its texts;
         one unbound is not.
         """
-        alice = await signIn(self, ALICE, PASSWORD, self.endpoints, RichEvents(ALICE))
+        alice = await signIn(self, ALICE, PASSWORD, self.endpoints, EventRecorder(ALICE, RICH_EVENTS))
         obj = alice.setCustomEmoticon("(cat)", image(700, 11))
         alice.setCustomEmoticon("(gone)", image(700, 12))
         alice.setCustomEmoticon("(gone)", None)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from treq.testing import StubTreq
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
@@ -20,6 +19,8 @@ from msnp.server.accounts import AccountStore
 from msnp.server.roaming import MemoryRoamingProfiles, StorageTickets
 from msnp.server.storage import StorageResource
 from msnp.soap.storage import RoamingProfile, StorageService
+
+from test.support import stubTreq
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"sync tile"
 URL = "http://127.0.0.1/storageservice/SchematizedStore.asmx"
@@ -95,9 +96,7 @@ class SyncTests(SynchronousTestCase):
         ticket = tickets.issue(self.store.issueTickets(self.alice))
         self.profiles = MemoryRoamingProfiles()
         self.switch = Switchable(StorageResource(tickets, self.profiles))
-        root = Resource()
-        root.putChild(b"storageservice", self.switch)
-        self.treq = StubTreq(root)
+        self.treq = stubTreq(b"storageservice", self.switch)
         self.clock = Clock()
         self.service = StorageService(self.treq, URL, lambda: ticket, self.clock)
         self.sync = RoamingProfileSync(self.service, self.alice.cid, self.clock)

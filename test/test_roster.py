@@ -11,6 +11,7 @@ import itertools
 from typing import Any, Callable, Optional
 
 from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from msnp.contacts import Contact, ContactList, Group, Lists, Status
@@ -21,7 +22,7 @@ from msnp.soap.addressbook import ABContact, AddressBookResult
 from msnp.soap.sharing import Member, MembershipResult
 from msnp.wire import Command
 
-from test.support import ListChangeRecorder
+from test.support import LIST_CHANGES, EventRecorder
 
 FL, AL, BL, RL, PL = Lists.FORWARD, Lists.ALLOW, Lists.BLOCK, Lists.REVERSE, Lists.PENDING
 
@@ -159,7 +160,7 @@ def standardList() -> ContactList:
 class RosterTestMixin:
     def setUpRoster(self, contacts: Optional[ContactList] = None) -> None:
         self.remote = Remote()
-        self.observer = ListChangeRecorder()
+        self.observer = EventRecorder("roster", LIST_CHANGES, clock=Clock())
         self.contacts = contacts if contacts is not None else standardList()
         self.roster = RosterManager(
             self.contacts,
@@ -764,7 +765,7 @@ class ServerPushTests(RosterTestMixin, SynchronousTestCase):
         entries = [ListEntry("frank@example.org", RL, 1, "Frank F.")]
         self.successResultOf(self.roster.serverListChanged(entries, True))
         self.assertEqual(self.remote.calls, ["FindMembership MessengerPendingList"])
-        self.assertEqual(self.observer.events, [("contactAddedYou", "frank@example.org", "Frank F.")])
+        self.assertEqual(self.observer.events, [("contactAddedYou", SESSION, "frank@example.org", "Frank F.")])
         frank = self.contacts.get("frank@example.org")
         assert frank is not None
         self.assertEqual(frank.lists, RL | PL)
@@ -781,7 +782,7 @@ class ServerPushTests(RosterTestMixin, SynchronousTestCase):
         self.remote.failAt = 0
         entries = [ListEntry("frank@example.org", RL, 1, "Frank")]
         self.successResultOf(self.roster.serverListChanged(entries, True))
-        self.assertEqual(self.observer.events, [("contactAddedYou", "frank@example.org", "Frank")])
+        self.assertEqual(self.observer.events, [("contactAddedYou", SESSION, "frank@example.org", "Frank")])
         self.assertEqual(self.contacts.get("frank@example.org").lists, RL | PL)  # type: ignore[union-attr]
 
     def test_addedYouWhenAlreadyAllowed(self) -> None:
@@ -806,7 +807,7 @@ class ServerPushTests(RosterTestMixin, SynchronousTestCase):
         )
         self.assertEqual(
             self.observer.events,
-            [("contactRemovedYou", "dave@example.com"), ("contactRemovedYou", "bob@example.com")],
+            [("contactRemovedYou", SESSION, "dave@example.com"), ("contactRemovedYou", SESSION, "bob@example.com")],
         )
         self.assertNotIn("dave@example.com", self.contacts)
         self.assertEqual(self.contacts.get("bob@example.com").lists, FL | AL)  # type: ignore[union-attr]

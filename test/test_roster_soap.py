@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from treq.testing import StubTreq
 from twisted.internet.defer import Deferred, fail, gatherResults, succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
-from twisted.web.resource import Resource
 
 from msnp.contacts import ContactList, Lists
 from msnp.listpayload import ListEntry
@@ -26,7 +24,7 @@ from msnp.soap.sharing import SharingService
 from msnp.soap.sync import buildContactList
 from msnp.wire import Command
 
-from test.support import ListChangeRecorder
+from test.support import LIST_CHANGES, EventRecorder, stubTreq
 
 FL, AL, BL, RL, PL = Lists.FORWARD, Lists.ALLOW, Lists.BLOCK, Lists.REVERSE, Lists.PENDING
 BASE = "http://127.0.0.1:8080/abservice/"
@@ -48,9 +46,7 @@ class RosterOverSOAPTests(SynchronousTestCase):
         self.store.addToAddressBook(self.dave, "alice@example.com")
         self.store.setRole(self.dave, ALLOW, "alice@example.com")
         grant = self.store.issueTickets(self.alice)
-        root = Resource()
-        root.putChild(b"abservice", ABCHResource(self.store))
-        self.treq = StubTreq(root)
+        self.treq = stubTreq(b"abservice", ABCHResource(self.store))
         clock = Clock()
         self.sharing = SharingService(
             self.treq, BASE + "SharingService.asmx", lambda: grant.contactsTicket, clock
@@ -66,7 +62,7 @@ class RosterOverSOAPTests(SynchronousTestCase):
         self.contacts: ContactList = buildContactList(membership, book, "alice@example.com").contacts
         self.listCommands: list[tuple[str, bytes]] = []
         self.failListCommands = False
-        self.observer = ListChangeRecorder(keepSession=False)
+        self.observer = EventRecorder("roster", LIST_CHANGES, clock=clock)
         self.roster = RosterManager(
             self.contacts,
             self.sharing,
@@ -247,7 +243,7 @@ class RosterOverSOAPTests(SynchronousTestCase):
         self.resolve(
             self.roster.serverListChanged([ListEntry("carol@example.net", RL, 1, "Carol")], True)
         )
-        self.assertEqual(self.observer.events, [("contactAddedYou", "carol@example.net", "Carol")])
+        self.assertEqual(self.observer.events, [("contactAddedYou", None, "carol@example.net", "Carol")])
         carol = self.contacts.get("carol@example.net")
         assert carol is not None
         self.assertEqual(carol.lists, RL | PL)
@@ -268,4 +264,4 @@ class RosterOverSOAPTests(SynchronousTestCase):
         assert carol is not None
         self.assertEqual(carol.lists, FL | AL)
         self.assertEqual(carol.contactId, self.alice.addressBook["carol@example.net"].contactId)
-        self.assertEqual(self.observer.events, [("contactListChanged",)])
+        self.assertEqual(self.observer.events, [("contactListChanged", None)])

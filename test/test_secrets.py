@@ -14,7 +14,7 @@ cannot pass by capturing nothing.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, cast
+from typing import Any, Optional, cast
 from urllib.parse import quote
 
 from twisted.internet import reactor
@@ -32,7 +32,7 @@ from msnp.server.network import LocalNetwork
 from msnp.wire import Command
 from msnp.xmlsafe import escapeText
 
-from test.support import WAIT, startLocalNetwork
+from test.support import WAIT, EventRecorder, startLocalNetwork
 
 ALICE = "alice@example.com"
 BOB = "bob@example.com"
@@ -49,7 +49,7 @@ class Everything:
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
         self.commands: list[Command] = []
-        self.observed: list[tuple[Any, ...]] = []
+        self.observers: list[EventRecorder] = []
         self.objects: list[Any] = []
 
     def logEvent(self, event: dict[str, Any]) -> None:
@@ -70,29 +70,11 @@ class Everything:
                     found.append(value.getTraceback())
         found += [repr(c) for c in self.commands]
         found += [repr(c.describe()) for c in self.commands]
-        found += [repr(e) for e in self.observed]
+        found += [repr(e) for observer in self.observers for e in observer.events]
         for obj in self.objects:
             found.append(repr(obj))
             found.append(str(obj))
         return found
-
-
-class Recorder:
-    """
-    An observer that keeps every event it is told about.
-    """
-
-    def __init__(self, everything: Everything) -> None:
-        self._everything = everything
-
-    def __getattr__(self, name: str) -> Callable[..., None]:
-        if name.startswith("_"):
-            raise AttributeError(name)
-
-        def record(*args: Any) -> None:
-            self._everything.observed.append((name, *args))
-
-        return record
 
 
 def needlesFor(secret: str) -> set[str]:
@@ -161,8 +143,10 @@ class SecretsTests(TestCase):
         self.network, self.endpoints = started
 
     def client(self, password: str) -> MSNClient:
+        observer = EventRecorder("alice")
+        self.everything.observers.append(observer)
         client = MSNClient(
-            ALICE, password, self.endpoints, observer=Recorder(self.everything), reactor=reactor,
+            ALICE, password, self.endpoints, observer=observer, reactor=reactor,
             loginTimeout=WAIT, requestTimeout=WAIT, trace=True,
         )
         self.everything.objects.append(client)

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from treq.testing import StubTreq
 from twisted.trial.unittest import SynchronousTestCase
-from twisted.web.resource import Resource
 
 from msnp.server.abch import ABCHResource
-from test.support import ServerHarness
+from test.support import ServerHarness, stubTreq
 
 
 class StateOutlivesResourceTests(SynchronousTestCase):
@@ -23,9 +21,7 @@ class StateOutlivesResourceTests(SynchronousTestCase):
 
     def _remount(self, net: ServerHarness) -> None:
         net.abch = ABCHResource(net.store, net.clock, onChange=net.changed)
-        root = Resource()
-        root.putChild(b"abservice", net.abch)
-        net.treq = StubTreq(root)
+        net.treq = stubTreq(b"abservice", net.abch)
 
     def _read(self, net: ServerHarness) -> Any:
         sharing, book = net.clients()

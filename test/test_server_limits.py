@@ -14,18 +14,18 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import replace
-from typing import Any, Optional
+from typing import Any
 
 import treq
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.logger import globalLogPublisher
 from twisted.python.failure import Failure
-from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.trial.unittest import SynchronousTestCase
 
 from msnp.server.accounts import ALLOW, BLOCK, AccountStore
 from msnp.server.connection import ServerConnection, describe
@@ -35,187 +35,11 @@ from msnp.server.network import LocalNetwork
 from msnp.server.notification import NotificationServer, Presence
 from msnp.server.switchboard import SwitchboardDirectory
 from msnp.server.throttle import SignInThrottle
-from msnp.mbi import mbiResponse
-from msnp.wire import Command, Direction, parseCommand
+from msnp.wire import Command
 
-from test.support import tempDirectory
-
-GUID_A = "{6F0D1A2B-3C4D-4E5F-8A9B-0C1D2E3F4A5B}"
-GUID_B = "{0A1B2C3D-4E5F-4061-8293-A4B5C6D7E8F9}"
-CVR = "CVR 2 0x0409 winnt 6.1.0 i386 MSNMSGR 14.0.8089.0726 msmsgs"
+from test.support import CVR, GUID_A, GUID_B, LimitsTestCase, httpClient, tempDirectory
 
 
-class Raw(Protocol):
-    """
-    A bare line client: queues what the server sends, parsed; can stop
-    reading to play a peer that never reads.
-    """
-
-    def __init__(self) -> None:
-        self.buffer = b""
-        self.commands: list[Command] = []
-        self.waiting: list[tuple[str, Deferred[Command]]] = []
-        self.lost: Deferred[None] = Deferred()
-        self.closed = False
-        self.pendingPayload: Optional[tuple[bytes, int]] = None
-
-    def dataReceived(self, data: bytes) -> None:
-        self.buffer += data
-        while True:
-            if self.pendingPayload is not None:
-                line, size = self.pendingPayload
-                if len(self.buffer) < size:
-                    return
-                payload, self.buffer = self.buffer[:size], self.buffer[size:]
-                self.pendingPayload = None
-                self._got(parseCommand(line + payload, Direction.FROM_SERVER))
-                continue
-            line, sep, rest = self.buffer.partition(b"\r\n")
-            if not sep:
-                return
-            self.buffer = rest
-            words = line.split(b" ")
-            name = words[0].decode()
-            if name in ("MSG", "GCF", "UBX", "NOT", "UBN", "ADL", "RML"):
-                size = int(words[-1])
-                if size:
-                    self.pendingPayload = (line + b"\r\n", size)
-                    continue
-            self._got(parseCommand(line + b"\r\n", Direction.FROM_SERVER))
-
-    def _got(self, command: Command) -> None:
-        for entry in list(self.waiting):
-            if entry[0] == command.name:
-                self.waiting.remove(entry)
-                entry[1].callback(command)
-                return
-        self.commands.append(command)
-
-    def expect(self, name: str) -> "Deferred[Command]":
-        """
-        The first queued or next arriving command called C{name} (commands
-        of other names before it stay queued).
-        """
-        for command in self.commands:
-            if command.name == name:
-                self.commands.remove(command)
-                return succeed(command)
-        d: Deferred[Command] = Deferred()
-        self.waiting.append((name, d))
-        return d
-
-    def named(self, name: str) -> list[Command]:
-        return [c for c in self.commands if c.name == name]
-
-    def send(self, line: str | bytes) -> None:
-        assert self.transport is not None
-        self.transport.write(line if isinstance(line, bytes) else line.encode() + b"\r\n")
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        self.closed = True
-        for _, d in self.waiting:
-            if not d.called:
-                d.errback(Failure(ConnectionError("closed")))
-        self.waiting = []
-        self.lost.callback(None)
-
-
-def httpClient() -> Any:
-    """
-    A treq client without persistent connections (a clean reactor after
-    each test).
-    """
-    from treq.client import HTTPClient
-    from twisted.web.client import Agent, HTTPConnectionPool
-
-    return HTTPClient(Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False)))
-
-
-class LimitsTestCase(TestCase):
-    """
-    A started network with a L{Clock} for connection timeouts.
-    """
-
-    timeout = 20
-
-    async def start(self, **limits: Any) -> LocalNetwork:
-        self.timers = Clock()
-        self.network = LocalNetwork(
-            reactor=reactor, timeoutClock=self.timers, sendChallenge=False,
-            limits=replace(DEFAULT_LIMITS, **limits),
-        )
-        self.raws: list[Raw] = []
-        self.addCleanup(self._stop)
-        self.endpoints = await self.network.start()
-        for name in ("alice", "bob", "carol"):
-            self.network.addAccount(f"{name}@example.com", "pw", name.capitalize())
-        return self.network
-
-    async def _stop(self) -> None:
-        await self.network.stop()
-        for raw in self.raws:
-            if not raw.closed and raw.transport is not None:
-                raw.transport.abortConnection()  # type: ignore[attr-defined]
-            await raw.lost
-
-    async def connect(self, address: str) -> Raw:
-        host, port = address.rsplit(":", 1)
-        raw = Raw()
-        await connectProtocol(TCP4ClientEndpoint(reactor, host, int(port)), raw)
-        self.raws.append(raw)
-        return raw
-
-    @property
-    def ds(self) -> str:
-        return self.endpoints.dispatch.split(":", 1)[1]
-
-    async def ping(self, raw: Raw) -> None:
-        """
-        A C{PNG} round trip: the server has handled everything sent before.
-        """
-        raw.send("PNG")
-        await raw.expect("QNG")
-
-    async def signIn(self, email: str, guid: str = GUID_A, online: bool = True) -> Raw:
-        raw = await self.connect(self.network.notificationAddress)
-        raw.send("VER 1 MSNP18 CVR0")
-        await raw.expect("VER")
-        raw.send(f"{CVR} {email}")
-        await raw.expect("CVR")
-        raw.send(f"USR 3 SSO I {email}")
-        usr = await raw.expect("USR")
-        account = self.network.store.get(email)
-        assert account is not None
-        grant = self.network.store.issueTickets(account)
-        raw.send(f"USR 4 SSO S {grant.clearTicket} {mbiResponse(grant.binarySecret, usr.arguments[3])} {guid}")
-        ok = await raw.expect("USR")
-        self.assertEqual(ok.arguments[0], "OK")
-        if online:
-            raw.send("CHG 5 NLN 2789003324:48 0")
-            await raw.expect("CHG")
-        await self.ping(raw)
-        return raw
-
-    async def switchboard(self, ns: Raw, email: str, guid: str = GUID_A) -> Raw:
-        ns.send("XFR 9 SB")
-        xfr = await ns.expect("XFR")
-        sb = await self.connect(xfr.arguments[1])
-        sb.send(f"USR 1 {email};{guid} {xfr.arguments[3]}")
-        await sb.expect("USR")
-        return sb
-
-    async def answer(self, ns: Raw, email: str, guid: str = GUID_B) -> Raw:
-        rng = await ns.expect("RNG")
-        sb = await self.connect(rng.arguments[1])
-        sb.send(f"ANS 1 {email};{guid} {rng.arguments[3]} {rng.arguments[0]}")
-        await sb.expect("ANS")
-        return sb
-
-    def serverConnections(self, index: int) -> list[Any]:
-        """
-        The server protocols open on listener C{index} (0 NS, 1 DS, 2 SB).
-        """
-        return [c.wrappedProtocol for c in self.network._factories[index].connections()]
 
 
 class PreLoginPayloadTests(LimitsTestCase):

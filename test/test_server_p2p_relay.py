@@ -13,7 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from msnp.p2p.transport import Chunk, Header, buildFrame
 from msnp.server.switchboard import SwitchboardServerFactory, p2pDestination
 
-from test.test_server_switchboard import ALICE_GUID, BOB_GUID, BOB_GUID2, Client, FakeNS, FakeNetwork
+from test.support import ALICE_GUID, BOB_GUID, BOB_GUID2, Client, FakeNS, FakeNetwork
 
 
 def p2pPayload(destination: str, size: int = 100) -> bytes:

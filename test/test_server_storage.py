@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from treq.testing import StubTreq
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
-from twisted.web.resource import Resource
 from zope.interface.verify import verifyObject
 
 from msnp.errors import ServiceError
@@ -27,6 +25,8 @@ from msnp.server.roaming import (
 )
 from msnp.server.storage import MAX_PICTURE_BYTES, StorageResource
 from msnp.soap.storage import STORAGE_NS, StorageFault, StorageService
+
+from test.support import stubTreq
 
 BASE = "http://127.0.0.1:8080/storageservice/"
 URL = BASE + "SchematizedStore.asmx"
@@ -52,9 +52,7 @@ class StorageServerTests(SynchronousTestCase):
         self.resource = StorageResource(
             self.tickets, self.profiles, self.clock, onChange=lambda a, p: self.changes.append((a, p))
         )
-        root = Resource()
-        root.putChild(b"storageservice", self.resource)
-        self.treq = StubTreq(root)
+        self.treq = stubTreq(b"storageservice", self.resource)
         self.presented = self.ticket
         self.service = StorageService(self.treq, URL, lambda: self.presented, self.clock)
 

@@ -6,119 +6,36 @@ loopback with the client's L{ConversationManager}.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.endpoints import TCP4ServerEndpoint
-from twisted.internet.error import ConnectionDone, ConnectionLost
-from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
+from twisted.internet.error import ConnectionDone
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from msnp.errors import ContactOffline
-from msnp.server.accounts import BLOCK, Account, AccountStore
+from msnp.server.accounts import BLOCK
 from msnp.server.switchboard import (
     SwitchboardDirectory,
-    SwitchboardServer,
     SwitchboardServerFactory,
 )
 from msnp.conversation import ConversationManager
 from msnp.mime import buildTextPayload
 from msnp.nsmessages import Invitation, SwitchboardTicket
-from msnp.wire import Command, Direction
 
-from test.support import commandsIn
-
-ALICE_GUID = "{6F0D1A2B-3C4D-4E5F-8A9B-0C1D2E3F4A5B}"
-BOB_GUID = "{0A1B2C3D-4E5F-4061-8293-A4B5C6D7E8F9}"
-BOB_GUID2 = "{22222222-3333-4444-5555-666666666666}"
-
-
-@dataclass
-class FakeNS:
-    account: str
-    machineGuid: str
-    displayName: str
-    capabilities: str = "2789003324:48"
-    status: Optional[str] = "NLN"
-
-
-@dataclass
-class Ring:
-    callee: str
-    sessionId: str
-    authToken: str
-    caller: Account
-    callerName: str
-
-
-class FakeNetwork:
-    """
-    What the switchboard server needs of L{LocalNetwork}.
-    """
-
-    def __init__(self, clock: Any = None) -> None:
-        self.clock = clock or Clock()
-        self.store = AccountStore()
-        for email, name in (("alice@example.com", "Alice"), ("bob@example.com", "Bob B"), ("carol@example.net", "Carol")):
-            self.store.addAccount(email, "pw", name)
-        self.online: dict[str, list[FakeNS]] = {
-            "alice@example.com": [FakeNS("alice@example.com", ALICE_GUID, "Alice")],
-            "bob@example.com": [FakeNS("bob@example.com", BOB_GUID, "Bob B")],
-        }
-        self.rings: list[Ring] = []
-        self.onRing: Any = None
-        self.switchboardAddress = "127.0.0.1:1864"
-        self.switchboards = SwitchboardDirectory(self)
-
-    def onlineSessions(self, email: str) -> list[FakeNS]:
-        return list(self.online.get(email, []))
-
-    def ring(self, callee: str, sessionId: str, authToken: str, caller: Account, callerName: str) -> bool:
-        if not self.online.get(callee):
-            return False
-        ring = Ring(callee, sessionId, authToken, caller, callerName)
-        self.rings.append(ring)
-        if self.onRing is not None:
-            self.onRing(ring)
-        return True
-
-
-def received(transport: StringTransport) -> list[Command]:
-    """
-    Everything the server wrote, parsed as a client reads it.
-    """
-    return commandsIn(transport, Direction.FROM_SERVER)
-
-
-class Client:
-    """
-    One raw connection to a server protocol.
-    """
-
-    def __init__(self, factory: SwitchboardServerFactory) -> None:
-        self.protocol: SwitchboardServer = factory.buildProtocol(None)
-        self.transport = StringTransport()
-        self.protocol.makeConnection(self.transport)
-
-    def send(self, data: bytes) -> None:
-        self.protocol.dataReceived(data)
-
-    def lines(self) -> list[str]:
-        return [c.describe() if c.payload is not None else " ".join([c.name] + ([str(c.trid)] if c.trid is not None else []) + list(c.arguments)) for c in received(self.transport)]
-
-    def commands(self) -> list[Command]:
-        return received(self.transport)
-
-    def clear(self) -> None:
-        self.transport.clear()
-
-    def drop(self) -> None:
-        self.protocol.connectionLost(Failure(ConnectionLost()))
-
+from test.support import (
+    ALICE_GUID,
+    BOB_GUID,
+    BOB_GUID2,
+    CONVERSATION_EVENTS,
+    Client,
+    EventRecorder,
+    FakeNetwork,
+    FakeNS,
+    Ring,
+)
 
 class ServerTests(SynchronousTestCase):
     """
@@ -423,8 +340,7 @@ class LoopbackTests(TestCase):
         self.port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(factory)
         self.addCleanup(self.port.stopListening)
         self.network.switchboardAddress = f"127.0.0.1:{self.port.getHost().port}"
-        self.events: dict[str, list[tuple[Any, ...]]] = {"alice@example.com": [], "bob@example.com": []}
-        self.waiters: list[tuple[str, str, Deferred[Any]]] = []
+        self.recorders = {email: EventRecorder(email, CONVERSATION_EVENTS) for email in ("alice@example.com", "bob@example.com")}
         self.managers = {
             email: self._manager(email, guid)
             for email, guid in (("alice@example.com", ALICE_GUID), ("bob@example.com", BOB_GUID))
@@ -438,26 +354,13 @@ class LoopbackTests(TestCase):
         self.network.onRing = ring
 
     def _manager(self, email: str, guid: str) -> ConversationManager:
-        test = self
-
-        class Observer:
-            def __getattr__(self, name: str) -> Any:
-                def record(*args: Any) -> None:
-                    test.events[email].append((name,) + args)
-                    for waiter in list(test.waiters):
-                        if waiter[0] == email and waiter[1] == name:
-                            test.waiters.remove(waiter)
-                            waiter[2].callback(args)
-
-                return record
-
         def xfr() -> "Deferred[SwitchboardTicket]":
             from twisted.internet.defer import succeed
 
             token = self.network.switchboards.issueXfrToken(email, guid)
             return succeed(SwitchboardTicket(self.network.switchboardAddress, token))
 
-        manager = ConversationManager(email, guid, lambda: email, xfr, observer=Observer(), reactor=reactor)
+        manager = ConversationManager(email, guid, lambda: email, xfr, observer=self.recorders[email], reactor=reactor)
         self.addCleanup(self._close, manager)
         return manager
 
@@ -467,9 +370,14 @@ class LoopbackTests(TestCase):
         await DeferredList(waits)
 
     def waitFor(self, email: str, event: str) -> "Deferred[Any]":
-        d: Deferred[Any] = Deferred()
-        self.waiters.append((email, event, d))
-        return d
+        """
+        Fire with the arguments (after the session) of the next C{event}
+        C{email} hears.
+        """
+        recorder = self.recorders[email]
+        heard = recorder.count(event)
+        d = recorder.waitFor(lambda: recorder.count(event) > heard, event)
+        return d.addCallback(lambda _: recorder.named(event)[heard])
 
     async def test_conversation(self) -> None:
         """

@@ -15,7 +15,7 @@ from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
 from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET, Request, Site
+from twisted.web.server import Request, Site
 
 from msnp.errors import ServiceError
 from msnp.server.accounts import AccountStore
@@ -24,7 +24,7 @@ from msnp.server.storage import StorageResource
 from msnp.soap.storage import StorageFault, StorageService
 from msnp.httpclient import makeHTTPClient
 
-from test.support import TrackingFactory, asyncTest, stopTracked
+from test.support import Silent, TrackingFactory, asyncTest, stopTracked
 
 #: Deadline of the calls that should succeed; loopback answers in milliseconds.
 TIMEOUT = 10.0
@@ -41,23 +41,6 @@ class Broken(Resource):
     def render_POST(self, request: Request) -> bytes:
         request.setResponseCode(500)
         return b"<html><body>Internal Server Error</body></html>"
-
-
-class Silent(Resource):
-    """
-    Never answers; C{received} fires when a request arrived.
-    """
-
-    isLeaf = True
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.received: Deferred[None] = Deferred()
-
-    def render_POST(self, request: Request) -> Any:
-        if not self.received.called:
-            self.received.callback(None)
-        return NOT_DONE_YET
 
 
 class StorageOverLoopbackTests(TestCase):

@@ -35,7 +35,7 @@ from msnp.nsmessages import Invitation, SwitchboardTicket
 from msnp.switchboard import SwitchboardProtocol
 from msnp.wire import Command, Direction
 
-from test.support import commandsIn
+from test.support import EventRecorder, commandsIn
 
 # Reference section 8.4.
 TXT = b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\nX-MMS-IM-Format: FN=Segoe%20UI; EF=; CO=0; CS=1; PF=0\r\n\r\nHi Bob! \xc3\xa7a va?"
@@ -59,23 +59,6 @@ def serverMSG(sender: str, name: str, payload: bytes) -> bytes:
     return f"MSG {sender} {name} {len(payload)}\r\n".encode() + payload
 
 
-class Recorder:
-    """
-    An observer that records every event.
-    """
-
-    def __init__(self) -> None:
-        self.events: list[tuple[Any, ...]] = []
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return lambda *args: self.events.append((name,) + args)
-
-    def named(self, name: str) -> list[tuple[Any, ...]]:
-        return [e for e in self.events if e[0] == name]
-
-
 class Harness:
     """
     A ConversationManager whose connections are StringTransports.
@@ -83,7 +66,7 @@ class Harness:
 
     def __init__(self) -> None:
         self.clock = Clock()
-        self.observer = Recorder()
+        self.observer = EventRecorder("alice", clock=self.clock)
         self.xfrRequests: list[Deferred[SwitchboardTicket]] = []
         self.autoTicket = True
         self.connections: list[tuple[str, SwitchboardProtocol, StringTransport]] = []
@@ -740,7 +723,7 @@ class ParticipantTests(SynchronousTestCase):
         h.drop()
         h.manager.invited(Invitation("s2", "127.0.0.1:1865", "tok", "bob@example.com", "Bob"))
         h.feed(b"IRO 1 1 1 bob@example.com Bob 1:0\r\nANS 1 OK\r\n")
-        self.assertEqual(h.observer.named("conversationStarted"), [("conversationStarted", conversation)])
+        self.assertEqual(h.observer.named("conversationStarted"), [(None, conversation)])
         self.assertTrue(conversation.isActive)
 
     def test_invitedButEmpty(self) -> None:

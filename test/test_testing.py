@@ -19,7 +19,7 @@ from test.support import asyncTest
 
 
 class _Echo(ObserverBase):
-    def messageReceived(self, conversation: Any, message: Any) -> None:
+    def messageReceived(self, session: Any, conversation: Any, message: Any) -> None:
         conversation.sendText(f"echo: {message.text}")
 
 
@@ -92,5 +92,8 @@ class LocalNetworkHelperTests(TestCase):
         conversation = await session.openConversation("bot@example.com")
         await conversation.sendText("hi")
         await me.waitForEvent("messageReceived")
-        ((_, message),) = me.named("messageReceived")
+        ((heardBy, heardIn, message),) = me.named("messageReceived")
         self.assertEqual(message.text, "echo: hi")
+        # The event names the session and the conversation it happened in.
+        self.assertIs(heardBy, session)
+        self.assertIs(heardIn, conversation)

@@ -31,6 +31,8 @@ from msnp.mbi import mbiResponse
 from msnp.wire import Direction, parseCommand
 from msnp.xmlsafe import findPath, parseXML, textOf
 
+from test.support import stubTreq
+
 URL = "http://contacts.example/abservice/abservice.asmx"
 OLD = "t=OLDticket&p=old"
 NEW = "t=NEWticket&p=new"
@@ -436,9 +438,7 @@ class ABCHExpiryTests(SynchronousTestCase):
         self.clock = Clock()
         self.store = AccountStore(ticketLifetime=60.0, clock=self.clock)
         self.alice = self.store.addAccount("alice@example.com", "pw")
-        root = Resource()
-        root.putChild(b"abservice", ABCHResource(self.store, clock=self.clock))
-        self.treq: Any = StubTreq(root)
+        self.treq: Any = stubTreq(b"abservice", ABCHResource(self.store, clock=self.clock))
 
     def post(self, ticket: str) -> tuple[int, bytes]:
         envelope = buildEnvelope("<ABGroupAdd xmlns=\"http://www.msn.com/webservices/AddressBook\">"

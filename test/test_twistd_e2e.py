@@ -22,26 +22,13 @@ from twisted.trial.unittest import TestCase
 
 from msnp.client import MSNClient
 from msnp.endpoints import Endpoints
-from msnp.handlers import ObserverBase
 
-from test.support import childEnvironment, freePorts, tempDirectory
+from test.support import CONVERSATION_EVENTS, EventRecorder, childEnvironment, freePorts, tempDirectory
 
 ACCOUNTS = [
     {"email": "echo@example.com", "password": "echo-pw", "displayName": "Echo", "contacts": ["tester@example.com"]},
     {"email": "tester@example.com", "password": "tester-pw", "displayName": "Tester"},
 ]
-
-
-class Recorder(ObserverBase):
-    """
-    Keeps the messages the tester receives.
-    """
-
-    def __init__(self) -> None:
-        self.messages: list[Any] = []
-
-    def messageReceived(self, conversation: Any, message: Any) -> None:
-        self.messages.append(message)
 
 
 def readFile(path: str) -> str:
@@ -149,7 +136,7 @@ class TwistdEndToEndTests(TestCase):
     def allLogs(self) -> str:
         return "\n".join(f"--- {path}\n{readFile(path)[-4000:]}" for path in self.logs)
 
-    async def echoRoundTrip(self, session: Any, recorder: Recorder, text: str) -> None:
+    async def echoRoundTrip(self, session: Any, recorder: EventRecorder, text: str) -> None:
         await self.waitUntil(
             lambda: (c := session.contacts.get("echo@example.com")) is not None and c.isOnline,
             15, "the echo bot to be online",
@@ -157,7 +144,7 @@ class TwistdEndToEndTests(TestCase):
         conversation = await session.openConversation("echo@example.com")
         await conversation.sendText(text)
         await self.waitUntil(
-            lambda: any(m.text == text and m.sender == "echo@example.com" for m in recorder.messages),
+            lambda: any(m.text == text and m.sender == "echo@example.com" for _, m in recorder.named("messageReceived")),
             10, f"the echo of {text!r}",
         )
 
@@ -175,7 +162,7 @@ class TwistdEndToEndTests(TestCase):
     async def _echoSurvivesServerRestart(self) -> None:
         server = await self.startServer()
         bot = self.startEchoBot()
-        recorder = Recorder()
+        recorder = EventRecorder("tester", CONVERSATION_EVENTS)
         client = MSNClient("tester@example.com", "tester-pw", self.endpoints, observer=recorder, reactor=self.reactor)
         session = await client.login()
         self.addCleanup(lambda: session.logout() if session.isActive else None)

@@ -1,4 +1,4 @@
-# -*- test-case-name: test.test_p2p_msnobject -*-
+# -*- test-case-name: test.test_pictures,test.test_p2p_slp -*-
 """
 MSN objects: the C{<msnobj .../>} element that names a display picture,
 emoticon, wink or voice clip (MSNP18.md 4.6, MSNP18-p2p.md P.6).

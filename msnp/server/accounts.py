@@ -1,4 +1,4 @@
-# -*- test-case-name: test.test_server_accounts -*-
+# -*- test-case-name: test.test_server_store,test.test_server_durability -*-
 """
 The local network's account store: who exists, their passwords, their
 address books and memberships, and the tickets the SSO service issued.

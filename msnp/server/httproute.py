@@ -1,4 +1,4 @@
-# -*- test-case-name: test.test_server_httproute -*-
+# -*- test-case-name: test.test_server_limits -*-
 """
 Request paths routed as the real service routed them.
 

@@ -100,16 +100,29 @@ class ListCommands(LoginPreamble):
                     return None
         return initial, entries
 
-    def handle_ADL(self, command: Command) -> None:
+    def _acceptedListCommand(self, command: Command) -> Optional[tuple[bool, list[ListEntry]]]:
+        """
+        The common start of C{ADL} and C{RML}: a circle list goes to the
+        circle commands; a valid list is acknowledged with C{OK} and
+        returned as C{(initial, entries)}; L{None} when there is nothing
+        more to do (a circle list, or an error already sent).
+        """
         if self.isCircleList(command):
             self.circleList(command)
-            return
+            return None
         parsed = self._listEntries(command)
+        if parsed is None:
+            return None
+        assert self.user is not None
+        self.reply(command.name, command.trid, "OK")
+        return parsed
+
+    def handle_ADL(self, command: Command) -> None:
+        parsed = self._acceptedListCommand(command)
         if parsed is None:
             return
         initial, entries = parsed
         assert self.user is not None
-        self.reply("ADL", command.trid, "OK")
         if initial:
             # The store is the truth; the initial list is only acknowledged.
             return
@@ -127,15 +140,11 @@ class ListCommands(LoginPreamble):
             self.presence.refreshBetween(self.user.email, target.email)
 
     def handle_RML(self, command: Command) -> None:
-        if self.isCircleList(command):
-            self.circleList(command)
-            return
-        parsed = self._listEntries(command)
+        parsed = self._acceptedListCommand(command)
         if parsed is None:
             return
         initial, entries = parsed
         assert self.user is not None
-        self.reply("RML", command.trid, "OK")
         if not initial:
             self.presence.echoListChange(cast("NotificationServer", self), "RML", entries)
         for entry in entries:

@@ -1,4 +1,4 @@
-# -*- test-case-name: test.test_server_rsi -*-
+# -*- test-case-name: test.test_soap_rsi,test.test_rsi_loopback -*-
 """
 The local network's RSI service: C{/rsi/rsi.asmx} (reference 6.12,
 Q.1.5-Q.1.7, Q.1.9).

@@ -284,7 +284,7 @@ class SwitchboardDirectory:
         for session in self.sessionsOf(key):
             for member in list(session.members):
                 if member.account == key and (lastPlace or guidKey(member.machineGuid) == place):
-                    member.close("its user signed out")
+                    member.disconnect("its user signed out")
 
     def enforcePrivacy(self, owner: Account) -> None:
         """
@@ -298,4 +298,4 @@ class SwitchboardDirectory:
                     continue
                 other = store.get(member.account)
                 if other is None or not permits(owner, other):
-                    member.close("no longer allowed by " + owner.email)
+                    member.disconnect("no longer allowed by " + owner.email)

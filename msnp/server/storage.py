@@ -360,7 +360,7 @@ class StorageResource(Resource):
         C{profileAttributesToDelete} names is cleared (Q.3.3); an empty
         element is ignored, as MSNPSharp's omission means "unchanged".
         """
-        account, method, request = call.account, call.method, call.request
+        account, method = call.account, call.method
         profileElement = child(method, "profile")
         if textOf(profileElement, "ResourceID").strip().lower() != cidKey(account) + _PROFILE_SUFFIX:
             raise _missing()
@@ -389,7 +389,7 @@ class StorageResource(Resource):
         """
         C{FindDocuments} under C{/UserTiles}: the one picture, if any.
         """
-        account, method, request = call.account, call.method, call.request
+        account, method = call.account, call.method
         self._requireOwnHandle(account, child(method, "objectHandle"), _PROFILE_SUFFIX)
         picture = self._profile(account).picture
         documents = ""
@@ -434,7 +434,7 @@ class StorageResource(Resource):
         C{CreateDocument}: the new picture replaces the account's one
         picture (Escargot keeps one too); its id is always C{<cid>!205}.
         """
-        account, method, request = call.account, call.method, call.request
+        account, method = call.account, call.method
         self._requireOwnHandle(account, child(method, "parentHandle"), _PROFILE_SUFFIX)
         self._setPicture(account, child(method, "document"))
         return (
@@ -447,7 +447,7 @@ class StorageResource(Resource):
         C{UpdateDocument} of the existing picture (a missing one is
         C{ItemDoesNotExist}: MSNPSharp then creates it).
         """
-        account, method, request = call.account, call.method, call.request
+        account, method = call.account, call.method
         document = child(method, "document")
         if textOf(document, "ResourceID").strip().lower() != cidKey(account) + _PHOTO_SUFFIX:
             raise _missing()
@@ -461,7 +461,7 @@ class StorageResource(Resource):
         C{CreateRelationships} of the picture to the expression profile: the
         one picture is always linked, so only the ids are checked.
         """
-        account, method, request = call.account, call.method, call.request
+        account, method = call.account, call.method
         key = cidKey(account)
         for relationship in iterByName(method, "Relationship"):
             if textOf(relationship, "SourceID").strip().lower() != key + _EXPRESSION_SUFFIX:
@@ -478,7 +478,7 @@ class StorageResource(Resource):
         profile or from C{/UserTiles}) removes it; a picture already gone
         is C{ItemDoesNotExist}, which papyon treats as success.
         """
-        account, method, request = call.account, call.method, call.request
+        account, method = call.account, call.method
         source = child(method, "sourceHandle")
         if textOf(source, "Alias", "Name").strip():
             self._requireOwnHandle(account, source, _PROFILE_SUFFIX)

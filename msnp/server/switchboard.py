@@ -46,8 +46,6 @@ from msnp.server.presence import guidKey as guidKey
 from msnp.server.presence import permits
 from msnp.server.router import INetworkRouter
 from msnp.server.sbdirectory import (
-    INVITE_TOKEN_LIFETIME as INVITE_TOKEN_LIFETIME,
-    XFR_TOKEN_LIFETIME as XFR_TOKEN_LIFETIME,
     SwitchboardDirectory as SwitchboardDirectory,
     SwitchboardSession as SwitchboardSession,
 )
@@ -210,10 +208,13 @@ class SwitchboardServer(ServerConnection):
         """
         self.sendRaw(Command(name, trid, tuple(arguments), payload))
 
-    def close(self, why: str) -> None:
+    def disconnect(self, why: str) -> None:
         """
-        Close the connection after what was already written; C{why} is
-        logged only.
+        Hang up on this client: close the connection after what was already
+        written, logging C{why}. (Not the client connections' C{close()}
+        lifecycle, which returns a L{Deferred <twisted.internet.defer.Deferred>}: a server hangs up and moves
+        on, and L{abort <msnp.server.connection.ServerConnection.abort>}
+        drops a connection at once.)
         """
         log.info("Closing switchboard connection of {account}: {why}",
                  account=summarise(self.account or "", self.limits.logArgument), why=why)
@@ -227,15 +228,15 @@ class SwitchboardServer(ServerConnection):
 
     def commandReceived(self, command: Command) -> None:
         if self.session is None and command.name not in ("USR", "ANS", "OUT"):
-            self.close(f"{summarise(command.name, 16)} before authentication")
+            self.disconnect(f"{summarise(command.name, 16)} before authentication")
             return
         super().commandReceived(command)
 
     def unknownCommand(self, command: Command) -> None:
-        self.close(f"unknown command {summarise(command.name, 16)}")
+        self.disconnect(f"unknown command {summarise(command.name, 16)}")
 
     def errorReceived(self, command: Command) -> None:
-        self.close("numeric command from a client")
+        self.disconnect("numeric command from a client")
 
     # -- authentication ---------------------------------------------------------
 
@@ -248,7 +249,7 @@ class SwitchboardServer(ServerConnection):
 
     def _authFailed(self, trid: Optional[int], why: str) -> None:
         self.reply("911", trid)
-        self.close(why)
+        self.disconnect(why)
 
     def handle_USR(self, command: Command) -> None:
         if self.session is not None or len(command.arguments) < 2:
@@ -379,14 +380,14 @@ class SwitchboardServer(ServerConnection):
     def handle_MSG(self, command: Command) -> None:
         mode = command.arg(0)
         if mode not in _ACK_MODES or len(command.arguments) != 1:
-            self.close(f"bad MSG ack mode {mode[:5]!r}")
+            self.disconnect(f"bad MSG ack mode {mode[:5]!r}")
             return
         payload = command.payload or b""
         assert self.account is not None
         destination = p2pDestination(payload)
         if destination is not None and mode != "D":
             # P2P goes with ack mode D only (MSNP18-p2p.md P.2.1, as Escargot).
-            self.close(f"P2P message with ack mode {mode}")
+            self.disconnect(f"P2P message with ack mode {mode}")
             return
         sender = self._accountRecord()
         store = self.network.store
@@ -423,7 +424,7 @@ class SwitchboardServer(ServerConnection):
 
     def handle_OUT(self, command: Command) -> None:
         self._leaving = True
-        self.close("OUT")
+        self.disconnect("OUT")
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         session, self.session = self.session, None

@@ -13,7 +13,7 @@ from a JSON file (C{--accounts}).
 from __future__ import annotations
 
 import os
-from dataclasses import fields, replace
+from dataclasses import replace
 from typing import Any, Optional
 
 from OpenSSL import SSL
@@ -31,7 +31,7 @@ from msnp.server.accounts import AccountFileError, AccountStore
 from msnp.server.limits import DEFAULT_LIMITS, ServerLimits
 from msnp.server.logs import BoundedLogService
 from msnp.server.sqlstore import DEFAULT_DATABASE, SQLiteAccountStore, StoreError
-from msnp.twistdsupport import EXIT_FAILED, TwistdOptionsMixin, exitAfterShutdown
+from msnp.twistdsupport import EXIT_FAILED, TwistdOptionsMixin, exitAfterShutdown, parseLimitChange
 
 log = Logger()
 
@@ -90,15 +90,8 @@ class Options(TwistdOptionsMixin, usage.Options):
         --limit idleTimeout=120; the names and defaults are in
         docs/limits.md.
         """
-        name, sep, value = assignment.partition("=")
-        kinds = {f.name: f.type for f in fields(ServerLimits)}
-        if not sep or name not in kinds:
-            raise usage.UsageError(f"--limit wants NAME=VALUE with NAME one of: {', '.join(sorted(kinds))}")
-        convert = float if kinds[name] in (float, "float") else int
-        try:
-            self._limitChanges[name] = convert(value)
-        except ValueError:
-            raise usage.UsageError(f"--limit {name}: {value!r} is not a number") from None
+        name, value = parseLimitChange(assignment, ServerLimits)
+        self._limitChanges[name] = value
 
     def postOptions(self) -> None:
         try:

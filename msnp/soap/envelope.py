@@ -31,16 +31,14 @@ from twisted.python.failure import Failure
 
 from msnp.errors import MSNPError, ServiceError
 from msnp.namespaces import AB_NS, ACTION_PREFIX, SOAP_NS, SOAPENC_NS, XSD_NS, XSI_NS
-from msnp.http import DEFAULT_HTTP_TIMEOUT, DEFAULT_MAX_BODY_BYTES, postXML
+from msnp.http import DEFAULT_HTTP_TIMEOUT, DEFAULT_MAX_BODY_BYTES
+from msnp.soap.post import postSOAP, soapBody
 from msnp.xmlsafe import (
-    XMLError,
     child,
     children,
     escapeText,
     findPath,
     iterByName,
-    localName,
-    parseXML,
     textOf,
 )
 
@@ -369,31 +367,16 @@ class ABCHService:
 
     async def _post(self, action: str, body: str, scenario: str, ticket: str) -> Element:
         envelope = buildEnvelope(body, ticket, scenario, self.cache.cacheKey)
-        headers = {
-            "SOAPAction": f'"{ACTION_PREFIX}{action}"',
-            "Content-Type": "text/xml; charset=utf-8",
-        }
         log.debug("ABCH {action} ({scenario}) to {url}", action=action, scenario=scenario, url=self.url)
-        result = await postXML(
-            self.httpClient, self.url, envelope, headers, self.clock, self.timeout, self.maxBodyBytes
+        what = f"ABCH {action}"
+
+        def emptyBody(status: int) -> str:
+            return f"{what}: empty response (HTTP {status})" if 200 <= status < 300 else f"{what}: HTTP {status}"
+
+        root, status = await postSOAP(
+            self.httpClient, self.url, envelope, f"{ACTION_PREFIX}{action}", self.clock, self.timeout,
+            self.maxBodyBytes, what, faultFromDocument, emptyBody,
         )
-        status = result.status
-        if not result.body.strip():
-            if 200 <= status < 300:
-                raise ServiceError(f"ABCH {action}: empty response (HTTP {status})", status=status)
-            raise ServiceError(f"ABCH {action}: HTTP {status}", status=status)
-        try:
-            root = parseXML(result.body, self.maxBodyBytes)
-        except XMLError as e:
-            raise XMLError(f"ABCH {action}: unusable response (HTTP {status}): {e}", status=status) from None
-        fault = faultFromDocument(root, status)
-        if fault is not None:
-            log.info("ABCH {action} failed: {fault}", action=action, fault=str(fault))
-            raise fault
-        if not (200 <= status < 300):
-            raise ServiceError(f"ABCH {action}: HTTP {status}", status=status)
-        if localName(root.tag) != "Envelope":
-            raise ServiceError(f"ABCH {action}: response is not a SOAP envelope", status=status)
         header = findPath(root, "Header", "ServiceHeader")
         if header is not None:
             key = textOf(header, "CacheKey").strip()
@@ -402,7 +385,4 @@ class ABCHService:
             host = textOf(header, "PreferredHostName").strip()
             if host:
                 self.cache.preferredHostName = host
-        soapBody = child(root, "Body")
-        if soapBody is None or len(soapBody) == 0:
-            raise ServiceError(f"ABCH {action}: SOAP body is missing or empty", status=status)
-        return soapBody[0]
+        return soapBody(root, what, status)

@@ -28,10 +28,11 @@ from twisted.python.failure import Failure
 
 from msnp.endpoints import HISTORICAL_RSI as _HISTORICAL_RSI
 from msnp.errors import ServiceError
-from msnp.http import DEFAULT_HTTP_TIMEOUT, postXML
+from msnp.http import DEFAULT_HTTP_TIMEOUT
 from msnp.oim import MailData, isValidMessageId, parseMailData
 from msnp.namespaces import MAX_DELETE_IDS, RSI_NS, SOAP_NS, XSD_NS, XSI_NS
-from msnp.xmlsafe import XMLError, child, escapeText, iterByName, localName, parseXML, textOf
+from msnp.soap.post import postSOAP, soapBody
+from msnp.xmlsafe import child, escapeText, iterByName, localName, textOf
 
 log = Logger()
 
@@ -288,33 +289,14 @@ class RSIService:
 
     async def _post(self, action: str, body: str, ticket: str) -> Element:
         envelope = buildRSIEnvelope(body, ticket)
-        headers = {
-            "SOAPAction": f'"{RSI_ACTION_PREFIX}{action}"',
-            "Content-Type": "text/xml; charset=utf-8",
-        }
         log.debug("RSI {action} to {url}", action=action, url=self.url)
-        result = await postXML(
-            self.httpClient, self.url, envelope, headers, self.clock, self.timeout, self.maxBodyBytes
+        what = f"RSI {action}"
+        root, status = await postSOAP(
+            self.httpClient, self.url, envelope, f"{RSI_ACTION_PREFIX}{action}", self.clock, self.timeout,
+            self.maxBodyBytes, what, lambda root, status: faultIn(root, status, action),
+            lambda status: f"{what}: empty response (HTTP {status})",
         )
-        status = result.status
-        if not result.body.strip():
-            raise ServiceError(f"RSI {action}: empty response (HTTP {status})", status=status)
-        try:
-            root = parseXML(result.body, self.maxBodyBytes)
-        except XMLError as e:
-            raise XMLError(f"RSI {action}: unusable response (HTTP {status}): {e}", status=status) from None
-        fault = faultIn(root, status, action)
-        if fault is not None:
-            log.info("RSI {action} failed: {fault}", action=action, fault=str(fault))
-            raise fault
-        if not (200 <= status < 300):
-            raise ServiceError(f"RSI {action}: HTTP {status}", status=status)
-        if localName(root.tag) != "Envelope":
-            raise ServiceError(f"RSI {action}: response is not a SOAP envelope", status=status)
-        soapBody = child(root, "Body")
-        if soapBody is None or len(soapBody) == 0:
-            raise ServiceError(f"RSI {action}: SOAP body is missing or empty", status=status)
-        response = soapBody[0]
+        response = soapBody(root, what, status)
         if localName(response.tag) != f"{action}Response":
             raise ServiceError(
                 f"RSI {action}: unexpected answer <{localName(response.tag)}>", status=status

@@ -31,7 +31,7 @@ from twisted.logger import Logger
 
 from msnp.endpoints import HISTORICAL_STORAGE as HISTORICAL_STORAGE  # the default of Endpoints.storage
 from msnp.errors import ServiceError
-from msnp.http import DEFAULT_HTTP_TIMEOUT, getBody, postXML
+from msnp.http import DEFAULT_HTTP_TIMEOUT, getBody
 from msnp.namespaces import (
     ITEM_DOES_NOT_EXIST as ITEM_DOES_NOT_EXIST,
     STORAGE_FAULT_NS as STORAGE_FAULT_NS,
@@ -41,7 +41,8 @@ from msnp.namespaces import (
 )
 from msnp.namespaces import SOAP_NS, XSD_NS, XSI_NS
 from msnp.soap.envelope import optionalInt
-from msnp.xmlsafe import XMLError, child, children, escapeText, findPath, iterByName, localName, parseXML, textOf
+from msnp.soap.post import postSOAP, soapBody
+from msnp.xmlsafe import child, children, escapeText, findPath, iterByName, localName, textOf
 
 log = Logger()
 
@@ -306,36 +307,16 @@ class StorageService:
 
     async def _call(self, action: str, body: str, scenario: str) -> Element:
         envelope = buildEnvelope(body, self.ticketProvider(), scenario, self.cache.cacheKey)
-        headers = {
-            "SOAPAction": f'"{STORAGE_NS}/{action}"',
-            "Content-Type": "text/xml; charset=utf-8",
-        }
         log.debug("Storage {action} ({scenario}) to {url}", action=action, scenario=scenario, url=self.url)
-        result = await postXML(
-            self.httpClient, self.url, envelope, headers, self.clock, self.timeout, MAX_RESPONSE_BYTES
+        what = f"storage {action}"
+        root, status = await postSOAP(
+            self.httpClient, self.url, envelope, f"{STORAGE_NS}/{action}", self.clock, self.timeout,
+            MAX_RESPONSE_BYTES, what, faultFromDocument, lambda status: f"{what}: HTTP {status} without a body",
         )
-        status = result.status
-        if not result.body.strip():
-            raise ServiceError(f"storage {action}: HTTP {status} without a body", status=status)
-        try:
-            root = parseXML(result.body, MAX_RESPONSE_BYTES)
-        except XMLError as e:
-            raise XMLError(f"storage {action}: unusable response (HTTP {status}): {e}", status=status) from None
-        fault = faultFromDocument(root, status)
-        if fault is not None:
-            log.info("Storage {action} failed: {fault}", action=action, fault=str(fault))
-            raise fault
-        if not (200 <= status < 300):
-            raise ServiceError(f"storage {action}: HTTP {status}", status=status)
-        if localName(root.tag) != "Envelope":
-            raise ServiceError(f"storage {action}: response is not a SOAP envelope", status=status)
         key = textOf(findPath(root, "Header", "AffinityCacheHeader"), "CacheKey").strip()
         if key:
             self.cache.cacheKey = key
-        soapBody = child(root, "Body")
-        if soapBody is None or len(soapBody) == 0:
-            raise ServiceError(f"storage {action}: SOAP body is missing or empty", status=status)
-        return soapBody[0]
+        return soapBody(root, what, status)
 
     # -- the profile -------------------------------------------------------------
 
