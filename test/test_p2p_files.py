@@ -24,7 +24,7 @@ from msnp.p2p.files import Direction, FileOffer, Transfer, TransferState
 from msnp.p2p.transport import FLAG_FILE_DATA, FLAG_TLP_ERROR, Header, Kind, buildFrame, classify, parseFrame, splitMessage
 
 from test.support import tempDirectory
-from test.test_p2p_session import ALICE, BOB, LogCatcher, Pair
+from test.p2psupport import ALICE, BOB, LogCatcher, Pair
 
 
 class Recorder:
