@@ -44,12 +44,15 @@ from bench_login import (  # noqa: E402
 )
 
 from msnp.challenge import computeChallengeResponse  # noqa: E402
-from msnp.contacts import Status, buildListPayloads, normalizeGuid  # noqa: E402
+from msnp.contacts import Status, normalizeGuid  # noqa: E402
+from msnp.listpayload import buildListPayloads  # noqa: E402
 from msnp.endpoints import ClientIdentity, newMachineGuid  # noqa: E402
 from msnp.soap.addressbook import parseAddressBook  # noqa: E402
 from msnp.soap.sharing import parseMembership  # noqa: E402
 from msnp.soap.sync import buildContactList, initialListEntries  # noqa: E402
-from msnp.sso import MBI_KEY_OLD, buildRST2Request, mbiResponse, parseSSOResponse  # noqa: E402
+from msnp.mbi import mbiResponse  # noqa: E402
+from msnp.namespaces import MBI_KEY_OLD  # noqa: E402
+from msnp.sso import buildRST2Request, parseSSOResponse  # noqa: E402
 from msnp.wire import encodeParameter, serializeCommand  # noqa: E402
 from msnp.xmlsafe import escapeText  # noqa: E402
 

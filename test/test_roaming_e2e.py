@@ -59,6 +59,11 @@ class Recorder(EventRecorder):
     def placeSignedIn(self, session: Any, place: Any) -> None:
         self._record("placeSignedIn", place.guid, place.name)
 
+    def endpointsChanged(self, *args: Any) -> None:
+        # A place's name may come in a later UBX than the place itself
+        # (the login that made it can finish first, on its own connection).
+        self._record("endpointsChanged")
+
     def placeSignedOut(self, session: Any, place: Any) -> None:
         self._record("placeSignedOut", place.guid, place.name)
 
