@@ -7,7 +7,7 @@ Each call is one SOAP 1.1 POST carrying two headers: C{ABApplicationHeader}
 C{ABAuthHeader} (the C{contacts.msn.com} ticket). The answer is either the
 method's response element or a C{soap:Fault}, and a fault may come with
 HTTP 500 as well as with HTTP 200 (reference section 10.3), so every body is
-searched for one whatever the status. A service that refuses the ticket
+checked for one whatever the status (the first child of C{Body} only). A service that refuses the ticket
 answers a bare HTTP 403.
 
 The ticket is a credential: it is read from a provider at each call (so a
@@ -35,12 +35,12 @@ from msnp.http import DEFAULT_HTTP_TIMEOUT, DEFAULT_MAX_BODY_BYTES, postXML
 from msnp.xmlsafe import (
     XMLError,
     child,
-    children,
     escapeText,
     findPath,
     iterByName,
     localName,
     parseXML,
+    soapFault,
     textOf,
 )
 
@@ -89,10 +89,21 @@ def annotationsOf(holder: Optional[Element]) -> dict[str, str]:
     found: dict[str, str] = {}
     if holder is None:
         return found
-    for annotation in children(holder, "Annotation"):
-        name = textOf(annotation, "Name").strip()
+    for annotation in holder:
+        if localName(annotation.tag) != "Annotation":
+            continue
+        # Name and Value in one scan of the annotation's children.
+        name: Optional[str] = None
+        value: Optional[str] = None
+        for part in annotation:
+            tag = localName(part.tag)
+            if tag == "Name" and name is None:
+                name = part.text or ""
+            elif tag == "Value" and value is None:
+                value = part.text or ""
+        name = (name or "").strip()
         if name:
-            found[name] = textOf(annotation, "Value")
+            found[name] = value or ""
     return found
 
 
@@ -224,7 +235,7 @@ def faultFromDocument(root: Element, status: Optional[int]) -> Optional[ABCHFaul
     """
     The L{ABCHFault} a response document carries, or L{None}.
     """
-    fault = next(iterByName(root, "Fault"), None)
+    fault = soapFault(root)
     if fault is None:
         return None
     faultCode = textOf(fault, "faultcode").strip() or None

@@ -31,7 +31,7 @@ from msnp.errors import ServiceError
 from msnp.http import DEFAULT_HTTP_TIMEOUT, postXML
 from msnp.oim import MailData, isValidMessageId, parseMailData
 from msnp.namespaces import MAX_DELETE_IDS, RSI_NS, SOAP_NS, XSD_NS, XSI_NS
-from msnp.xmlsafe import XMLError, child, escapeText, iterByName, localName, parseXML, textOf
+from msnp.xmlsafe import XMLError, child, escapeText, localName, parseXML, soapFault, textOf
 
 log = Logger()
 
@@ -129,7 +129,7 @@ def faultIn(root: Element, status: Optional[int], action: str) -> Optional[RSIFa
     """
     The L{RSIFault} a response document carries, or L{None}.
     """
-    fault = next(iterByName(root, "Fault"), None)
+    fault = soapFault(root)
     if fault is None:
         return None
     code = textOf(fault, "faultcode").strip()[:200] or None

@@ -41,7 +41,7 @@ from msnp.namespaces import (
 )
 from msnp.namespaces import SOAP_NS, XSD_NS, XSI_NS
 from msnp.soap.envelope import optionalInt
-from msnp.xmlsafe import XMLError, child, children, escapeText, findPath, iterByName, localName, parseXML, textOf
+from msnp.xmlsafe import XMLError, child, children, escapeText, findPath, iterByName, localName, parseXML, soapFault, textOf
 
 log = Logger()
 
@@ -187,7 +187,7 @@ def faultFromDocument(root: Element, status: Optional[int]) -> Optional[StorageF
     """
     The L{StorageFault} a response document carries, or L{None}.
     """
-    fault = next(iterByName(root, "Fault"), None)
+    fault = soapFault(root)
     if fault is None:
         return None
     faultCode = textOf(fault, "faultcode").strip() or None
