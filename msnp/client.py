@@ -16,7 +16,7 @@ A login either succeeds or fails with one typed error
 (L{AuthenticationError}, L{LoginTimeout}, L{ConnectionLost},
 L{ProtocolError}, L{ServiceError}, L{ServerError}, ...), and in every
 failure case it first closes whatever it opened: connections, timers and
-the HTTP connection pool it created.
+its claim on the shared HTTP connection pool.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ from msnp.namespaces import CONTACTS, MBI_KEY_OLD, MESSENGER_WEB
 from msnp.offline import UUM_GRACE_PERIOD
 from msnp.soap.rsi import RSIService
 from msnp.sso import SSOClient, SSOResult
-from msnp.httpclient import HTTPClientHandle, makeHTTPClient
+from msnp.httpclient import HTTPClientOwner, SharedHTTPClient, sharedHTTPClient
 
 log = Logger()
 
@@ -78,14 +78,16 @@ DEFAULT_MAX_REDIRECTS = 5
 # -- HTTP ------------------------------------------------------------------------------
 
 
-def httpClientFor(reactor: Any, endpoints: Endpoints) -> HTTPClientHandle:
+def httpClientFor(reactor: Any, endpoints: Endpoints) -> SharedHTTPClient:
     """
-    The HTTP client a session uses when the caller gave none: on
-    C{reactor}, certificates always verified, trusting only
-    C{endpoints.trustRoot} when it is set (self-hosted servers), else the
-    platform's store. The session closes it when it ends.
+    The HTTP client a session uses when the caller gave none: a claim on
+    the one persistent pool of C{reactor} (every session on it shares its
+    connections; see L{msnp.httpclient.sharedHTTPClient}), certificates
+    always verified, trusting only C{endpoints.trustRoot} when it is set
+    (self-hosted servers), else the platform's store. The session gives the
+    claim back when it ends; the pool closes with the last claim.
     """
-    return makeHTTPClient(reactor, endpoints.trustRoot, persistent=True)
+    return sharedHTTPClient(reactor, endpoints.trustRoot)
 
 
 # -- the login ----------------------------------------------------------------------------
@@ -209,8 +211,9 @@ class MSNClient:
         @param requestTimeout: seconds one step (a command, an HTTP call)
             may take.
         @param httpClient: a treq C{HTTPClient} (or C{StubTreq}) for the
-            SSO and address-book services; by default one is created on
-            C{reactor} and closed when the session ends.
+            SSO and address-book services, left open (the caller's); by
+            default the sessions on C{reactor} share one connection pool,
+            closed when the last of them ends.
         @param trace: log every command both ways (secrets redacted).
         @param initialStatus: the status to sign in with (not
             L{Status.OFFLINE}).
@@ -318,7 +321,7 @@ class MSNClient:
     # -- the chain --------------------------------------------------------------------------
 
     async def _attemptLogin(self, attempt: _LoginAttempt) -> "Session":
-        http: Optional[HTTPClientHandle] = None
+        http: Optional[HTTPClientOwner] = None
         if self.httpClient is None:
             http = httpClientFor(self.reactor, self.endpoints)
         try:
@@ -345,7 +348,7 @@ class MSNClient:
             return LoginTimeout(f"login step {attempt.step} timed out: {error}")
         return error
 
-    async def _cleanUp(self, attempt: _LoginAttempt, http: Optional[HTTPClientHandle]) -> None:
+    async def _cleanUp(self, attempt: _LoginAttempt, http: Optional[HTTPClientOwner]) -> None:
         for protocol in attempt.protocols:
             protocol.listener = None
             protocol.stopKeepAlive()
@@ -415,7 +418,7 @@ class MSNClient:
         self._step(attempt, "connect")
         return protocol
 
-    async def _login(self, attempt: _LoginAttempt, http: Optional[HTTPClientHandle]) -> "Session":
+    async def _login(self, attempt: _LoginAttempt, http: Optional[HTTPClientOwner]) -> "Session":
         httpClient = self.httpClient if self.httpClient is not None else http.client  # type: ignore[union-attr]
         target = self.endpoints.dispatch
         tokens: Optional[SSOResult] = None
