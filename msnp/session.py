@@ -82,6 +82,8 @@ class ContactsTicket:
     The ticket never appears in the C{repr}.
     """
 
+    __slots__ = ("_ticket", "_renew", "_closed")
+
     def __init__(self, ticket: str, renew: Optional[Callable[[], "Deferred[str]"]] = None) -> None:
         """
         @param renew: runs a new SSO request and fires with the new ticket

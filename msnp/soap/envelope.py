@@ -134,6 +134,8 @@ class _SharedRenewal:
     ticket expired meanwhile.
     """
 
+    __slots__ = ("_waiters", "_outcome", "finished")
+
     def __init__(self) -> None:
         self._waiters: list[Deferred[None]] = []
         self._outcome: Optional[Failure] = None
@@ -170,7 +172,7 @@ class _SharedRenewal:
         return waiter
 
 
-@dataclass
+@dataclass(slots=True)
 class ABCHCache:
     """
     What the ABCH clients of one session share between calls: the latest
@@ -270,6 +272,9 @@ class ABCHService:
 
     #: Largest accepted response body: a big address book is a few MB.
     maxBodyBytes = DEFAULT_MAX_BODY_BYTES
+
+    # Two of these per signed-in session.
+    __slots__ = ("httpClient", "url", "ticketProvider", "clock", "timeout", "cache", "renewTicket")
 
     def __init__(
         self,

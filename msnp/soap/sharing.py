@@ -195,6 +195,8 @@ class SharingService(ABCHService):
     Client of C{SharingService.asmx}: read memberships, add and delete members.
     """
 
+    __slots__ = ()
+
     def findMembership(
         self, scenario: str = "Initial", lastChange: Optional[str] = None
     ) -> "Deferred[MembershipResult]":
