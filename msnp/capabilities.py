@@ -136,10 +136,15 @@ CAPABILITY_BITS: tuple[CapabilityBit, ...] = (
 )
 
 #: What this library handles today: the session serves and fetches display
-#: pictures over P2P v1 (L{msnp.pictures}), so the MSNC9 nibble is claimed;
-#: custom emoticons, winks and voice clips ride on the same layer but are
-#: not handled, so their bits stay off.
-IMPLEMENTED: frozenset[Feature] = frozenset({Feature.MULTI_PACKET, Feature.NUDGES, Feature.P2P_V1})
+#: pictures, custom emoticons, winks and voice clips over P2P v1
+#: (L{msnp.pictures}, L{msnp.emoticons}), so the MSNC9 nibble and those
+#: bits are claimed; GIF ink is received and sent. ISF ink is read when it
+#: arrives but not claimed: a peer that knows we take only GIF sends GIF,
+#: which a bridge can show, where ISF needs a renderer (docs/p2p.md 8).
+IMPLEMENTED: frozenset[Feature] = frozenset({
+    Feature.MULTI_PACKET, Feature.NUDGES, Feature.P2P_V1, Feature.CUSTOM_EMOTICONS,
+    Feature.WINKS, Feature.VOICE_CLIPS, Feature.INK_GIF,
+})
 
 
 @dataclass(frozen=True)

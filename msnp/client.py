@@ -252,6 +252,9 @@ class MSNClient:
             checkPicture(displayPicture)
         #: The picture every login publishes (kept across reconnects).
         self.displayPicture: Optional[bytes] = displayPicture
+        #: The custom emoticons (shortcut to image) every session starts
+        #: with; L{msnp.session.Session.setCustomEmoticon} updates it.
+        self.customEmoticons: dict[str, bytes] = {}
         #: Fetched pictures, shared by the sessions of this client.
         self.pictureCache = PictureCache(pictureCacheDirectory)
         self.limits = limits

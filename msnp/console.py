@@ -462,9 +462,20 @@ class Console(ObserverBase):
 
     def messageReceived(self, conversation: Any, message: Any) -> None:
         name = message.senderName or message.sender
-        self.event(f"<{name}> {message.text}")
+        emoticons = getattr(message, "emoticons", None)
+        suffix = f"  [custom emoticons: {' '.join(sorted(emoticons))}]" if emoticons else ""
+        self.event(f"<{name}> {message.text}{suffix}")
         if self.target is None:
             self.target = message.sender
+
+    def winkReceived(self, session: Any, conversation: Any, sender: str, wink: Any) -> None:
+        self.event(f"<{sender}> [wink]")
+
+    def voiceClipReceived(self, session: Any, conversation: Any, sender: str, clip: Any) -> None:
+        self.event(f"<{sender}> [voice clip]")
+
+    def inkReceived(self, session: Any, conversation: Any, sender: str, ink: Any) -> None:
+        self.event(f"<{sender}> [ink]")
 
     def nudgeReceived(self, conversation: Any, email: str) -> None:
         self.event(f"* {email} sent you a nudge")

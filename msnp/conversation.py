@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
 
 from twisted.internet.defer import (
     CancelledError,
@@ -55,6 +55,10 @@ from msnp.nsmessages import Invitation, SwitchboardTicket
 from msnp.reactors import reactorOrDefault
 from msnp.switchboard import SwitchboardProtocol
 from msnp.uum import DeliveryResult
+
+if TYPE_CHECKING:
+    from msnp.emoticons import RichContent
+    from msnp.richcontent import Ink, VoiceClip, Wink
 
 log = Logger()
 
@@ -230,7 +234,11 @@ class Conversation:
     # -- user API ----------------------------------------------------------------
 
     def sendText(
-        self, text: str, format: Optional[MessageFormat] = None, strict: bool = False
+        self,
+        text: str,
+        format: Optional[MessageFormat] = None,
+        strict: bool = False,
+        emoticons: Optional[Mapping[str, bytes]] = None,
     ) -> "Deferred[DeliveryResult]":
         """
         Send a text (ack mode C{A}); split into parts when too long.
@@ -244,7 +252,17 @@ class Conversation:
         message is worse). A contact on another network (network 32) is
         always written to with C{UUM}, without a switchboard.
 
+        Custom emoticons (docs/p2p.md section 8): when the text contains
+        shortcuts registered with
+        L{msnp.session.Session.setCustomEmoticon} or given in
+        C{emoticons}, their definitions (C{text/x-mms-emoticon}, ack mode
+        C{N}) go first, in the same queue, and the images are served over
+        P2P to whoever asks. A text without such shortcuts is sent exactly
+        as before. An offline message carries no emoticons.
+
         @param strict: never fall back: fail as described below instead.
+        @param emoticons: shortcut to image bytes (PNG, GIF or JPEG),
+            registered for this and later texts.
         @return: a L{Deferred <twisted.internet.defer.Deferred>} firing with how the text went out
             (L{DeliveryResult.DELIVERED_ONLINE}: every part acknowledged;
             L{DeliveryResult.STORED_OFFLINE}; L{DeliveryResult.SENT_TO_NETWORK}),
@@ -252,7 +270,8 @@ class Conversation:
             acknowledgement timeout, when the switchboard closes first, or
             when no switchboard could be opened (and no fallback applied),
             or with the offline send's failure (L{ValueError}: too long
-            for one offline message; L{msnp.errors.ServerError}).
+            for one offline message; L{msnp.errors.ServerError}); with
+            L{ValueError} when an C{emoticons} entry is refused.
         """
         target = None if strict else self._fallbackTarget()
         onSwitchboard = target is not None and self._isUsable() and target in self.participants
@@ -264,6 +283,20 @@ class Conversation:
         except ValueError as e:
             d.errback(MessageNotDelivered(str(e)))
             return d  # type: ignore[return-value]
+        rich = self.manager.rich
+        if rich is None and emoticons:
+            return fail(ValueError("this conversation's session has no custom emoticons"))
+        if rich is not None and (emoticons or rich.emoticons):
+            try:
+                definitions = rich.definitionsFor(text, emoticons)
+            except ValueError as e:
+                return fail(e)
+            if definitions:
+                written: Deferred[None] = Deferred()
+                # The text's own Deferred reports the outcome; this one
+                # fails with it when the queue does.
+                written.addErrback(lambda _: None)
+                self._submit(_Outgoing(definitions, "N", written))
         self._submit(_Outgoing(payloads, "A", d))
         result: Deferred[DeliveryResult] = d.addCallback(lambda _: DeliveryResult.DELIVERED_ONLINE)
         if target is not None:
@@ -306,6 +339,47 @@ class Conversation:
         """
         d: Deferred[None] = Deferred()
         self._submit(_Outgoing([buildNudgePayload()], "N", d))
+        return d
+
+    def sendInk(self, ink: "Ink") -> "Deferred[None]":
+        """
+        Send handwriting (C{image/gif} or C{application/x-ms-ink}, ack
+        mode C{N}, split into parts when long); fires once written.
+
+        @raise ValueError: see L{msnp.richcontent.buildInkPayloads}.
+        """
+        return self._sendRich(self._rich().inkPayloads(ink))
+
+    def sendWink(self, data: bytes, name: str = "") -> "Deferred[Wink]":
+        """
+        Send C{data} as a wink: its object is served over P2P to whoever
+        asks, and the datacast (C{ID: 2}, ack mode C{N}) announces it.
+
+        @return: fires with the L{msnp.richcontent.Wink} once written.
+        @raise ValueError: empty or over L{msnp.emoticons.MAX_MEDIA_SIZE}.
+        """
+        wink, payload = self._rich().winkPayload(data, name)
+        return self._sendRich([payload]).addCallback(lambda _: wink)
+
+    def sendVoiceClip(self, data: bytes) -> "Deferred[VoiceClip]":
+        """
+        Send C{data} as a voice clip (datacast C{ID: 3}), served like a
+        wink.
+
+        @return: fires with the L{msnp.richcontent.VoiceClip} once written.
+        @raise ValueError: empty or over L{msnp.emoticons.MAX_MEDIA_SIZE}.
+        """
+        clip, payload = self._rich().voiceClipPayload(data)
+        return self._sendRich([payload]).addCallback(lambda _: clip)
+
+    def _rich(self) -> "RichContent":
+        if self.manager.rich is None:
+            raise ValueError("this conversation's session has no rich content")
+        return self.manager.rich
+
+    def _sendRich(self, payloads: list[bytes]) -> "Deferred[None]":
+        d: Deferred[None] = Deferred()
+        self._submit(_Outgoing(payloads, "N", d))
         return d
 
     def sendTyping(self) -> None:
@@ -637,7 +711,10 @@ class Conversation:
             formatHeader = message.header("X-MMS-IM-Format")
             format = MessageFormat.fromHeader(formatHeader) if formatHeader else MessageFormat()
             text = message.body.decode("utf-8", "replace")
-            notifyObserver(observer, "messageReceived", self, TextMessage(email, name, text, format))
+            emoticons = self.manager.rich.takeEmoticons(self, email, text) if self.manager.rich is not None else {}
+            notifyObserver(observer, "messageReceived", self, TextMessage(email, name, text, format, emoticons))
+        elif self.manager.rich is not None and self.manager.rich.handles(kind, message):
+            self.manager.rich.received(self, email, kind, message)
         elif kind == "text/x-msmsgscontrol":
             # The sender, not the TypingUser header: a peer cannot make
             # someone else appear to type.
@@ -676,6 +753,8 @@ class Conversation:
         self.participants.clear()
         if self.manager.p2p is not None and peers:
             self.manager.p2p.p2pSwitchboardClosed(self, peers)
+        if self.manager.rich is not None:
+            self.manager.rich.forget(self)
         self._endpoints.clear()
         self._failJoinWaiters(ConnectionLost("the switchboard closed"))
         if wasReady:
@@ -718,6 +797,7 @@ class ConversationManager:
         connector: Optional[Connector] = None,
         session: Optional[object] = None,
         p2p: Optional[IP2PReceiver] = None,
+        rich: Optional["RichContent"] = None,
         limits: ClientLimits = DEFAULT_CLIENT_LIMITS,
         permits: Optional[Callable[[str], bool]] = None,
         sendOffline: Optional[OfflineSender] = None,
@@ -727,6 +807,8 @@ class ConversationManager:
         """
         @param p2p: told of P2P payloads and closed switchboards
             (L{msnp.pictures.DisplayPictures}); L{None} drops P2P.
+        @param rich: the session's emoticons, winks, voice clips and ink
+            (L{msnp.emoticons.RichContent}); L{None} ignores them.
         @param session: the session the conversations belong to
             (L{Conversation.session}).
         @param sendOffline: sends one text as an offline message (or, to a
@@ -755,6 +837,7 @@ class ConversationManager:
         self.observer = observer
         self.session = session
         self.p2p = p2p
+        self.rich = rich
         self.reactor = reactorOrDefault(reactor)
         self.connectTimeout = connectTimeout
         self.setupTimeout = setupTimeout

@@ -164,6 +164,15 @@ class ObserverBase:
     def networkNudgeReceived(self, session: Any, email: str) -> None:
         pass
 
+    def winkReceived(self, session: Any, conversation: Any, sender: str, wink: Any) -> None:
+        pass
+
+    def voiceClipReceived(self, session: Any, conversation: Any, sender: str, clip: Any) -> None:
+        pass
+
+    def inkReceived(self, session: Any, conversation: Any, sender: str, ink: Any) -> None:
+        pass
+
 
 @implementer(IMessengerObserver)
 class EchoHandler(ObserverBase):
@@ -424,6 +433,20 @@ class LogHandler:
 
     def networkNudgeReceived(self, session: Any, email: str) -> None:
         self._emit("networkNudgeReceived", "{email} sent a nudge (other network)", email=email)
+
+    def winkReceived(self, session: Any, conversation: Any, sender: str, wink: Any) -> None:
+        obj = getattr(wink, "msnObject", None)
+        self._emit("winkReceived", "{sender} sent a wink ({sha1d})", sender=sender,
+                   sha1d=getattr(obj, "sha1d", None), size=getattr(obj, "size", None))
+
+    def voiceClipReceived(self, session: Any, conversation: Any, sender: str, clip: Any) -> None:
+        obj = getattr(clip, "msnObject", None)
+        self._emit("voiceClipReceived", "{sender} sent a voice clip ({sha1d})", sender=sender,
+                   sha1d=getattr(obj, "sha1d", None), size=getattr(obj, "size", None))
+
+    def inkReceived(self, session: Any, conversation: Any, sender: str, ink: Any) -> None:
+        self._emit("inkReceived", "{sender} sent ink ({inkFormat}, {size} bytes)", sender=sender,
+                   inkFormat=getattr(ink, "format", None), size=len(getattr(ink, "data", b"")))
 
 
 #: The handlers C{--handler} knows by name.

@@ -254,6 +254,24 @@ class IMessengerObserver(Interface):
         A contact on another network sent a nudge.
         """
 
+    def winkReceived(session: Any, conversation: Any, sender: str, wink: Any) -> None:
+        """
+        C{sender} sent a wink in C{conversation}: a L{msnp.richcontent.Wink}
+        whose bytes L{msnp.session.Session.fetchWink} fetches over P2P.
+        """
+
+    def voiceClipReceived(session: Any, conversation: Any, sender: str, clip: Any) -> None:
+        """
+        C{sender} sent a voice clip: a L{msnp.richcontent.VoiceClip}, fetched
+        with L{msnp.session.Session.fetchVoiceClip}.
+        """
+
+    def inkReceived(session: Any, conversation: Any, sender: str, ink: Any) -> None:
+        """
+        C{sender} sent handwriting: a L{msnp.richcontent.Ink} with the
+        decoded GIF or ISF bytes and which format it is.
+        """
+
 
 #: The event names an observer may be told about.
 EVENTS = frozenset(IMessengerObserver.names())

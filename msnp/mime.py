@@ -15,13 +15,16 @@ import re
 import sys
 import uuid
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Mapping, Optional, Sequence
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
 from msnp.errors import ProtocolError
 from msnp.wire import decodeParameter, encodeParameter
+
+if TYPE_CHECKING:
+    from msnp.p2p.msnobject import MSNObject
 
 log = Logger()
 
@@ -151,12 +154,17 @@ class TextMessage:
     @ivar senderName: the sender's display name, decoded.
     @ivar text: the text.
     @ivar format: its font, or the default one when the sender gave none.
+    @ivar emoticons: the custom emoticons the sender defined for this text
+        (C{text/x-mms-emoticon}, docs/p2p.md section 8): shortcut to its
+        type 2 L{msnp.p2p.msnobject.MSNObject}, only shortcuts that occur
+        in C{text}; fetch one with L{msnp.session.Session.fetchEmoticon}.
     """
 
     sender: str
     senderName: str
     text: str
     format: MessageFormat = field(default_factory=MessageFormat)
+    emoticons: Mapping[str, "MSNObject"] = field(default_factory=dict, hash=False)
 
 
 # -- MIME ---------------------------------------------------------------------
@@ -277,24 +285,39 @@ def buildTextPayloads(
 ) -> list[bytes]:
     """
     The payloads that carry C{text}: one, or when that one would exceed
-    L{MAX_PAYLOAD} bytes, several parts with bodies of at most C{chunkBody}
-    bytes cut at fixed byte offsets (a multi-byte character may straddle two
-    parts; the receiver joins bytes before decoding). The first part has the
-    full headers plus C{Message-ID} and C{Chunks: N}, the others only
-    C{Message-ID} and C{Chunk: k} (reference 6.5).
+    L{MAX_PAYLOAD} bytes, several parts (L{buildSplitPayloads}); a
+    multi-byte character may straddle two parts, since the receiver joins
+    bytes before decoding.
 
     @param messageId: the C{{GUID}} to use (a fresh one by default).
     """
-    format = format or MessageFormat()
-    single = buildTextPayload(text, format)
+    return buildSplitPayloads(_textHeaders(format or MessageFormat()), text.encode("utf-8"), messageId, chunkBody)
+
+
+def buildSplitPayloads(
+    headers: Sequence[tuple[str, str]],
+    body: bytes,
+    messageId: Optional[str] = None,
+    chunkBody: int = CHUNK_BODY,
+) -> list[bytes]:
+    """
+    The payloads that carry one message of C{headers} and C{body} (texts,
+    ink): one when it fits in L{MAX_PAYLOAD} bytes, else parts with bodies
+    of at most C{chunkBody} bytes cut at fixed byte offsets. The first part
+    has the full headers plus C{Message-ID} and C{Chunks: N}, the others
+    only C{Message-ID} and C{Chunk: k} (reference 6.5).
+
+    @param messageId: the C{{GUID}} to use (a fresh one by default).
+    @raise ValueError: more than L{MAX_CHUNKS} parts would be needed.
+    """
+    single = _headerBlock(headers) + body
     if len(single) <= MAX_PAYLOAD:
         return [single]
-    body = text.encode("utf-8")
     pieces = [body[i : i + chunkBody] for i in range(0, len(body), chunkBody)]
     if len(pieces) >= MAX_CHUNKS:
-        raise ValueError(f"text too long: {len(body)} bytes would need {len(pieces)} parts")
+        raise ValueError(f"message too long: {len(body)} bytes would need {len(pieces)} parts")
     ident = messageId or "{" + str(uuid.uuid4()).upper() + "}"
-    first = _textHeaders(format) + [("Message-ID", ident), ("Chunks", str(len(pieces)))]
+    first = list(headers) + [("Message-ID", ident), ("Chunks", str(len(pieces)))]
     payloads = [_headerBlock(first) + pieces[0]]
     for k, piece in enumerate(pieces[1:], start=1):
         payloads.append(_headerBlock([("Message-ID", ident), ("Chunk", str(k))]) + piece)

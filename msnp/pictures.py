@@ -32,7 +32,7 @@ import hashlib
 import os
 import tempfile
 from collections import OrderedDict
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
@@ -203,6 +203,8 @@ class DisplayPictures:
     @param otherPlaces: whether the account is signed in somewhere else
         too; then requests for objects we lack stay unanswered, since
         another place of ours may hold them (MSNP18-p2p.md P.14.1).
+    @param sources: further objects to serve, asked in turn after our
+        picture (L{msnp.emoticons.RichContent}: emoticons, winks, clips).
     @ivar fetchCount: fetches that went to the network (not the cache).
     @ivar servedCount: requests for our picture answered with its data.
     """
@@ -215,9 +217,11 @@ class DisplayPictures:
         cache: Optional[PictureCache] = None,
         otherPlaces: Callable[[], bool] = lambda: False,
         maxObjectSize: int = MAX_OBJECT_SIZE,
+        sources: Sequence[IObjectSource] = (),
         **managerOptions: Any,
     ) -> None:
         self.account = account.lower()
+        self.sources = list(sources)
         self._openConversation = openConversation
         self.cache = cache if cache is not None else PictureCache()
         self._otherPlaces = otherPlaces
@@ -260,20 +264,25 @@ class DisplayPictures:
 
     def objectData(self, requested: MSNObject) -> Optional[bytes]:
         published = self._published
-        if published is None:
-            return None
-        obj, data = published
-        if requested.sha1d != obj.sha1d or requested.type != obj.type:
-            return None
-        self.servedCount += 1
-        return data
+        if published is not None:
+            obj, data = published
+            if requested.sha1d == obj.sha1d and requested.type == obj.type:
+                self.servedCount += 1
+                return data
+        for source in self.sources:
+            found = source.objectData(requested)
+            if found is not None:
+                return found
+        return None
 
     # -- their pictures ---------------------------------------------------------------
 
     def fetch(self, obj: MSNObject) -> "Deferred[bytes]":
         """
         The bytes of C{obj}: from the cache, else over P2P from its Creator
-        (one transfer for any number of callers asking at once).
+        (one transfer for any number of callers asking at once). Any type
+        of object: pictures, emoticons, winks and voice clips share the
+        cache, keyed by SHA1D.
 
         @return: fires with bytes whose SHA1D is C{obj}'s, or fails with a
             L{TransferError}.
@@ -301,7 +310,8 @@ class DisplayPictures:
         if isinstance(result, bytes):
             self.cache.put(obj.sha1d, result)
         elif isinstance(result, Failure):
-            log.info("Fetching the picture of {peer} failed: {why}", peer=obj.creator, why=result.getErrorMessage())
+            log.info("Fetching a type {type} object of {peer} failed: {why}", type=obj.type, peer=obj.creator,
+                     why=result.getErrorMessage())
         for waiter in waiters:
             if isinstance(result, bytes):
                 waiter.callback(result)

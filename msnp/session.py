@@ -56,6 +56,9 @@ from msnp.notification import INotificationListener, NotificationProtocol
 from msnp.reactors import reactorOrDefault
 from msnp.nsmessages import Invitation, SessionState
 from msnp.p2p.msnobject import MSNObject
+from msnp.emoticons import RichContent, UnfetchableObject, checkFetchable
+from msnp.p2p.msnobject import TYPE_EMOTICON, TYPE_VOICE_CLIP, TYPE_WINK
+from msnp.richcontent import VoiceClip, Wink
 from msnp.pictures import DisplayPictures, NoDisplayPicture, PictureCache, pictureMimeType
 from msnp.roaming import RoamingProfileSync
 from msnp.roster import GroupReference, RosterManager
@@ -196,12 +199,18 @@ class Session:
             self.contacts, sharing, addressBook, protocol.sendListCommand, observer,
             session=self, ownEmail=self.account, clock=reactor,
         )
+        #: Custom emoticons, winks, voice clips and ink (docs/p2p.md 8).
+        self.rich = RichContent(self.account)
+        for shortcut, image in getattr(client, "customEmoticons", {}).items():
+            # Set on an earlier session of this client (a reconnect).
+            self.rich.setEmoticon(shortcut, image)
         self.pictures = DisplayPictures(
             self.account,
             openConversation=lambda email: self.conversationManager.openConversation(email),
             clock=reactorOrDefault(reactor),
             cache=pictureCache,
             otherPlaces=lambda: len(self.places) > 1,
+            sources=[self.rich],
         )
         self.conversationManager = ConversationManager(
             account=self.account,
@@ -217,6 +226,7 @@ class Session:
             trace=trace,
             session=self,
             p2p=self.pictures,
+            rich=self.rich,
             limits=limits,
             permits=self._permitsInvitation,
             sendOffline=self.sendOfflineMessage,
@@ -770,6 +780,62 @@ class Session:
         obj = contact.picture if contact is not None else None
         if obj is None:
             return fail(NoDisplayPicture(f"{email} has announced no display picture"))
+        return self.pictures.fetch(obj)
+
+    # -- custom emoticons, winks, voice clips (see msnp.emoticons) ----------------------------------
+
+    def setCustomEmoticon(self, shortcut: str, data: Optional[bytes]) -> Optional[MSNObject]:
+        """
+        Bind C{shortcut} to an image (PNG, GIF or JPEG bytes; L{None}
+        unbinds): every later L{Conversation.sendText} whose text contains
+        it announces the emoticon first, and the image is served over P2P.
+
+        The client keeps the binding for its later sessions (reconnects),
+        as it keeps the display picture.
+
+        @return: the emoticon's type 2 object, L{None} when unbound.
+        @raise ValueError: see L{msnp.emoticons.RichContent.setEmoticon}.
+        """
+        obj = self.rich.setEmoticon(shortcut, data)
+        kept = getattr(self.client, "customEmoticons", None)
+        if kept is not None:
+            if data is None:
+                kept.pop(shortcut, None)
+            else:
+                kept[shortcut] = bytes(data)
+        return obj
+
+    def fetchEmoticon(self, msnObject: MSNObject) -> "Deferred[bytes]":
+        """
+        The image of a received custom emoticon (an object of
+        L{msnp.mime.TextMessage.emoticons}), fetched over P2P from its
+        Creator and SHA1D-checked, or from the cache shared with pictures.
+
+        @return: a L{Deferred <twisted.internet.defer.Deferred>} firing with the bytes, failing with a
+            L{msnp.p2p.errors.TransferError} (L{msnp.emoticons.UnfetchableObject}
+            for a non-emoticon or oversized object, C{ChecksumMismatch},
+            C{TransferDeclined}, C{TransferTimeout}, ...).
+        """
+        return self._fetchObject(msnObject, TYPE_EMOTICON)
+
+    def fetchWink(self, wink: Wink) -> "Deferred[bytes]":
+        """
+        The bytes of a received wink (C{winkReceived}), as L{fetchEmoticon}.
+        """
+        return self._fetchObject(wink.msnObject, TYPE_WINK)
+
+    def fetchVoiceClip(self, clip: VoiceClip) -> "Deferred[bytes]":
+        """
+        The bytes of a received voice clip (C{voiceClipReceived}), as
+        L{fetchEmoticon}.
+        """
+        return self._fetchObject(clip.msnObject, TYPE_VOICE_CLIP)
+
+    def _fetchObject(self, obj: MSNObject, type: int) -> "Deferred[bytes]":
+        try:
+            checkFetchable(obj, type)
+        except UnfetchableObject as e:
+            return fail(e)
         return self.pictures.fetch(obj)
 
     # -- conversations ---------------------------------------------------------------------------------

@@ -38,15 +38,34 @@ class DefaultIdentityTests(SynchronousTestCase):
     def test_defaultIsComputed(self) -> None:
         """
         The default is the computed value: multi-packet messages, nudges,
-        and MSNC9 since the session serves and fetches display pictures
-        over P2P v1; nothing of P2P v2, webcam, ink, winks or voice.
+        MSNC9 (P2P v1: pictures, emoticons, winks, voice clips), custom
+        emoticons, winks, voice clips and GIF ink; never ISF ink (read but
+        not claimed), P2P v2 or webcam. The first number is the one
+        MSNP18-p2p.md P.12 computes for all listed features.
         """
         value = Capabilities.fromString(ClientIdentity().capabilities)
         self.assertEqual(value, advertisedCapabilities())
-        self.assertEqual(sorted(value.names()), ["MSNC9", "NUDGES", "PACKET"])
+        self.assertEqual(
+            sorted(value.names()),
+            ["CUSTOM_SMILEY", "INK_GIF", "MSNC9", "NUDGES", "PACKET", "VOICEIM", "WINKS"],
+        )
+        self.assertNotIn("INK_ISF", value.names())
         self.assertEqual(value.msncVersion, 9)
         self.assertEqual(value.extended & 0x30, 0)
-        self.assertEqual(str(value), "2415919136:1024")
+        self.assertEqual(str(value), "2416214052:134218752")
+
+    def test_richFeaturesNeedTheirBits(self) -> None:
+        """
+        Taking one of the rich-content features out of L{IMPLEMENTED} makes
+        the default value claim a bit without its feature: each bit is
+        tied to the feature, not written by hand.
+        """
+        value = Capabilities.fromString(ClientIdentity().capabilities)
+        for feature, name in [
+            (Feature.WINKS, "WINKS"), (Feature.VOICE_CLIPS, "VOICEIM"),
+            (Feature.INK_GIF, "INK_GIF"), (Feature.CUSTOM_EMOTICONS, "CUSTOM_SMILEY"),
+        ]:
+            self.assertEqual(claimedWithoutFeature(value, IMPLEMENTED - {feature}), [name])
 
     def test_oldDefaultIsCaught(self) -> None:
         """

@@ -167,6 +167,28 @@ class ConsoleCommandTests(SynchronousTestCase):
         self.console.messageReceived(object(), TextMessage("bob@example.com", "Bob", "yo"))
         self.assertRegex(self.lines[-1], r"^\[\d\d:\d\d\] <Bob> yo$")
 
+    def test_richContentShown(self) -> None:
+        """
+        Received custom emoticons are named after the text; winks, voice
+        clips and ink show as C{[wink]}, C{[voice clip]}, C{[ink]}.
+        """
+        from msnp.mime import TextMessage
+        from msnp.p2p.msnobject import TYPE_EMOTICON, TYPE_VOICE_CLIP, TYPE_WINK, MSNObject
+        from msnp.richcontent import Ink, VoiceClip, Wink
+
+        self.console.attach(self.session)
+        cat = MSNObject.fromData("bob@example.com", b"\x89PNG", TYPE_EMOTICON)
+        self.console.messageReceived(object(), TextMessage("bob@example.com", "Bob", "a (cat)", emoticons={"(cat)": cat}))
+        self.assertTrue(self.lines[-1].endswith("<Bob> a (cat)  [custom emoticons: (cat)]"), self.lines[-1])
+        self.console.winkReceived(self.session, object(), "bob@example.com",
+                                  Wink(MSNObject.fromData("bob@example.com", b"cab", TYPE_WINK)))
+        self.assertTrue(self.lines[-1].endswith("<bob@example.com> [wink]"))
+        self.console.voiceClipReceived(self.session, object(), "bob@example.com",
+                                       VoiceClip(MSNObject.fromData("bob@example.com", b"wav", TYPE_VOICE_CLIP)))
+        self.assertTrue(self.lines[-1].endswith("<bob@example.com> [voice clip]"))
+        self.console.inkReceived(self.session, object(), "bob@example.com", Ink("gif", b"GIF89a"))
+        self.assertTrue(self.lines[-1].endswith("<bob@example.com> [ink]"))
+
     def test_completions(self) -> None:
         """
         The first word completes to commands, later words to contacts.

@@ -12,6 +12,8 @@ from twisted.logger import Logger, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
+from msnp.richcontent import Ink, VoiceClip, Wink
+from msnp.p2p.msnobject import TYPE_VOICE_CLIP, TYPE_WINK
 from msnp.circles import Circle
 from msnp.contacts import Contact, Place, Status
 from msnp.errors import MessageNotDelivered
@@ -146,6 +148,11 @@ class LogHandlerTests(SynchronousTestCase):
             "networkMessageReceived": (session, TextMessage("eve@yahoo.com", "Eve", "hi")),
             "networkTypingReceived": (session, "eve@yahoo.com"),
             "networkNudgeReceived": (session, "eve@yahoo.com"),
+            "winkReceived": (session, conversation, "bob@example.com",
+                             Wink(MSNObject.fromData("bob@example.com", b"cab", TYPE_WINK))),
+            "voiceClipReceived": (session, conversation, "bob@example.com",
+                                  VoiceClip(MSNObject.fromData("bob@example.com", b"wav", TYPE_VOICE_CLIP))),
+            "inkReceived": (session, conversation, "bob@example.com", Ink("gif", b"GIF89a...")),
         }
         self.assertEqual(set(arguments), set(IMessengerObserver.names()))
         for name, args in arguments.items():

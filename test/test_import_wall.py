@@ -44,6 +44,9 @@ SHARED = frozenset(
         "msnp.uum",
         "msnp.circles",
         "msnp.circlewire",
+        # The MSN object value (a text message names its custom emoticons
+        # with it; msnp.mime refers to it for typing only).
+        "msnp.p2p.msnobject",
         # The twistd option helpers both plugins use.
         "msnp.twistdsupport",
     }

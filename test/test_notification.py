@@ -757,15 +757,15 @@ class RequestTests(SynchronousTestCase):
 
     def test_changeStatus(self) -> None:
         """
-        C{CHG 1 NLN 2415919136:1024 0} (the computed capabilities of
+        C{CHG 1 NLN 2416214052:134218752 0} (the computed capabilities of
         L{msnp.capabilities}, no longer WLM 2009's C{2789003324:48}); the
         state changes on the echo only.
         """
         h = Harness(self)
         d = h.protocol.changeStatus(Status.ONLINE)
-        self.assertEqual(h.take(), b"CHG 1 NLN 2415919136:1024 0\r\n")
+        self.assertEqual(h.take(), b"CHG 1 NLN 2416214052:134218752 0\r\n")
         self.assertEqual(h.protocol.state.status, Status.OFFLINE)
-        h.receive(b"CHG 1 NLN 2415919136:1024 0\r\n")
+        h.receive(b"CHG 1 NLN 2416214052:134218752 0\r\n")
         self.assertEqual(self.successResultOf(d), Status.ONLINE)
         self.assertEqual(h.protocol.state.status, Status.ONLINE)
 

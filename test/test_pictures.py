@@ -253,7 +253,7 @@ class PresenceTests(SynchronousTestCase):
 
         def nln(status: str, objectField: str) -> None:
             update: PresenceUpdate = parsePresence(
-                Command("NLN", None, (status, "1:alice@example.com", "Alice", "2415919136:1024", objectField))
+                Command("NLN", None, (status, "1:alice@example.com", "Alice", "2416214052:134218752", objectField))
             )
             protocol.applyPresence(update)
 
