@@ -98,8 +98,9 @@ class _BoundedBody(Protocol):
 class _BytesBody:
     """
     A request body already in memory, written in one go when the request
-    starts: treq's default producer for C{bytes} (a C{FileBodyProducer})
-    writes it a reactor turn after the headers, in a second TCP segment.
+    starts, right after its headers: treq's default producer for C{bytes}
+    (a C{FileBodyProducer}) writes it from a cooperator task, at least a
+    reactor turn later.
     """
 
     __slots__ = ("_body", "length")
