@@ -32,13 +32,12 @@ from __future__ import annotations
 import random
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from zope.interface import Interface
 
 from msnp.p2p import slp
 from msnp.p2p.application import IP2PApplication
@@ -54,6 +53,7 @@ from msnp.p2p.errors import (
     TransferTimeout,
 )
 from msnp.p2p.msnobject import TYPE_DISPLAY_PICTURE, TYPE_EMOTICON, MalformedMSNObject, MSNObject
+from msnp.p2p.seam import IObjectSource, IP2PTransport
 from msnp.p2p.transport import (
     APP_DISPLAY_PICTURE,
     APP_EMOTICON,
@@ -92,36 +92,6 @@ SERVE_GRACE = 30.0
 #: How many closed (peer, SessionID) pairs are remembered so late chunks
 #: are dropped quietly.
 CLOSED_MEMORY = 256
-
-
-class IP2PTransport(Interface):
-    """
-    Where a L{P2PManager} sends: the switchboard side of the seam.
-    """
-
-    def sendP2P(peer: str, payload: bytes) -> "Deferred[Any]":
-        """
-        Send C{payload} (a complete C{application/x-msnmsgrp2p} MIME
-        message) to C{peer} as C{MSG trid D len} on the one-to-one
-        switchboard with C{peer}, opening one when needed.
-
-        The result fires once the switchboard acknowledged it (C{ACK}) and
-        fails (with any exception) on C{NAK}, time-out or a switchboard that
-        closed first. The manager never has more than one payload per peer
-        outstanding.
-        """
-
-
-class IObjectSource(Interface):
-    """
-    The MSN objects this side publishes, for serving.
-    """
-
-    def objectData(requested: MSNObject) -> Optional[bytes]:
-        """
-        The bytes of the published object with C{requested}'s SHA1D and
-        Type, or L{None} when there is no such object.
-        """
 
 
 def appIdFor(obj: MSNObject) -> int:
