@@ -14,60 +14,37 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from twisted.internet.defer import Deferred, ensureDeferred, fail, gatherResults, succeed
+from twisted.internet.defer import Deferred, ensureDeferred, fail, succeed
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from msnp.circlechat import ChatCircle, CircleManager, PendingCircleInvitation
+from msnp.circlechat import CircleManager
 from msnp.coalesce import Coalescer
 from msnp.clientlimits import DEFAULT_CLIENT_LIMITS, ClientLimits, permitsInvitation
-from msnp.contacts import (
-    NETWORK_PASSPORT,
-    NETWORK_YAHOO,
-    Contact,
-    ContactList,
-    Group,
-    Place,
-    Profile,
-    Status,
-    formatCurrentMedia,
-    normalizeGuid,
-)
+from msnp.contacts import ContactList, Place, Profile, Status
 from msnp.conversation import Conversation, ConversationManager
-from msnp.errors import ConnectionLost, ServiceError
+from msnp.errors import ServiceError
 from msnp.httpclient import HTTPClientOwner
 from msnp.interfaces import notifyObserver
 from msnp.listpayload import ListEntry
-from msnp.mime import MessageFormat, TextMessage
-from msnp.offline import UUM_GRACE_PERIOD, OfflineFailure, OfflineInbox, acceptedUnlessRefused
-from msnp.oim import OfflineMessage
+from msnp.offline import UUM_GRACE_PERIOD, OfflineInbox
 from msnp.soap.rsi import RSIService
-from msnp.uum import (
-    DeliveryResult,
-    MessageKind,
-    NetworkMessage,
-    buildNetworkNudge,
-    buildNetworkText,
-    buildNetworkTyping,
-    buildOfflineText,
-)
 from msnp.wire import Command
 from msnp.notification import INotificationListener, NotificationProtocol
 from msnp.reactors import reactorOrDefault
 from msnp.nsmessages import Invitation, SessionState
-from msnp.p2p.msnobject import MSNObject
 from msnp.filetransfer import FileTransfers
-from msnp.emoticons import RichContent, UnfetchableObject, checkFetchable
-from msnp.p2p.msnobject import TYPE_EMOTICON, TYPE_VOICE_CLIP, TYPE_WINK
-from msnp.richcontent import VoiceClip, Wink
-from msnp.pictures import DisplayPictures, NoDisplayPicture, PictureCache, pictureMimeType
+from msnp.emoticons import RichContent
+from msnp.pictures import DisplayPictures, PictureCache
 from msnp.roaming import RoamingProfileSync
-from msnp.roster import GroupReference, RosterManager
-from msnp.settings import MpopMode, Privacy, meAnnotations
+from msnp.sessioncontacts import SessionContacts
+from msnp.sessionmessaging import SessionMessaging
+from msnp.sessionprofile import SessionProfile
+from msnp.roster import RosterManager
+from msnp.settings import MpopMode, Privacy
 from msnp.soap.addressbook import AddressBookService
 from msnp.soap.circles import CircleService
 from msnp.soap.sharing import SharingService
-from msnp.uun import PlaceSignOut
 
 if TYPE_CHECKING:
     from msnp.client import MSNClient
@@ -131,7 +108,7 @@ class ContactsTicket:
 
 
 @implementer(INotificationListener)
-class Session:
+class Session(SessionProfile, SessionMessaging, SessionContacts):
     """
     A signed-in account: its state, its contacts, its conversations.
 
@@ -395,46 +372,6 @@ class Session:
         for payload in announcements:
             self.mailDataReceived(payload)
 
-    def mailDataReceived(self, payload: bytes) -> None:
-        """
-        The NS sent mail data or an OIM notification: fetch the messages
-        it announces (after sign-in; earlier ones wait until then).
-        """
-        if self._ended_:
-            return
-        if not self._signedIn:
-            if len(self._announcements) < 100:
-                self._announcements.append(payload)
-            return
-        if self.offlineInbox is None:
-            log.info("Offline messages announced for {account}, but no RSI service to fetch them",
-                     account=self.account)
-            return
-        self.offlineInbox.announcePayload(payload)
-
-    def networkMessageReceived(self, message: NetworkMessage) -> None:
-        """
-        A C{UBM} for us from a contact on another network: tell the
-        observer.
-        """
-        sender = message.sender or ""
-        if message.kind is MessageKind.TEXT:
-            contact = self.contacts.get(sender)
-            name = contact.displayName if contact is not None else sender
-            notifyObserver(
-                self.observer, "networkMessageReceived", self,
-                TextMessage(sender, name, message.text, message.format),
-            )
-        elif message.kind is MessageKind.TYPING:
-            notifyObserver(self.observer, "networkTypingReceived", self, sender)
-        else:
-            notifyObserver(self.observer, "networkNudgeReceived", self, sender)
-
-    def _deliverOffline(self, message: OfflineMessage) -> None:
-        notifyObserver(self.observer, "offlineMessageReceived", self, message)
-
-    def _offlineFailed(self, failure: OfflineFailure) -> None:
-        notifyObserver(self.observer, "offlineMessageFailed", self, failure)
 
     def _contactNetwork(self, email: str) -> Optional[int]:
         contact = self.contacts.get(email)
@@ -562,292 +499,6 @@ class Session:
         self._endWaiters.append(d)
         return d
 
-    # -- presence ----------------------------------------------------------------------------------
-
-    def setStatus(self, status: Status) -> "Deferred[Status]":
-        """
-        Change the status (C{UUX} place state, then C{CHG}); fires with the
-        status the server echoed.
-        """
-        if status is Status.OFFLINE:
-            return fail(ValueError("cannot set FLN; use logout() or Status.HIDDEN"))
-        if status is self.status:
-            return succeed(status)
-
-        async def change() -> Status:
-            await self.protocol.publishEndpoint(status)
-            return await self.protocol.changeStatus(status)
-
-        return ensureDeferred(change())
-
-    def setDisplayName(self, name: str) -> "Deferred[str]":
-        """
-        Change the display name (C{PRP MFN}); fires with the echoed name.
-        """
-        if not name.strip():
-            return fail(ValueError("a display name cannot be empty"))
-
-        def roam(echoed: str) -> str:
-            self._roam(displayName=echoed)
-            return echoed
-
-        return self.protocol.setDisplayName(name).addCallback(roam)
-
-    def setPersonalMessage(self, text: str) -> "Deferred[None]":
-        """
-        Change the personal message (C{UUX}); fires on C{UUX trid 0}. The
-        roamed copy follows in the background (see L{roaming}).
-        """
-
-        def roam(_: None) -> None:
-            self._roam(personalMessage=text)
-
-        return self.protocol.publishPersonalData(text, self.currentMedia).addCallback(roam)
-
-    # -- the roamed profile (storage service) --------------------------------------------------
-
-    def useRoamingProfile(self, sync: RoamingProfileSync) -> None:
-        """
-        From now on keep C{sync}'s roamed copy in step with the name,
-        message and picture set here (the login calls this).
-        """
-        self.roaming = sync
-
-    def _roam(self, **changes: Any) -> None:
-        """
-        Write a change the server accepted to the roamed copy too, in the
-        background: the sync logs and retries failures itself.
-        """
-        if self.roaming is not None and not self._ended_:
-            self.roaming.change(**changes)
-
-    def roamDisplayPicture(self, data: bytes, mimeType: str = "image/png") -> "Deferred[bool]":
-        """
-        Store C{data} as the roamed display picture, so the next sign-in
-        (here or at another place) can start with it. The hook for the
-        display-picture setter of the P2P layer, which announces the
-        picture itself (C{CHG} with the MSN object).
-
-        @return: a L{Deferred <twisted.internet.defer.Deferred>} firing C{True} once stored, C{False} if the
-            write failed (it is retried later) or there is no storage.
-        """
-        if self.roaming is None or self._ended_:
-            return succeed(False)
-        return self.roaming.change(picture=data, mimeType=mimeType)
-
-    def fetchRoamedPicture(self) -> "Deferred[Optional[bytes]]":
-        """
-        The roamed display picture's bytes, L{None} when none was roamed or
-        the storage service failed (logged).
-        """
-        if self.roaming is None:
-            return succeed(None)
-        return self.roaming.fetchPicture()
-
-    # -- places (MPOP) --------------------------------------------------------------------------
-
-    def signOutPlace(self, placeId: str) -> "Deferred[None]":
-        """
-        Sign one of this account's other places out: C{UUN} type 4
-        C{goawyplzthxbye} addressed to that place's GUID (reference 5.4).
-
-        @raise ValueError: (in the L{Deferred <twisted.internet.defer.Deferred>}) C{placeId} is not one of
-            L{otherPlaces}.
-        @return: a L{Deferred <twisted.internet.defer.Deferred>} firing once the server accepted it.
-        """
-        try:
-            guid = normalizeGuid(placeId)
-        except ValueError as e:
-            return fail(ValueError(f"not a place id: {e}"))
-        if guid not in self.otherPlaces:
-            return fail(ValueError(f"{placeId} is not another signed-in place of {self.account}"))
-        d = self.protocol.sendUserNotification(self.account, PlaceSignOut(), guid)
-        return d.addCallback(lambda _: None)
-
-    def signOutEverywhereElse(self) -> "Deferred[list[Place]]":
-        """
-        Sign every other place of this account out, one C{UUN} per place
-        (never one to the bare address, which would also reach this place
-        on some servers, supplement Q.5.2).
-
-        @return: a L{Deferred <twisted.internet.defer.Deferred>} firing with the places asked to sign out.
-        """
-        places = list(self.otherPlaces.values())
-        sent = [self.signOutPlace(place.guid) for place in places]
-        d: Deferred[Any] = gatherResults(sent, consumeErrors=True)
-        return d.addCallback(lambda _: places)
-
-    def setMpopMode(self, mode: MpopMode) -> "Deferred[MpopMode]":
-        """
-        Keep the MPOP choice in the address book (C{MSN.IM.MPOP}, as
-        MSNPSharp and WLM do); fires with it once stored.
-        """
-
-        async def store() -> MpopMode:
-            await self._addressBook.contactUpdateMe(meAnnotations(mpop=mode), scenario="GeneralDialogApply")
-            if self.profile is not None:
-                self.profile.mpop = mode is MpopMode.KEEP_OTHER_PLACES
-                self.profile.annotations.update(meAnnotations(mpop=mode))
-            return mode
-
-        return ensureDeferred(store())
-
-    # -- privacy ----------------------------------------------------------------------------------
-
-    def setPrivacy(self, privacy: Privacy) -> "Deferred[Privacy]":
-        """
-        Choose who may see and reach me: persisted in the address book
-        first (C{MSN.IM.BLP} of the Me contact, as WLM and MSNPSharp do, so
-        every later sign-in sends the same C{BLP}), then C{BLP} on the NS.
-        Contacts who added me and are not decided on stay on the list as
-        pending either way.
-
-        @return: a L{Deferred <twisted.internet.defer.Deferred>} firing with the privacy in effect, failing
-            with L{msnp.errors.ServiceError} (nothing changed) or
-            L{msnp.errors.ServerError} (stored, not applied until the next
-            sign-in).
-        """
-        if not isinstance(privacy, Privacy):
-            return fail(TypeError(f"not a Privacy: {privacy!r}"))
-
-        async def change() -> Privacy:
-            await self._addressBook.contactUpdateMe(meAnnotations(privacy=privacy))
-            if self.profile is not None:
-                self.profile.annotations.update(meAnnotations(privacy=privacy))
-            await self.protocol.setPrivacy(privacy.value)
-            if self.profile is not None:
-                self.profile.blp = privacy.value
-            return privacy
-
-        return ensureDeferred(change())
-
-    def setCurrentMedia(
-        self, title: str, artist: str = "", album: str = "", category: str = "Music"
-    ) -> "Deferred[None]":
-        """
-        Show (or, with an empty C{title}, clear) "now playing".
-        """
-        media = formatCurrentMedia(title, artist, album, category)
-        return self.protocol.publishPersonalData(self.personalMessage, media)
-
-    # -- display pictures (see msnp.pictures) ------------------------------------------------------------
-
-    @property
-    def displayPicture(self) -> Optional[MSNObject]:
-        """
-        The MSN object of the display picture this session publishes and
-        serves, or L{None}.
-        """
-        return self.pictures.published
-
-    def setDisplayPicture(self, data: Optional[bytes]) -> "Deferred[Optional[MSNObject]]":
-        """
-        Publish C{data} (PNG or JPEG bytes) as the display picture, or
-        clear it with L{None}: the object goes into C{CHG} (contacts see it
-        in C{NLN}/C{ILN}), the bytes are served to every contact who asks
-        over P2P, and the client keeps them for its next logins.
-
-        @return: a L{Deferred <twisted.internet.defer.Deferred>} firing with the published
-            L{msnp.p2p.msnobject.MSNObject} (L{None} when cleared) once the
-            server echoed the C{CHG}; failing with L{ValueError} for data
-            that is empty, over L{msnp.pictures.MAX_PICTURE_SIZE} or not a
-            PNG/JPEG (nothing changes then).
-        """
-        try:
-            obj = self.pictures.publish(data)
-        except ValueError as e:
-            return fail(e)
-        if self.client is not None:
-            self.client.displayPicture = None if data is None else bytes(data)
-        xml = obj.toXml() if obj is not None else ""
-        if self.status is Status.OFFLINE:
-            # Not announced yet: the login's first CHG carries it.
-            self.state.msnObject = xml or None
-            return succeed(obj)
-
-        def roam(_: object) -> Optional[MSNObject]:
-            # The roamed copy follows in the background; a storage failure
-            # is logged and retried by the sync, never the caller's error.
-            if data is not None:
-                self.roamDisplayPicture(bytes(data), pictureMimeType(data))
-            return obj
-
-        return self.protocol.changeStatus(self.status, xml).addCallback(roam)
-
-    def fetchDisplayPicture(self, email: str) -> "Deferred[bytes]":
-        """
-        The bytes of C{email}'s current display picture (the object of
-        their last C{NLN}/C{ILN}, L{msnp.contacts.Contact.picture}): from
-        the cache when it holds that SHA1D, else asked for over P2P and
-        checked against the SHA1D before it is cached and returned.
-
-        @return: a L{Deferred <twisted.internet.defer.Deferred>} firing with the bytes, or failing with a
-            L{msnp.p2p.errors.TransferError}: L{msnp.pictures.NoDisplayPicture}
-            (no picture announced), C{TransferDeclined}, C{TransferTimeout},
-            C{TransferInterrupted} (the switchboard closed), C{ChecksumMismatch}.
-        """
-        contact = self.contacts.get(email.strip().lower())
-        obj = contact.picture if contact is not None else None
-        if obj is None:
-            return fail(NoDisplayPicture(f"{email} has announced no display picture"))
-        return self.pictures.fetch(obj)
-
-    # -- custom emoticons, winks, voice clips (see msnp.emoticons) ----------------------------------
-
-    def setCustomEmoticon(self, shortcut: str, data: Optional[bytes]) -> Optional[MSNObject]:
-        """
-        Bind C{shortcut} to an image (PNG, GIF or JPEG bytes; L{None}
-        unbinds): every later L{Conversation.sendText} whose text contains
-        it announces the emoticon first, and the image is served over P2P.
-
-        The client keeps the binding for its later sessions (reconnects),
-        as it keeps the display picture.
-
-        @return: the emoticon's type 2 object, L{None} when unbound.
-        @raise ValueError: see L{msnp.emoticons.RichContent.setEmoticon}.
-        """
-        obj = self.rich.setEmoticon(shortcut, data)
-        kept = getattr(self.client, "customEmoticons", None)
-        if kept is not None:
-            if data is None:
-                kept.pop(shortcut, None)
-            else:
-                kept[shortcut] = bytes(data)
-        return obj
-
-    def fetchEmoticon(self, msnObject: MSNObject) -> "Deferred[bytes]":
-        """
-        The image of a received custom emoticon (an object of
-        L{msnp.mime.TextMessage.emoticons}), fetched over P2P from its
-        Creator and SHA1D-checked, or from the cache shared with pictures.
-
-        @return: a L{Deferred <twisted.internet.defer.Deferred>} firing with the bytes, failing with a
-            L{msnp.p2p.errors.TransferError} (L{msnp.emoticons.UnfetchableObject}
-            for a non-emoticon or oversized object, C{ChecksumMismatch},
-            C{TransferDeclined}, C{TransferTimeout}, ...).
-        """
-        return self._fetchObject(msnObject, TYPE_EMOTICON)
-
-    def fetchWink(self, wink: Wink) -> "Deferred[bytes]":
-        """
-        The bytes of a received wink (C{winkReceived}), as L{fetchEmoticon}.
-        """
-        return self._fetchObject(wink.msnObject, TYPE_WINK)
-
-    def fetchVoiceClip(self, clip: VoiceClip) -> "Deferred[bytes]":
-        """
-        The bytes of a received voice clip (C{voiceClipReceived}), as
-        L{fetchEmoticon}.
-        """
-        return self._fetchObject(clip.msnObject, TYPE_VOICE_CLIP)
-
-    def _fetchObject(self, obj: MSNObject, type: int) -> "Deferred[bytes]":
-        try:
-            checkFetchable(obj, type)
-        except UnfetchableObject as e:
-            return fail(e)
-        return self.pictures.fetch(obj)
-
     # -- conversations ---------------------------------------------------------------------------------
 
     def openConversation(self, email: str) -> "Deferred[Conversation]":
@@ -860,91 +511,6 @@ class Session:
         """
         return self.conversationManager.openConversation(email)
 
-    # -- messages without a switchboard (docs/offline.md) -----------------------------------------------
-
-    def sendOfflineMessage(
-        self, email: str, text: str, format: Optional[MessageFormat] = None
-    ) -> "Deferred[DeliveryResult]":
-        """
-        Leave C{text} for C{email} as an offline message (C{UUM ... 1 1}
-        with C{Dest-Agent: client}); to a contact on another network
-        (network 32), send it with L{sendNetworkText} instead.
-
-        Servers never answer C{UUM}: the message counts as stored when no
-        numeric error came back within L{uumGracePeriod} seconds.
-
-        @return: a L{twisted.internet.defer.Deferred} firing with L{DeliveryResult.STORED_OFFLINE}
-            (or L{DeliveryResult.SENT_TO_NETWORK}); failing with
-            L{ValueError} (the text is longer than one offline message may
-            be, or the address is not one), L{msnp.errors.ServerError}
-            (refused), or L{msnp.errors.ConnectionLost}.
-        """
-        if self._contactNetwork(email) == NETWORK_YAHOO:
-            return self.sendNetworkText(email, text, format)
-        try:
-            command = buildOfflineText(0, email, text, format)
-        except ValueError as e:
-            return fail(e)
-        return self._sendUUM(command, DeliveryResult.STORED_OFFLINE)
-
-    def sendNetworkText(
-        self, email: str, text: str, format: Optional[MessageFormat] = None,
-        network: Optional[int] = None,
-    ) -> "Deferred[DeliveryResult]":
-        """
-        Send C{text} to a contact on another network (C{UUM email 32 1}):
-        such contacts have no switchboard. The server passes it on if they
-        are signed in; there is no offline store on their network.
-
-        @param network: the recipient's network id (by default the
-            contact's, else 32).
-        @return: a L{twisted.internet.defer.Deferred} firing with L{DeliveryResult.SENT_TO_NETWORK},
-            failing like L{sendOfflineMessage}.
-        """
-        try:
-            command = buildNetworkText(0, email, text, self._networkOf(email, network), format)
-        except ValueError as e:
-            return fail(e)
-        return self._sendUUM(command, DeliveryResult.SENT_TO_NETWORK)
-
-    def sendNetworkTyping(self, email: str, network: Optional[int] = None) -> "Deferred[DeliveryResult]":
-        """
-        Tell a contact on another network that you are typing
-        (C{UUM email 32 2}); never sent to a Live contact.
-        """
-        try:
-            command = buildNetworkTyping(0, email, self.account, self._networkOf(email, network))
-        except ValueError as e:
-            return fail(e)
-        return self._sendUUM(command, DeliveryResult.SENT_TO_NETWORK)
-
-    def sendNetworkNudge(self, email: str, network: Optional[int] = None) -> "Deferred[DeliveryResult]":
-        """
-        Nudge a contact on another network (C{UUM email 32 3}).
-        """
-        try:
-            command = buildNetworkNudge(0, email, self._networkOf(email, network))
-        except ValueError as e:
-            return fail(e)
-        return self._sendUUM(command, DeliveryResult.SENT_TO_NETWORK)
-
-    def _networkOf(self, email: str, network: Optional[int]) -> int:
-        if network is not None:
-            return network
-        known = self._contactNetwork(email)
-        return known if known is not None and known != NETWORK_PASSPORT else NETWORK_YAHOO
-
-    def _sendUUM(self, command: Command, result: DeliveryResult) -> "Deferred[DeliveryResult]":
-        if self._ended_:
-            return fail(ConnectionLost("the session has ended"))
-        try:
-            sent = self.protocol.sendCommand(
-                "UUM", *command.arguments, payload=command.payload, timeout=self.uumGracePeriod
-            )
-        except ValueError as e:
-            return fail(e)
-        return acceptedUnlessRefused(sent, result)
-
     # -- conversations (continued) -----------------------------------------------------------------------
 
     @property
@@ -953,92 +519,3 @@ class Session:
         The open L{msnp.conversation.Conversation}s.
         """
         return self.conversationManager.conversations
-
-    # -- circles (see msnp.circlechat.CircleManager) ----------------------------------------------------
-
-    @property
-    def circles(self) -> dict[str, ChatCircle]:
-        """
-        The circles (group chats) this account is in, by circle id.
-        """
-        return self.circleManager.circles
-
-    @property
-    def circleInvitations(self) -> dict[str, PendingCircleInvitation]:
-        """
-        The circle invitations not yet accepted or declined, by circle id.
-        """
-        return self.circleManager.invitations
-
-    def createCircle(self, name: str) -> "Deferred[ChatCircle]":
-        """
-        Create a circle with this account as its administrator and join
-        its conversation; fires with the new circle.
-        """
-        return self.circleManager.createCircle(name)
-
-    # -- contact management (see msnp.roster.RosterManager) ---------------------------------------------
-
-    def addContact(self, email: str, group: Optional[GroupReference] = None) -> "Deferred[Contact]":
-        """
-        Add C{email} to the contact list (optionally into C{group}); fires
-        with the new L{Contact}.
-        """
-        return self.roster.addContact(email, group)
-
-    def removeContact(self, email: str) -> "Deferred[None]":
-        """
-        Take C{email} off the contact list (address book and forward list).
-        """
-        return self.roster.removeContact(email)
-
-    def blockContact(self, email: str) -> "Deferred[None]":
-        """
-        Block C{email}: they see you offline and cannot talk to you.
-        """
-        return self.roster.blockContact(email).addCallback(
-            lambda _: self.conversationManager.contactBlocked(email)
-        )
-
-    def unblockContact(self, email: str) -> "Deferred[None]":
-        """
-        Allow C{email} again.
-        """
-        return self.roster.unblockContact(email)
-
-    def acceptContactRequest(self, email: str, addToList: bool = True) -> "Deferred[Contact]":
-        """
-        Accept someone who added you; with C{addToList} (the default) add
-        them to your list too, so you see each other.
-        """
-        return self.roster.acceptContactRequest(email, addToList)
-
-    def declineContactRequest(self, email: str) -> "Deferred[Contact]":
-        """
-        Decline someone who added you: they are blocked.
-        """
-        return self.roster.declineContactRequest(email)
-
-    def addGroup(self, name: str) -> "Deferred[Group]":
-        """
-        Create a group; fires with the new L{msnp.contacts.Group}.
-        """
-        return self.roster.addGroup(name)
-
-    def renameGroup(self, group: GroupReference, newName: str) -> "Deferred[Group]":
-        """
-        Rename a group, given as a L{msnp.contacts.Group}, its id or its name.
-        """
-        return self.roster.renameGroup(group, newName)
-
-    def removeGroup(self, group: GroupReference) -> "Deferred[None]":
-        """
-        Delete a group (its contacts stay on the list, without the group).
-        """
-        return self.roster.removeGroup(group)
-
-    def moveContactToGroup(self, email: str, group: Optional[GroupReference]) -> "Deferred[Contact]":
-        """
-        Put a contact in C{group} only (L{None}: in no group).
-        """
-        return self.roster.moveContactToGroup(email, group)
