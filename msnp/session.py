@@ -372,7 +372,6 @@ class Session(SessionProfile, SessionMessaging, SessionContacts):
         for payload in announcements:
             self.mailDataReceived(payload)
 
-
     def _contactNetwork(self, email: str) -> Optional[int]:
         contact = self.contacts.get(email)
         return contact.network if contact is not None else None

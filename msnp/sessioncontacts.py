@@ -38,7 +38,6 @@ class SessionContacts:
         conversationManager: ConversationManager
         roster: RosterManager
 
-
     # -- circles (see msnp.circlechat.CircleManager) ----------------------------------------------------
 
     @property

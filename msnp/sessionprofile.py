@@ -80,7 +80,6 @@ class SessionProfile:
         @property
         def status(self) -> Status: ...
 
-
     # -- presence ----------------------------------------------------------------------------------
 
     def setStatus(self, status: Status) -> "Deferred[Status]":
