@@ -27,7 +27,6 @@ from typing import Any, Callable, Optional
 from twisted.internet.defer import (
     CancelledError,
     Deferred,
-    FirstError,
     TimeoutError,
     ensureDeferred,
     gatherResults,
@@ -38,56 +37,33 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from msnp.clientlimits import DEFAULT_CLIENT_LIMITS, ClientLimits
-from msnp.contacts import ContactList, Status
-from msnp.listpayload import buildListPayloads
+from msnp.contacts import Status
 from msnp.preamble import NSRedirect, SSOChallenge
 from msnp.endpoints import ClientIdentity, Endpoints, connectQuietly
-from msnp.errors import (
-    AuthenticationError,
-    LoginTimeout,
-    ProtocolError,
-    RequestTimeout,
-    ServerError,
-)
+from msnp.errors import LoginTimeout, ProtocolError, RequestTimeout, ServerError
 from msnp.interfaces import IMessengerObserver, Observers, notifyObserver
 from msnp.notification import NotificationProtocol
 from msnp.nsmessages import LoginAccepted
 from msnp.pictures import PictureCache, checkPicture
 from msnp.reactors import reactorOrDefault
-from msnp.namespaces import STORAGE
-from msnp.roaming import RoamingProfileSync, chooseSignInProfile, cidFromHex
+from msnp.roaming import chooseSignInProfile
 from msnp.session import ContactsTicket, Session
-from msnp.soap.storage import RoamingProfile, StorageService
-from msnp.soap.addressbook import AddressBookResult, AddressBookService
-from msnp.soap.envelope import ABCHCache, ABCHFault
-from msnp.soap.sharing import MembershipResult, SharingService
-from msnp.soap.sync import buildContactList, initialListEntries
+from msnp.soap.addressbook import AddressBookService
+from msnp.soap.envelope import ABCHCache
+from msnp.soap.sharing import SharingService
+from msnp.soap.sync import buildContactList
 from msnp.mbi import mbiResponse
-from msnp.namespaces import CONTACTS, MBI_KEY_OLD, MESSENGER_WEB
+from msnp.namespaces import MBI_KEY_OLD, MESSENGER_WEB
 from msnp.offline import UUM_GRACE_PERIOD
 from msnp.soap.rsi import RSIService
-from msnp.sso import SSOClient, SSOResult
-from msnp.httpclient import HTTPClientOwner, SharedHTTPClient, sharedHTTPClient
+from msnp.sso import SSOResult
+from msnp.loginservices import LoginServices, _initialPayloads, _unwrapFirstError, httpClientFor
+from msnp.httpclient import HTTPClientOwner
 
 log = Logger()
 
 #: How many C{XFR NS} redirects one login follows.
 DEFAULT_MAX_REDIRECTS = 5
-
-
-# -- HTTP ------------------------------------------------------------------------------
-
-
-def httpClientFor(reactor: Any, endpoints: Endpoints) -> SharedHTTPClient:
-    """
-    The HTTP client a session uses when the caller gave none: a claim on
-    the one persistent pool of C{reactor} (every session on it shares its
-    connections; see L{msnp.httpclient.sharedHTTPClient}), certificates
-    always verified, trusting only C{endpoints.trustRoot} when it is set
-    (self-hosted servers), else the platform's store. The session gives the
-    claim back when it ends; the pool closes with the last claim.
-    """
-    return sharedHTTPClient(reactor, endpoints.trustRoot)
 
 
 # -- the login ----------------------------------------------------------------------------
@@ -132,27 +108,6 @@ def _tcpEndpoint(redirect: NSRedirect) -> str:
     return f"tcp:host={quoteStringArgument(redirect.host)}:port={redirect.port}"
 
 
-def _initialPayloads(contacts: ContactList) -> list[bytes]:
-    """
-    The initial C{ADL} payloads. An address the payload format cannot
-    express (no domain, say, from a damaged address book) is left out and
-    logged rather than failing the whole login.
-    """
-    entries = initialListEntries(contacts)
-    try:
-        return buildListPayloads(entries, initial=True)
-    except ValueError:
-        usable = []
-        for entry in entries:
-            try:
-                buildListPayloads([entry], initial=True)
-            except ValueError as e:
-                log.warn("Leaving {email} out of the initial ADL: {error}", email=entry.email, error=str(e))
-            else:
-                usable.append(entry)
-        return buildListPayloads(usable, initial=True)
-
-
 def _drop(d: "Deferred[Any]") -> None:
     """
     Give up on C{d}: cancel it, leaving no unhandled failure behind.
@@ -161,16 +116,8 @@ def _drop(d: "Deferred[Any]") -> None:
     d.cancel()
 
 
-def _unwrapFirstError(error: BaseException) -> BaseException:
-    while isinstance(error, FirstError):
-        inner = error.subFailure.value
-        if inner is None:
-            break
-        error = inner
-    return error
 
-
-class MSNClient:
+class MSNClient(LoginServices):
     """
     Signs one account in to an MSNP18 network.
 
@@ -576,27 +523,6 @@ class MSNClient:
         error = failure.trap(ServerError) and failure.value
         log.info("Display name of {account} refused: {error}", account=self.account, error=str(error))
 
-    def _loadRoamed(
-        self, roaming: Optional[RoamingProfileSync]
-    ) -> "Deferred[tuple[Optional[RoamingProfile], Optional[bytes]]]":
-        """
-        The roamed profile and, when the caller has no picture of its own,
-        the roamed picture's bytes (either L{None}: none roamed, no storage
-        ticket, or a storage failure, logged).
-        """
-
-        async def load() -> "tuple[Optional[RoamingProfile], Optional[bytes]]":
-            if roaming is None:
-                return None, None
-            roamed = await roaming.load()
-            if self.displayPicture is not None or roamed is None or roamed.picture is None:
-                return roamed, None
-            # No picture of the caller's own: start with the roamed one,
-            # like name and message (a failed download leaves none).
-            return roamed, await roaming.fetchPicture()
-
-        return ensureDeferred(load())
-
     async def _awaitBatch(self, attempt: _LoginAttempt, batch: "list[tuple[str, Deferred[Any]]]") -> None:
         """
         Wait for the replies of commands written back to back. The first
@@ -613,77 +539,3 @@ class MSNClient:
         failures: list[str] = []
         waiting = [d.addErrback(failed, step) for step, d in batch]
         await gatherResults(waiting, consumeErrors=True)
-
-    def _roamingSync(
-        self, httpClient: Any, tokens: SSOResult, cid: Optional[int], quiet: bool = False
-    ) -> Optional[RoamingProfileSync]:
-        """
-        The roamed-profile sync of this session, or L{None} (logged) when
-        the SSO service issued no storage ticket or no CID is known.
-
-        @param cid: the address book's CID; L{None}: the tickets' one.
-        @param quiet: log nothing (a first try before the address book).
-        """
-        try:
-            ticket = tokens.token(STORAGE).ticket
-        except AuthenticationError:
-            if not quiet:
-                log.info("No {address} ticket for {account}: no roaming profile", address=STORAGE, account=self.account)
-            return None
-        if cid is None:
-            cid = cidFromHex(tokens.cid)
-        if cid is None:
-            if not quiet:
-                log.info("No CID known for {account}: no roaming profile", account=self.account)
-            return None
-        service = StorageService(
-            httpClient, self.endpoints.storage, lambda: ticket, self.reactor, timeout=self.requestTimeout
-        )
-        return RoamingProfileSync(service, cid, self.reactor)
-
-    def _renewer(self, httpClient: Any, policy: str, address: str = CONTACTS) -> Callable[[], "Deferred[str]"]:
-        """
-        How one of the session's tickets (by default the contacts ticket)
-        is renewed: the login's SSO request again, same account, password
-        and policy.
-        """
-
-        def renew() -> "Deferred[str]":
-            log.info("Renewing the {address} ticket of {account}", address=address, account=self.account)
-
-            def renewed(tokens: SSOResult) -> str:
-                log.info("{address} ticket of {account} renewed", address=address, account=self.account)
-                return tokens.token(address).ticket
-
-            return self._requestTokens(httpClient, policy).addCallback(renewed)
-
-        return renew
-
-    def _requestTokens(self, httpClient: Any, policy: str) -> "Deferred[SSOResult]":
-        """
-        One SSO request for this account (at login, and again whenever the
-        contacts ticket has expired).
-        """
-        sso = SSOClient(httpClient, self.endpoints.sso, self.reactor, timeout=self.requestTimeout)
-        return sso.requestTokens(self.account, self._password, policy)
-
-    async def _downloadLists(
-        self, sharing: SharingService, addressBook: AddressBookService
-    ) -> tuple[MembershipResult, AddressBookResult]:
-        membership: MembershipResult
-        book: AddressBookResult
-        try:
-            both: list[Any] = await gatherResults(
-                [sharing.findMembership(), addressBook.findContactsPaged()],  # type: ignore[list-item]
-                consumeErrors=True,
-            )
-            membership, book = both
-        except FirstError as e:
-            error = _unwrapFirstError(e)
-            if not (isinstance(error, ABCHFault) and error.errorCode == "ABDoesNotExist"):
-                raise error from None
-            log.info("{account} has no address book yet; creating it", account=self.account)
-            await addressBook.abAdd(self.account)
-            membership = await sharing.findMembership()
-            book = await addressBook.findContactsPaged()
-        return membership, book

@@ -1,0 +1,188 @@
+# -*- test-case-name: test.test_client,test.test_roaming,test.test_soap_client -*-
+"""
+What the login of L{msnp.client.MSNClient} builds around its NS chain.
+
+The HTTP client a session uses (L{httpClientFor}), the SSO requests and
+the ticket renewer, the download of the lists (memberships and address
+book, creating the address book when there is none), the roamed-profile
+sync and its first load, and the initial C{ADL} payloads.
+L{LoginServices} is a base class of L{msnp.client.MSNClient}; these are
+apart from L{msnp.client} so that module holds the login chain itself,
+readable from start to end, and these the services it calls on.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from twisted.internet.defer import Deferred, FirstError, ensureDeferred, gatherResults
+from twisted.logger import Logger
+
+from msnp.contacts import ContactList
+from msnp.listpayload import buildListPayloads
+from msnp.endpoints import Endpoints
+from msnp.errors import AuthenticationError
+from msnp.namespaces import CONTACTS, STORAGE
+from msnp.roaming import RoamingProfileSync, cidFromHex
+from msnp.soap.storage import RoamingProfile, StorageService
+from msnp.soap.addressbook import AddressBookResult, AddressBookService
+from msnp.soap.envelope import ABCHFault
+from msnp.soap.sharing import MembershipResult, SharingService
+from msnp.soap.sync import initialListEntries
+from msnp.sso import SSOClient, SSOResult
+from msnp.httpclient import SharedHTTPClient, sharedHTTPClient
+
+log = Logger()
+
+
+def httpClientFor(reactor: Any, endpoints: Endpoints) -> SharedHTTPClient:
+    """
+    The HTTP client a session uses when the caller gave none: a claim on
+    the one persistent pool of C{reactor} (every session on it shares its
+    connections; see L{msnp.httpclient.sharedHTTPClient}), certificates
+    always verified, trusting only C{endpoints.trustRoot} when it is set
+    (self-hosted servers), else the platform's store. The session gives the
+    claim back when it ends; the pool closes with the last claim.
+    """
+    return sharedHTTPClient(reactor, endpoints.trustRoot)
+
+
+def _initialPayloads(contacts: ContactList) -> list[bytes]:
+    """
+    The initial C{ADL} payloads. An address the payload format cannot
+    express (no domain, say, from a damaged address book) is left out and
+    logged rather than failing the whole login.
+    """
+    entries = initialListEntries(contacts)
+    try:
+        return buildListPayloads(entries, initial=True)
+    except ValueError:
+        usable = []
+        for entry in entries:
+            try:
+                buildListPayloads([entry], initial=True)
+            except ValueError as e:
+                log.warn("Leaving {email} out of the initial ADL: {error}", email=entry.email, error=str(e))
+            else:
+                usable.append(entry)
+        return buildListPayloads(usable, initial=True)
+
+
+def _unwrapFirstError(error: BaseException) -> BaseException:
+    while isinstance(error, FirstError):
+        inner = error.subFailure.value
+        if inner is None:
+            break
+        error = inner
+    return error
+
+
+class LoginServices:
+    """
+    The services the login of L{msnp.client.MSNClient} calls on: SSO,
+    ticket renewal, the list download, the roamed profile.
+    """
+
+    if TYPE_CHECKING:
+        # Set up by msnp.client.MSNClient, which this class is a base of.
+        account: str
+        _password: str
+        endpoints: Endpoints
+        reactor: Any
+        requestTimeout: float
+        displayPicture: Optional[bytes]
+
+    def _loadRoamed(
+        self, roaming: Optional[RoamingProfileSync]
+    ) -> "Deferred[tuple[Optional[RoamingProfile], Optional[bytes]]]":
+        """
+        The roamed profile and, when the caller has no picture of its own,
+        the roamed picture's bytes (either L{None}: none roamed, no storage
+        ticket, or a storage failure, logged).
+        """
+
+        async def load() -> "tuple[Optional[RoamingProfile], Optional[bytes]]":
+            if roaming is None:
+                return None, None
+            roamed = await roaming.load()
+            if self.displayPicture is not None or roamed is None or roamed.picture is None:
+                return roamed, None
+            # No picture of the caller's own: start with the roamed one,
+            # like name and message (a failed download leaves none).
+            return roamed, await roaming.fetchPicture()
+
+        return ensureDeferred(load())
+
+    def _roamingSync(
+        self, httpClient: Any, tokens: SSOResult, cid: Optional[int], quiet: bool = False
+    ) -> Optional[RoamingProfileSync]:
+        """
+        The roamed-profile sync of this session, or L{None} (logged) when
+        the SSO service issued no storage ticket or no CID is known.
+
+        @param cid: the address book's CID; L{None}: the tickets' one.
+        @param quiet: log nothing (a first try before the address book).
+        """
+        try:
+            ticket = tokens.token(STORAGE).ticket
+        except AuthenticationError:
+            if not quiet:
+                log.info("No {address} ticket for {account}: no roaming profile", address=STORAGE, account=self.account)
+            return None
+        if cid is None:
+            cid = cidFromHex(tokens.cid)
+        if cid is None:
+            if not quiet:
+                log.info("No CID known for {account}: no roaming profile", account=self.account)
+            return None
+        service = StorageService(
+            httpClient, self.endpoints.storage, lambda: ticket, self.reactor, timeout=self.requestTimeout
+        )
+        return RoamingProfileSync(service, cid, self.reactor)
+
+    def _renewer(self, httpClient: Any, policy: str, address: str = CONTACTS) -> Callable[[], "Deferred[str]"]:
+        """
+        How one of the session's tickets (by default the contacts ticket)
+        is renewed: the login's SSO request again, same account, password
+        and policy.
+        """
+
+        def renew() -> "Deferred[str]":
+            log.info("Renewing the {address} ticket of {account}", address=address, account=self.account)
+
+            def renewed(tokens: SSOResult) -> str:
+                log.info("{address} ticket of {account} renewed", address=address, account=self.account)
+                return tokens.token(address).ticket
+
+            return self._requestTokens(httpClient, policy).addCallback(renewed)
+
+        return renew
+
+    def _requestTokens(self, httpClient: Any, policy: str) -> "Deferred[SSOResult]":
+        """
+        One SSO request for this account (at login, and again whenever the
+        contacts ticket has expired).
+        """
+        sso = SSOClient(httpClient, self.endpoints.sso, self.reactor, timeout=self.requestTimeout)
+        return sso.requestTokens(self.account, self._password, policy)
+
+    async def _downloadLists(
+        self, sharing: SharingService, addressBook: AddressBookService
+    ) -> tuple[MembershipResult, AddressBookResult]:
+        membership: MembershipResult
+        book: AddressBookResult
+        try:
+            both: list[Any] = await gatherResults(
+                [sharing.findMembership(), addressBook.findContactsPaged()],  # type: ignore[list-item]
+                consumeErrors=True,
+            )
+            membership, book = both
+        except FirstError as e:
+            error = _unwrapFirstError(e)
+            if not (isinstance(error, ABCHFault) and error.errorCode == "ABDoesNotExist"):
+                raise error from None
+            log.info("{account} has no address book yet; creating it", account=self.account)
+            await addressBook.abAdd(self.account)
+            membership = await sharing.findMembership()
+            book = await addressBook.findContactsPaged()
+        return membership, book
