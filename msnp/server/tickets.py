@@ -1,4 +1,4 @@
-# -*- test-case-name: test.test_ticket_renewal,test.test_server_store -*-
+# -*- test-case-name: test.test_ticket_renewal,test.test_server_storage -*-
 """
 What the Passport SSO service issues and the other services check: the
 L{TicketGrant} of one login, and the L{TicketState} and L{TicketCheck}
