@@ -44,6 +44,7 @@ from msnp.server.accounts import AccountStore, OfflineMessage
 from msnp.server.interfaces import IAccountObserver
 from msnp.server.passwords import PasswordHasher
 from msnp.server.roaming import RoamedPicture, RoamedProfile
+# The errors stay public names of this module too (see __all__).
 from msnp.server.sqlschema import DatabaseLocked as DatabaseLocked
 from msnp.server.sqlschema import ServerLock, StoreError, openDatabase
 from msnp.server.tickets import DEFAULT_TICKET_LIFETIME
