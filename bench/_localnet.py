@@ -164,8 +164,10 @@ def _serve(accounts: int, contacts: int, sendChallenge: bool, star: int = 0, sto
         redirectStandardIO=False,
     )
     # Every benchmark client connects from 127.0.0.1: lift the per-address
-    # connection cap (see docs/limits.md) so a thousand sessions fit.
-    limits = replace(DEFAULT_LIMITS, connectionsPerAddress=1_000_000)
+    # connection cap (see docs/limits.md) so a thousand sessions fit, and the
+    # sign-in throttle, which counts concurrent attempts from one address
+    # like failures (50 logins in flight would be held back up to 30 s).
+    limits = replace(DEFAULT_LIMITS, connectionsPerAddress=1_000_000, signInFreeFailures=1_000_000)
     network = LocalNetwork(reactor=reactor, sendChallenge=sendChallenge, limits=limits)
     for index in range(accounts):
         network.addAccount(accountName(index), accountPassword(index), f"User {index}")
@@ -184,6 +186,8 @@ def _serve(accounts: int, contacts: int, sendChallenge: bool, star: int = 0, sto
         values: dict[str, Any] = {
             "dispatch": endpoints.dispatch, "sso": endpoints.sso,
             "sharing": endpoints.sharing, "addressBook": endpoints.addressBook,
+            # Without these the clients would try the historical hosts.
+            "rsi": endpoints.rsi, "storage": endpoints.storage,
         }
         # The HTTP site (inside its tracking wrapper), for the counters; a
         # private attribute, so its absence only loses the counts.

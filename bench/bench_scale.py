@@ -10,8 +10,8 @@ below is the client's. Each measurement runs in a fresh worker process
 cannot hide the cost of the next:
 
   - C{sessions N}: sign N accounts in with at most C{--concurrency} logins
-    in flight (the default C{MSNClient}: its own HTTP pool per session,
-    kept open as a real session keeps it), time it, then read C{VmRSS}
+    in flight (the default C{MSNClient}: the sessions share the reactor's
+    HTTP pool, kept open as real sessions keep it), time it, then read C{VmRSS}
     from C{/proc/self/status} before and after (after C{gc.collect()});
   - C{bare N}: open N connections with a bare L{Protocol} to the dispatch
     server and measure the same way.
@@ -169,7 +169,8 @@ def worker(kind: str, count: int, concurrency: int, endpointsJSON: str) -> None:
 
 def _runWorker(kind: str, count: int, concurrency: int, endpoints: Any) -> dict[str, Any]:
     values = {"dispatch": endpoints.dispatch, "sso": endpoints.sso,
-              "sharing": endpoints.sharing, "addressBook": endpoints.addressBook}
+              "sharing": endpoints.sharing, "addressBook": endpoints.addressBook,
+              "rsi": endpoints.rsi, "storage": endpoints.storage}
     output = subprocess.run(
         [sys.executable, os.path.abspath(__file__), "--worker", kind, "--count", str(count),
          "--concurrency", str(concurrency), "--endpoints", json.dumps(values)],

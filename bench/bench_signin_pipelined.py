@@ -5,8 +5,9 @@ what the protocol lets it pipeline, in the same run.
 
 The baseline (built on L{bench_login}'s blocking client): DS
 C{VER}/C{CVR}/C{USR SSO I} -> C{XFR NS}; NS C{VER}/C{CVR}/C{USR SSO I};
-the real RST2 request and the two ABCH downloads (C{FindMembership},
-C{ABFindContactsPaged}) with C{http.client} against the LocalNetwork's HTTP
+the real RST2 request, the two ABCH downloads (C{FindMembership},
+C{ABFindContactsPaged}) and the roamed profile (storage C{GetProfile}) with
+C{http.client} against the LocalNetwork's HTTP
 services on one keep-alive connection; C{USR SSO S}; then C{BLP}, every
 C{ADL}, C{PRP MFN}, both C{UUX} and C{CHG} written in one go, and their
 replies read afterwards (a numeric reply to any of them fails the run). It
@@ -44,14 +45,39 @@ from bench_login import (  # noqa: E402
 )
 
 from msnp.challenge import computeChallengeResponse  # noqa: E402
-from msnp.contacts import Status, buildListPayloads, normalizeGuid  # noqa: E402
+from msnp.contacts import Status, normalizeGuid  # noqa: E402
+from msnp.listpayload import buildListPayloads  # noqa: E402
 from msnp.endpoints import ClientIdentity, newMachineGuid  # noqa: E402
 from msnp.soap.addressbook import parseAddressBook  # noqa: E402
 from msnp.soap.sharing import parseMembership  # noqa: E402
 from msnp.soap.sync import buildContactList, initialListEntries  # noqa: E402
-from msnp.sso import MBI_KEY_OLD, buildRST2Request, mbiResponse, parseSSOResponse  # noqa: E402
+from msnp.mbi import mbiResponse  # noqa: E402
+from msnp.namespaces import MBI_KEY_OLD  # noqa: E402
+from msnp.sso import buildRST2Request, parseSSOResponse  # noqa: E402
 from msnp.wire import encodeParameter, serializeCommand  # noqa: E402
+from msnp.namespaces import STORAGE, STORAGE_NS  # noqa: E402
+from msnp.roaming import cidFromHex  # noqa: E402
+from msnp.soap.storage import _handle, buildEnvelope as buildStorageEnvelope  # noqa: E402
+from msnp.xmlsafe import parseXML  # noqa: E402
 from msnp.xmlsafe import escapeText  # noqa: E402
+
+
+def _getProfile(web: Any, path: str, ticket: str, cid: int) -> Any:
+    body = (
+        f'<GetProfile xmlns="{STORAGE_NS}"><profileHandle>{_handle(cid, "MyProfile")}</profileHandle>'
+        "<profileAttributes><ResourceID>true</ResourceID><DateModified>true</DateModified>"
+        "<ExpressionProfileAttributes><ResourceID>true</ResourceID><DisplayName>true</DisplayName>"
+        "<PersonalStatus>true</PersonalStatus><Photo>true</Photo></ExpressionProfileAttributes>"
+        "</profileAttributes></GetProfile>"
+    )
+    web.request("POST", path, body=buildStorageEnvelope(body, ticket, "Initial"), headers={
+        "SOAPAction": f'"{STORAGE_NS}/GetProfile"', "Content-Type": "text/xml; charset=utf-8",
+    })
+    response = web.getresponse()
+    data = response.read()
+    if response.status != 200:
+        raise RuntimeError(f"GetProfile: HTTP {response.status}")
+    return parseXML(data)
 
 
 def pipelinedLogin(endpoints: Any, account: str, password: str) -> tuple[BlockingConnection, int]:
@@ -88,8 +114,12 @@ def pipelinedLogin(endpoints: Any, account: str, password: str) -> tuple[Blockin
     ticket = tokens.contactsTicket
     membership = parseMembership(_soap(web, urlsplit(endpoints.sharing).path, "FindMembership", _FIND_MEMBERSHIP, ticket))
     book = parseAddressBook(_soap(web, urlsplit(endpoints.addressBook).path, "ABFindContactsPaged", _FIND_CONTACTS, ticket))
-    web.close()
     synced = buildContactList(membership, book, account)
+    # The roamed profile (storage service), as msnp reads it at sign-in.
+    cid = synced.profile.cid if synced.profile.cid is not None else cidFromHex(tokens.cid)
+    if cid is not None and STORAGE in tokens.tokens:
+        _getProfile(web, urlsplit(endpoints.storage).path, tokens.token(STORAGE).ticket, cid)
+    web.close()
 
     # Everything after authentication in one write, then all the replies.
     commands: list[bytes] = []

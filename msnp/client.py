@@ -16,7 +16,7 @@ A login either succeeds or fails with one typed error
 (L{AuthenticationError}, L{LoginTimeout}, L{ConnectionLost},
 L{ProtocolError}, L{ServiceError}, L{ServerError}, ...), and in every
 failure case it first closes whatever it opened: connections, timers and
-the HTTP connection pool it created.
+its claim on the shared HTTP connection pool.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from twisted.internet.defer import (
 from twisted.internet.error import ConnectError, ConnectingCancelledError
 from twisted.internet.endpoints import clientFromString, quoteStringArgument
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from msnp.clientlimits import DEFAULT_CLIENT_LIMITS, ClientLimits
 from msnp.contacts import ContactList, Status
@@ -56,7 +57,7 @@ from msnp.reactors import reactorOrDefault
 from msnp.namespaces import STORAGE
 from msnp.roaming import RoamingProfileSync, chooseSignInProfile, cidFromHex
 from msnp.session import ContactsTicket, Session
-from msnp.soap.storage import StorageService
+from msnp.soap.storage import RoamingProfile, StorageService
 from msnp.soap.addressbook import AddressBookResult, AddressBookService
 from msnp.soap.envelope import ABCHCache, ABCHFault
 from msnp.soap.sharing import MembershipResult, SharingService
@@ -66,7 +67,7 @@ from msnp.namespaces import CONTACTS, MBI_KEY_OLD, MESSENGER_WEB
 from msnp.offline import UUM_GRACE_PERIOD
 from msnp.soap.rsi import RSIService
 from msnp.sso import SSOClient, SSOResult
-from msnp.httpclient import HTTPClientHandle, makeHTTPClient
+from msnp.httpclient import HTTPClientOwner, SharedHTTPClient, sharedHTTPClient
 
 log = Logger()
 
@@ -77,14 +78,16 @@ DEFAULT_MAX_REDIRECTS = 5
 # -- HTTP ------------------------------------------------------------------------------
 
 
-def httpClientFor(reactor: Any, endpoints: Endpoints) -> HTTPClientHandle:
+def httpClientFor(reactor: Any, endpoints: Endpoints) -> SharedHTTPClient:
     """
-    The HTTP client a session uses when the caller gave none: on
-    C{reactor}, certificates always verified, trusting only
-    C{endpoints.trustRoot} when it is set (self-hosted servers), else the
-    platform's store. The session closes it when it ends.
+    The HTTP client a session uses when the caller gave none: a claim on
+    the one persistent pool of C{reactor} (every session on it shares its
+    connections; see L{msnp.httpclient.sharedHTTPClient}), certificates
+    always verified, trusting only C{endpoints.trustRoot} when it is set
+    (self-hosted servers), else the platform's store. The session gives the
+    claim back when it ends; the pool closes with the last claim.
     """
-    return makeHTTPClient(reactor, endpoints.trustRoot, persistent=True)
+    return sharedHTTPClient(reactor, endpoints.trustRoot)
 
 
 # -- the login ----------------------------------------------------------------------------
@@ -150,6 +153,14 @@ def _initialPayloads(contacts: ContactList) -> list[bytes]:
         return buildListPayloads(usable, initial=True)
 
 
+def _drop(d: "Deferred[Any]") -> None:
+    """
+    Give up on C{d}: cancel it, leaving no unhandled failure behind.
+    """
+    d.addErrback(lambda _: None)
+    d.cancel()
+
+
 def _unwrapFirstError(error: BaseException) -> BaseException:
     while isinstance(error, FirstError):
         inner = error.subFailure.value
@@ -200,8 +211,9 @@ class MSNClient:
         @param requestTimeout: seconds one step (a command, an HTTP call)
             may take.
         @param httpClient: a treq C{HTTPClient} (or C{StubTreq}) for the
-            SSO and address-book services; by default one is created on
-            C{reactor} and closed when the session ends.
+            SSO and address-book services, left open (the caller's); by
+            default the sessions on C{reactor} share one connection pool,
+            closed when the last of them ends.
         @param trace: log every command both ways (secrets redacted).
         @param initialStatus: the status to sign in with (not
             L{Status.OFFLINE}).
@@ -312,7 +324,7 @@ class MSNClient:
     # -- the chain --------------------------------------------------------------------------
 
     async def _attemptLogin(self, attempt: _LoginAttempt) -> "Session":
-        http: Optional[HTTPClientHandle] = None
+        http: Optional[HTTPClientOwner] = None
         if self.httpClient is None:
             http = httpClientFor(self.reactor, self.endpoints)
         try:
@@ -339,7 +351,7 @@ class MSNClient:
             return LoginTimeout(f"login step {attempt.step} timed out: {error}")
         return error
 
-    async def _cleanUp(self, attempt: _LoginAttempt, http: Optional[HTTPClientHandle]) -> None:
+    async def _cleanUp(self, attempt: _LoginAttempt, http: Optional[HTTPClientOwner]) -> None:
         for protocol in attempt.protocols:
             protocol.listener = None
             protocol.stopKeepAlive()
@@ -409,7 +421,7 @@ class MSNClient:
         self._step(attempt, "connect")
         return protocol
 
-    async def _login(self, attempt: _LoginAttempt, http: Optional[HTTPClientHandle]) -> "Session":
+    async def _login(self, attempt: _LoginAttempt, http: Optional[HTTPClientOwner]) -> "Session":
         httpClient = self.httpClient if self.httpClient is not None else http.client  # type: ignore[union-attr]
         target = self.endpoints.dispatch
         tokens: Optional[SSOResult] = None
@@ -479,57 +491,70 @@ class MSNClient:
         )
         state = ns.state
 
-        # The contact list: memberships and address book side by side.
+        # The contact list (memberships and address book side by side)
+        # and, when the tickets name the CID already, the roamed profile
+        # at the same time: the storage service needs no address book.
         attempt.step = "contacts"
-        membership, book = await self._downloadLists(sharing, addressBook)
-        synced = buildContactList(membership, book, self.account)
-        session.useContactList(synced.contacts, synced.profile)
-        self._step(attempt, "contacts")
+        early = self._roamingSync(httpClient, tokens, None, quiet=True)
+        roamedEarly = self._loadRoamed(early)
+        try:
+            membership, book = await self._downloadLists(sharing, addressBook)
+            synced = buildContactList(membership, book, self.account)
+            session.useContactList(synced.contacts, synced.profile)
+            self._step(attempt, "contacts")
 
-        # Tell the NS who we are interested in, one ADL at a time.
-        attempt.step = "ADL"
-        await ns.setPrivacy(synced.profile.blp)
-        for payload in _initialPayloads(state.contacts):
-            await ns.sendListCommand("ADL", payload)
-        self._step(attempt, "ADL")
-
-        # The roamed profile (part of the "profile" step); a storage
-        # failure never fails the login.
-        attempt.step = "profile"
-        roaming = self._roamingSync(httpClient, tokens, synced.profile.cid)
-        roamed = await roaming.load() if roaming is not None else None
+            # The roamed profile (part of the "profile" step); a storage
+            # failure never fails the login. The address book's CID wins.
+            attempt.step = "profile"
+            roaming = early
+            cid = synced.profile.cid
+            if early is None or (cid is not None and cid != early.cid):
+                _drop(roamedEarly)
+                roaming = self._roamingSync(httpClient, tokens, cid)
+                roamedEarly = self._loadRoamed(roaming)
+            roamed, roamedPicture = await roamedEarly
+        except BaseException:
+            _drop(roamedEarly)
+            raise
+        picture = self.displayPicture if self.displayPicture is not None else roamedPicture
         if roaming is not None:
             session.useRoamingProfile(roaming)
         chosen = chooseSignInProfile(
             roamed, self.displayName, self.personalMessage, synced.profile.displayName or self.account
         )
-
-        # Name, place, personal message.
-        name = chosen.displayName
-        if accepted.verified:
-            try:
-                await ns.setDisplayName(name)
-            except ServerError as e:
-                log.info("Display name of {account} refused: {error}", account=self.account, error=str(e))
-        else:
-            state.displayName = name
-        await ns.publishEndpoint(self.initialStatus)
-        await ns.publishPersonalData(chosen.personalMessage, "")
-        self._step(attempt, "profile")
-
-        # Online.
-        attempt.step = "online"
-        picture = self.displayPicture
-        if picture is None and roamed is not None and roamed.picture is not None and roaming is not None:
-            # No picture of the caller's own: start with the roamed one,
-            # like name and message (a failed download leaves none).
-            picture = await roaming.fetchPicture()
         if picture is not None:
             try:
                 await session.setDisplayPicture(picture)  # carried by the first CHG
             except ValueError as e:
                 log.info("Display picture of {account} not used: {error}", account=self.account, error=str(e))
-        await ns.changeStatus(self.initialStatus)
+
+        # BLP, the initial ADLs, name, place, personal message and CHG
+        # written back to back (reference 2.10 order), then all their
+        # replies awaited: the first failure fails the login.
+        attempt.step = "ADL"
+        batch: list[tuple[str, Deferred[Any]]] = []
+        try:
+            batch.append(("ADL", ns.setPrivacy(synced.profile.blp)))
+            for payload in _initialPayloads(state.contacts):
+                batch.append(("ADL", ns.sendListCommand("ADL", payload)))
+            name = chosen.displayName
+            if accepted.verified:
+                batch.append(("profile", ns.setDisplayName(name).addErrback(self._nameRefused)))
+            else:
+                state.displayName = name
+            batch.append(("profile", ns.publishEndpoint(self.initialStatus)))
+            batch.append(("profile", ns.publishPersonalData(chosen.personalMessage, "")))
+            batch.append(("online", ns.changeStatus(self.initialStatus)))
+        except BaseException:
+            for _, written in batch:
+                _drop(written)
+            raise
+        await self._awaitBatch(attempt, batch)
+        self._step(attempt, "ADL")
+        self._step(attempt, "profile")
+
+        # Online.
+        attempt.step = "online"
         ns.startKeepAlive()
         # Circles after the first CHG (supplement Q.4.3); a failure there
         # leaves the session usable without them.
@@ -543,22 +568,73 @@ class MSNClient:
         notifyObserver(self.observers, "signedIn", session)
         return session
 
+    def _nameRefused(self, failure: Failure) -> None:
+        """
+        A refused C{PRP MFN} does not fail the login (logged); anything
+        else does.
+        """
+        error = failure.trap(ServerError) and failure.value
+        log.info("Display name of {account} refused: {error}", account=self.account, error=str(error))
+
+    def _loadRoamed(
+        self, roaming: Optional[RoamingProfileSync]
+    ) -> "Deferred[tuple[Optional[RoamingProfile], Optional[bytes]]]":
+        """
+        The roamed profile and, when the caller has no picture of its own,
+        the roamed picture's bytes (either L{None}: none roamed, no storage
+        ticket, or a storage failure, logged).
+        """
+
+        async def load() -> "tuple[Optional[RoamingProfile], Optional[bytes]]":
+            if roaming is None:
+                return None, None
+            roamed = await roaming.load()
+            if self.displayPicture is not None or roamed is None or roamed.picture is None:
+                return roamed, None
+            # No picture of the caller's own: start with the roamed one,
+            # like name and message (a failed download leaves none).
+            return roamed, await roaming.fetchPicture()
+
+        return ensureDeferred(load())
+
+    async def _awaitBatch(self, attempt: _LoginAttempt, batch: "list[tuple[str, Deferred[Any]]]") -> None:
+        """
+        Wait for the replies of commands written back to back. The first
+        failure wins (its step becomes the login's step) and is raised; the
+        others are consumed, so none is left unhandled.
+        """
+
+        def failed(failure: Failure, step: str) -> Failure:
+            if not failures:
+                failures.append(step)
+                attempt.step = step
+            return failure
+
+        failures: list[str] = []
+        waiting = [d.addErrback(failed, step) for step, d in batch]
+        await gatherResults(waiting, consumeErrors=True)
+
     def _roamingSync(
-        self, httpClient: Any, tokens: SSOResult, cid: Optional[int]
+        self, httpClient: Any, tokens: SSOResult, cid: Optional[int], quiet: bool = False
     ) -> Optional[RoamingProfileSync]:
         """
         The roamed-profile sync of this session, or L{None} (logged) when
         the SSO service issued no storage ticket or no CID is known.
+
+        @param cid: the address book's CID; L{None}: the tickets' one.
+        @param quiet: log nothing (a first try before the address book).
         """
         try:
             ticket = tokens.token(STORAGE).ticket
         except AuthenticationError:
-            log.info("No {address} ticket for {account}: no roaming profile", address=STORAGE, account=self.account)
+            if not quiet:
+                log.info("No {address} ticket for {account}: no roaming profile", address=STORAGE, account=self.account)
             return None
         if cid is None:
             cid = cidFromHex(tokens.cid)
         if cid is None:
-            log.info("No CID known for {account}: no roaming profile", account=self.account)
+            if not quiet:
+                log.info("No CID known for {account}: no roaming profile", account=self.account)
             return None
         service = StorageService(
             httpClient, self.endpoints.storage, lambda: ticket, self.reactor, timeout=self.requestTimeout

@@ -13,12 +13,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional
 
-from twisted.internet.defer import CancelledError, Deferred, TimeoutError, ensureDeferred
+from treq.client import HTTPClient
+from twisted.internet.defer import CancelledError, Deferred, TimeoutError, ensureDeferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
 from twisted.web.client import ResponseDone
 from twisted.web.http import PotentialDataLoss
+from twisted.web.iweb import IBodyProducer
+from zope.interface import implementer
 
 from msnp.errors import ServiceError
 
@@ -91,6 +94,41 @@ class _BoundedBody(Protocol):
             self.finished.errback(reason)
 
 
+@implementer(IBodyProducer)
+class _BytesBody:
+    """
+    A request body already in memory, written in one go when the request
+    starts, right after its headers: treq's default producer for C{bytes}
+    (a C{FileBodyProducer}) writes it from a cooperator task, at least a
+    reactor turn later.
+    """
+
+    __slots__ = ("_body", "length")
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+        self.length = len(body)
+
+    def startProducing(self, consumer: Any) -> "Deferred[None]":
+        consumer.write(self._body)
+        return succeed(None)
+
+    def pauseProducing(self) -> None:
+        """
+        Nothing to pause: the body is written at once.
+        """
+
+    def resumeProducing(self) -> None:
+        """
+        Nothing to resume.
+        """
+
+    def stopProducing(self) -> None:
+        """
+        Nothing to stop.
+        """
+
+
 async def _request(
     httpClient: Any,
     method: str,
@@ -101,10 +139,14 @@ async def _request(
     expired: Callable[[], bool],
 ) -> HTTPResult:
     wireHeaders = {k: [v] for k, v in headers.items()}
+    # treq's own HTTPClient takes a producer; StubTreq (tests) only bytes.
+    data: Any = body
+    if body is not None and isinstance(httpClient, HTTPClient):
+        data = _BytesBody(body)
     if method == "POST":
-        response = await httpClient.post(url, data=body, headers=wireHeaders)
+        response = await httpClient.post(url, data=data, headers=wireHeaders)
     else:
-        response = await httpClient.request(method, url, data=body, headers=wireHeaders)
+        response = await httpClient.request(method, url, data=data, headers=wireHeaders)
     collector = _BoundedBody(url, response.code, maxBytes)
     response.deliverBody(collector)
     if expired():

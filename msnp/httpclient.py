@@ -26,11 +26,11 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Optional, Protocol
 
 from OpenSSL import SSL
 from treq.client import HTTPClient
-from twisted.internet.defer import CancelledError, Deferred, gatherResults
+from twisted.internet.defer import CancelledError, Deferred, gatherResults, succeed
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.ssl import Certificate, trustRootFromCertificates
@@ -354,3 +354,99 @@ def makeHTTPClient(
     return HTTPClientHandle(
         client=client, pool=pool, trustRoot=trustRoot, reactor=reactor, _connections=connections
     )
+
+
+# -- one pool per reactor ---------------------------------------------------------------
+
+
+class HTTPClientOwner(Protocol):
+    """
+    What a session keeps of the HTTP client it must give back when it
+    ends: an L{HTTPClientHandle} of its own or a L{SharedHTTPClient} claim.
+    """
+
+    @property
+    def client(self) -> HTTPClient:
+        """
+        The treq client to make requests with.
+        """
+
+    def close(self) -> "Deferred[None]":
+        """
+        Close (or give back) the client.
+        """
+
+#: How many idle connections per host the shared pool keeps (every session
+#: of the process talks to the same few hosts).
+SHARED_PERSISTENT_PER_HOST = 8
+
+
+class SharedHTTPClient:
+    """
+    One user's claim on the HTTP client shared by every session on a
+    reactor (and trust root): L{client} is the shared treq client, and
+    L{close} gives the claim up. The shared client's connections are closed
+    once the last claim is given up, so a session's logout never breaks
+    another session's requests, and the last one still leaves no socket
+    behind.
+
+    @ivar client: the shared L{treq.client.HTTPClient}.
+    @ivar handle: the shared L{HTTPClientHandle}.
+    """
+
+    __slots__ = ("client", "handle", "_key", "_closed")
+
+    def __init__(self, handle: HTTPClientHandle, key: tuple[int, Optional[str]]) -> None:
+        self.handle = handle
+        self.client = handle.client
+        self._key = key
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<SharedHTTPClient {'released' if self._closed else 'held'} of {self.handle!r}>"
+
+    def close(self) -> "Deferred[None]":
+        """
+        Give this claim up (once; later calls do nothing): the shared
+        client closes its connections when no claim is left.
+
+        @return: a L{Deferred} firing when that is done (at once while other
+            claims remain).
+        """
+        if self._closed:
+            return succeed(None)
+        self._closed = True
+        entry = _shared.get(self._key)
+        if entry is None or entry[1] is not self.handle:
+            return succeed(None)
+        entry[2] -= 1
+        if entry[2] > 0:
+            return succeed(None)
+        del _shared[self._key]
+        return self.handle.close()
+
+
+#: (id of the reactor, trust root) -> [reactor, handle, claims]. The reactor
+#: is kept in the entry so its id cannot be reused while the entry lives;
+#: the entry goes with the last claim.
+_shared: "dict[tuple[int, Optional[str]], list[Any]]" = {}
+
+
+def sharedHTTPClient(reactor: Any, trustRoot: Optional[str] = None) -> SharedHTTPClient:
+    """
+    A claim on the persistent HTTP client every session on C{reactor} with
+    the same C{trustRoot} shares (one connection pool per reactor): made on
+    the first claim, closed after the last one is given up.
+
+    @raise ValueError: C{trustRoot} cannot be read or holds no valid
+        certificate.
+    """
+    key = (id(reactor), trustRoot)
+    entry = _shared.get(key)
+    if entry is None or entry[0] is not reactor:
+        handle = makeHTTPClient(reactor, trustRoot, persistent=True)
+        handle.pool.maxPersistentPerHost = SHARED_PERSISTENT_PER_HOST
+        entry = [reactor, handle, 0]
+        _shared[key] = entry
+    entry[2] += 1
+    return SharedHTTPClient(entry[1], key)

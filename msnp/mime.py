@@ -12,6 +12,7 @@ the one header parser both the switchboard and the NS profile message use
 from __future__ import annotations
 
 import re
+import sys
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Mapping, Optional, Sequence
@@ -225,9 +226,11 @@ def parseHeaderLines(block: bytes) -> tuple[tuple[str, str], ...]:
             name, sep, value = line.partition(":")
             if not sep:
                 continue
-        if not name.strip():
+        name = name.strip()
+        if not name:
             continue
-        headers.append((name.strip(), value.strip()))
+        # The same few names in every message of every session: one copy.
+        headers.append((sys.intern(name) if len(name) <= 64 else name, value.strip()))
     return tuple(headers)
 
 

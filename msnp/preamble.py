@@ -145,6 +145,7 @@ class PreambleProtocol(ClientProtocol):
     """
 
     receiving = Direction.FROM_SERVER
+    __slots__ = ("account", "identity", "version", "policy")
 
     def __init__(
         self,

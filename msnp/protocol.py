@@ -71,6 +71,13 @@ class MSNPProtocol(LineReceiver):
     delimiter = b"\n"
     receiving: Direction = Direction.FROM_SERVER
     log = Logger()
+    # Per-connection state in slots (a thousand sessions each keep their
+    # NS connection): the instance dict keeps only what Twisted's bases set.
+    __slots__ = (
+        "clock", "requestTimeout", "maxLineLength", "MAX_LENGTH", "maxPayloadLength", "trace",
+        "_nextTrid", "_pending", "_payloadLine", "_payloadChunks", "_payloadReceived", "_broken",
+        "_payloadLength",
+    )
 
     def __init__(
         self,
@@ -410,6 +417,8 @@ class ClientProtocol(MSNPProtocol):
 
     @ivar lostReason: why the connection closed, once it has.
     """
+
+    __slots__ = ("lostReason", "_lostWaiters")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         MSNPProtocol.__init__(self, *args, **kwargs)

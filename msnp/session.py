@@ -35,7 +35,7 @@ from msnp.contacts import (
 )
 from msnp.conversation import Conversation, ConversationManager
 from msnp.errors import ConnectionLost, ServiceError
-from msnp.httpclient import HTTPClientHandle
+from msnp.httpclient import HTTPClientOwner
 from msnp.interfaces import notifyObserver
 from msnp.listpayload import ListEntry
 from msnp.mime import MessageFormat, TextMessage
@@ -84,6 +84,8 @@ class ContactsTicket:
     object returns the ticket, so it is itself the ticket provider.
     The ticket never appears in the C{repr}.
     """
+
+    __slots__ = ("_ticket", "_renew", "_closed")
 
     def __init__(self, ticket: str, renew: Optional[Callable[[], "Deferred[str]"]] = None) -> None:
         """
@@ -146,7 +148,7 @@ class Session:
         reactor: Any,
         requestTimeout: float = 30.0,
         trace: bool = False,
-        http: Optional[HTTPClientHandle] = None,
+        http: Optional[HTTPClientOwner] = None,
         client: Optional["MSNClient"] = None,
         pictureCache: Optional[PictureCache] = None,
         limits: ClientLimits = DEFAULT_CLIENT_LIMITS,
@@ -160,8 +162,10 @@ class Session:
         itself as that connection's L{INotificationListener}.
 
         @param contactsTicket: the ticket the ABCH services read (and renew).
-        @param http: the HTTP pool the login created, closed when the
-            session ends (L{None}: the caller's own client, left open).
+        @param http: the HTTP client the login took (a claim on the
+            reactor's shared pool), given back when the session ends, which
+            closes the pool only if no other session holds it (L{None}: the
+            caller's own client, left open).
         @param client: the L{msnp.client.MSNClient} that signed in, if any.
         @param pictureCache: where fetched display pictures are kept (the
             client's, so it outlives reconnects); by default a new one in

@@ -97,6 +97,20 @@ def child(element: Optional[Element], name: str) -> Optional[Element]:
     return None
 
 
+def soapFault(root: Element) -> Optional[Element]:
+    """
+    The C{Fault} of a SOAP response (1.1 or 1.2), or L{None}: by the SOAP
+    rules it is the first child of C{Body}, so only that one element is
+    looked at, never the whole document; an element named C{Fault} deep
+    inside a normal reply (a contact's field, say) is data, not a fault.
+    """
+    body = child(root, "Body")
+    if body is None or len(body) == 0:
+        return None
+    first = body[0]
+    return first if localName(first.tag) == "Fault" else None
+
+
 def firstChildren(element: Element) -> dict[str, Element]:
     """
     The first direct child of C{element} for each local name, in one pass:

@@ -45,6 +45,9 @@ ROAMING_EVENTS: dict[str, Summary] = {
     "contactCurrentMediaChanged": lambda session, contact, currentMedia: (contact.email, currentMedia),
     "contactAddedYou": lambda session, email, displayName: (email,),
     "placeSignedIn": lambda session, place: (place.guid, place.name),
+    # A place's name may come in a later UBX than the place itself (the
+    # login that made it can finish first, on its own connection).
+    "endpointsChanged": lambda session, endpoints: (),
     "placeSignedOut": lambda session, place: (place.guid, place.name),
     "notificationReceived": lambda session, notification: (notification,),
     "signedOut": lambda session, reason: (reason,),

@@ -75,6 +75,11 @@ from msnp.p2p.transport import (
 
 log = Logger()
 
+#: One OS-backed generator for every P2P session: a C{random.Random}
+#: instance carries about 2.5 KiB of state even when, like this one, it
+#: never uses it, and every signed-in session has a P2P session.
+_SYSTEM_RANDOM = random.SystemRandom()
+
 #: Default cap on an object we fetch or hold partially (bytes).
 MAX_OBJECT_SIZE = 1024 * 1024
 #: Seconds to wait for the answer to an INVITE (papyon's 60 s).
@@ -210,7 +215,7 @@ class P2PManager:
         self.responseTimeout = responseTimeout
         self.transferTimeout = transferTimeout
         self.declineUnknown = declineUnknown
-        self._rng = rng or random.SystemRandom()
+        self._rng = rng or _SYSTEM_RANDOM
         self._identifier = self._rng.randrange(10000, 2**31 - 2**20)
         self._reassembler = Reassembler(maxSize=maxObjectSize)
         self._outboxes: dict[str, _Outbox] = {}

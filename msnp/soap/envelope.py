@@ -7,7 +7,7 @@ Each call is one SOAP 1.1 POST carrying two headers: C{ABApplicationHeader}
 C{ABAuthHeader} (the C{contacts.msn.com} ticket). The answer is either the
 method's response element or a C{soap:Fault}, and a fault may come with
 HTTP 500 as well as with HTTP 200 (reference section 10.3), so every body is
-searched for one whatever the status. A service that refuses the ticket
+checked for one whatever the status (the first child of C{Body} only). A service that refuses the ticket
 answers a bare HTTP 403.
 
 The ticket is a credential: it is read from a provider at each call (so a
@@ -35,10 +35,11 @@ from msnp.http import DEFAULT_HTTP_TIMEOUT, DEFAULT_MAX_BODY_BYTES
 from msnp.soap.post import postSOAP, soapBody
 from msnp.xmlsafe import (
     child,
-    children,
     escapeText,
     findPath,
     iterByName,
+    localName,
+    soapFault,
     textOf,
 )
 
@@ -87,10 +88,21 @@ def annotationsOf(holder: Optional[Element]) -> dict[str, str]:
     found: dict[str, str] = {}
     if holder is None:
         return found
-    for annotation in children(holder, "Annotation"):
-        name = textOf(annotation, "Name").strip()
+    for annotation in holder:
+        if localName(annotation.tag) != "Annotation":
+            continue
+        # Name and Value in one scan of the annotation's children.
+        name: Optional[str] = None
+        value: Optional[str] = None
+        for part in annotation:
+            tag = localName(part.tag)
+            if tag == "Name" and name is None:
+                name = part.text or ""
+            elif tag == "Value" and value is None:
+                value = part.text or ""
+        name = (name or "").strip()
         if name:
-            found[name] = textOf(annotation, "Value")
+            found[name] = value or ""
     return found
 
 
@@ -120,6 +132,8 @@ class _SharedRenewal:
     One ticket renewal in progress, awaited by every call that found the
     ticket expired meanwhile.
     """
+
+    __slots__ = ("_waiters", "_outcome", "finished")
 
     def __init__(self) -> None:
         self._waiters: list[Deferred[None]] = []
@@ -157,7 +171,7 @@ class _SharedRenewal:
         return waiter
 
 
-@dataclass
+@dataclass(slots=True)
 class ABCHCache:
     """
     What the ABCH clients of one session share between calls: the latest
@@ -222,7 +236,7 @@ def faultFromDocument(root: Element, status: Optional[int]) -> Optional[ABCHFaul
     """
     The L{ABCHFault} a response document carries, or L{None}.
     """
-    fault = next(iterByName(root, "Fault"), None)
+    fault = soapFault(root)
     if fault is None:
         return None
     faultCode = textOf(fault, "faultcode").strip() or None
@@ -257,6 +271,9 @@ class ABCHService:
 
     #: Largest accepted response body: a big address book is a few MB.
     maxBodyBytes = DEFAULT_MAX_BODY_BYTES
+
+    # Two of these per signed-in session.
+    __slots__ = ("httpClient", "url", "ticketProvider", "clock", "timeout", "cache", "renewTicket")
 
     def __init__(
         self,

@@ -32,7 +32,7 @@ from msnp.http import DEFAULT_HTTP_TIMEOUT
 from msnp.oim import MailData, isValidMessageId, parseMailData
 from msnp.namespaces import MAX_DELETE_IDS, RSI_NS, SOAP_NS, XSD_NS, XSI_NS
 from msnp.soap.post import postSOAP, soapBody
-from msnp.xmlsafe import child, escapeText, iterByName, localName, textOf
+from msnp.xmlsafe import child, escapeText, localName, soapFault, textOf
 
 log = Logger()
 
@@ -130,7 +130,7 @@ def faultIn(root: Element, status: Optional[int], action: str) -> Optional[RSIFa
     """
     The L{RSIFault} a response document carries, or L{None}.
     """
-    fault = next(iterByName(root, "Fault"), None)
+    fault = soapFault(root)
     if fault is None:
         return None
     code = textOf(fault, "faultcode").strip()[:200] or None

@@ -19,7 +19,7 @@ from msnp.contacts import NETWORK_PASSPORT, NETWORK_YAHOO, normalizeEmail
 from msnp.errors import ServiceError
 from msnp.namespaces import AB_NS, XSI_NS
 from msnp.soap.envelope import ABCHService, annotationsOf, isTrue, optionalInt
-from msnp.xmlsafe import child, children, escapeText, firstChildren, localName, textOf
+from msnp.xmlsafe import child, escapeText, firstChildren, localName, textOf
 
 #: The role names of the Messenger service this library understands.
 ROLES = ("Allow", "Block", "Reverse", "Pending")
@@ -76,12 +76,13 @@ class MembershipResult:
         return set(self.members(role))
 
 
-def _under(element: Element, container: str, name: str) -> list[Element]:
+def _each(holder: Optional[Element], name: str) -> list[Element]:
     """
-    The C{name} children of C{element}'s C{container} child (none if absent).
+    The C{name} children of C{holder} (none if it is absent), in one scan.
     """
-    holder = child(element, container)
-    return [] if holder is None else children(holder, name)
+    if holder is None:
+        return []
+    return [c for c in holder if c.tag.rpartition("}")[2] == name]
 
 
 def _member(element: Element) -> Optional[Member]:
@@ -135,18 +136,22 @@ def parseMembership(body: Element) -> MembershipResult:
     if result_ is None:
         raise ServiceError(f"FindMembership: unexpected response <{localName(body.tag)}>")
     result = MembershipResult()
-    for service in _under(result_, "Services", "Service"):
-        if textOf(service, "Info", "Handle", "Type").strip() != "Messenger":
+    # One pass over the document: each element's fields are found in one
+    # scan of its children (firstChildren), never by repeated searches.
+    for service in _each(child(result_, "Services"), "Service"):
+        fields = firstChildren(service)
+        if textOf(fields.get("Info"), "Handle", "Type").strip() != "Messenger":
             continue
-        lastChange = textOf(service, "LastChange").strip()
+        lastChange = textOf(fields.get("LastChange")).strip()
         if lastChange:
             result.lastChange = lastChange
-        for membership in _under(service, "Memberships", "Membership"):
-            role = textOf(membership, "MemberRole").strip()
+        for membership in _each(fields.get("Memberships"), "Membership"):
+            parts = firstChildren(membership)
+            role = textOf(parts.get("MemberRole")).strip()
             if not role:
                 continue
             members = result.roles.setdefault(role, {})
-            for element in _under(membership, "Members", "Member"):
+            for element in _each(parts.get("Members"), "Member"):
                 member = _member(element)
                 if member is not None:
                     members[member.email] = member
@@ -189,6 +194,8 @@ class SharingService(ABCHService):
     """
     Client of C{SharingService.asmx}: read memberships, add and delete members.
     """
+
+    __slots__ = ()
 
     def findMembership(
         self, scenario: str = "Initial", lastChange: Optional[str] = None

@@ -42,7 +42,7 @@ from msnp.namespaces import (
 from msnp.namespaces import SOAP_NS, XSD_NS, XSI_NS
 from msnp.soap.envelope import optionalInt
 from msnp.soap.post import postSOAP, soapBody
-from msnp.xmlsafe import child, children, escapeText, findPath, iterByName, localName, textOf
+from msnp.xmlsafe import child, children, escapeText, findPath, iterByName, localName, soapFault, textOf
 
 log = Logger()
 
@@ -188,7 +188,7 @@ def faultFromDocument(root: Element, status: Optional[int]) -> Optional[StorageF
     """
     The L{StorageFault} a response document carries, or L{None}.
     """
-    fault = next(iterByName(root, "Fault"), None)
+    fault = soapFault(root)
     if fault is None:
         return None
     faultCode = textOf(fault, "faultcode").strip() or None
