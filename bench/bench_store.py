@@ -38,7 +38,8 @@ from typing import Any, Callable
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from msnp.server import passwords  # noqa: E402
-from msnp.server.accounts import BLOCK, AccountStore  # noqa: E402
+from msnp.server.accountmodel import BLOCK  # noqa: E402
+from msnp.server.accounts import AccountStore  # noqa: E402
 from msnp.server.passwords import PRODUCTION_COST, TEST_COST, PasswordHasher  # noqa: E402
 from msnp.server.sqlstore import SQLiteAccountStore  # noqa: E402
 

@@ -50,7 +50,8 @@ from msnp.endpoints import ClientIdentity, Endpoints
 from msnp.notification import NotificationProtocol
 from msnp.server.abch import ABCHResource
 from msnp.mbi import mbiResponse
-from msnp.server.accounts import Account, AccountStore
+from msnp.server.accountmodel import Account
+from msnp.server.accounts import AccountStore
 from msnp.server.limits import DEFAULT_LIMITS
 from msnp.server.switchboard import SwitchboardDirectory, SwitchboardServer, SwitchboardServerFactory
 from msnp.soap.addressbook import AddressBookService

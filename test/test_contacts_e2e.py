@@ -15,7 +15,7 @@ from twisted.trial.unittest import TestCase
 
 from msnp.contacts import Lists, Status
 from msnp.errors import ContactListError, ServiceError
-from msnp.server.accounts import Account
+from msnp.server.accountmodel import Account
 
 from test.support import LIST_EVENTS, EventRecorder, Summary, signIn, startLocalNetwork
 

@@ -12,7 +12,7 @@ import time
 
 
 from msnp.namespaces import AB_NS
-from msnp.server.accounts import BLOCK
+from msnp.server.accountmodel import BLOCK
 from msnp.sso import buildRST2Request, parseSSOResponse
 from msnp.server.nsurl import LOGIN_FORM_PATH
 

@@ -25,7 +25,8 @@ from msnp.errors import ServiceError
 from msnp.roster import RosterManager
 from msnp.soap.addressbook import ABContact, AddressBookResult
 from msnp.soap.sharing import Member, MembershipResult
-from msnp.server.accounts import Account, AccountStore
+from msnp.server.accountmodel import Account
+from msnp.server.accounts import AccountStore
 from msnp.server.network import LocalNetwork
 from msnp.server.notification import addressBookChangedPayload, notificationPid
 from msnp.wire import Command

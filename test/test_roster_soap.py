@@ -18,7 +18,8 @@ from msnp.listpayload import ListEntry
 from msnp.errors import ContactListError, ServerError, ServiceError
 from msnp.roster import RosterManager
 from msnp.server.abch import ABCHResource
-from msnp.server.accounts import ALLOW, BLOCK, PENDING, REVERSE, AccountStore
+from msnp.server.accountmodel import ALLOW, BLOCK, PENDING, REVERSE
+from msnp.server.accounts import AccountStore
 from msnp.soap.addressbook import AddressBookService
 from msnp.soap.sharing import SharingService
 from msnp.soap.sync import buildContactList

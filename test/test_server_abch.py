@@ -14,7 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from msnp.contacts import Lists
 from msnp.listpayload import ListEntry
 from msnp.errors import ServiceError
-from msnp.server.accounts import ALLOW, BLOCK, PENDING, REVERSE, Account
+from msnp.server.accountmodel import ALLOW, BLOCK, PENDING, REVERSE, Account
 from msnp.soap.envelope import ABCHFault
 from msnp.soap.sync import buildContactList, initialListEntries
 

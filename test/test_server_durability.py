@@ -28,7 +28,7 @@ from twisted.trial.unittest import TestCase
 
 from msnp.client import MSNClient
 from msnp.endpoints import Endpoints
-from msnp.server.accounts import BLOCK
+from msnp.server.accountmodel import BLOCK
 from msnp.server.sqlstore import SQLiteAccountStore
 
 from test.support import childEnvironment, freePorts, tempDirectory

@@ -27,7 +27,8 @@ from twisted.logger import globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from msnp.server.accounts import ALLOW, BLOCK, AccountStore
+from msnp.server.accountmodel import ALLOW, BLOCK
+from msnp.server.accounts import AccountStore
 from msnp.server.connection import ServerConnection, describe
 from msnp.server.limits import DEFAULT_LIMITS, ServerLimits, summarise
 from msnp.server.logs import BoundedLogService

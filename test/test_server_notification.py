@@ -23,7 +23,8 @@ from twisted.web.client import Agent, HTTPConnectionPool
 from msnp.challenge import computeChallengeResponse
 from msnp.protocol import MSNPProtocol
 from msnp.server import LocalNetwork
-from msnp.server.accounts import ALLOW, BLOCK, AccountStore
+from msnp.server.accountmodel import ALLOW, BLOCK
+from msnp.server.accounts import AccountStore
 from msnp.server.notification import (
     POLICY,
     WLM85_PRODUCT_ID,

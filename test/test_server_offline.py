@@ -20,7 +20,9 @@ from msnp.oim import (
     inSendOrder,
     parseMailDataPayload,
 )
-from msnp.server.accounts import ALLOW, BLOCK, AccountStore, TicketState
+from msnp.server.accountmodel import ALLOW, BLOCK
+from msnp.server.accounts import AccountStore
+from msnp.server.tickets import TicketState
 from msnp.server.offline import (
     MAX_LISTED,
     AccountStoreMailbox,

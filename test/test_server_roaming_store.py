@@ -20,7 +20,8 @@ from msnp.client import MSNClient
 from msnp.server.accounts import AccountStore
 from msnp.server.network import LocalNetwork
 from msnp.server.roaming import IRoamingProfileStore, RoamedPicture, RoamedProfile
-from msnp.server.sqlstore import MIGRATIONS, SQLiteAccountStore
+from msnp.server.sqlschema import MIGRATIONS
+from msnp.server.sqlstore import SQLiteAccountStore
 
 from test.support import tempDirectory
 

@@ -15,7 +15,9 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from msnp.errors import ServiceError
-from msnp.server.accounts import Account, AccountStore, TicketState
+from msnp.server.accountmodel import Account
+from msnp.server.accounts import AccountStore
+from msnp.server.tickets import TicketState
 from msnp.server.roaming import (
     IRoamingProfileStore,
     IStorageTickets,

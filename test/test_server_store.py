@@ -16,10 +16,12 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
 from msnp.server import passwords
-from msnp.server.accounts import ALLOW, BLOCK, PENDING, REVERSE, AccountStore, AddressBookState
+from msnp.server.accountmodel import ALLOW, BLOCK, PENDING, REVERSE, AddressBookState
+from msnp.server.accounts import AccountStore
 from msnp.server.interfaces import IAccountStore
 from msnp.server.passwords import PasswordHasher, ScryptCost, significantPassword
-from msnp.server.sqlstore import MIGRATIONS, DatabaseLocked, SQLiteAccountStore, StoreError
+from msnp.server.sqlschema import MIGRATIONS, DatabaseLocked, StoreError
+from msnp.server.sqlstore import SQLiteAccountStore
 
 from test.support import tempDirectory
 
@@ -482,7 +484,7 @@ class ObservedTests(SynchronousTestCase):
         Changing an attribute of an observed value reports the key it is
         stored under.
         """
-        from msnp.server.accounts import Group
+        from msnp.server.accountmodel import Group
         from msnp.server.observed import ObservedDict
 
         seen: list[str] = []

@@ -16,7 +16,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from msnp.errors import ContactOffline
-from msnp.server.accounts import BLOCK
+from msnp.server.accountmodel import BLOCK
 from msnp.server.switchboard import (
     SwitchboardDirectory,
     SwitchboardServerFactory,

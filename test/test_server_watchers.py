@@ -25,7 +25,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from msnp.mbi import mbiResponse
 from msnp.protocol import MSNPProtocol
 from msnp.server import LocalNetwork
-from msnp.server.accounts import ALLOW, BLOCK, AccountStore
+from msnp.server.accountmodel import ALLOW, BLOCK
+from msnp.server.accounts import AccountStore
 from msnp.server.notification import NotificationServer
 from msnp.server.presence import HIDDEN, Presence, PresenceState
 from msnp.server.watchers import WatcherIndex

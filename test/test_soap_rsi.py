@@ -17,7 +17,8 @@ from twisted.web.resource import Resource
 
 from msnp.errors import ServiceError
 from msnp.oim import decodeOfflineMessage
-from msnp.server.accounts import Account, AccountStore
+from msnp.server.accountmodel import Account
+from msnp.server.accounts import AccountStore
 from msnp.server.offline import MemoryOfflineStore, StoredOfflineMessage, newMessageId
 from msnp.server.rsi import IssuedMessengerTickets, RSIResource
 from msnp.soap.rsi import RSIFault, RSIService, buildRSIEnvelope, splitTicket

@@ -21,7 +21,8 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from msnp.errors import AuthenticationError, ServiceError
 from msnp.server.abch import ABCHResource
-from msnp.server.accounts import DEFAULT_TICKET_LIFETIME, AccountStore, TicketState
+from msnp.server.accounts import AccountStore
+from msnp.server.tickets import DEFAULT_TICKET_LIFETIME, TicketState
 from msnp.server.network import LocalNetwork
 from msnp.server.notification import NotificationServer, Presence
 from msnp.soap.addressbook import AddressBookService

@@ -28,7 +28,8 @@ from twisted.python import usage
 
 from msnp.server.accounts import AccountFileError
 from msnp.server.passwords import MAX_PASSWORD_LENGTH
-from msnp.server.sqlstore import DEFAULT_DATABASE, SQLiteAccountStore, StoreError
+from msnp.server.sqlschema import StoreError
+from msnp.server.sqlstore import DEFAULT_DATABASE, SQLiteAccountStore
 
 
 class _EmailOptions(usage.Options):

@@ -11,293 +11,57 @@ All methods are synchronous and run in the reactor thread.
 L{AccountStore} keeps everything in memory (the default of
 L{msnp.server.network.LocalNetwork}, and what tests use);
 L{msnp.server.sqlstore.SQLiteAccountStore} is the same store made durable.
-Both provide L{msnp.server.interfaces.IAccountStore}. The account model
-below reports its own changes (L{msnp.server.observed}), so the durable
-store commits what the protocol code assigns without that code knowing.
+Both provide L{msnp.server.interfaces.IAccountStore}. The values it holds
+are the account model of L{msnp.server.accountmodel} (which reports its
+own changes, so the durable store commits what the protocol code assigns
+without that code knowing) and the tickets of L{msnp.server.tickets}.
 """
 
 from __future__ import annotations
 
 import base64
-import enum
 import json
 import os
 import secrets
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from zope.interface import implementer
 
-# The store keys accounts exactly as the client keys its contacts, so both
-# sides share one definition (re-exported here for the server modules).
 from msnp.contacts import NETWORK_PASSPORT, NETWORK_YAHOO
-from msnp.contacts import normalizeEmail as normalizeEmail
-from msnp.server.interfaces import IAccountObserver, IAccountStore, IRoamingProfileStore
-from msnp.server.observed import Observed, ObservedDict, ObservedSet
+from msnp.server.accountmodel import (
+    ALLOW,
+    BLOCK,
+    PENDING,
+    REVERSE,
+    ROLES,
+    Account,
+    AddressBookEntry,
+    Group,
+    Membership,
+    isValidAddress,
+    normalizeEmail,
+)
+# abch.py, addressbook.py and sharing.py (changed by work in parallel)
+# still import the model and ticket names from here; the one they need
+# that this module does not use is imported for them.
+from msnp.server.accountmodel import AddressBookState as AddressBookState
+from msnp.server.interfaces import IAccountStore, IRoamingProfileStore
 from msnp.server.passwords import PasswordHasher
+from msnp.server.tickets import DEFAULT_TICKET_LIFETIME, TicketCheck, TicketGrant, TicketState
 
 if TYPE_CHECKING:
     from msnp.server.roaming import RoamedProfile
-
-#: How long an SSO grant stays valid, in seconds (one day, like the
-#: C{Expires} the historical STS put into its tokens).
-DEFAULT_TICKET_LIFETIME = 86400.0
-
-#: Membership roles of the sharing service (reference section 3.1).
-ALLOW = "Allow"
-BLOCK = "Block"
-REVERSE = "Reverse"
-PENDING = "Pending"
-ROLES = (ALLOW, BLOCK, REVERSE, PENDING)
 
 
 class AccountFileError(ValueError):
     """
     An accounts file could not be used; the message names the problem.
     """
-
-
-def isValidAddress(email: str) -> bool:
-    """
-    Whether a normalised C{email} can name an account: one C{@} with text
-    on both sides, no spaces. Account creation and the ABCH services ask
-    the same question, so they answer it here once.
-    """
-    local, sep, domain = email.partition("@")
-    return bool(sep and local and domain and "@" not in domain and " " not in email)
-
-
-@dataclass
-class Group(Observed):
-    """
-    A group of the owner's address book.
-    """
-
-    groupId: str
-    name: str
-
-
-@dataclass
-class AddressBookEntry(Observed):
-    """
-    One contact of an owner's address book (the forward list when
-    C{isMessengerUser} is true).
-    """
-
-    email: str
-    contactId: str
-    displayName: str
-    groupIds: set[str] = field(default_factory=set)
-    isMessengerUser: bool = True
-
-    def _wrapField(self, name: str, value: Any) -> Any:
-        if name == "groupIds" and not isinstance(value, ObservedSet):
-            return ObservedSet(value, onChange=self._changed)
-        return value
-
-
-@dataclass
-class Membership(Observed):
-    """
-    One member of a sharing-service role list.
-    """
-
-    email: str
-    membershipId: int
-    displayName: str = ""
-
-
-@dataclass
-class AddressBookState(Observed):
-    """
-    What the ABCH services say about an account beyond its lists: the Me
-    contact's id and annotations, when the address book was created and
-    last changed, the invitation texts of pending requests, and the cache
-    key and session id of the answers.
-
-    It is kept on the L{Account} rather than in the service resource so
-    that a resource built anew over the same store answers with the same
-    Me contact id, annotations and cache key: a client that cached them
-    must not see them change under it.
-    """
-
-    meContactId: str
-    created: float
-    lastChange: float
-    annotations: dict[str, str] = field(
-        default_factory=lambda: {
-            "MSN.IM.MBEA": "0",
-            "MSN.IM.GTC": "1",
-            "MSN.IM.MPOP": "1",
-            "MSN.IM.RoamLiveProperties": "1",
-        }
-    )
-    #: invitation text of each address that added this account (Pending).
-    inviteMessages: dict[str, str] = field(default_factory=dict)
-    cacheKey: str = ""
-    sessionId: str = ""
-
-    def _wrapField(self, name: str, value: Any) -> Any:
-        if name in ("annotations", "inviteMessages") and not isinstance(value, ObservedDict):
-            return ObservedDict(value.items(), onChange=lambda key: self._changed())
-        return value
-
-
-#: The fields of an L{Account} kept in its own record (not its lists).
-ACCOUNT_FIELDS = ("passwordHash", "displayName", "personalMessage", "blp")
-
-
-@dataclass
-class Account(Observed):
-    """
-    A user of the local network.
-
-    Only a salted scrypt hash of the password is kept
-    (L{msnp.server.passwords}), and it is excluded from the C{repr} so it
-    cannot leak into logs.
-
-    Every change to the account, its address book, groups, memberships and
-    ABCH state is reported to its C{_observer} (set by a durable store);
-    the in-memory store sets none.
-    """
-
-    email: str
-    passwordHash: str = field(repr=False)
-    displayName: str
-    cid: int
-    puid: int
-    personalMessage: str = ""
-    blp: str = "AL"
-    #: 1 (Live) or 32: an account standing for a Yahoo! user, reached
-    #: with UUM/UBM only (docs/offline.md).
-    network: int = NETWORK_PASSPORT
-    addressBook: dict[str, AddressBookEntry] = field(default_factory=dict)
-    groups: dict[str, Group] = field(default_factory=dict)
-    memberships: dict[str, dict[str, Membership]] = field(
-        default_factory=lambda: {role: {} for role in ROLES}
-    )
-    #: the ABCH services' own state, created by them on first use.
-    addressBookState: Optional[AddressBookState] = field(default=None, repr=False, compare=False)
-
-    _observer: Optional[IAccountObserver] = field(default=None, repr=False, compare=False, init=False)
-
-    def _wrapField(self, name: str, value: Any) -> Any:
-        if name == "addressBook" and not isinstance(value, ObservedDict):
-            return ObservedDict(value.items(), onChange=self._entryChanged)
-        if name == "groups" and not isinstance(value, ObservedDict):
-            return ObservedDict(value.items(), onChange=self._groupChanged)
-        if name == "memberships":
-            return {
-                role: members if isinstance(members, ObservedDict)
-                else ObservedDict(members.items(), onChange=self._membershipCallback(role))
-                for role, members in value.items()
-            }
-        if name == "addressBookState" and value is not None:
-            object.__setattr__(value, "_onChange", self._stateChanged)
-        return value
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        object.__setattr__(self, name, self._wrapField(name, value))
-        observer = self.__dict__.get("_observer")
-        if observer is None:
-            return
-        if name in ACCOUNT_FIELDS:
-            observer.accountChanged(self)
-        elif name == "addressBookState":
-            observer.stateChanged(self)
-
-    def _entryChanged(self, key: str) -> None:
-        observer = self.__dict__.get("_observer")
-        if observer is not None:
-            observer.entryChanged(self, key)
-
-    def _groupChanged(self, groupId: str) -> None:
-        observer = self.__dict__.get("_observer")
-        if observer is not None:
-            observer.groupChanged(self, groupId)
-
-    def _membershipCallback(self, role: str) -> Callable[[str], None]:
-        def changed(key: str) -> None:
-            observer = self.__dict__.get("_observer")
-            if observer is not None:
-                observer.membershipChanged(self, role, key)
-
-        return changed
-
-    def _stateChanged(self) -> None:
-        observer = self.__dict__.get("_observer")
-        if observer is not None:
-            observer.stateChanged(self)
-
-    def onForwardList(self, email: str) -> bool:
-        """
-        Whether C{email} is on this account's forward list: in the address
-        book and marked a messenger user (other entries are only address
-        book contacts, whose presence the account does not follow).
-        """
-        entry = self.addressBook.get(normalizeEmail(email))
-        return entry is not None and entry.isMessengerUser
-
-    def hasRole(self, role: str, email: str) -> bool:
-        """
-        Whether C{email} is on this account's C{role} membership list.
-        """
-        return normalizeEmail(email) in self.memberships[role]
-
-
-@dataclass
-class TicketGrant:
-    """
-    What one SSO login issued: the NS ticket and its proof key, and the
-    ticket for the address-book services. Secrets stay out of the C{repr}.
-
-    @ivar issued: when the grant was issued (seconds on the store's clock).
-    @ivar expires: when its tickets stop being accepted.
-    """
-
-    email: str
-    clearTicket: str = field(repr=False)
-    binarySecret: str = field(repr=False)
-    contactsTicket: str = field(repr=False)
-    webTicket: str = field(repr=False)
-    issued: float = 0.0
-    expires: float = float("inf")
-
-    def isExpired(self, now: float) -> bool:
-        """
-        Whether the grant's tickets are past their lifetime at C{now}.
-        """
-        return now >= self.expires
-
-
-class TicketState(enum.Enum):
-    """
-    What the store knows about a presented ticket.
-    """
-
-    #: Issued here and within its lifetime.
-    VALID = "valid"
-    #: Issued here, but its lifetime is over (the ABCH answers
-    #: C{BadContextToken}, reference section 3.2).
-    EXPIRED = "expired"
-    #: Never issued here (the ABCH answers a bare HTTP 403).
-    UNKNOWN = "unknown"
-
-
-@dataclass(frozen=True)
-class TicketCheck:
-    """
-    The result of L{AccountStore.checkContactsTicket}: the state, and for
-    a valid ticket its account and grant.
-    """
-
-    state: TicketState
-    account: Optional[Account] = None
-    grant: Optional[TicketGrant] = None
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 class IAccountObserver(Interface):
     """
-    Told by an L{msnp.server.accounts.Account} after each change to it; a
+    Told by an L{msnp.server.accountmodel.Account} after each change to it; a
     durable store commits the change before the method returns.
     """
 

@@ -28,7 +28,9 @@ from zope.interface import implementer
 from msnp.endpoints import Endpoints
 from msnp.reactors import reactorOrDefault
 from msnp.server.abch import ABCHResource
-from msnp.server.accounts import DEFAULT_TICKET_LIFETIME, Account, AccountStore, TicketGrant
+from msnp.server.accountmodel import Account
+from msnp.server.accounts import AccountStore
+from msnp.server.tickets import DEFAULT_TICKET_LIFETIME, TicketGrant
 from msnp.server.dispatch import DispatchServerFactory
 from msnp.server.httplimits import boundedSite
 from msnp.server.limits import DEFAULT_LIMITS, ServerLimits

@@ -7,9 +7,11 @@ MSNP18 server of reference section 10.3 (ticket and MBI response verified,
 machine GUID required, C{911} and a disconnect on any mismatch, C{540} on a
 wrong C{QRY}) and answers the session commands. Who sees whom is decided
 by the shared L{msnp.server.presence.Presence}; the documents a login sends
-are built in L{msnp.server.nspayloads}; the switchboard is reached through
-the typed L{msnp.server.router.INetworkRouter}, never the network object
-itself.
+are built in L{msnp.server.nspayloads}; the list, circle and relay
+(C{UUN}, C{UUM}) commands are mixed in from L{msnp.server.nslists},
+L{msnp.server.nscircles} and L{msnp.server.nsrelay}; the switchboard is
+reached through the typed L{msnp.server.router.INetworkRouter}, never the
+network object itself.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from twisted.internet.protocol import Factory, connectionDone
 from twisted.python.failure import Failure
 
 from msnp.challenge import WLM2009_PRODUCT_ID, WLM2009_PRODUCT_KEY, computeChallengeResponse
-from msnp.server.accounts import Account, TicketGrant, normalizeEmail
+from msnp.server.accountmodel import Account, normalizeEmail
+from msnp.server.tickets import TicketGrant
 from msnp.server.dispatch import LoginPreamble
 from msnp.mbi import verifyMBIResponse
 from msnp.server.limits import DEFAULT_LIMITS, ServerLimits
@@ -30,6 +33,7 @@ from msnp.server.nscircles import CircleCommands
 from msnp.server.nsurl import urlReply
 from msnp.server.offline import OfflineMessageService
 from msnp.server.nslists import ListCommands
+from msnp.server.nsrelay import RelayCommands
 from msnp.server.nspayloads import (
     ABCH_SITE_ID as ABCH_SITE_ID,
     MAIL_DATA as MAIL_DATA,
@@ -49,7 +53,6 @@ from msnp.server.presence import (
     PrivateEndpoint as PrivateEndpoint,
     guidKey as guidKey,
     isGuid as isGuid,
-    permits,
 )
 from msnp.wire import Command, decodeParameter, encodeParameter
 from msnp.xmlsafe import XMLError, escapeText, localName, parseXML, textOf
@@ -76,7 +79,7 @@ MAX_ENCODED_NAME = 387
 _CAPS = re.compile(r"^\d{1,10}(:\d{1,10})?$")
 
 
-class NotificationServer(CircleCommands):
+class NotificationServer(CircleCommands, RelayCommands):
     """
     One client connection to the notification server.
 
@@ -510,64 +513,6 @@ class NotificationServer(CircleCommands):
             self.error(500, command.trid)
             return
         self.reply("XFR", command.trid, "SB", referral.address, "CKI", referral.token, "U", "messenger.msn.com", "1")
-
-    def handle_UUN(self, command: Command) -> None:
-        """
-        C{UUN trid recipient[;{epid}] type len}: relay the payload as C{UBN}
-        to the recipient's places (the one named by C{epid}, else all but
-        the sending place; one's own places even while hidden), then answer
-        C{UUN trid OK}, so a client whose request is acknowledged knows the
-        UBN is already on its way. A type
-        that is not a number is refused (C{201}). An offline, hidden or
-        unknown recipient, or one whose privacy does not admit the sender,
-        gets nothing and the sender the same C{OK}: the answer must not
-        tell a blocked sender that it is blocked (see docs/roaming.md).
-        """
-        target = command.arg(0)
-        kind = command.arg(1)
-        if not (kind.isascii() and kind.isdigit()) or len(kind) > 4:
-            self.error(201, command.trid)
-            return
-        email, _, guid = target.partition(";")
-        if ":" in email.split("@")[0]:
-            email = email.split(":", 1)[1]
-        assert self.account is not None
-        sender = self.account + (f";{self._braced()}" if self.machineGuid else "")
-        recipient = self.store.get(email)
-        ownAccount = recipient is not None and self.user is not None and recipient.email == self.user.email
-        if recipient is not None and self.user is not None and (
-            ownAccount or (permits(recipient, self.user) and self.presence.isReachable(recipient.email))
-        ):
-            for session in self.presence.sessionsOf(recipient.email):
-                if session is self:
-                    continue
-                if guid and (session.machineGuid is None or guidKey(session.machineGuid) != guidKey(guid)):
-                    continue
-                session.sendRaw(Command("UBN", None, (sender, kind), command.payload or b""))
-        self.reply("UUN", command.trid, "OK")
-
-    def handle_UUM(self, command: Command) -> None:
-        """
-        C{UUM trid recipient network type len}: an offline message (kept),
-        or a message to or from a network-32 account (relayed as C{UBM}).
-        Never answered, as on Escargot (docs/offline.md).
-        """
-        assert self.user is not None
-        if self.offline is None:
-            self.log.info("Dropping UUM from {account} (offline messages are not kept)", account=self.account)
-            return
-        target = command.arg(0)
-        prefix, sep, rest = target.partition(":")
-        email = normalizeEmail(rest if sep and prefix.isdigit() else target)
-        recipient = self.store.get(email) if email else None
-        online = recipient is not None and self.presence.isReachable(recipient.email)
-        network = recipient.network if recipient is not None else 1
-        outcome = self.offline.receiveUUM(command, self.user, recipient, online, network)
-        if outcome.relay is None or recipient is None:
-            return
-        for session in self.presence.sessionsOf(recipient.email):
-            if session.status is not None and session is not self:
-                session.sendRaw(outcome.relay)
 
 
 class NotificationServerFactory(Factory):

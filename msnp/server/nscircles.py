@@ -24,7 +24,8 @@ from xml.etree.ElementTree import Element
 from twisted.logger import Logger
 
 from msnp.circles import CircleProtocolError, decodeCircleAuth, isCircleListPayload
-from msnp.server.accounts import Account, TicketGrant
+from msnp.server.accountmodel import Account
+from msnp.server.tickets import TicketGrant
 from msnp.server.circleabch import (
     CircleCallResult,
     CircleFault,

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Optional, cast
 from msnp.contacts import Lists
 from msnp.listpayload import ListEntry, parseListPayload
 from msnp.errors import ProtocolError
-from msnp.server.accounts import REVERSE, Account
+from msnp.server.accountmodel import REVERSE, Account
 from msnp.wire import Command, encodeParameter
 from msnp.xmlsafe import XMLError, escapeText, localName, parseXML
 

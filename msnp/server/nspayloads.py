@@ -15,7 +15,7 @@ import base64
 import os
 import secrets
 
-from msnp.server.accounts import Account
+from msnp.server.accountmodel import Account
 from msnp.xmlsafe import escapeText
 
 #: The policy pushed with C{GCF 0} (reference section 2.5), 497 bytes.

@@ -41,7 +41,7 @@ from msnp.oim import (
     encodeName,
     formatTimestamp,
 )
-from msnp.server.accounts import ALLOW, BLOCK, Account
+from msnp.server.accountmodel import ALLOW, BLOCK, Account
 from msnp.uum import (
     MAX_UUM_PAYLOAD,
     MalformedNetworkMessage,

@@ -31,7 +31,9 @@ from typing import TYPE_CHECKING, Optional
 from twisted.logger import Logger
 
 from msnp.listpayload import ListEntry, buildListPayloads
-from msnp.server.accounts import ALLOW, BLOCK, Account, AccountStore, TicketGrant, normalizeEmail
+from msnp.server.accountmodel import ALLOW, BLOCK, Account, normalizeEmail
+from msnp.server.accounts import AccountStore
+from msnp.server.tickets import TicketGrant
 from msnp.server.limits import DEFAULT_LIMITS, ServerLimits
 from msnp.server.nspayloads import addressBookChangedPayload
 from msnp.server.watchers import WatcherIndex

@@ -17,7 +17,8 @@ from typing import Optional
 
 from zope.interface import Interface, implementer
 
-from msnp.server.accounts import AccountStore, TicketCheck, TicketGrant, TicketState
+from msnp.server.accounts import AccountStore
+from msnp.server.tickets import TicketCheck, TicketGrant, TicketState
 from msnp.server.interfaces import IRoamingProfileStore
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Iterable, NamedTuple
 from zope.interface import Attribute, Interface
 
 if TYPE_CHECKING:  # pragma: no cover
-    from msnp.server.accounts import Account
+    from msnp.server.accountmodel import Account
 
 
 class SwitchboardReferral(NamedTuple):

@@ -35,7 +35,9 @@ from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
-from msnp.server.accounts import Account, AccountStore, TicketCheck, TicketState
+from msnp.server.accountmodel import Account
+from msnp.server.accounts import AccountStore
+from msnp.server.tickets import TicketCheck, TicketState
 from msnp.server.offline import IOfflineMessageStore, getMessageText, mailDataDocument
 from msnp.namespaces import SOAP_NS, XSD_NS, XSI_NS
 from msnp.namespaces import MAX_DELETE_IDS, RSI_NS

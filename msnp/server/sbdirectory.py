@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Optional
 from twisted.internet.interfaces import IReactorTime
 
 from msnp.reactors import reactorOrDefault
-from msnp.server.accounts import Account, normalizeEmail
+from msnp.server.accountmodel import Account, normalizeEmail
 from msnp.server.limits import DEFAULT_LIMITS, ServerLimits
 from msnp.server.presence import guidKey, permits
 from msnp.server.router import INetworkRouter

@@ -25,7 +25,9 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from msnp.reactors import reactorOrDefault
-from msnp.server.accounts import Account, AccountStore, TicketGrant
+from msnp.server.accountmodel import Account
+from msnp.server.accounts import AccountStore
+from msnp.server.tickets import TicketGrant
 from msnp.namespaces import CONTACTS, MESSENGER_CLEAR, MESSENGER_WEB, PASSPORT_TB, SOAP11_NS, SOAP12_NS, STORAGE
 from msnp.server.limits import summarise
 from msnp.server.roaming import StorageTickets

@@ -35,7 +35,8 @@ from twisted.logger import Logger
 from twisted.web.resource import IResource, NoResource, Resource
 from twisted.web.server import Request
 
-from msnp.server.accounts import Account, TicketCheck, TicketState
+from msnp.server.accountmodel import Account
+from msnp.server.tickets import TicketCheck, TicketState
 from msnp.server.roaming import IRoamingProfileStore, IStorageTickets, RoamedPicture, RoamedProfile
 from msnp.namespaces import SOAP_NS, XSD_NS, XSI_NS
 from msnp.namespaces import (

@@ -39,7 +39,7 @@ from twisted.internet.protocol import Factory, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from msnp.server.accounts import Account, normalizeEmail
+from msnp.server.accountmodel import Account, normalizeEmail
 from msnp.server.connection import ServerConnection
 from msnp.server.limits import summarise
 from msnp.server.presence import guidKey as guidKey

@@ -30,7 +30,8 @@ from zope.interface import implementer
 from msnp.server.accounts import AccountFileError, AccountStore
 from msnp.server.limits import DEFAULT_LIMITS, ServerLimits
 from msnp.server.logs import BoundedLogService
-from msnp.server.sqlstore import DEFAULT_DATABASE, SQLiteAccountStore, StoreError
+from msnp.server.sqlschema import StoreError
+from msnp.server.sqlstore import DEFAULT_DATABASE, SQLiteAccountStore
 from msnp.twistdsupport import EXIT_FAILED, TwistdOptionsMixin, exitAfterShutdown, parseLimitChange
 
 log = Logger()
