@@ -481,6 +481,7 @@ class MSNClient:
         membership, book = await self._downloadLists(sharing, addressBook)
         synced = buildContactList(membership, book, self.account)
         session.useContactList(synced.contacts, synced.profile)
+        session.roster.rememberSync(membership, book)
         self._step(attempt, "contacts")
 
         # Tell the NS who we are interested in, one ADL at a time.
