@@ -55,7 +55,7 @@ def book(contacts: dict[str, tuple[str, str]], groups: dict[str, str], stamp: st
 
 
 class MergeTests(SynchronousTestCase):
-    @settings(max_examples=300, deadline=None)
+    @settings(max_examples=300, deadline=None, database=None)
     @given(_roles, _roles)
     def test_membershipDeltaMergesToFull(self, old: dict[str, dict[str, int]], new: dict[str, dict[str, int]]) -> None:
         """
@@ -67,7 +67,7 @@ class MergeTests(SynchronousTestCase):
         self.assertEqual({r: m for r, m in merged.roles.items() if m}, {r: m for r, m in full.roles.items() if m})
         self.assertEqual(merged.lastChange, "2")
 
-    @settings(max_examples=300, deadline=None)
+    @settings(max_examples=300, deadline=None, database=None)
     @given(_book, _groups, _book, _groups)
     def test_addressBookDeltaMergesToFull(self, oldContacts: dict[str, tuple[str, str]], oldGroups: dict[str, str],
                                           newContacts: dict[str, tuple[str, str]], newGroups: dict[str, str]) -> None:
