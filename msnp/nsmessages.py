@@ -305,23 +305,27 @@ def parseUserData(command: Command) -> UserData:
 # -- the UBX scanner: the common shapes without expat ---------------------------------
 
 # Character data as expat would accept it unchanged: no markup, no CR (expat
-# folds line ends), the five named entities and character references (checked
-# when decoded). Anything else (CDATA, comments, processing instructions,
+# folds line ends), no character XML forbids, no "]]>", the five named
+# entities and character references (checked when decoded). Anything else (CDATA, comments, processing instructions,
 # attributes but EndpointData's id, namespaces, whitespace between elements,
 # PrivateEndpointData, an XML declaration) is left to the strict parser.
-_TEXT = r"(?:[^<&\r\]]|\](?!\]>)|&(?:amp|lt|gt|quot|apos|#[0-9]{1,7}|#x[0-9A-Fa-f]{1,6});)*"
-_NAME = r"[A-Za-z][A-Za-z0-9]{0,31}"
-_ITEM = (
-    rf'<EndpointData id="(?P<id>[0-9A-Za-z{{}}\-]{{1,40}})"><Capabilities>(?P<caps>{_TEXT})</Capabilities></EndpointData>'
-    rf"|<(?P<name>{_NAME})>(?P<text>{_TEXT})</(?P=name)>"
-    rf"|<(?P<empty>{_NAME}) ?/>"
+_TEXT = (
+    r"(?:[^<&\r\]\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]+|\](?!\]>)"
+    r"|&(?:amp|lt|gt|quot|apos|#[0-9]{1,7}|#x[0-9A-Fa-f]{1,6});)*"
 )
-_USER_DATA = re.compile(rf"<Data>(?:{_ITEM})*</Data>\Z")
-_USER_DATA_ITEM = re.compile(_ITEM)
+_NAME = r"[A-Za-z][A-Za-z0-9]{0,31}"
+_PLACE = rf'<EndpointData id="(?P<id>[0-9A-Za-z{{}}\-]{{1,40}})"><Capabilities>(?P<caps>{_TEXT})</Capabilities></EndpointData>'
+# The shape every client writes: PSM, CurrentMedia, the places, then flat
+# elements (MachineGuid, DDP, Scene, ...) that nobody here reads.
+_USER_DATA = re.compile(
+    rf"<Data>(?:<PSM>(?P<psm>{_TEXT})</PSM>|<PSM ?/>)?"
+    rf"(?:<CurrentMedia>(?P<media>{_TEXT})</CurrentMedia>|<CurrentMedia ?/>)?"
+    rf"(?P<places>(?:{_PLACE})*)"
+    rf"(?P<rest>(?:<(?P<name>{_NAME})>{_TEXT}</(?P=name)>|<{_NAME} ?/>)*)</Data>\Z"
+)
+_USER_DATA_PLACE = re.compile(_PLACE)
 _ENTITY = re.compile(r"&(#?)(x?)([0-9A-Za-z]+);")
 _NAMED = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
-# Characters XML 1.0 does not allow in a document (expat refuses them).
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 class _Unusual(Exception):
@@ -339,19 +343,21 @@ def _entity(match: "re.Match[str]") -> str:
     return chr(code)
 
 
-def _unescape(text: str) -> str:
+def _unescape(text: Optional[str]) -> str:
+    if not text:
+        return ""
     return _ENTITY.sub(_entity, text) if "&" in text else text
 
 
 def scanUserData(payload: bytes) -> Optional[tuple[str, str, dict[str, Place]]]:
     """
     The personal message, current media and places of a C{UBX} payload of
-    the shapes every client writes (C{<Data>} with flat text children and
-    C{EndpointData} places), read with one regular expression instead of
-    an XML parser; L{None} for anything else, which the caller then gives
-    to the strict parser (L{parseXML}). Whatever it returns is exactly
-    what the strict path returns for the same bytes (property-tested in
-    C{test/test_ubx_scanner.py}).
+    the shape every client writes (C{<Data>}: C{PSM}, C{CurrentMedia}, the
+    C{EndpointData} places, then flat text elements), read with one
+    regular expression instead of an XML parser; L{None} for anything
+    else, which the caller then gives to the strict parser (L{parseXML}).
+    Whatever it returns is exactly what the strict path returns for the
+    same bytes (property-tested in C{test/test_ubx_scanner.py}).
     """
     if len(payload) > 65536:
         return None
@@ -359,40 +365,30 @@ def scanUserData(payload: bytes) -> Optional[tuple[str, str, dict[str, Place]]]:
         text = payload.decode("utf-8")
     except UnicodeDecodeError:
         return None
-    if _USER_DATA.match(text) is None or _NOT_XML.search(text) is not None:
+    shape = _USER_DATA.match(text)
+    if shape is None:
         return None
-    personalMessage: Optional[str] = None
-    currentMedia: Optional[str] = None
-    endpoints: dict[str, Place] = {}
+    rest = shape.group("rest")
+    if "<PSM" in rest or "<CurrentMedia" in rest or "EndpointData" in rest:
+        # The strict parser reads the first of these wherever it is.
+        return None
     try:
-        for item in _USER_DATA_ITEM.finditer(text, 6, len(text) - 7):
-            name = item.group("name")
-            if name is not None:
-                if name in ("EndpointData", "PrivateEndpointData"):
-                    return None
-                value = _unescape(item.group("text"))
-                if name == "PSM" and personalMessage is None:
-                    personalMessage = value
-                elif name == "CurrentMedia" and currentMedia is None:
-                    currentMedia = value
-                continue
-            empty = item.group("empty")
-            if empty is not None:
-                if empty in ("EndpointData", "PrivateEndpointData"):
-                    return None
-                if empty == "PSM" and personalMessage is None:
-                    personalMessage = ""
-                elif empty == "CurrentMedia" and currentMedia is None:
-                    currentMedia = ""
-                continue
-            guid = _guidOf(item.group("id"))
-            capabilities = _unescape(item.group("caps")).strip()
-            if guid is None:
-                continue
-            endpoints.setdefault(guid, Place(guid)).capabilities = capabilities
+        if "&#" in rest and "&#" in rest.replace("&#x7B;", "").replace("&#x7D;", ""):
+            # Unread, but a reference to a character XML forbids is an
+            # error for the strict parser (the braces of MachineGuid are
+            # the common, harmless case).
+            _unescape(rest)
+        endpoints: dict[str, Place] = {}
+        places = shape.group("places")
+        if places:
+            for place in _USER_DATA_PLACE.finditer(places):
+                capabilities = _unescape(place.group("caps")).strip()
+                guid = _guidOf(place.group("id"))
+                if guid is not None:
+                    endpoints.setdefault(guid, Place(guid)).capabilities = capabilities
+        return _unescape(shape.group("psm")), _unescape(shape.group("media")), endpoints
     except _Unusual:
         return None
-    return personalMessage or "", currentMedia or "", endpoints
 
 
 def _parseUserDataXML(account: AccountReference, payload: bytes) -> UserData:
