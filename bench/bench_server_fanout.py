@@ -10,7 +10,15 @@ contacts, C{CHG NLN}); they never read again, their few notifications stay
 in the socket buffers. One of them, the I{changer}, then sends
 C{--changes} status changes (C{CHG} alternating C{AWY}/C{NLN}) and as many
 personal-message changes (C{UUX}), one at a time, each awaited. Only the
-changer's 10 watchers must hear of each change, whatever the number online.
+changer's watchers must hear of each change, whatever the number online.
+
+The changer is C{user10}: its contacts are the 10 accounts before it and
+the 10 after it in the ring (the mutual contacts of the 10 before it
+include it), so its 20 watchers are online in every phase. (Until
+2026-12-03 the changer was C{user0}, whose 10 predecessors are the last
+accounts of the ring: it had 10 watchers online with 200 signed in and 20
+with 1,000, which doubled the per-watcher part of the cost in the 1,000
+figure and so inflated the ratio.)
 
 What is measured is the child's CPU time (C{/proc/<pid>/stat}, user +
 system) over the changes, divided by their number, with 200 online, then
@@ -39,9 +47,13 @@ from bench_login import BlockingConnection, _identify  # noqa: E402
 
 from msnp.contacts import Status, normalizeGuid  # noqa: E402
 from msnp.endpoints import ClientIdentity, newMachineGuid  # noqa: E402
-from msnp.sso import MBI_KEY_OLD, buildRST2Request, mbiResponse, parseSSOResponse  # noqa: E402
+from msnp.mbi import mbiResponse  # noqa: E402
+from msnp.sso import MBI_KEY_OLD, buildRST2Request, parseSSOResponse  # noqa: E402
 
 CONTACTS = 10
+#: The changer: its 2 * CONTACTS contacts (before and after it) are online in every phase.
+CHANGER = CONTACTS
+WATCHERS = 2 * CONTACTS
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -123,10 +135,10 @@ def main() -> None:
         nsAddress = (host, int(port))
         started = time.perf_counter()
         online = [rawSignIn(nsAddress, network.endpoints.sso, i, accounts) for i in range(args.small)]
-        rows.append((len(online), changes(network, online[0], count)))
+        rows.append((len(online), changes(network, online[CHANGER], count)))
         online += [rawSignIn(nsAddress, network.endpoints.sso, i, accounts) for i in range(args.small, args.large)]
         signInSeconds = time.perf_counter() - started
-        rows.append((len(online), changes(network, online[0], count)))
+        rows.append((len(online), changes(network, online[CHANGER], count)))
         for ns in online[args.small:]:
             ns.close()
         del online[args.small:]
@@ -138,13 +150,13 @@ def main() -> None:
             if now - before < 0.02:
                 break
             before = now
-        rows.append((len(online), changes(network, online[0], count)))
+        rows.append((len(online), changes(network, online[CHANGER], count)))
         for ns in online:
             ns.close()
     finally:
         network.stop()
 
-    print(f"Server CPU per presence change, {count} CHG and {count} UUX from one session with {CONTACTS} watchers, "
+    print(f"Server CPU per presence change, {count} CHG and {count} UUX from one session with {WATCHERS} watchers, "
           f"LocalNetwork in a child process, Python {sys.version.split()[0]} ({args.large} raw sign-ins took "
           f"{signInSeconds:.1f}s)")
     print()

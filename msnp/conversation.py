@@ -322,7 +322,7 @@ class Conversation:
         it waits in the same queue, so a picture sent chunk by chunk never
         holds a text back by more than one chunk.
 
-        @return: a L{Deferred} firing on the switchboard's C{ACK}, failing
+        @return: a L{Deferred <twisted.internet.defer.Deferred>} firing on the switchboard's C{ACK}, failing
             with L{MessageNotDelivered} on C{NAK}, time-out, a closed
             switchboard or none that could be opened.
         """

@@ -604,7 +604,7 @@ class Session:
         display-picture setter of the P2P layer, which announces the
         picture itself (C{CHG} with the MSN object).
 
-        @return: a L{Deferred} firing C{True} once stored, C{False} if the
+        @return: a L{Deferred <twisted.internet.defer.Deferred>} firing C{True} once stored, C{False} if the
             write failed (it is retried later) or there is no storage.
         """
         if self.roaming is None or self._ended_:
@@ -627,9 +627,9 @@ class Session:
         Sign one of this account's other places out: C{UUN} type 4
         C{goawyplzthxbye} addressed to that place's GUID (reference 5.4).
 
-        @raise ValueError: (in the L{Deferred}) C{placeId} is not one of
+        @raise ValueError: (in the L{Deferred <twisted.internet.defer.Deferred>}) C{placeId} is not one of
             L{otherPlaces}.
-        @return: a L{Deferred} firing once the server accepted it.
+        @return: a L{Deferred <twisted.internet.defer.Deferred>} firing once the server accepted it.
         """
         try:
             guid = normalizeGuid(placeId)
@@ -646,7 +646,7 @@ class Session:
         (never one to the bare address, which would also reach this place
         on some servers, supplement Q.5.2).
 
-        @return: a L{Deferred} firing with the places asked to sign out.
+        @return: a L{Deferred <twisted.internet.defer.Deferred>} firing with the places asked to sign out.
         """
         places = list(self.otherPlaces.values())
         sent = [self.signOutPlace(place.guid) for place in places]
@@ -678,7 +678,7 @@ class Session:
         Contacts who added me and are not decided on stay on the list as
         pending either way.
 
-        @return: a L{Deferred} firing with the privacy in effect, failing
+        @return: a L{Deferred <twisted.internet.defer.Deferred>} firing with the privacy in effect, failing
             with L{msnp.errors.ServiceError} (nothing changed) or
             L{msnp.errors.ServerError} (stored, not applied until the next
             sign-in).
@@ -723,7 +723,7 @@ class Session:
         in C{NLN}/C{ILN}), the bytes are served to every contact who asks
         over P2P, and the client keeps them for its next logins.
 
-        @return: a L{Deferred} firing with the published
+        @return: a L{Deferred <twisted.internet.defer.Deferred>} firing with the published
             L{msnp.p2p.msnobject.MSNObject} (L{None} when cleared) once the
             server echoed the C{CHG}; failing with L{ValueError} for data
             that is empty, over L{msnp.pictures.MAX_PICTURE_SIZE} or not a
@@ -757,7 +757,7 @@ class Session:
         the cache when it holds that SHA1D, else asked for over P2P and
         checked against the SHA1D before it is cached and returned.
 
-        @return: a L{Deferred} firing with the bytes, or failing with a
+        @return: a L{Deferred <twisted.internet.defer.Deferred>} firing with the bytes, or failing with a
             L{msnp.p2p.errors.TransferError}: L{msnp.pictures.NoDisplayPicture}
             (no picture announced), C{TransferDeclined}, C{TransferTimeout},
             C{TransferInterrupted} (the switchboard closed), C{ChecksumMismatch}.

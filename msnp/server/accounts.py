@@ -36,7 +36,7 @@ from zope.interface import implementer
 # sides share one definition (re-exported here for the server modules).
 from msnp.contacts import NETWORK_PASSPORT, NETWORK_YAHOO
 from msnp.contacts import normalizeEmail as normalizeEmail
-from msnp.server.interfaces import IAccountObserver, IAccountStore
+from msnp.server.interfaces import IAccountObserver, IAccountStore, IRoamingProfileStore
 from msnp.server.observed import Observed, ObservedDict, ObservedSet
 from msnp.server.passwords import PasswordHasher
 
@@ -322,7 +322,7 @@ def _randomTicket() -> str:
     return "t=" + secrets.token_urlsafe(48) + "&p=" + secrets.token_urlsafe(24)
 
 
-@implementer(IAccountStore)
+@implementer(IAccountStore, IRoamingProfileStore)
 class AccountStore:
     """
     The accounts and lists of the local network, in memory.

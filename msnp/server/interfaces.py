@@ -16,9 +16,12 @@ written after them acknowledges only what is on disk.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Optional
 
 from zope.interface import Attribute, Interface
+
+if TYPE_CHECKING:
+    from msnp.server.roaming import RoamedProfile
 
 
 class IAccountObserver(Interface):
@@ -220,4 +223,22 @@ class IAccountStore(Interface):
     def loadJSON(text: str) -> None:
         """
         Add the accounts of a JSON accounts document.
+        """
+
+
+class IRoamingProfileStore(Interface):
+    """
+    Where roamed profiles are kept: the seam the account stores implement
+    (in memory, or in the SQLite database). Calls are synchronous and run in the reactor thread.
+    """
+
+    def getRoamingProfile(email: str) -> Optional[RoamedProfile]:
+        """
+        The roamed profile of the account C{email} (normalised), or L{None}
+        when nothing was ever roamed.
+        """
+
+    def setRoamingProfile(email: str, profile: RoamedProfile) -> None:
+        """
+        Replace the roamed profile of C{email}.
         """

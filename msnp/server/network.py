@@ -294,6 +294,19 @@ class LocalNetwork:
         """
         return self.store.addAccount(email, password, displayName, network=network)
 
+    def removeAccount(self, email: str) -> bool:
+        """
+        Delete an account (see L{AccountStore.removeAccount}) while the
+        network runs: its places are signed out and everyone who saw it
+        online is told it went offline (L{Presence.accountRemoved}).
+
+        @return: whether the account existed.
+        """
+        if not self.store.removeAccount(email):
+            return False
+        self.presence.accountRemoved(email)
+        return True
+
     def addContact(self, owner: str, contact: str, mutual: bool = False) -> None:
         """
         Give C{owner} the contact C{contact} (see L{AccountStore.addContact}).

@@ -11,6 +11,10 @@ make every view right again, never a duplicate. It knows the connections
 only through the few methods it calls on them (C{sendNLN}, C{sendFLN},
 C{sendUBX}, C{reply}, C{sendRaw}), not their protocol.
 
+A change of one account is refreshed only in the sessions that watch it,
+found through a L{WatcherIndex} (L{msnp.server.watchers}): its cost depends
+on the account's contacts, not on how many are online.
+
 The places of one account (MPOP) are kept in step: an incremental C{ADL} or
 C{RML} of one place is repeated to the others as C{ADL 0}/C{RML 0}
 (reference 3.5), and a change made through the ABCH services reaches them
@@ -30,6 +34,7 @@ from msnp.listpayload import ListEntry, buildListPayloads
 from msnp.server.accounts import ALLOW, BLOCK, Account, AccountStore, TicketGrant, normalizeEmail
 from msnp.server.limits import DEFAULT_LIMITS, ServerLimits
 from msnp.server.nspayloads import addressBookChangedPayload
+from msnp.server.watchers import WatcherIndex
 from msnp.wire import Command
 from msnp.xmlsafe import escapeText
 
@@ -126,6 +131,8 @@ class Presence:
         self.store = store
         self.limits = limits
         self._sessions: dict[str, list["NotificationServer"]] = {}
+        #: Account -> the sessions that may hold a view of it.
+        self.watchers = WatcherIndex()
         self._personal: dict[str, PersonalData] = {}
         # ticket -> expiry of its grant, oldest first (grants share one
         # lifetime, so insertion order is expiry order).
@@ -211,6 +218,7 @@ class Presence:
                 self._remove(other)
                 other.signOut("OTH")
         self._sessions.setdefault(key, []).append(session)
+        self.watchers.register(session)
         self.refreshSubject(key)
         self.sendSelfUBX(key, exclude=session)
 
@@ -223,6 +231,7 @@ class Presence:
         sessions.remove(session)
         if not sessions:
             del self._sessions[session.account]
+        self.watchers.unregister(session)
         return True
 
     def signOff(self, session: "NotificationServer") -> None:
@@ -266,7 +275,7 @@ class Presence:
         assert account is not None and latest.status is not None
         return PresenceState(latest.status, account.displayName, latest.capabilities, latest.msnObject)
 
-    def refreshView(self, watcher: "NotificationServer", subject: str, sendUBX: bool = True) -> None:
+    def refreshView(self, watcher: "NotificationServer", subject: str) -> None:
         """
         Bring what C{watcher} believes about C{subject} in line with the
         store and the presence: C{NLN} (+ C{UBX} when newly visible),
@@ -274,54 +283,77 @@ class Presence:
         first C{CHG} are told nothing.
         """
         subject = normalizeEmail(subject)
+        self._settle(watcher, subject, self.store.get(subject), self.stateOf(subject))
+
+    def _settle(
+        self,
+        watcher: "NotificationServer",
+        subject: str,
+        subjectAccount: Optional[Account],
+        state: Optional[PresenceState],
+    ) -> None:
+        """
+        L{refreshView} with the subject's record and its L{stateOf} already
+        looked up, so that a change seen by many watchers is worked out
+        once (L{refreshSubject}).
+        """
         if watcher.status is None or watcher.user is None or subject == watcher.account:
             return
-        subjectAccount = self.store.get(subject)
-        state: Optional[PresenceState] = None
-        if (
+        if state is not None and not (
             subject in watcher.forward
             and subjectAccount is not None
             and self.store.canSee(watcher.user, subjectAccount)
         ):
-            state = self.stateOf(subject)
+            state = None
         before = watcher.announced.get(subject)
         if state == before:
             return
         if state is None:
             del watcher.announced[subject]
+            self.watchers.forgetView(watcher, subject)
             watcher.sendFLN(subject)
             return
         watcher.announced[subject] = state
         watcher.sendNLN(subject, state)
-        if before is None and sendUBX:
+        if before is None:
             watcher.sendUBX(subject, self.publicData(subject))
 
     def refreshSubject(self, subject: str) -> None:
         """
-        Refresh every session's view of C{subject}.
+        Refresh every view of C{subject}: only the sessions that follow it
+        or were shown it (L{WatcherIndex}) can be told anything, whatever
+        the reason for the refresh (its status, privacy, name, places).
         """
-        for watcher in self.allSessions():
-            self.refreshView(watcher, subject)
+        subject = normalizeEmail(subject)
+        watchers = self.watchers.watchersOf(subject)
+        if not watchers:
+            return
+        subjectAccount = self.store.get(subject)
+        state = self.stateOf(subject)
+        for watcher in watchers:
+            self._settle(watcher, subject, subjectAccount, state)
 
     def refreshWatcher(self, watcher: "NotificationServer") -> None:
         """
-        Refresh one session's view of everybody it knows or could know.
+        Refresh one session's view of everybody it knows or could know:
+        the accounts it follows or was shown (nobody else can be shown to
+        it), in address order.
         """
-        subjects = set(self._sessions) | set(watcher.announced) | watcher.forward
-        for subject in sorted(subjects):
+        for subject in sorted(watcher.forward.union(watcher.announced)):
             self.refreshView(watcher, subject)
 
     def follow(self, owner: str, subject: str, following: bool = True) -> None:
         """
         Record on every place of C{owner} that its user now has (or no
         longer has) C{subject} on the forward list it told the NS about.
+        The caller refreshes the views afterwards (L{refreshBetween}).
         """
         key = normalizeEmail(subject)
         for session in self.sessionsOf(owner):
             if following:
-                session.forward.add(key)
+                self.watchers.follow(session, key)
             else:
-                session.forward.discard(key)
+                self.watchers.unfollow(session, key)
 
     def refreshBetween(self, first: str, second: str) -> None:
         """
@@ -344,6 +376,21 @@ class Presence:
         for watcher in self.sessionsOf(email):
             self.refreshWatcher(watcher)
         self.refreshSubject(email)
+
+    def accountRemoved(self, email: str) -> None:
+        """
+        C{email}'s account was just removed from the store
+        (L{AccountStore.removeAccount}): its places are signed out with
+        C{OUT OTH} (reconnecting could not succeed, and C{OTH} tells a
+        client not to try), and every watcher that was shown it gets
+        C{FLN}, since a missing account looks offline to everyone.
+        """
+        key = normalizeEmail(email)
+        for session in self.sessionsOf(key):
+            self._remove(session)
+            session.signOut("OTH")
+        self._personal.pop(key, None)
+        self.refreshSubject(key)
 
     def refreshEverything(self) -> None:
         """
@@ -400,10 +447,12 @@ class Presence:
         online.
         """
         key = normalizeEmail(email)
+        watchers = [w for w in self.watchers.watchersOf(key) if w.announced.get(key) is not None]
+        if not watchers:
+            return
         payload = self.publicData(key)
-        for watcher in self.allSessions():
-            if watcher.announced.get(key) is not None:
-                watcher.sendUBX(key, payload)
+        for watcher in watchers:
+            watcher.sendUBX(key, payload)
 
     # -- list synchronisation between places (MPOP) -----------------------------
 

@@ -15,9 +15,10 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Optional
 
-from zope.interface import Interface, classImplements, implementer
+from zope.interface import Interface, implementer
 
 from msnp.server.accounts import AccountStore, TicketCheck, TicketGrant, TicketState
+from msnp.server.interfaces import IRoamingProfileStore
 
 
 @dataclass(frozen=True)
@@ -47,30 +48,6 @@ class RoamedProfile:
     personalMessageModified: float = 0.0
     picture: Optional[RoamedPicture] = None
     modified: float = 0.0
-
-
-class IRoamingProfileStore(Interface):
-    """
-    Where roamed profiles are kept: the seam the durable account store
-    implements. Calls are synchronous and run in the reactor thread.
-    """
-
-    def getRoamingProfile(email: str) -> Optional[RoamedProfile]:
-        """
-        The roamed profile of the account C{email} (normalised), or L{None}
-        when nothing was ever roamed.
-        """
-
-    def setRoamingProfile(email: str, profile: RoamedProfile) -> None:
-        """
-        Replace the roamed profile of C{email}.
-        """
-
-
-# The account store keeps roamed profiles itself (in memory, or in its
-# database for the SQLite store); declared here, where the interface lives,
-# since this module imports the account store and not the other way round.
-classImplements(AccountStore, IRoamingProfileStore)
 
 
 @implementer(IRoamingProfileStore)
