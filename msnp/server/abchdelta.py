@@ -12,7 +12,8 @@ the item's identity, under the C{lastChange} stamp the answer carried. A
 delta request names such a stamp; the answer is the difference between
 that snapshot and the current items: the new and changed ones as they are
 now, and the vanished ones as they were, flagged deleted. The store is not
-involved: the snapshots live in memory, a few per account and service, so
+involved: the snapshots live in memory, a few per account and service
+(unchanged items shared between them), so
 a stamp the journal no longer holds (too old, or issued before the
 network restarted) is refused with the C{FullSyncRequired} fault the real
 service sent, and the client does a full sync instead.
@@ -38,7 +39,7 @@ from msnp.xmlsafe import localName
 STAMP = "<stamp/>"
 
 #: The snapshots kept per account and service; an older stamp is refused.
-KEEP = 16
+KEEP = 8
 
 def fullSyncRequired() -> ServiceFault:
     """
@@ -74,7 +75,15 @@ class DeltaJournal:
             stamp = moveStamp()
             known = snapshots.get(stamp)
         if known is None:
-            snapshots[stamp] = dict(items)
+            # Unchanged items share the previous snapshot's strings, so a
+            # snapshot costs memory for what changed only.
+            latest = next(reversed(snapshots.values()), None) if snapshots else None
+            if latest is None:
+                snapshots[stamp] = dict(items)
+            else:
+                snapshots[stamp] = {
+                    key: previous if (previous := latest.get(key)) == xml else xml for key, xml in items.items()
+                }
             while len(snapshots) > self.keep:
                 snapshots.popitem(last=False)
         return stamp
