@@ -309,8 +309,12 @@ def parseUserData(command: Command) -> UserData:
 # entities and character references (checked when decoded). Anything else (CDATA, comments, processing instructions,
 # attributes but EndpointData's id, namespaces, whitespace between elements,
 # PrivateEndpointData, an XML declaration) is left to the strict parser.
+# One character per repetition, and the three alternatives start with
+# different characters: a failed match backtracks in linear time. (A run
+# "[...]+" inside the "*" backtracks exponentially on a payload that
+# almost matches: a hostile UBX could hold the reactor for hours.)
 _TEXT = (
-    r"(?:[^<&\r\]\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]+|\](?!\]>)"
+    r"(?:[^<&\r\]\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]|\](?!\]>)"
     r"|&(?:amp|lt|gt|quot|apos|#[0-9]{1,7}|#x[0-9A-Fa-f]{1,6});)*"
 )
 _NAME = r"[A-Za-z][A-Za-z0-9]{0,31}"

@@ -107,3 +107,26 @@ class ScannerTests(SynchronousTestCase):
             return
         data = parseUserData(command)
         self.assertEqual((data.personalMessage, data.currentMedia, data.endpoints, data.private), expected)
+
+
+class BacktrackingTests(SynchronousTestCase):
+    """
+    Payloads that almost match the scanner's shape. With a run of text
+    characters repeated inside a repetition, each of these made the
+    regular expression backtrack exponentially (a UBX held the reactor
+    until the test runner gave up); they must be settled at once.
+    """
+
+    def test_almostMatchingPayloads(self) -> None:
+        cases = [
+            b"<Data><PSM>" + b"a" * 60000 + b"</PSMx></Data>",
+            b"<Data><PSM>x</PSM><A>" + b"b" * 60000 + b"</B></Data>",
+            b"<Data>" + b"<A>x</A>" * 7000 + b"<Q></Data>",
+            b"<Data><PSM>" + b"&amp;" * 12000 + b"&</PSM></Data>",
+            b"<Data>"
+            + b'<EndpointData id="{1}"><Capabilities>1:2</Capabilities></EndpointData>' * 700
+            + b"<X></Data>",
+        ]
+        for payload in cases:
+            self.assertIsNone(scanUserData(payload))
+        self.assertIsNotNone(scanUserData(b"<Data><PSM>" + b"]" * 60000 + b"</PSM></Data>"))
