@@ -448,6 +448,7 @@ class MSNClient(LoginServices):
             membership, book = await self._downloadLists(sharing, addressBook)
             synced = buildContactList(membership, book, self.account)
             session.useContactList(synced.contacts, synced.profile)
+            session.roster.rememberSync(membership, book)
             self._step(attempt, "contacts")
 
             # The roamed profile (part of the "profile" step); a storage

@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import enum
 import re
+from functools import lru_cache
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Optional
 
@@ -104,12 +105,15 @@ def normalizeEmail(email: str) -> str:
     return email.strip().lower()
 
 
+@lru_cache(maxsize=4096)
 def normalizeGuid(text: str) -> str:
     """
     The canonical form of an endpoint GUID: upper case, in braces.
 
     Servers echo GUIDs lower-cased, with or without braces (reference
-    section 10.3), so every comparison goes through this.
+    section 10.3), so every comparison goes through this. Results are
+    memoised (a bounded LRU): every C{UBX}, C{FLN} and L{Place} of a
+    contact spells the same few GUIDs again.
 
     @raise ValueError: C{text} holds no GUID at all.
     """

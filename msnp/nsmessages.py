@@ -12,6 +12,7 @@ Presence arrives in the MSNP18 form (C{1:bob@example.com}) or the older ones
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -145,11 +146,15 @@ def _splitNetwork(address: str) -> Optional[tuple[int, str]]:
     return int(head), tail
 
 
+@lru_cache(maxsize=4096)
 def parseAccount(token: str, network: Optional[str] = None) -> AccountReference:
     """
     Read C{1:bob@example.com}, C{bob@example.com} (with the network id in a
     separate token, MSNP17 and older), with optional C{;via=...} and
     C{;{guid}} suffixes, which are split off.
+
+    Results are memoised (a bounded LRU of immutable values; errors are
+    not): every presence command names a contact this way.
 
     @raise ProtocolError: no address at all, or a non-numeric network.
     """
@@ -290,6 +295,110 @@ def parseUserData(command: Command) -> UserData:
     payload = command.payload or b""
     if not payload.strip():
         return UserData(account)
+    scanned = scanUserData(payload)
+    if scanned is not None:
+        personalMessage, currentMedia, endpoints = scanned
+        return UserData(account, personalMessage, currentMedia, endpoints)
+    return _parseUserDataXML(account, payload)
+
+
+# -- the UBX scanner: the common shapes without expat ---------------------------------
+
+# Character data as expat would accept it unchanged: no markup, no CR (expat
+# folds line ends), no character XML forbids, no "]]>", the five named
+# entities and character references (checked when decoded). Anything else (CDATA, comments, processing instructions,
+# attributes but EndpointData's id, namespaces, whitespace between elements,
+# PrivateEndpointData, an XML declaration) is left to the strict parser.
+# One character per repetition, and the three alternatives start with
+# different characters: a failed match backtracks in linear time. (A run
+# "[...]+" inside the "*" backtracks exponentially on a payload that
+# almost matches: a hostile UBX could hold the reactor for hours.)
+_TEXT = (
+    r"(?:[^<&\r\]\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]|\](?!\]>)"
+    r"|&(?:amp|lt|gt|quot|apos|#[0-9]{1,7}|#x[0-9A-Fa-f]{1,6});)*"
+)
+_NAME = r"[A-Za-z][A-Za-z0-9]{0,31}"
+_PLACE = rf'<EndpointData id="(?P<id>[0-9A-Za-z{{}}\-]{{1,40}})"><Capabilities>(?P<caps>{_TEXT})</Capabilities></EndpointData>'
+# The shape every client writes: PSM, CurrentMedia, the places, then flat
+# elements (MachineGuid, DDP, Scene, ...) that nobody here reads.
+_USER_DATA = re.compile(
+    rf"<Data>(?:<PSM>(?P<psm>{_TEXT})</PSM>|<PSM ?/>)?"
+    rf"(?:<CurrentMedia>(?P<media>{_TEXT})</CurrentMedia>|<CurrentMedia ?/>)?"
+    rf"(?P<places>(?:{_PLACE})*)"
+    rf"(?P<rest>(?:<(?P<name>{_NAME})>{_TEXT}</(?P=name)>|<{_NAME} ?/>)*)</Data>\Z"
+)
+_USER_DATA_PLACE = re.compile(_PLACE)
+_ENTITY = re.compile(r"&(#?)(x?)([0-9A-Za-z]+);")
+_NAMED = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
+
+
+class _Unusual(Exception):
+    """
+    The scanner met something it leaves to the strict parser.
+    """
+
+
+def _entity(match: "re.Match[str]") -> str:
+    if not match.group(1):
+        return _NAMED[match.group(3)]
+    code = int(match.group(3), 16 if match.group(2) else 10)
+    if not (code in (0x9, 0xA, 0xD) or 0x20 <= code <= 0xD7FF or 0xE000 <= code <= 0xFFFD or 0x10000 <= code <= 0x10FFFF):
+        raise _Unusual()
+    return chr(code)
+
+
+def _unescape(text: Optional[str]) -> str:
+    if not text:
+        return ""
+    return _ENTITY.sub(_entity, text) if "&" in text else text
+
+
+def scanUserData(payload: bytes) -> Optional[tuple[str, str, dict[str, Place]]]:
+    """
+    The personal message, current media and places of a C{UBX} payload of
+    the shape every client writes (C{<Data>}: C{PSM}, C{CurrentMedia}, the
+    C{EndpointData} places, then flat text elements), read with one
+    regular expression instead of an XML parser; L{None} for anything
+    else, which the caller then gives to the strict parser (L{parseXML}).
+    Whatever it returns is exactly what the strict path returns for the
+    same bytes (property-tested in C{test/test_ubx_scanner.py}).
+    """
+    if len(payload) > 65536:
+        return None
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    shape = _USER_DATA.match(text)
+    if shape is None:
+        return None
+    rest = shape.group("rest")
+    if "<PSM" in rest or "<CurrentMedia" in rest or "EndpointData" in rest:
+        # The strict parser reads the first of these wherever it is.
+        return None
+    try:
+        if "&#" in rest and "&#" in rest.replace("&#x7B;", "").replace("&#x7D;", ""):
+            # Unread, but a reference to a character XML forbids is an
+            # error for the strict parser (the braces of MachineGuid are
+            # the common, harmless case).
+            _unescape(rest)
+        endpoints: dict[str, Place] = {}
+        places = shape.group("places")
+        if places:
+            for place in _USER_DATA_PLACE.finditer(places):
+                capabilities = _unescape(place.group("caps")).strip()
+                guid = _guidOf(place.group("id"))
+                if guid is not None:
+                    endpoints.setdefault(guid, Place(guid)).capabilities = capabilities
+        return _unescape(shape.group("psm")), _unescape(shape.group("media")), endpoints
+    except _Unusual:
+        return None
+
+
+def _parseUserDataXML(account: AccountReference, payload: bytes) -> UserData:
+    """
+    L{parseUserData} through the strict parser.
+    """
     root = parseXML(payload)
     if localName(root.tag) != "Data":
         raise ProtocolError(f"UBX payload root is <{localName(root.tag)}>, not <Data>")

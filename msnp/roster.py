@@ -53,7 +53,8 @@ from msnp.errors import ContactListError
 from msnp.interfaces import notifyObserver
 from msnp.soap.addressbook import AddressBookResult, AddressBookService
 from msnp.soap.sharing import MembershipResult, SharingService
-from msnp.soap.sync import buildContactList, mergeMember
+from msnp.soap.envelope import ABCHFault
+from msnp.soap.sync import applyAddressBookDelta, applyMembershipDelta, buildContactList, mergeMember
 from msnp.wire import Command
 
 __all__ = ["RosterManager", "GroupReference", "SendListCommand", "isValidAddress"]
@@ -190,6 +191,13 @@ class RosterManager:
         self._otherPlaceSerial = 0
         self._otherPlaceAdded: dict[str, int] = {}
         self._closed = False
+        # The last full (or delta-merged) answers of both services: what a
+        # refresh asks deltas against (see rememberSync).
+        self._lastMembership: Optional[MembershipResult] = None
+        self._lastBook: Optional[AddressBookResult] = None
+        # Another place's list command was applied: the next refresh tells
+        # the observer even if it fails.
+        self._tellAfterRefresh = False
         # A burst of NOTs costs one refresh: at most one in flight, one pending.
         self._refreshes = Coalescer(
             lambda: self._serialised(self._addressBookChanged), clock=clock
@@ -202,6 +210,20 @@ class RosterManager:
         """
         self._closed = True
         self._refreshes.close()
+
+    def rememberSync(self, membership: MembershipResult, addressBook: AddressBookResult) -> None:
+        """
+        Keep the answers the contact list was built from (the sign-in's
+        full sync): later refreshes ask each service only for what changed
+        since their C{lastChange} (C{deltasOnly}), merge the delta into
+        these answers (L{applyMembershipDelta}, L{applyAddressBookDelta})
+        and reconcile the list with the merged result, so the list ends
+        exactly as a full sync would leave it. Without them, or when the
+        service refuses deltas (C{FullSyncRequired}, or any other fault to
+        a delta request), a refresh downloads everything.
+        """
+        self._lastMembership = membership
+        self._lastBook = addressBook
 
     def __repr__(self) -> str:
         return f"<RosterManager for {self.ownEmail or '?'}: {self.contacts!r}>"
@@ -719,8 +741,9 @@ class RosterManager:
         (only when the person now waits for an answer; someone we already
         allowed or blocked gives C{contactListChanged} instead) or
         C{contactRemovedYou(email)}. Other bits mean another place of ours
-        changed the list (MPOP): the whole list is re-read and the observer
-        told C{contactListChanged(session)}.
+        changed the list (MPOP): the whole list is re-read by the coalesced
+        refresh of L{addressBookChanged} (one for a burst of such commands
+        and C{NOT}s) and the observer told C{contactListChanged(session)}.
 
         The list is first updated from the entries themselves, so a failed
         refresh (logged, never raised) still leaves a usable list. The
@@ -740,7 +763,15 @@ class RosterManager:
                 self._otherPlaceSerial += 1
                 for entry in other:
                     self._otherPlaceAdded[normalizeEmail(entry.email)] = self._otherPlaceSerial
-        return self._serialised(lambda: self._serverListChanged(entries, added))
+        done = self._serialised(lambda: self._serverListChanged(entries, added))
+        if other:
+            # The whole list is re-read by the same coalesced refresh the
+            # address-book NOTs ask for (the other place's change sends
+            # those too): one refresh for the burst, not one per command.
+            # The observer hears of the applied entries even if it fails.
+            self._tellAfterRefresh = True
+            done.addCallback(lambda _: self._refreshes.request())
+        return done
 
     def _otherPlaceEntries(self, entries: list[ListEntry]) -> list[ListEntry]:
         """
@@ -774,6 +805,8 @@ class RosterManager:
             except Exception as e:
                 log.error("Could not refresh the memberships after a list change: {reason}", reason=str(e))
             else:
+                if self._lastMembership is not None:
+                    self._lastMembership = membership
                 self._mergeReversePending(membership)
             for entry in reverse:
                 email = normalizeEmail(entry.email)
@@ -792,10 +825,10 @@ class RosterManager:
                     name = contact.displayName
                 notifyObserver(self.observer, "contactAddedYou", self.session, email, name or None)
 
-        if other:
-            # The entries themselves were applied on arrival.
-            await self._refreshAll(SCENARIO_CHANGE_ALERT)
-        if other or quiet:
+        # Another place's entries were applied on arrival; the refresh
+        # serverListChanged queues after this settles them and tells the
+        # observer.
+        if quiet:
             notifyObserver(self.observer, "contactListChanged", self.session)
 
     def addressBookChanged(self) -> "Deferred[None]":
@@ -817,7 +850,9 @@ class RosterManager:
     async def _addressBookChanged(self) -> None:
         if self._closed:
             return
-        if await self._refreshAll(SCENARIO_CHANGE_ALERT):
+        refreshed = await self._refreshAll(SCENARIO_CHANGE_ALERT)
+        tell, self._tellAfterRefresh = self._tellAfterRefresh, False
+        if refreshed or (tell and not self._closed):
             notifyObserver(self.observer, "contactListChanged", self.session)
 
     async def _refreshAll(self, scenario: str) -> bool:
@@ -827,8 +862,8 @@ class RosterManager:
         started = self._otherPlaceSerial
         try:
             downloads: list["Deferred[Any]"] = [
-                self.sharing.findMembership(scenario=scenario),
-                self.addressBook.findContactsPaged(scenario=scenario),
+                ensureDeferred(self._membershipNow(scenario)),
+                ensureDeferred(self._bookNow(scenario)),
             ]
             results: list[Any] = await gatherResults(downloads, consumeErrors=True)
         except Exception as e:
@@ -843,8 +878,40 @@ class RosterManager:
         membership, addressBook = results
         if self._closed:
             return False
+        self.rememberSync(membership, addressBook)
         self._reconcile(membership, addressBook, started)
         return True
+
+    async def _membershipNow(self, scenario: str) -> MembershipResult:
+        """
+        The memberships as a full download would give them: a delta since
+        the remembered answer merged into it, or a full download when
+        there is none or the service refuses the delta.
+        """
+        base = self._lastMembership
+        if base is not None and base.lastChange:
+            try:
+                delta = await self.sharing.findMembership(scenario=scenario, lastChange=base.lastChange)
+            except ABCHFault as e:
+                log.info("FindMembership refused deltas ({code}); downloading everything", code=e.errorCode)
+            else:
+                return applyMembershipDelta(base, delta)
+        return await self.sharing.findMembership(scenario=scenario)
+
+    async def _bookNow(self, scenario: str) -> AddressBookResult:
+        """
+        The address book as a full download would give it (see
+        L{_membershipNow}).
+        """
+        base = self._lastBook
+        if base is not None and base.lastChange:
+            try:
+                delta = await self.addressBook.findContactsPaged(scenario=scenario, lastChange=base.lastChange)
+            except ABCHFault as e:
+                log.info("ABFindContactsPaged refused deltas ({code}); downloading everything", code=e.errorCode)
+            else:
+                return applyAddressBookDelta(base, delta)
+        return await self.addressBook.findContactsPaged(scenario=scenario)
 
     # -- merging --------------------------------------------------------------------
 

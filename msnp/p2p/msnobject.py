@@ -21,6 +21,7 @@ import base64
 import binascii
 import hashlib
 import re
+from functools import lru_cache
 from dataclasses import dataclass, field
 from typing import Optional
 from urllib.parse import unquote
@@ -231,10 +232,14 @@ def checksum(creator: str, size: int, type: int, location: str, friendly: str, s
     return sha1Base64(text.encode("utf-8"))
 
 
+@lru_cache(maxsize=1024)
 def parsePicture(text: Optional[str]) -> Optional[MSNObject]:
     """
     The L{msnp.p2p.msnobject.MSNObject} of a decoded C{NLN}/C{ILN} object
     field, or L{None} for none or one that does not parse.
+
+    Results are memoised (a bounded LRU; the objects are immutable): a
+    contact repeats its object in every C{NLN}.
     """
     if not text:
         return None

@@ -42,6 +42,7 @@ from twisted.web.resource import NoResource, Resource
 from twisted.web.server import Request
 
 from msnp.server.accounts import Account, AccountStore, AddressBookState, TicketCheck, TicketGrant, TicketState
+from msnp.server.abchdelta import DeltaJournal
 from msnp.server.addressbook import AddressBookService
 from msnp.server.limits import DEFAULT_LIMITS, ServerLimits, summarise
 from msnp.server.sharing import SharingService
@@ -150,6 +151,9 @@ class ABCHResource(Resource):
         self.changeOrigin: Optional[TicketGrant] = None
         #: While a handler runs, the grant whose ticket made the request.
         self.callOrigin: Optional[TicketGrant] = None
+        #: The snapshots behind delta answers (L{msnp.server.abchdelta}).
+        self.membershipDeltas = DeltaJournal()
+        self.addressBookDeltas = DeltaJournal()
         self.sharingService = SharingService(self)
         self.addressBookService = AddressBookService(self)
         sharingActions = self.sharingService.actions()
@@ -183,6 +187,16 @@ class ABCHResource(Resource):
         ABCH state if they never changed).
         """
         return isoTime(self.extrasFor(account).lastChange)
+
+    def moveLastChange(self, account: Account) -> str:
+        """
+        Move C{account}'s C{lastChange} forward (to now, and at least a
+        millisecond past the old one) and return its new text: the lists
+        changed without a call of these services (L{msnp.server.abchdelta}).
+        """
+        extras = self.extrasFor(account)
+        extras.lastChange = max(self.now(), extras.lastChange + 0.001)
+        return isoTime(extras.lastChange)
 
     def extrasFor(self, account: Account) -> AddressBookState:
         """

@@ -17,6 +17,7 @@ import functools
 
 from msnp.contacts import NETWORK_YAHOO
 from msnp.server.accounts import ALLOW, BLOCK, PENDING, REVERSE, Account, AddressBookEntry, isValidAddress, normalizeEmail
+from msnp.server.abchdelta import STAMP, deltaRequest, difference, fullSyncRequired
 from msnp.server.soapservice import ServiceFault, emptyResponse, guidResponse, isTrue, isoTime, textAt, under
 from msnp.namespaces import AB_NS, PERSONAL_AB_ID
 from msnp.xmlsafe import child, escapeText, findPath, textOf
@@ -133,21 +134,50 @@ class AddressBookService:
             f"<fDeleted>false</fDeleted><lastChange>{stamp}</lastChange></Contact>"
         )
 
-    def _addressBookParts(self, account: Account) -> tuple[str, str, str]:
+    def _items(self, account: Account) -> dict[str, str]:
+        """
+        The groups and contacts (the Me contact first) as snapshot items of
+        L{msnp.server.abchdelta}: C{"group <id>"}/C{"contact <id>"} to the
+        fragment, with L{STAMP} for the time.
+        """
         extras = self.resource.extrasFor(account)
-        stamp = isoTime(extras.lastChange)
-        groups = "".join(
-            f"<Group><groupId>{escapeText(g.groupId)}</groupId><groupInfo><annotations><Annotation>"
-            "<Name>MSN.IM.Display</Name><Value>1</Value></Annotation></annotations>"
-            f"<groupType>{USER_GROUP_TYPE}</groupType><name>{escapeText(g.name)}</name>"
-            "<IsNotMobileVisible>false</IsNotMobileVisible><IsPrivate>false</IsPrivate>"
-            "<IsFavorite>false</IsFavorite></groupInfo><propertiesChanged />"
-            f"<fDeleted>false</fDeleted><lastChange>{stamp}</lastChange></Group>"
-            for g in account.groups.values()
-        )
-        contacts = self._meXML(account, stamp) + "".join(
-            self._contactXML(entry, stamp) for entry in account.addressBook.values()
-        )
+        items: dict[str, str] = {}
+        for g in account.groups.values():
+            items["group " + g.groupId] = (
+                f"<Group><groupId>{escapeText(g.groupId)}</groupId><groupInfo><annotations><Annotation>"
+                "<Name>MSN.IM.Display</Name><Value>1</Value></Annotation></annotations>"
+                f"<groupType>{USER_GROUP_TYPE}</groupType><name>{escapeText(g.name)}</name>"
+                "<IsNotMobileVisible>false</IsNotMobileVisible><IsPrivate>false</IsPrivate>"
+                "<IsFavorite>false</IsFavorite></groupInfo><propertiesChanged />"
+                f"<fDeleted>false</fDeleted><lastChange>{STAMP}</lastChange></Group>"
+            )
+        items["contact " + extras.meContactId] = self._meXML(account, STAMP)
+        for entry in account.addressBook.values():
+            items["contact " + entry.contactId] = self._contactXML(entry, STAMP)
+        return items
+
+    def _addressBookParts(self, account: Account, method: Optional[Element] = None) -> tuple[str, str, str]:
+        """
+        Groups, contacts and the C{Ab} element of an answer; for a
+        C{DeltasOnly} request (C{method}) only what changed since its
+        C{LastChanged} (refused with C{FullSyncRequired} when the journal
+        no longer holds it).
+        """
+        extras = self.resource.extrasFor(account)
+        items = self._items(account)
+        journal = self.resource.addressBookDeltas
+        since = deltaRequest(method, "DeltasOnly", "LastChanged") if method is not None else None
+        old = None
+        if since is not None:
+            old = journal.since(account.email, since)
+            if old is None:
+                raise fullSyncRequired()
+        stamp = journal.record(account.email, isoTime(extras.lastChange), items,
+                               lambda: self.resource.moveLastChange(account))
+        if old is not None:
+            items = difference(old, items, lambda xml: xml.replace("<fDeleted>false</fDeleted>", "<fDeleted>true</fDeleted>", 1))
+        groups = "".join(xml for key, xml in items.items() if key.startswith("group ")).replace(STAMP, stamp)
+        contacts = "".join(xml for key, xml in items.items() if key.startswith("contact ")).replace(STAMP, stamp)
         ab = (
             f"<abId>{PERSONAL_AB_ID}</abId><abInfo><ownerPuid>{account.puid}</ownerPuid>"
             f"<OwnerCID>{account.cid}</OwnerCID><ownerEmail>{escapeText(account.email)}</ownerEmail>"
@@ -162,11 +192,12 @@ class AddressBookService:
 
     def findContactsPaged(self, account: Account, method: Element) -> str:
         """
-        C{ABFindContactsPaged}: groups, the Me contact and every contact.
-        Deltas are not tracked: the whole book is always returned, which a
-        delta-syncing client reads as "everything is current".
+        C{ABFindContactsPaged}: groups, the Me contact and every contact;
+        with C{DeltasOnly} and a C{LastChanged} from an earlier answer, only
+        what changed since, deleted items with C{fDeleted} true
+        (L{msnp.server.abchdelta}).
         """
-        groups, contacts, ab = self._addressBookParts(account)
+        groups, contacts, ab = self._addressBookParts(account, method)
         return (
             f'<ABFindContactsPagedResponse xmlns="{AB_NS}"><ABFindContactsPagedResult>'
             f"<Groups>{groups}</Groups><Contacts>{contacts}</Contacts>"

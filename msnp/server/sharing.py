@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Callable, Optional
 from xml.etree.ElementTree import Element
 
 from msnp.server.accounts import ALLOW, BLOCK, PENDING, REVERSE, ROLES, Account, Membership, isValidAddress, normalizeEmail
+from msnp.server.abchdelta import STAMP, deltaRequest, difference, fullSyncRequired
 from msnp.server.soapservice import ServiceFault, emptyResponse, isoTime, textAt, under
 from msnp.namespaces import AB_NS
 from msnp.xmlsafe import escapeText
@@ -68,15 +69,35 @@ class SharingService:
 
     def findMembership(self, account: Account, method: Element) -> str:
         """
-        C{FindMembership}: one Messenger service with the four role lists.
+        C{FindMembership}: one Messenger service with the four role lists;
+        with C{deltasOnly} and a C{lastChange}, only the members added,
+        changed or (marked C{Deleted}) removed since that answer
+        (L{msnp.server.abchdelta}).
         """
         extras = self.resource.extrasFor(account)
-        stamp = isoTime(extras.lastChange)
+        items: dict[str, str] = {}
+        for role in ROLES:
+            for m in account.memberships[role].values():
+                items[f"{role} {m.email}"] = self._memberXML(account, role, m, STAMP)
+        journal = self.resource.membershipDeltas
+        since = deltaRequest(method, "deltasOnly", "lastChange")
+        old = None
+        if since is not None:
+            old = journal.since(account.email, since)
+            if old is None:
+                raise fullSyncRequired()
+        stamp = journal.record(account.email, isoTime(extras.lastChange), items,
+                               lambda: self.resource.moveLastChange(account))
+        if old is not None:
+            items = difference(old, items, lambda xml: xml.replace("<Deleted>false</Deleted>", "<Deleted>true</Deleted>", 1))
+        byRole: dict[str, list[str]] = {}
+        for key, xml in items.items():
+            byRole.setdefault(key.split(" ", 1)[0], []).append(xml)
         memberships = []
         for role in ROLES:
-            members = "".join(
-                self._memberXML(account, role, m, stamp) for m in account.memberships[role].values()
-            )
+            if old is not None and role not in byRole:
+                continue
+            members = "".join(byRole.get(role, ())).replace(STAMP, stamp)
             memberships.append(
                 f"<Membership><MemberRole>{role}</MemberRole><Members>{members}</Members>"
                 "<MembershipIsComplete>true</MembershipIsComplete></Membership>"

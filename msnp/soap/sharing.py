@@ -55,12 +55,15 @@ class MembershipResult:
         any other role the service returned) to a mapping of lower-cased
         address to L{Member}. The four known roles are always present.
     @ivar lastChange: the service's C{LastChange}, for a later delta sync.
+    @ivar deleted: role name to the lower-cased addresses a delta sync
+        reported as removed from it (C{Deleted} true); empty in a full sync.
     """
 
     roles: dict[str, dict[str, Member]] = field(
         default_factory=lambda: {role: {} for role in ROLES}
     )
     lastChange: Optional[str] = None
+    deleted: dict[str, set[str]] = field(default_factory=dict)
 
     def members(self, role: str) -> dict[str, Member]:
         """
@@ -85,16 +88,15 @@ def _each(holder: Optional[Element], name: str) -> list[Element]:
     return [c for c in holder if c.tag.rpartition("}")[2] == name]
 
 
-def _member(element: Element) -> Optional[Member]:
+def _member(element: Element) -> tuple[Optional[Member], bool]:
     """
     One C{Member}, or L{None} for a kind this library does not handle
-    (phone, circle, deleted).
+    (phone, circle), and whether it is marked C{Deleted} (delta syncs).
     """
     # Each field is the first child of that name; one pass finds them all
     # (a membership list holds every contact, several times over).
     fields = firstChildren(element)
-    if isTrue(textOf(fields.get("Deleted"))):
-        return None
+    deleted = isTrue(textOf(fields.get("Deleted")))
     kind = ""
     for name, value in element.attrib.items():
         if localName(name) == "type":
@@ -110,9 +112,9 @@ def _member(element: Element) -> Optional[Member]:
         buddyType = annotations.get("MSN.IM.BuddyType", "").strip().rstrip(":")
         network = optionalInt(buddyType) or NETWORK_YAHOO
     else:
-        return None
+        return None, deleted
     if "@" not in address:
-        return None
+        return None, deleted
     return Member(
         email=normalizeEmail(address),
         membershipId=optionalInt(textOf(fields.get("MembershipId"))),
@@ -120,7 +122,7 @@ def _member(element: Element) -> Optional[Member]:
         network=network,
         cid=optionalInt(textOf(fields.get("CID"))),
         inviteMessage=annotations.get("MSN.IM.InviteMessage"),
-    )
+    ), deleted
 
 
 def parseMembership(body: Element) -> MembershipResult:
@@ -152,8 +154,13 @@ def parseMembership(body: Element) -> MembershipResult:
                 continue
             members = result.roles.setdefault(role, {})
             for element in _each(parts.get("Members"), "Member"):
-                member = _member(element)
-                if member is not None:
+                member, deleted = _member(element)
+                if member is None:
+                    continue
+                if deleted:
+                    result.deleted.setdefault(role, set()).add(member.email)
+                    members.pop(member.email, None)
+                else:
                     members[member.email] = member
     return result
 

@@ -157,3 +157,53 @@ def initialListEntries(contactList: ContactList) -> list[ListEntry]:
             continue
         entries.append(ListEntry(normalizeEmail(contact.email), Lists(bits), contact.network))
     return entries
+
+
+def applyMembershipDelta(base: MembershipResult, delta: MembershipResult) -> MembershipResult:
+    """
+    What a full C{FindMembership} would have returned, from the previous
+    full (or merged) result C{base} and a C{deltasOnly} answer C{delta}
+    sent since C{base.lastChange}: members the delta lists replace the old
+    ones, members it marks deleted leave their role. C{base} is not
+    changed.
+    """
+    roles = {role: dict(members) for role, members in base.roles.items()}
+    for role, emails in delta.deleted.items():
+        members = roles.setdefault(role, {})
+        for email in emails:
+            members.pop(email, None)
+    for role, members in delta.roles.items():
+        roles.setdefault(role, {}).update(members)
+    return MembershipResult(roles=roles, lastChange=delta.lastChange or base.lastChange)
+
+
+def applyAddressBookDelta(base: AddressBookResult, delta: AddressBookResult) -> AddressBookResult:
+    """
+    What a full C{ABFindContactsPaged} would have returned, from the
+    previous full (or merged) result C{base} and a C{DeltasOnly} answer
+    C{delta} sent since C{base.lastChange}: contacts and groups are matched
+    by id, the delta's versions replace the old ones, deleted ids
+    (C{fDeleted}) leave, new ones are appended; the Me contact is the
+    delta's when it sent one. C{base} is not changed.
+    """
+    contacts = {c.contactId: c for c in base.contacts}
+    for contactId in delta.deletedContactIds:
+        contacts.pop(contactId, None)
+    for contact in delta.contacts:
+        contacts[contact.contactId] = contact
+    groups = {g.groupId: g for g in base.groups}
+    for groupId in delta.deletedGroupIds:
+        groups.pop(groupId, None)
+    for group in delta.groups:
+        groups[group.groupId] = group
+    me = delta.me if delta.me is not None else base.me
+    if me is not None and me.contactId in delta.deletedContactIds:
+        me = None
+    return AddressBookResult(
+        me=me,
+        contacts=list(contacts.values()),
+        groups=list(groups.values()),
+        lastChange=delta.lastChange or base.lastChange,
+        circleTicket=delta.circleTicket if delta.circleTicket is not None else base.circleTicket,
+        circles=delta.circles if delta.circles is not None else base.circles,
+    )

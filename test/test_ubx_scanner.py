@@ -1,0 +1,132 @@
+"""
+The C{UBX} scanner (L{msnp.nsmessages.scanUserData}) against the strict
+parser: property tests over payloads of the common shapes, of shapes only
+the strict parser handles, and of hostile ones. Whenever the scanner
+answers, the strict parser accepts the same bytes and gives the same
+result; everything else falls back (the scanner answers L{None}).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from twisted.trial.unittest import SynchronousTestCase
+
+from msnp.errors import ProtocolError
+from msnp.nsmessages import AccountReference, _parseUserDataXML, parseUserData, scanUserData
+from msnp.wire import Command
+from msnp.xmlsafe import XMLError
+
+SETTINGS = settings(max_examples=600, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+
+ACCOUNT = AccountReference("bob@example.com", 1, None, None)
+
+_pieces = st.sampled_from([
+    "a", "Café", "☕", " ", "\t", "\n", "\r", "\r\n", "&amp;", "&lt;", "&gt;", "&quot;", "&apos;", "&", "<", ">",
+    "]]>", "]]", "]", "&#x7B;", "&#125;", "&#0;", "&#x110000;", "&#xD800;", "&#13;", "&nbsp;", "\x00", "\x1f",
+    "\ufffe", "\\0Music\\01\\0{0}\\0", "<![CDATA[x]]>", "<!-- c -->", "<?pi x?>", "<b>x</b>", "\u2028",
+])
+_benign = st.sampled_from(["a", "Café", "☕", " ", "\t", "\n", "&amp;", "&lt;", "&gt;", "&#x7B;", "&#125;", "]", ">"])
+_text = st.one_of(st.lists(_benign, max_size=6), st.lists(_pieces, max_size=6)).map("".join)
+_guid = st.sampled_from(["{AB12-CD}", "ab12-cd", "{ab12-cd}", "", "{}", "x y", "{A&amp;B}", "{A\"B}"])
+_names = st.sampled_from(["PSM", "CurrentMedia", "MachineGuid", "DDP", "Scene", "ColorScheme", "EndpointData",
+                          "PrivateEndpointData", "x:PSM", "Capabilities", "a-b"])
+
+
+@st.composite
+def _item(draw: Any) -> str:
+    kind = draw(st.integers(0, 8))
+    if kind == 0:
+        return (f'<EndpointData id="{draw(_guid)}"><Capabilities>{draw(_text)}</Capabilities></EndpointData>')
+    if kind == 1:
+        return f"<PrivateEndpointData><EpName>{draw(_text)}</EpName><Idle>true</Idle></PrivateEndpointData>"
+    if kind == 2:
+        return f"<{draw(_names)}{draw(st.sampled_from(['/', ' /', '  /']))}>"
+    if kind == 3:
+        return draw(st.sampled_from([" ", "\n", "<!-- x -->", "text", "<EndpointData/>", '<EndpointData id="{A}"/>']))
+    name = draw(_names)
+    return f"<{name}>{draw(_text)}</{name}>"
+
+
+@st.composite
+def payloads(draw: Any) -> bytes:
+    root = draw(st.sampled_from(["Data"] * 6 + ['Data xmlns="urn:x"', "Other"]))
+    body = "".join(draw(st.lists(_item(), max_size=8)))
+    prefix = draw(st.sampled_from(["", "", "", "", '<?xml version="1.0"?>', " ", "\ufeff"]))
+    doc = f"{prefix}<{root}>{body}</{root.split()[0]}>".encode("utf-8")
+    if draw(st.integers(0, 3)) == 0:
+        # A hostile byte or two anywhere.
+        cut = draw(st.integers(0, len(doc)))
+        doc = doc[:cut] + draw(st.binary(max_size=2)) + doc[cut:]
+    return doc
+
+
+def strict(payload: bytes) -> Optional[tuple[str, str, dict[str, Any], bool]]:
+    try:
+        data = _parseUserDataXML(ACCOUNT, payload)
+    except (XMLError, ProtocolError):
+        return None
+    assert data.endpoints is not None
+    return data.personalMessage, data.currentMedia, data.endpoints, data.private
+
+
+class ScannerTests(SynchronousTestCase):
+    def test_commonShape(self) -> None:
+        """
+        The document every client writes is read by the scanner.
+        """
+        payload = (b'<Data><PSM>a &amp; b</PSM><CurrentMedia></CurrentMedia><EndpointData id="{ab12-cd}">'
+                   b"<Capabilities>2789003324:48</Capabilities></EndpointData><MachineGuid>&#x7B;AB&#x7D;</MachineGuid>"
+                   b"<DDP></DDP><SignatureSound></SignatureSound><Scene></Scene><ColorScheme>-3</ColorScheme></Data>")
+        scanned = scanUserData(payload)
+        assert scanned is not None
+        self.assertEqual(scanned, strict(payload)[:3])  # type: ignore[index]
+
+    @SETTINGS
+    @given(payloads())
+    def test_scannerAgreesWithStrictParser(self, payload: bytes) -> None:
+        """
+        Whenever the scanner answers, the strict parser accepts the bytes
+        too and reads the same personal message, media and places (no
+        private places); and L{parseUserData} gives the strict result
+        whatever the payload, or fails as the strict parser does.
+        """
+        expected = strict(payload)
+        scanned = scanUserData(payload)
+        if scanned is not None:
+            self.assertIsNotNone(expected, payload)
+            assert expected is not None
+            self.assertEqual(scanned, expected[:3], payload)
+            self.assertFalse(expected[3])
+        command = Command("UBX", None, ("1:bob@example.com", str(len(payload))), payload)
+        if expected is None:
+            if payload.strip():
+                self.assertRaises((XMLError, ProtocolError), parseUserData, command)
+            return
+        data = parseUserData(command)
+        self.assertEqual((data.personalMessage, data.currentMedia, data.endpoints, data.private), expected)
+
+
+class BacktrackingTests(SynchronousTestCase):
+    """
+    Payloads that almost match the scanner's shape. With a run of text
+    characters repeated inside a repetition, each of these made the
+    regular expression backtrack exponentially (a UBX held the reactor
+    until the test runner gave up); they must be settled at once.
+    """
+
+    def test_almostMatchingPayloads(self) -> None:
+        cases = [
+            b"<Data><PSM>" + b"a" * 60000 + b"</PSMx></Data>",
+            b"<Data><PSM>x</PSM><A>" + b"b" * 60000 + b"</B></Data>",
+            b"<Data>" + b"<A>x</A>" * 7000 + b"<Q></Data>",
+            b"<Data><PSM>" + b"&amp;" * 12000 + b"&</PSM></Data>",
+            b"<Data>"
+            + b'<EndpointData id="{1}"><Capabilities>1:2</Capabilities></EndpointData>' * 700
+            + b"<X></Data>",
+        ]
+        for payload in cases:
+            self.assertIsNone(scanUserData(payload))
+        self.assertIsNotNone(scanUserData(b"<Data><PSM>" + b"]" * 60000 + b"</PSM></Data>"))
