@@ -15,6 +15,9 @@ The parsing of each command is a pure function returning a value object,
 tested on its own; the protocol methods only apply those values and tell
 the observer. Presence arrives in the MSNP18 form (C{1:bob@example.com})
 or the older ones (C{bob@example.com 1}); both are read (reference 9.3).
+The presence handlers live in L{msnp.nspresence} and those of the account
+messages (C{MSG}, C{UBM}, C{NOT}) in L{msnp.nsnotices}, mixed into
+L{NotificationProtocol}.
 """
 
 from __future__ import annotations
@@ -29,12 +32,10 @@ from zope.interface import Interface
 from twisted.python.failure import Failure
 
 from msnp.challenge import computeChallengeResponse
-from msnp.circles import CircleProtocolError, circleIdOfNotification
-from msnp.contacts import Place, Status, normalizeEmail, normalizeGuid
+from msnp.contacts import Status, normalizeEmail, normalizeGuid
 from msnp.preamble import NSRedirect, PreambleProtocol, parseTransfer
 from msnp.endpoints import ClientIdentity
-from msnp.p2p.msnobject import parsePicture, pictureIdentity
-from msnp.clientlimits import DEFAULT_CLIENT_LIMITS, ClientLimits, RefusalSummary, addPlace, boundPlaces
+from msnp.clientlimits import DEFAULT_CLIENT_LIMITS, ClientLimits, RefusalSummary
 from msnp.errors import (
     AuthenticationError,
     ProtocolError,
@@ -44,26 +45,20 @@ from msnp.errors import (
 )
 from msnp.interfaces import notifyObserver
 from msnp.listpayload import ListEntry, parseListPayload
-from msnp.mime import parseMimeHeaders
 from msnp.nsmessages import (
-    AccountReference,
     Invitation,
     LoginAccepted,
-    PresenceUpdate,
     SessionState,
     SwitchboardTicket,
-    UserData,
     parseInvitation,
-    parseOffline,
-    parsePresence,
     parseSwitchboardTicket,
-    parseUserData,
     personalDataPayload,
     privateEndpointPayload,
 )
-from msnp.oim import MAIL_DATA_TYPES
+from msnp.nsnotices import AccountNotices
+from msnp.nspresence import PresenceHandlers
 from msnp.protocol import DEFAULT_REQUEST_TIMEOUT, abortTransport
-from msnp.uum import MalformedNetworkMessage, NetworkMessage, parseUBM
+from msnp.uum import NetworkMessage
 from msnp.uun import (
     NotificationBody,
     NotificationError,
@@ -74,7 +69,6 @@ from msnp.uun import (
     uunRecipient,
 )
 from msnp.wire import Command, decodeParameter, encodeParameter
-from msnp.xmlsafe import parseXML
 
 log = Logger()
 
@@ -89,9 +83,6 @@ MAX_PING_INTERVAL = 600
 REASON_LOGOUT = "logout"
 REASON_CONNECTION_LOST = "connection lost"
 REASON_SIGNED_OUT_ELSEWHERE = "signed out from another place"
-
-#: The C{NOT} site id of address-book change notifications (3.11).
-_ABCH_SITE_ID = "45705"
 
 
 class INotificationListener(Interface):
@@ -151,7 +142,7 @@ class INotificationListener(Interface):
 # -- the protocol --------------------------------------------------------------------
 
 
-class NotificationProtocol(PreambleProtocol):
+class NotificationProtocol(PresenceHandlers, AccountNotices, PreambleProtocol):
     """
     The NS connection of one session.
 
@@ -475,222 +466,7 @@ class NotificationProtocol(PreambleProtocol):
         kind, payload = encodeBody(body)
         return self.sendCommand("UUN", uunRecipient(recipient, endpoint), str(kind), payload=payload)
 
-    # -- presence -------------------------------------------------------------------------------
-
-    def _isSelf(self, account: AccountReference) -> bool:
-        return account.email == self.state.account
-
-    def handle_NLN(self, command: Command) -> None:
-        """
-        A contact (or another place of ours) is online with a status.
-        """
-        try:
-            update = parsePresence(command)
-        except ProtocolError as e:
-            log.info("Ignoring malformed {name}: {error}", name=command.name, error=str(e))
-            return
-        self.applyPresence(update)
-
-    handle_ILN = handle_NLN
-
-    def applyPresence(self, update: PresenceUpdate) -> None:
-        """
-        Record a parsed C{NLN}/C{ILN} and tell the observer what changed.
-        Presence of an address that is not on the list is dropped (the
-        session has nowhere to keep it), which is why
-        L{msnp.roster.RosterManager} holds an address being added.
-        """
-        if self._isSelf(update.account):
-            # Another place changed the account's status (MPOP).
-            self.state.status = update.status
-            self.state.displayName = update.displayName
-            return
-        contact = self.state.contacts.get(update.account.email)
-        if contact is None:
-            log.debug("Presence of {email}, who is not a contact", email=update.account.email)
-            return
-        oldStatus, oldName, oldPicture = contact.status, contact.displayName, contact.picture
-        contact.status = update.status
-        contact.displayName = update.displayName
-        contact.capabilities = update.capabilities
-        contact.msnObject = update.msnObject
-        contact.picture = parsePicture(update.msnObject)
-        if update.account.endpoint is not None and update.account.endpoint not in contact.endpoints:
-            dropped = addPlace(
-                contact.endpoints, update.account.endpoint,
-                Place(update.account.endpoint, update.capabilities), self.limits.placesPerContact,
-            )
-            if dropped:
-                self._droppedPlaces.add(f"oldest place of {contact.email}", dropped)
-        if oldStatus is not contact.status:
-            notifyObserver(self.observer, "contactStatusChanged", self.session, contact, contact.status)
-        if oldName != contact.displayName:
-            notifyObserver(self.observer, "contactNameChanged", self.session, contact, contact.displayName)
-        newPicture = contact.picture
-        if pictureIdentity(oldPicture) != pictureIdentity(newPicture):
-            notifyObserver(self.observer, "contactPictureChanged", self.session, contact, newPicture)
-
-    def _boundPlaces(self, new: dict[str, Place], known: dict[str, Place], whose: str) -> dict[str, Place]:
-        """
-        The places of a C{UBX}, cut to L{ClientLimits.placesPerContact}
-        (known ones kept first), the cut logged as a summary.
-        """
-        kept, dropped = boundPlaces(new, known, self.limits.placesPerContact)
-        if dropped:
-            self._droppedPlaces.add(f"unknown places of {whose} in a UBX", dropped)
-        return kept
-
-    def handle_FLN(self, command: Command) -> None:
-        """
-        A contact signed out (or went hidden). With C{;{epid}} only that
-        place left; the contact stays online while another remains.
-        """
-        try:
-            account = parseOffline(command)
-        except ProtocolError as e:
-            log.info("Ignoring malformed FLN: {error}", error=str(e))
-            return
-        if self._isSelf(account):
-            if account.endpoint is not None and account.endpoint in self.state.places:
-                before = dict(self.state.places)
-                del self.state.places[account.endpoint]
-                notifyObserver(self.observer, "endpointsChanged", self.session, dict(self.state.places))
-                self._announcePlaces(before)
-            return
-        contact = self.state.contacts.get(account.email)
-        if contact is None:
-            return
-        if account.endpoint is not None:
-            contact.removeEndpoint(account.endpoint)
-            if contact.endpoints:
-                return
-        contact.endpoints.clear()
-        if contact.status is not Status.OFFLINE:
-            contact.status = Status.OFFLINE
-            notifyObserver(self.observer, "contactStatusChanged", self.session, contact, Status.OFFLINE)
-
-    def handle_UBX(self, command: Command) -> None:
-        """
-        A contact's (or our own account's) personal data and endpoints.
-        A malformed payload is logged and ignored.
-        """
-        try:
-            data = parseUserData(command)
-        except (ProtocolError, ServiceError) as e:
-            log.info("Ignoring malformed UBX: {error}", error=str(e))
-            return
-        self.applyUserData(data)
-
-    def applyUserData(self, data: UserData) -> None:
-        """
-        Record a parsed C{UBX}: our own (another place changed the PSM or
-        the places) or a contact's; like presence, dropped for an address
-        that is not on the list.
-        """
-        if self._isSelf(data.account):
-            self.state.personalMessage = data.personalMessage
-            self.state.currentMedia = data.currentMedia
-            if data.endpoints is not None and data.endpoints != self.state.places:
-                before = self.state.places
-                self.state.places = self._boundPlaces(data.endpoints, self.state.places, "our own account")
-                notifyObserver(self.observer, "endpointsChanged", self.session, dict(self.state.places))
-                self._announcePlaces(before)
-            return
-        contact = self.state.contacts.get(data.account.email)
-        if contact is None:
-            return
-        changed = (contact.personalMessage, contact.currentMedia) != (
-            data.personalMessage,
-            data.currentMedia,
-        )
-        playingBefore = contact.nowPlaying
-        contact.personalMessage = data.personalMessage
-        contact.currentMedia = data.currentMedia
-        if data.endpoints is not None:
-            contact.endpoints = self._boundPlaces(data.endpoints, contact.endpoints, contact.email)
-        if changed:
-            notifyObserver(self.observer, "contactPersonalMessageChanged", self.session, contact, contact.personalMessage)
-        if contact.nowPlaying != playingBefore:
-            notifyObserver(self.observer, "contactCurrentMediaChanged", self.session, contact, contact.nowPlaying)
-
-    def _announcePlaces(self, before: dict[str, Place]) -> None:
-        """
-        Tell the observer which of the account's other places appeared
-        (C{placeSignedIn}) or went (C{placeSignedOut}) since C{before};
-        this place is never announced.
-        """
-        now, own = self.state.places, self.state.machineGuid
-        for guid, place in now.items():
-            if guid != own and guid not in before:
-                notifyObserver(self.observer, "placeSignedIn", self.session, place)
-        for guid, place in before.items():
-            if guid != own and guid not in now:
-                notifyObserver(self.observer, "placeSignedOut", self.session, place)
-
-    # -- account messages and notifications ------------------------------------------------------
-
-    def handle_MSG(self, command: Command) -> None:
-        """
-        C{MSG Hotmail Hotmail len}: the account profile, mail data, or a
-        system message, told apart by C{Content-Type}.
-        """
-        headers = parseMimeHeaders(command.payload or b"")
-        contentType = headers.get("Content-Type", "").split(";")[0].strip().lower()
-        if contentType == "text/x-msmsgsprofile":
-            self.state.hotmailProfile = headers
-            notifyObserver(self.observer, "profileReceived", self.session, dict(headers))
-        elif contentType == "application/x-msmsgssystemmessage":
-            log.info("System message for {account}: {headers}", account=self.account, headers=headers)
-        elif contentType in MAIL_DATA_TYPES:
-            if self.listener is not None:
-                self.listener.mailDataReceived(command.payload or b"")
-        else:
-            log.debug("Ignoring NS message of type {type}", type=contentType or "(none)")
-
-    def handle_UBM(self, command: Command) -> None:
-        """
-        C{UBM sender net recipient net type len}: a message from a contact
-        on another network (reference 4.14, Q.2). A malformed one, one for
-        somebody else, or a copy of our own (MPOP) is logged and dropped.
-        """
-        try:
-            message = parseUBM(command)
-        except MalformedNetworkMessage as e:
-            log.info("Ignoring malformed UBM: {error}", error=str(e))
-            return
-        if message.recipient != self.state.account:
-            log.info("Ignoring a UBM for {recipient}", recipient=message.recipient)
-            return
-        if message.sender == self.state.account:
-            log.debug("Ignoring a copy of our own UBM")
-            return
-        if self.listener is not None:
-            self.listener.networkMessageReceived(message)
-
-    def handle_NOT(self, command: Command) -> None:
-        """
-        C{NOT len}: an address-book change elsewhere (refresh through the
-        roster) or an alert (logged).
-        """
-        try:
-            circleId = circleIdOfNotification(command.payload or b"")
-        except CircleProtocolError as e:
-            log.info("Ignoring a malformed circle NOT: {error}", error=str(e))
-            return
-        if circleId is not None:
-            if self.listener is not None:
-                self.listener.circleNotified(circleId)
-            return
-        try:
-            root = parseXML(command.payload or b"")
-        except ServiceError as e:
-            log.info("Ignoring malformed NOT: {error}", error=str(e))
-            return
-        if root.get("siteid") == _ABCH_SITE_ID and "ABCHInternal" in "".join(root.itertext()):
-            if self.listener is not None:
-                self.listener.addressBookChanged()
-            return
-        log.debug("Ignoring NOT notification (site {site})", site=root.get("siteid"))
+    # -- list changes, circles, invitations and late replies -----------------------------------------
 
     def handle_ADL(self, command: Command) -> None:
         """
