@@ -198,6 +198,23 @@ class Probe:
                 self._answerChallenge(client, command)
             before.append(command)
 
+    async def _pingUntilQNG(self, client: LineClient, seen: list[Command], answerChallenges: bool) -> None:
+        """
+        Send C{PNG} and collect into C{seen} every command up to its C{QNG}
+        (or the end of the connection), answering C{CHL}s on the way if
+        C{answerChallenges}.
+        """
+        client.send(f"PNG {self._trid()}")
+        while True:
+            command = await self._next(client)
+            if command is None:
+                break
+            if answerChallenges and command.name == "CHL" and command.arguments:
+                self._answerChallenge(client, command)
+            seen.append(command)
+            if command.name == "QNG":
+                break
+
     def _answerChallenge(self, client: LineClient, command: Command) -> None:
         if self.challenged:
             return
@@ -291,28 +308,10 @@ class Probe:
         seen.extend(before)
         self.report.add("status", _describe(chg))
         # Presence (and a late challenge) come after CHG; PNG marks the end.
-        trid = self._trid()
-        client.send(f"PNG {trid}")
-        while True:
-            command = await self._next(client)
-            if command is None:
-                break
-            if command.name == "CHL" and command.arguments:
-                self._answerChallenge(client, command)
-            seen.append(command)
-            if command.name == "QNG":
-                break
+        await self._pingUntilQNG(client, seen, answerChallenges=True)
         if self.challenged:
             # Let the QRY answer (or the server's refusal) arrive.
-            trid = self._trid()
-            client.send(f"PNG {trid}")
-            while True:
-                command = await self._next(client)
-                if command is None:
-                    break
-                seen.append(command)
-                if command.name == "QNG":
-                    break
+            await self._pingUntilQNG(client, seen, answerChallenges=False)
         names = [c.name for c in seen]
         if not self.challenged:
             self.report.add("challenge", "no CHL after sign-in")

@@ -417,7 +417,12 @@ class AccountStore:
         account), expired, or unknown (never issued, or its account is
         gone). The ABCH answers the last two differently.
         """
-        grant = self._contactsTickets.get(ticket)
+        return self._checkTicket(self._contactsTickets.get(ticket))
+
+    def _checkTicket(self, grant: Optional[TicketGrant]) -> TicketCheck:
+        """
+        Classify the grant a presented ticket names (L{None}: never issued).
+        """
         if grant is None:
             return TicketCheck(TicketState.UNKNOWN)
         account = self.get(grant.email)
@@ -432,15 +437,7 @@ class AccountStore:
         Classify a presented C{messenger.msn.com} ticket (the RSI
         service's), like L{checkContactsTicket}.
         """
-        grant = self._webTickets.get(ticket)
-        if grant is None:
-            return TicketCheck(TicketState.UNKNOWN)
-        account = self.get(grant.email)
-        if account is None:
-            return TicketCheck(TicketState.UNKNOWN)
-        if self.isExpired(grant):
-            return TicketCheck(TicketState.EXPIRED)
-        return TicketCheck(TicketState.VALID, account, grant)
+        return self._checkTicket(self._webTickets.get(ticket))
 
     def accountForContactsTicket(self, ticket: str) -> Optional[Account]:
         """

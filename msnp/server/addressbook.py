@@ -10,7 +10,7 @@ ticket and wraps the body this returns in the SOAP envelope.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import Callable, Optional
 from xml.etree.ElementTree import Element
 
 import functools
@@ -18,12 +18,9 @@ import functools
 from msnp.contacts import NETWORK_YAHOO
 from msnp.server.accounts import ALLOW, BLOCK, PENDING, REVERSE, Account, AddressBookEntry, isValidAddress, normalizeEmail
 from msnp.server.abchdelta import STAMP, deltaRequest, difference, fullSyncRequired
-from msnp.server.soapservice import ServiceFault, emptyResponse, guidResponse, isTrue, isoTime, textAt, under
+from msnp.server.soapservice import ResourceService, ServiceFault, emptyResponse, guidResponse, isTrue, isoTime, textAt, under
 from msnp.namespaces import AB_NS, PERSONAL_AB_ID
 from msnp.xmlsafe import child, escapeText, findPath, textOf
-
-if TYPE_CHECKING:  # pragma: no cover
-    from msnp.server.abch import ABCHResource
 
 USER_GROUP_TYPE = "c8529ce2-6ead-434d-881f-341e17db3ff8"
 #: The longest group name the clients of the time allowed.
@@ -32,19 +29,12 @@ MAX_GROUP_NAME = 61
 MAX_ANNOTATION_VALUE = 1024
 
 
-class AddressBookService:
+class AddressBookService(ResourceService):
     """
     The actions of C{abservice.asmx}, over the resource's store.
     """
 
-    def __init__(self, resource: "ABCHResource") -> None:
-        self.resource = resource
-        self.store = resource.store
-
     def actions(self) -> dict[str, Callable[[Account, Element], str]]:
-        """
-        The SOAP actions this service answers, by name.
-        """
         return {
             "ABFindContactsPaged": self.findContactsPaged,
             "ABFindAll": self.findAll,

@@ -23,8 +23,24 @@ C{getChild} compare case-insensitively themselves where they need to
 
 from __future__ import annotations
 
+from typing import Optional
+
 from twisted.web.resource import IResource
 from twisted.web.server import Request, Site
+
+
+def refuseUnlessPOST(request: Request, what: bytes) -> Optional[bytes]:
+    """
+    Answer a request that is not a C{POST} with C{405} and the plain text
+    body to return (C{"<what> requests must be POSTed."}); L{None} for a
+    C{POST}, which the caller goes on to serve.
+    """
+    if request.method == b"POST":
+        return None
+    request.setResponseCode(405)
+    request.setHeader(b"allow", b"POST")
+    request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+    return what + b" requests must be POSTed.\n"
 
 
 def collapseSegments(segments: list[bytes]) -> list[bytes]:

@@ -37,6 +37,7 @@ from twisted.web.server import Request
 
 from msnp.server.accountmodel import Account
 from msnp.server.accounts import AccountStore
+from msnp.server.httproute import refuseUnlessPOST
 from msnp.server.tickets import TicketCheck, TicketState
 from msnp.server.offline import IOfflineMessageStore, getMessageText, mailDataDocument
 from msnp.namespaces import SOAP_NS, XSD_NS, XSI_NS
@@ -156,11 +157,9 @@ class RSIResource(Resource):
         self.onDeleted = onDeleted
 
     def render(self, request: Request) -> bytes:
-        if request.method != b"POST":
-            request.setResponseCode(405)
-            request.setHeader(b"allow", b"POST")
-            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-            return b"RSI requests must be POSTed.\n"
+        refused = refuseUnlessPOST(request, b"RSI")
+        if refused is not None:
+            return refused
         return self.render_POST(request)
 
     def render_POST(self, request: Request) -> bytes:

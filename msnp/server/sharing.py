@@ -11,32 +11,22 @@ ticket and wraps the body this returns in the SOAP envelope.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import Callable, Optional
 from xml.etree.ElementTree import Element
 
 from msnp.server.accounts import ALLOW, BLOCK, PENDING, REVERSE, ROLES, Account, Membership, isValidAddress, normalizeEmail
 from msnp.server.abchdelta import STAMP, deltaRequest, difference, fullSyncRequired
-from msnp.server.soapservice import ServiceFault, emptyResponse, isoTime, textAt, under
+from msnp.server.soapservice import ResourceService, ServiceFault, emptyResponse, isoTime, textAt, under
 from msnp.namespaces import AB_NS
 from msnp.xmlsafe import escapeText
 
-if TYPE_CHECKING:  # pragma: no cover
-    from msnp.server.abch import ABCHResource
 
-
-class SharingService:
+class SharingService(ResourceService):
     """
     The actions of C{SharingService.asmx}, over the resource's store.
     """
 
-    def __init__(self, resource: "ABCHResource") -> None:
-        self.resource = resource
-        self.store = resource.store
-
     def actions(self) -> dict[str, Callable[[Account, Element], str]]:
-        """
-        The SOAP actions this service answers, by name.
-        """
         return {
             "FindMembership": self.findMembership,
             "AddMember": self.addMember,

@@ -8,11 +8,31 @@ fields and the bodies of the plain responses.
 from __future__ import annotations
 
 import time
-from typing import Optional
+from typing import TYPE_CHECKING, Callable, Optional
 from xml.etree.ElementTree import Element
 
 from msnp.namespaces import AB_NS
 from msnp.xmlsafe import children, escapeText, findPath, textOf
+
+if TYPE_CHECKING:  # pragma: no cover
+    from msnp.server.abch import ABCHResource
+    from msnp.server.accounts import Account
+
+
+class ResourceService:
+    """
+    The base of one C{.asmx} service's actions, over the resource's store.
+    """
+
+    def __init__(self, resource: "ABCHResource") -> None:
+        self.resource = resource
+        self.store = resource.store
+
+    def actions(self) -> "dict[str, Callable[[Account, Element], str]]":
+        """
+        The SOAP actions this service answers, by name.
+        """
+        raise NotImplementedError()
 
 
 class ServiceFault(Exception):

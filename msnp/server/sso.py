@@ -27,6 +27,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 from msnp.reactors import reactorOrDefault
 from msnp.server.accountmodel import Account
 from msnp.server.accounts import AccountStore
+from msnp.server.httproute import refuseUnlessPOST
 from msnp.server.tickets import TicketGrant
 from msnp.namespaces import CONTACTS, MESSENGER_CLEAR, MESSENGER_WEB, PASSPORT_TB, SOAP11_NS, SOAP12_NS, STORAGE
 from msnp.server.limits import summarise
@@ -340,11 +341,9 @@ class _STSEndpoint(Resource):
         Only POST is served; anything else gets a plain 405 (not Twisted's
         HTML error page).
         """
-        if request.method != b"POST":
-            request.setResponseCode(405)
-            request.setHeader(b"allow", b"POST")
-            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-            return b"Token requests must be POSTed.\n"
+        refused = refuseUnlessPOST(request, b"Token")
+        if refused is not None:
+            return refused
         return self.render_POST(request)
 
     def render_POST(self, request: Request) -> Any:

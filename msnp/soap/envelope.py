@@ -32,14 +32,12 @@ from twisted.python.failure import Failure
 from msnp.errors import MSNPError, ServiceError
 from msnp.namespaces import AB_NS, ACTION_PREFIX, SOAP_NS, SOAPENC_NS, XSD_NS, XSI_NS
 from msnp.http import DEFAULT_HTTP_TIMEOUT, DEFAULT_MAX_BODY_BYTES
-from msnp.soap.post import postSOAP, soapBody
+from msnp.soap.post import DetailedFault, postSOAP, readDetailedFault, soapBody
 from msnp.xmlsafe import (
     child,
     escapeText,
     findPath,
-    iterByName,
     localName,
-    soapFault,
     textOf,
 )
 
@@ -106,7 +104,7 @@ def annotationsOf(holder: Optional[Element]) -> dict[str, str]:
     return found
 
 
-class ABCHFault(ServiceError):
+class ABCHFault(DetailedFault):
     """
     An ABCH service answered with a SOAP fault.
 
@@ -114,17 +112,6 @@ class ABCHFault(ServiceError):
         C{ABDoesNotExist}, C{FullSyncRequired}, ...), or L{None}; this is
         what a caller should branch on.
     """
-
-    def __init__(
-        self,
-        message: str,
-        status: Optional[int] = None,
-        faultCode: Optional[str] = None,
-        faultString: Optional[str] = None,
-        errorCode: Optional[str] = None,
-    ) -> None:
-        super().__init__(message, status=status, faultCode=faultCode, faultString=faultString)
-        self.errorCode = errorCode
 
 
 class _SharedRenewal:
@@ -236,28 +223,7 @@ def faultFromDocument(root: Element, status: Optional[int]) -> Optional[ABCHFaul
     """
     The L{ABCHFault} a response document carries, or L{None}.
     """
-    fault = soapFault(root)
-    if fault is None:
-        return None
-    faultCode = textOf(fault, "faultcode").strip() or None
-    faultString = textOf(fault, "faultstring").strip() or None
-    detail = child(fault, "detail")
-    errorCode = None
-    errorString = None
-    if detail is not None:
-        errorCode = next((e.text.strip() for e in iterByName(detail, "errorcode") if e.text), None)
-        errorString = next(
-            (e.text.strip() for e in iterByName(detail, "errorstring") if e.text), None
-        )
-    message = f"ABCH fault {faultCode or '(no code)'}"
-    if errorCode:
-        message += f" [{errorCode}]"
-    message += f": {faultString or errorString or 'no reason given'}"
-    if status is not None:
-        message += f" (HTTP {status})"
-    return ABCHFault(
-        message, status=status, faultCode=faultCode, faultString=faultString, errorCode=errorCode
-    )
+    return readDetailedFault(root, status, ABCHFault, "ABCH fault", useErrorString=True)
 
 
 class ABCHService:

@@ -10,7 +10,7 @@ its fault type and the response headers it keeps.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, TypeVar
 from xml.etree.ElementTree import Element
 
 from twisted.internet.interfaces import IReactorTime
@@ -18,12 +18,74 @@ from twisted.logger import Logger
 
 from msnp.errors import ServiceError
 from msnp.http import postXML
-from msnp.xmlsafe import XMLError, child, localName, parseXML
+from msnp.xmlsafe import XMLError, child, iterByName, localName, parseXML, soapFault, textOf
 
 log = Logger()
 
 #: Reads the fault a response document carries (L{None} without one).
 FaultReader = Callable[[Element, Optional[int]], Optional[Exception]]
+
+
+class DetailedFault(ServiceError):
+    """
+    A service answered with a SOAP fault that may carry C{detail/errorcode}.
+
+    @ivar errorCode: the text of C{detail/errorcode}, or L{None}; this is
+        what a caller should branch on.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        status: Optional[int] = None,
+        faultCode: Optional[str] = None,
+        faultString: Optional[str] = None,
+        errorCode: Optional[str] = None,
+    ) -> None:
+        super().__init__(message, status=status, faultCode=faultCode, faultString=faultString)
+        self.errorCode = errorCode
+
+
+_Fault = TypeVar("_Fault", bound=DetailedFault)
+
+
+def readDetailedFault(
+    root: Element,
+    status: Optional[int],
+    faultClass: type[_Fault],
+    label: str,
+    useErrorString: bool,
+) -> Optional[_Fault]:
+    """
+    The C{faultClass} a response document carries, or L{None}.
+
+    @param label: how the message names the fault (C{"ABCH fault"}).
+    @param useErrorString: whether C{detail/errorstring} stands in for a
+        missing C{faultstring} in the message.
+    """
+    fault = soapFault(root)
+    if fault is None:
+        return None
+    faultCode = textOf(fault, "faultcode").strip() or None
+    faultString = textOf(fault, "faultstring").strip() or None
+    detail = child(fault, "detail")
+    errorCode = None
+    errorString = None
+    if detail is not None:
+        errorCode = next((e.text.strip() for e in iterByName(detail, "errorcode") if e.text), None)
+        if useErrorString:
+            errorString = next(
+                (e.text.strip() for e in iterByName(detail, "errorstring") if e.text), None
+            )
+    message = f"{label} {faultCode or '(no code)'}"
+    if errorCode:
+        message += f" [{errorCode}]"
+    message += f": {faultString or errorString or 'no reason given'}"
+    if status is not None:
+        message += f" (HTTP {status})"
+    return faultClass(
+        message, status=status, faultCode=faultCode, faultString=faultString, errorCode=errorCode
+    )
 
 
 async def postSOAP(

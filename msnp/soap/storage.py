@@ -41,8 +41,8 @@ from msnp.namespaces import (
 )
 from msnp.namespaces import SOAP_NS, XSD_NS, XSI_NS
 from msnp.soap.envelope import optionalInt
-from msnp.soap.post import postSOAP, soapBody
-from msnp.xmlsafe import child, children, escapeText, findPath, iterByName, localName, soapFault, textOf
+from msnp.soap.post import DetailedFault, postSOAP, readDetailedFault, soapBody
+from msnp.xmlsafe import child, children, escapeText, findPath, localName, textOf
 
 log = Logger()
 
@@ -61,23 +61,12 @@ MAX_PICTURE_BYTES = 1024 * 1024
 MAX_RESPONSE_BYTES = 256 * 1024
 
 
-class StorageFault(ServiceError):
+class StorageFault(DetailedFault):
     """
     The storage service answered with a SOAP fault.
 
     @ivar errorCode: C{detail/errorcode} (C{ItemDoesNotExist}, ...) or L{None}.
     """
-
-    def __init__(
-        self,
-        message: str,
-        status: Optional[int] = None,
-        faultCode: Optional[str] = None,
-        faultString: Optional[str] = None,
-        errorCode: Optional[str] = None,
-    ) -> None:
-        super().__init__(message, status=status, faultCode=faultCode, faultString=faultString)
-        self.errorCode = errorCode
 
     @property
     def itemMissing(self) -> bool:
@@ -188,22 +177,7 @@ def faultFromDocument(root: Element, status: Optional[int]) -> Optional[StorageF
     """
     The L{StorageFault} a response document carries, or L{None}.
     """
-    fault = soapFault(root)
-    if fault is None:
-        return None
-    faultCode = textOf(fault, "faultcode").strip() or None
-    faultString = textOf(fault, "faultstring").strip() or None
-    detail = child(fault, "detail")
-    errorCode = None
-    if detail is not None:
-        errorCode = next((e.text.strip() for e in iterByName(detail, "errorcode") if e.text), None)
-    message = f"storage fault {faultCode or '(no code)'}"
-    if errorCode:
-        message += f" [{errorCode}]"
-    message += f": {faultString or 'no reason given'}"
-    if status is not None:
-        message += f" (HTTP {status})"
-    return StorageFault(message, status, faultCode, faultString, errorCode)
+    return readDetailedFault(root, status, StorageFault, "storage fault", useErrorString=False)
 
 
 def _optionalText(element: Optional[Element], name: str) -> Optional[str]:
