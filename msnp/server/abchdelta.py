@@ -136,3 +136,34 @@ def deltaRequest(method: Element, flag: str, since: str) -> Optional[str]:
     if not wantsDeltas or not stamp or stamp.startswith("0001-01-01"):
         return None
     return stamp
+
+
+def answerItems(
+    journal: DeltaJournal,
+    email: str,
+    since: Optional[str],
+    lastChange: str,
+    items: dict[str, str],
+    moveLastChange: Callable[[], str],
+    deletedFlag: str,
+) -> tuple[dict[str, str], str, bool]:
+    """
+    The items one answer carries, its stamp, and whether it is a delta:
+    every item for a full request; for a delta request (C{since}) only what
+    changed since then, removed items marked C{<deletedFlag>true} (the
+    address book says C{fDeleted}, the sharing service C{Deleted}). The
+    same for both services, so they answer deltas alike.
+
+    @raise ServiceFault: C{FullSyncRequired}, when the journal no longer
+        holds C{since}.
+    """
+    old = None
+    if since is not None:
+        old = journal.since(email, since)
+        if old is None:
+            raise fullSyncRequired()
+    stamp = journal.record(email, lastChange, items, moveLastChange)
+    if old is None:
+        return items, stamp, False
+    live, gone = f"<{deletedFlag}>false</{deletedFlag}>", f"<{deletedFlag}>true</{deletedFlag}>"
+    return difference(old, items, lambda xml: xml.replace(live, gone, 1)), stamp, True

@@ -17,7 +17,7 @@ import functools
 
 from msnp.contacts import NETWORK_YAHOO
 from msnp.server.accounts import ALLOW, BLOCK, PENDING, REVERSE, Account, AddressBookEntry, isValidAddress, normalizeEmail
-from msnp.server.abchdelta import STAMP, deltaRequest, difference, fullSyncRequired
+from msnp.server.abchdelta import STAMP, answerItems, deltaRequest
 from msnp.server.soapservice import ResourceService, ServiceFault, emptyResponse, guidResponse, isTrue, isoTime, textAt, under
 from msnp.namespaces import AB_NS, PERSONAL_AB_ID
 from msnp.xmlsafe import child, escapeText, findPath, textOf
@@ -157,15 +157,10 @@ class AddressBookService(ResourceService):
         items = self._items(account)
         journal = self.resource.addressBookDeltas
         since = deltaRequest(method, "DeltasOnly", "LastChanged") if method is not None else None
-        old = None
-        if since is not None:
-            old = journal.since(account.email, since)
-            if old is None:
-                raise fullSyncRequired()
-        stamp = journal.record(account.email, isoTime(extras.lastChange), items,
-                               lambda: self.resource.moveLastChange(account))
-        if old is not None:
-            items = difference(old, items, lambda xml: xml.replace("<fDeleted>false</fDeleted>", "<fDeleted>true</fDeleted>", 1))
+        items, stamp, _ = answerItems(
+            journal, account.email, since, isoTime(extras.lastChange), items,
+            lambda: self.resource.moveLastChange(account), "fDeleted",
+        )
         groups = "".join(xml for key, xml in items.items() if key.startswith("group ")).replace(STAMP, stamp)
         contacts = "".join(xml for key, xml in items.items() if key.startswith("contact ")).replace(STAMP, stamp)
         ab = (

@@ -15,7 +15,7 @@ from typing import Callable, Optional
 from xml.etree.ElementTree import Element
 
 from msnp.server.accounts import ALLOW, BLOCK, PENDING, REVERSE, ROLES, Account, Membership, isValidAddress, normalizeEmail
-from msnp.server.abchdelta import STAMP, deltaRequest, difference, fullSyncRequired
+from msnp.server.abchdelta import STAMP, answerItems, deltaRequest
 from msnp.server.soapservice import ResourceService, ServiceFault, emptyResponse, isoTime, textAt, under
 from msnp.namespaces import AB_NS
 from msnp.xmlsafe import escapeText
@@ -71,21 +71,16 @@ class SharingService(ResourceService):
                 items[f"{role} {m.email}"] = self._memberXML(account, role, m, STAMP)
         journal = self.resource.membershipDeltas
         since = deltaRequest(method, "deltasOnly", "lastChange")
-        old = None
-        if since is not None:
-            old = journal.since(account.email, since)
-            if old is None:
-                raise fullSyncRequired()
-        stamp = journal.record(account.email, isoTime(extras.lastChange), items,
-                               lambda: self.resource.moveLastChange(account))
-        if old is not None:
-            items = difference(old, items, lambda xml: xml.replace("<Deleted>false</Deleted>", "<Deleted>true</Deleted>", 1))
+        items, stamp, isDelta = answerItems(
+            journal, account.email, since, isoTime(extras.lastChange), items,
+            lambda: self.resource.moveLastChange(account), "Deleted",
+        )
         byRole: dict[str, list[str]] = {}
         for key, xml in items.items():
             byRole.setdefault(key.split(" ", 1)[0], []).append(xml)
         memberships = []
         for role in ROLES:
-            if old is not None and role not in byRole:
+            if isDelta and role not in byRole:
                 continue
             members = "".join(byRole.get(role, ())).replace(STAMP, stamp)
             memberships.append(
