@@ -156,6 +156,8 @@ class NotificationProtocol(PresenceHandlers, AccountNotices, PreambleProtocol):
     @ivar endReason: why the connection is closing, once known.
     """
 
+    lineReaders = PresenceHandlers.presenceLineReaders
+
     def __init__(
         self,
         account: str,

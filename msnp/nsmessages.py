@@ -291,8 +291,17 @@ def parseUserData(command: Command) -> UserData:
     args = command.arguments
     if not args:
         raise ProtocolError("UBX without an address")
-    account = _accountAt(args, 0)[0]
-    payload = command.payload or b""
+    return userDataOf(_accountAt(args, 0)[0], command.payload or b"")
+
+
+def userDataOf(account: AccountReference, payload: bytes) -> UserData:
+    """
+    L{parseUserData} once the account is known: the payload through the
+    scanner, or the strict parser when the scanner declines.
+
+    @raise ServiceError: the payload is not usable XML (L{parseXML}).
+    @raise ProtocolError: its root is not C{<Data>}.
+    """
     if not payload.strip():
         return UserData(account)
     scanned = scanUserData(payload)
@@ -304,30 +313,46 @@ def parseUserData(command: Command) -> UserData:
 
 # -- the UBX scanner: the common shapes without expat ---------------------------------
 
-# Character data as expat would accept it unchanged: no markup, no CR (expat
-# folds line ends), no character XML forbids, no "]]>", the five named
-# entities and character references (checked when decoded). Anything else (CDATA, comments, processing instructions,
-# attributes but EndpointData's id, namespaces, whitespace between elements,
-# PrivateEndpointData, an XML declaration) is left to the strict parser.
-# One character per repetition, and the three alternatives start with
-# different characters: a failed match backtracks in linear time. (A run
-# "[...]+" inside the "*" backtracks exponentially on a payload that
-# almost matches: a hostile UBX could hold the reactor for hours.)
-_TEXT = (
-    r"(?:[^<&\r\]\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]|\](?!\]>)"
-    r"|&(?:amp|lt|gt|quot|apos|#[0-9]{1,7}|#x[0-9A-Fa-f]{1,6});)*"
-)
+# The structure is matched with character data as "[^<]*": a run that
+# must end at the next "<" can split only one way, so a payload that
+# almost matches fails in linear time, and the text runs are then checked
+# in one pass each for what expat would refuse or change (a run repeated
+# inside a repetition would backtrack exponentially: a hostile UBX could
+# hold the reactor for hours). Anything but this shape (CDATA, comments,
+# processing instructions, attributes but EndpointData's id, namespaces,
+# whitespace between elements, PrivateEndpointData, an XML declaration)
+# is left to the strict parser.
 _NAME = r"[A-Za-z][A-Za-z0-9]{0,31}"
-_PLACE = rf'<EndpointData id="(?P<id>[0-9A-Za-z{{}}\-]{{1,40}})"><Capabilities>(?P<caps>{_TEXT})</Capabilities></EndpointData>'
+_PLACE = r'<EndpointData id="(?P<id>[0-9A-Za-z{}\-]{1,40})"><Capabilities>(?P<caps>[^<]*)</Capabilities></EndpointData>'
 # The shape every client writes: PSM, CurrentMedia, the places, then flat
 # elements (MachineGuid, DDP, Scene, ...) that nobody here reads.
 _USER_DATA = re.compile(
-    rf"<Data>(?:<PSM>(?P<psm>{_TEXT})</PSM>|<PSM ?/>)?"
-    rf"(?:<CurrentMedia>(?P<media>{_TEXT})</CurrentMedia>|<CurrentMedia ?/>)?"
+    r"<Data>(?:<PSM>(?P<psm>[^<]*)</PSM>|<PSM ?/>)?"
+    r"(?:<CurrentMedia>(?P<media>[^<]*)</CurrentMedia>|<CurrentMedia ?/>)?"
     rf"(?P<places>(?:{_PLACE})*)"
-    rf"(?P<rest>(?:<(?P<name>{_NAME})>{_TEXT}</(?P=name)>|<{_NAME} ?/>)*)</Data>\Z"
+    rf"(?P<rest>(?:<(?P<name>{_NAME})>[^<]*</(?P=name)>|<{_NAME} ?/>)*)</Data>\Z"
 )
 _USER_DATA_PLACE = re.compile(_PLACE)
+# What expat refuses in character data, or would not pass on unchanged: a
+# CR (line ends are folded), a character XML forbids (controls, U+FFFE and
+# U+FFFF, whose UTF-8 begins EF BF BE/BF), "]]>", and an "&" that does not
+# start one of the five named entities or a character reference (those
+# are decoded, and checked, by _unescape). Checked on the bytes with
+# C-level searches: a regular expression with a character class tries
+# the class at every position and costs more than the rest of the scan.
+_CONTROL_BYTES = bytes(range(0x00, 0x09)) + b"\x0b\x0c\r" + bytes(range(0x0E, 0x20))
+_STRAY_AMPERSAND = re.compile(r"&(?!(?:amp|lt|gt|quot|apos|#[0-9]{1,7}|#x[0-9A-Fa-f]{1,6});)")
+
+
+def _unusualText(payload: bytes, text: str) -> bool:
+    return (
+        len(payload.translate(None, _CONTROL_BYTES)) != len(payload)
+        or b"]]>" in payload
+        or (b"\xef\xbf" in payload and ("\ufffe" in text or "\uffff" in text))
+        or ("&" in text and _STRAY_AMPERSAND.search(text) is not None)
+    )
+
+
 _ENTITY = re.compile(r"&(#?)(x?)([0-9A-Za-z]+);")
 _NAMED = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
 
@@ -348,9 +373,20 @@ def _entity(match: "re.Match[str]") -> str:
 
 
 def _unescape(text: Optional[str]) -> str:
+    """
+    Character data with its references decoded; only called on text
+    L{_unusualText} passed, so every C{&} starts a well-formed reference.
+    """
     if not text:
         return ""
-    return _ENTITY.sub(_entity, text) if "&" in text else text
+    if "&" not in text:
+        return text
+    if "&#" in text:
+        return _ENTITY.sub(_entity, text)
+    # Named entities only: replaced in C, "&amp;" last so that "&amp;lt;"
+    # stays "&lt;".
+    return (text.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"')
+            .replace("&apos;", "'").replace("&amp;", "&"))
 
 
 def scanUserData(payload: bytes) -> Optional[tuple[str, str, dict[str, Place]]]:
@@ -370,7 +406,7 @@ def scanUserData(payload: bytes) -> Optional[tuple[str, str, dict[str, Place]]]:
     except UnicodeDecodeError:
         return None
     shape = _USER_DATA.match(text)
-    if shape is None:
+    if shape is None or _unusualText(payload, text):
         return None
     rest = shape.group("rest")
     if "<PSM" in rest or "<CurrentMedia" in rest or "EndpointData" in rest:

@@ -15,7 +15,8 @@ its own (the C{handle_<NAME>} dispatch finds these methods as before).
 
 from __future__ import annotations
 
-from typing import Optional
+from functools import partial
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
 from twisted.logger import Logger
 
@@ -31,7 +32,9 @@ from msnp.nsmessages import (
     parseOffline,
     parsePresence,
     parseUserData,
+    userDataOf,
 )
+from msnp.presencelines import readOffline, readPresence, readUserDataHeader
 from msnp.p2p.msnobject import parsePicture, pictureIdentity
 from msnp.wire import Command
 
@@ -54,6 +57,52 @@ class PresenceHandlers:
 
     def _isSelf(self, account: AccountReference) -> bool:
         return account.email == self.state.account
+
+    # What the presence lines set off is all in apply*: the general path
+    # (handle_*) and the line readers (read*Line, taking the common shapes
+    # straight from the bytes; see msnp.presencelines) both end there.
+
+    def readNLNLine(self, line: bytes) -> bool:
+        update = readPresence(line)
+        if update is None:
+            return False
+        self.applyPresence(update)
+        return True
+
+    def readFLNLine(self, line: bytes) -> bool:
+        account = readOffline(line)
+        if account is None:
+            return False
+        self.applyOffline(account)
+        return True
+
+    def readUBXLine(self, line: bytes) -> bool:
+        header = readUserDataHeader(line)
+        if header is None:
+            return False
+        account, length = header
+        if length == 0:
+            self.applyUserData(UserData(account))
+        else:
+            self.receivePayload(length, partial(self._userDataReceived, account))
+        return True
+
+    def _userDataReceived(self, account: AccountReference, payload: bytes) -> None:
+        try:
+            data = userDataOf(account, payload)
+        except (ProtocolError, ServiceError) as e:
+            log.info("Ignoring malformed UBX: {error}", error=str(e))
+            return
+        self.applyUserData(data)
+
+    if TYPE_CHECKING:
+        # Provided by msnp.protocol.MSNPProtocol, which this is mixed into.
+        def receivePayload(self, length: int, deliver: Optional[Callable[[bytes], None]]) -> None: ...
+
+    #: For L{msnp.protocol.MSNPProtocol.lineReaders}.
+    presenceLineReaders: Mapping[bytes, Callable[[Any, bytes], bool]] = {
+        b"NLN ": readNLNLine, b"FLN ": readFLNLine, b"UBX ": readUBXLine,
+    }
 
     def handle_NLN(self, command: Command) -> None:
         """
@@ -125,7 +174,13 @@ class PresenceHandlers:
         except ProtocolError as e:
             log.info("Ignoring malformed FLN: {error}", error=str(e))
             return
-        if self._isSelf(account):
+        self.applyOffline(account)
+
+    def applyOffline(self, account: AccountReference) -> None:
+        """
+        Record a parsed C{FLN}: the place, or the whole contact, is gone.
+        """
+        if account.email == self.state.account:
             if account.endpoint is not None and account.endpoint in self.state.places:
                 before = dict(self.state.places)
                 del self.state.places[account.endpoint]
@@ -174,19 +229,21 @@ class PresenceHandlers:
         contact = self.state.contacts.get(data.account.email)
         if contact is None:
             return
-        changed = (contact.personalMessage, contact.currentMedia) != (
-            data.personalMessage,
-            data.currentMedia,
-        )
-        playingBefore = contact.nowPlaying
+        mediaChanged = contact.currentMedia != data.currentMedia
+        changed = mediaChanged or contact.personalMessage != data.personalMessage
+        # The "now playing" line is read from the raw value only when that
+        # changed: most UBXs repeat it (or leave it empty).
+        playingBefore = contact.nowPlaying if mediaChanged else ""
         contact.personalMessage = data.personalMessage
         contact.currentMedia = data.currentMedia
         if data.endpoints is not None:
             contact.endpoints = self._boundPlaces(data.endpoints, contact.endpoints, contact.email)
         if changed:
             notifyObserver(self.observer, "contactPersonalMessageChanged", self.session, contact, contact.personalMessage)
-        if contact.nowPlaying != playingBefore:
-            notifyObserver(self.observer, "contactCurrentMediaChanged", self.session, contact, contact.nowPlaying)
+        if mediaChanged:
+            playing = contact.nowPlaying
+            if playing != playingBefore:
+                notifyObserver(self.observer, "contactCurrentMediaChanged", self.session, contact, playing)
 
     def _announcePlaces(self, before: dict[str, Place]) -> None:
         """

@@ -14,7 +14,8 @@ methods for the commands that arrive on their own.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Collection, Optional
+from functools import partial
+from typing import Any, Callable, ClassVar, Collection, Mapping, Optional
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -70,12 +71,20 @@ class MSNPProtocol(LineReceiver):
 
     delimiter = b"\n"
     receiving: Direction = Direction.FROM_SERVER
+    #: Lines a subclass reads without the general parser, by their first
+    #: four bytes (C{b"NLN "}): a function of the protocol and the line
+    #: (without its CR) that answers whether it dealt with the line. One
+    #: that answers L{False} leaves the line to L{parseIncoming} and the
+    #: C{handle_<NAME>} dispatch as if it did not exist, so a reader only
+    #: takes the shapes it reads exactly as the general path would. Not
+    #: used while tracing (the trace logs what the general path parsed).
+    lineReaders: ClassVar[Mapping[bytes, Callable[[Any, bytes], bool]]] = {}
     log = Logger()
     # Per-connection state in slots (a thousand sessions each keep their
     # NS connection): the instance dict keeps only what Twisted's bases set.
     __slots__ = (
         "clock", "requestTimeout", "maxLineLength", "MAX_LENGTH", "maxPayloadLength", "trace",
-        "_nextTrid", "_pending", "_payloadLine", "_payloadChunks", "_payloadReceived", "_broken",
+        "_nextTrid", "_pending", "_payloadDeliver", "_payloadChunks", "_payloadReceived", "_broken",
         "_payloadLength",
     )
 
@@ -102,7 +111,7 @@ class MSNPProtocol(LineReceiver):
         self.trace = trace
         self._nextTrid = 1
         self._pending: dict[int, _PendingRequest] = {}
-        self._payloadLine: Optional[ParsedLine] = None
+        self._payloadDeliver: Optional[Callable[[bytes], None]] = None
         self._payloadChunks: list[bytes] = []
         self._payloadReceived = 0
         self._broken = False
@@ -131,7 +140,7 @@ class MSNPProtocol(LineReceiver):
     def _forgetBufferedData(self) -> None:
         # Nothing more will be read: release what was buffered at once.
         self.clearLineBuffer()
-        self._payloadLine, self._payloadChunks = None, []
+        self._payloadDeliver, self._payloadChunks = None, []
         self._payloadReceived = self._payloadLength = 0
 
     def failAllPending(self, error: Exception) -> None:
@@ -194,12 +203,20 @@ class MSNPProtocol(LineReceiver):
         if len(line) > self.maxLineLength:
             self.lineLengthExceeded(line)
             return
+        reader = self.lineReaders.get(line[:4])
+        if reader is not None and not self.trace:
+            try:
+                if reader(self, line):
+                    return
+            except Exception:
+                self.log.failure("Error while reading {line!r}", line=line[:3])
+                return
         try:
             parsed = parseIncoming(line, self.receiving)
         except MalformedLine as e:
             self.log.warn("Ignoring malformed MSNP line: {error}", error=str(e))
             if e.payloadLength:
-                self._startPayload(None, e.payloadLength)
+                self.receivePayload(e.payloadLength, None)
             return
         if isinstance(parsed, Command):
             # No payload: the line is the whole command.
@@ -209,9 +226,19 @@ class MSNPProtocol(LineReceiver):
         if length == 0:
             self._dispatch(parsed.withPayload(b""))
         else:
-            self._startPayload(parsed, length)
+            self.receivePayload(length, partial(self._dispatchWithPayload, parsed))
 
-    def _startPayload(self, parsed: Optional[ParsedLine], length: int) -> None:
+    def _dispatchWithPayload(self, parsed: ParsedLine, payload: bytes) -> None:
+        self._dispatch(parsed.withPayload(payload))
+
+    def receivePayload(self, length: int, deliver: Optional[Callable[[bytes], None]]) -> None:
+        """
+        Read the next C{length} bytes as a payload and hand them to
+        C{deliver} (L{None}: count them and drop them, the payload of a
+        malformed line). A line reader calls this for a payload command it
+        read itself; an announced length above L{maxPayloadLength} drops
+        the connection before a byte of it is kept.
+        """
         if length > self.maxPayloadLength:
             self.protocolViolation(
                 ProtocolError(
@@ -220,7 +247,7 @@ class MSNPProtocol(LineReceiver):
                 )
             )
             return
-        self._payloadLine = parsed
+        self._payloadDeliver = deliver
         self._payloadChunks = []
         self._payloadReceived = 0
         self._payloadLength = length
@@ -231,17 +258,21 @@ class MSNPProtocol(LineReceiver):
             return
         needed = self._payloadLength - self._payloadReceived
         chunk, rest = data[:needed], data[needed:]
-        if self._payloadLine is not None:
-            # The payload of a malformed line is counted but not kept.
+        deliver = self._payloadDeliver
+        if deliver is not None:
             self._payloadChunks.append(chunk)
         self._payloadReceived += len(chunk)
         if self._payloadReceived < self._payloadLength:
             return
-        parsed, payload = self._payloadLine, b"".join(self._payloadChunks)
-        self._payloadLine, self._payloadChunks = None, []
+        chunks = self._payloadChunks
+        self._payloadDeliver, self._payloadChunks = None, []
         self._payloadReceived = self._payloadLength = 0
-        if parsed is not None:
-            self._dispatch(parsed.withPayload(payload))
+        if deliver is not None:
+            payload = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            try:
+                deliver(payload)
+            except Exception:
+                self.log.failure("Error while handling a payload")
         # LineReceiver buffers the leftover bytes while it is busy receiving,
         # so this does not recurse once per payload command.
         self.setLineMode(rest)
