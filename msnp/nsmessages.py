@@ -313,44 +313,44 @@ def userDataOf(account: AccountReference, payload: bytes) -> UserData:
 
 # -- the UBX scanner: the common shapes without expat ---------------------------------
 
-# The structure is matched with character data as "[^<]*": a run that
-# must end at the next "<" can split only one way, so a payload that
-# almost matches fails in linear time, and the text runs are then checked
-# in one pass each for what expat would refuse or change (a run repeated
-# inside a repetition would backtrack exponentially: a hostile UBX could
-# hold the reactor for hours). Anything but this shape (CDATA, comments,
-# processing instructions, attributes but EndpointData's id, namespaces,
-# whitespace between elements, PrivateEndpointData, an XML declaration)
-# is left to the strict parser.
+# The structure is matched with character data as a run of anything but
+# "<" and the characters expat refuses or changes (a CR, which it folds,
+# the controls XML forbids, U+FFFE and U+FFFF): a run that must end at
+# the next "<" can split only one way, so a payload that almost matches
+# fails in linear time (a run repeated inside a repetition would backtrack
+# exponentially: a hostile UBX could hold the reactor for hours). What is
+# left to check, "]]>" and the references, is checked once over the whole
+# text. Anything but this shape (CDATA, comments, processing instructions,
+# attributes but EndpointData's id, namespaces, whitespace between
+# elements, PrivateEndpointData, an XML declaration) is left to the strict
+# parser.
+_TEXT = r"[^<\r\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]*"
 _NAME = r"[A-Za-z][A-Za-z0-9]{0,31}"
-_PLACE = r'<EndpointData id="(?P<id>[0-9A-Za-z{}\-]{1,40})"><Capabilities>(?P<caps>[^<]*)</Capabilities></EndpointData>'
+_PLACE = rf'<EndpointData id="[0-9A-Za-z{{}}\-]{{1,40}}"><Capabilities>{_TEXT}</Capabilities></EndpointData>'
 # The shape every client writes: PSM, CurrentMedia, the places, then flat
 # elements (MachineGuid, DDP, Scene, ...) that nobody here reads.
 _USER_DATA = re.compile(
-    r"<Data>(?:<PSM>(?P<psm>[^<]*)</PSM>|<PSM ?/>)?"
-    r"(?:<CurrentMedia>(?P<media>[^<]*)</CurrentMedia>|<CurrentMedia ?/>)?"
+    rf"<Data>(?:<PSM>(?P<psm>{_TEXT})</PSM>|<PSM ?/>)?"
+    rf"(?:<CurrentMedia>(?P<media>{_TEXT})</CurrentMedia>|<CurrentMedia ?/>)?"
     rf"(?P<places>(?:{_PLACE})*)"
-    rf"(?P<rest>(?:<(?P<name>{_NAME})>[^<]*</(?P=name)>|<{_NAME} ?/>)*)</Data>\Z"
+    rf"(?P<rest>(?:<(?P<name>{_NAME})>{_TEXT}</(?P=name)>|<{_NAME} ?/>)*)</Data>\Z"
 )
-_USER_DATA_PLACE = re.compile(_PLACE)
-# What expat refuses in character data, or would not pass on unchanged: a
-# CR (line ends are folded), a character XML forbids (controls, U+FFFE and
-# U+FFFF, whose UTF-8 begins EF BF BE/BF), "]]>", and an "&" that does not
-# start one of the five named entities or a character reference (those
-# are decoded, and checked, by _unescape). Checked on the bytes with
-# C-level searches: a regular expression with a character class tries
-# the class at every position and costs more than the rest of the scan.
-_CONTROL_BYTES = bytes(range(0x00, 0x09)) + b"\x0b\x0c\r" + bytes(range(0x0E, 0x20))
+#: How each place matched by _PLACE is cut apart (it is a fixed frame).
+_PLACE_END = "</EndpointData>"
+_PLACE_ID = len('<EndpointData id="')
+_CAPABILITIES = '"><Capabilities>'
+_CAPABILITIES_END = len("</Capabilities>")
+# An "&" that does not start one of the five named entities or a
+# character reference (those are decoded, and checked, by _unescape).
 _STRAY_AMPERSAND = re.compile(r"&(?!(?:amp|lt|gt|quot|apos|#[0-9]{1,7}|#x[0-9A-Fa-f]{1,6});)")
 
 
-def _unusualText(payload: bytes, text: str) -> bool:
-    return (
-        len(payload.translate(None, _CONTROL_BYTES)) != len(payload)
-        or b"]]>" in payload
-        or (b"\xef\xbf" in payload and ("\ufffe" in text or "\uffff" in text))
-        or ("&" in text and _STRAY_AMPERSAND.search(text) is not None)
-    )
+def _unusualText(text: str) -> bool:
+    """
+    Whether the character data of a payload of the scanner's shape holds
+    what expat refuses but the shape lets through: "]]>", a stray "&".
+    """
+    return "]]>" in text or ("&" in text and _STRAY_AMPERSAND.search(text) is not None)
 
 
 _ENTITY = re.compile(r"&(#?)(x?)([0-9A-Za-z]+);")
@@ -406,7 +406,7 @@ def scanUserData(payload: bytes) -> Optional[tuple[str, str, dict[str, Place]]]:
     except UnicodeDecodeError:
         return None
     shape = _USER_DATA.match(text)
-    if shape is None or _unusualText(payload, text):
+    if shape is None or _unusualText(text):
         return None
     rest = shape.group("rest")
     if "<PSM" in rest or "<CurrentMedia" in rest or "EndpointData" in rest:
@@ -421,9 +421,12 @@ def scanUserData(payload: bytes) -> Optional[tuple[str, str, dict[str, Place]]]:
         endpoints: dict[str, Place] = {}
         places = shape.group("places")
         if places:
-            for place in _USER_DATA_PLACE.finditer(places):
-                capabilities = _unescape(place.group("caps")).strip()
-                guid = _guidOf(place.group("id"))
+            # Each place is the fixed frame of _PLACE, so it is cut apart
+            # with string methods rather than matched again.
+            for place in places.split(_PLACE_END)[:-1]:
+                split = place.index(_CAPABILITIES, _PLACE_ID)
+                capabilities = _unescape(place[split + len(_CAPABILITIES) : -_CAPABILITIES_END]).strip()
+                guid = _guidOf(place[_PLACE_ID:split])
                 if guid is not None:
                     endpoints.setdefault(guid, Place(guid)).capabilities = capabilities
         return _unescape(shape.group("psm")), _unescape(shape.group("media")), endpoints
