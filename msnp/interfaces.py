@@ -338,13 +338,16 @@ class Observers:
     """
 
     def __init__(self, observers: Iterable[object] = ()) -> None:
-        self._observers: list[object] = [o for o in observers if o is not None]
+        # A tuple, replaced (never changed) by add/remove/replace: an event
+        # being delivered goes on over the observers it started with,
+        # without a copy per event.
+        self._observers: tuple[object, ...] = tuple(o for o in observers if o is not None)
 
     def __repr__(self) -> str:
-        return f"<Observers {self._observers!r}>"
+        return f"<Observers {list(self._observers)!r}>"
 
     def __iter__(self) -> Iterator[object]:
-        return iter(list(self._observers))
+        return iter(self._observers)
 
     def __len__(self) -> int:
         return len(self._observers)
@@ -354,19 +357,19 @@ class Observers:
         Tell C{observer} about every later event (once, even if added twice).
         """
         if not any(o is observer for o in self._observers):
-            self._observers.append(observer)
+            self._observers += (observer,)
 
     def remove(self, observer: object) -> None:
         """
         Stop telling C{observer}; an observer that was not added is ignored.
         """
-        self._observers = [o for o in self._observers if o is not observer]
+        self._observers = tuple(o for o in self._observers if o is not observer)
 
     def replace(self, observer: Optional[object]) -> None:
         """
         Keep only C{observer} (none at all for L{None}).
         """
-        self._observers = [] if observer is None else [observer]
+        self._observers = () if observer is None else (observer,)
 
 
 def _deliver(observer: object, event: str, args: tuple[Any, ...]) -> None:

@@ -124,7 +124,7 @@ class PresenceHandlers:
         session has nowhere to keep it), which is why
         L{msnp.roster.RosterManager} holds an address being added.
         """
-        if self._isSelf(update.account):
+        if update.account.email == self.state.account:
             # Another place changed the account's status (MPOP).
             self.state.status = update.status
             self.state.displayName = update.displayName
@@ -137,8 +137,11 @@ class PresenceHandlers:
         contact.status = update.status
         contact.displayName = update.displayName
         contact.capabilities = update.capabilities
-        contact.msnObject = update.msnObject
-        contact.picture = parsePicture(update.msnObject)
+        # Every NLN repeats the object; only a different text is parsed.
+        pictureMayChange = contact.msnObject != update.msnObject
+        if pictureMayChange:
+            contact.msnObject = update.msnObject
+            contact.picture = parsePicture(update.msnObject)
         if update.account.endpoint is not None and update.account.endpoint not in contact.endpoints:
             dropped = addPlace(
                 contact.endpoints, update.account.endpoint,
@@ -151,7 +154,7 @@ class PresenceHandlers:
         if oldName != contact.displayName:
             notifyObserver(self.observer, "contactNameChanged", self.session, contact, contact.displayName)
         newPicture = contact.picture
-        if pictureIdentity(oldPicture) != pictureIdentity(newPicture):
+        if pictureMayChange and pictureIdentity(oldPicture) != pictureIdentity(newPicture):
             notifyObserver(self.observer, "contactPictureChanged", self.session, contact, newPicture)
 
     def _boundPlaces(self, new: dict[str, Place], known: dict[str, Place], whose: str) -> dict[str, Place]:
