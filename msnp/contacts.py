@@ -394,10 +394,12 @@ MEDIA_SEPARATOR = "\\0"
 _PLACEHOLDER = re.compile(r"\{(\d+)\}")
 
 
+@lru_cache(maxsize=256)
 def parseCurrentMedia(text: str) -> str:
     """
     Turn a C{CurrentMedia} value (reference section 4.5) into the line a
-    client shows, e.g. C{"Song Title - Artist"}.
+    client shows, e.g. C{"Song Title - Artist"}. Memoised (a bounded LRU):
+    a contact's C{UBX} repeats the song until it changes.
 
     @return: C{""} when the value is empty, hidden (enabled flag C{0}) or
         unusable.
