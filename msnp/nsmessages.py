@@ -413,7 +413,7 @@ def scanUserData(payload: bytes) -> Optional[tuple[str, str, dict[str, Place]]]:
         # The strict parser reads the first of these wherever it is.
         return None
     try:
-        if "&#" in rest and "&#" in rest.replace("&#x7B;", "").replace("&#x7D;", ""):
+        if "&#" in rest and rest.count("&#") != rest.count("&#x7B;") + rest.count("&#x7D;"):
             # Unread, but a reference to a character XML forbids is an
             # error for the strict parser (the braces of MachineGuid are
             # the common, harmless case).
@@ -427,8 +427,13 @@ def scanUserData(payload: bytes) -> Optional[tuple[str, str, dict[str, Place]]]:
                 split = place.index(_CAPABILITIES, _PLACE_ID)
                 capabilities = _unescape(place[split + len(_CAPABILITIES) : -_CAPABILITIES_END]).strip()
                 guid = _guidOf(place[_PLACE_ID:split])
-                if guid is not None:
-                    endpoints.setdefault(guid, Place(guid)).capabilities = capabilities
+                if guid is None:
+                    continue
+                known = endpoints.get(guid)
+                if known is None:
+                    endpoints[guid] = Place(guid, capabilities)
+                else:
+                    known.capabilities = capabilities
         return _unescape(shape.group("psm")), _unescape(shape.group("media")), endpoints
     except _Unusual:
         return None
