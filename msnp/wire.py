@@ -398,7 +398,7 @@ def decodeParameter(text: str) -> str:
     Results are memoised (a bounded LRU): the same display names and MSN
     objects come back in every C{NLN} of a contact. A fresh value (a new
     name, a new picture) is decoded by L{_percentDecode} in C, which is
-    eight times faster than L{urllib.parse.unquote} on an MSN object.
+    eight times faster than C{urllib.parse.unquote} on an MSN object.
     """
     if "%" not in text:
         return text
@@ -407,7 +407,7 @@ def decodeParameter(text: str) -> str:
 
 def _percentDecode(text: str) -> str:
     """
-    L{urllib.parse.unquote} with C{errors="replace"}, by way of the C
+    C{urllib.parse.unquote} with C{errors="replace"}, by way of the C
     escape decoder: C{%XX} becomes C{\\xXX} and the bytes are decoded
     once. Exactly the same result (property-tested against C{unquote} in
     C{test/test_wire_properties.py}): the literal characters between the
