@@ -125,10 +125,9 @@ class RosterManager(RosterSync):
         # Another place's list command was applied: the next refresh tells
         # the observer even if it fails.
         self._tellAfterRefresh = False
-        # A burst of NOTs costs one refresh: at most one in flight, one pending.
-        self._refreshes = Coalescer(
-            lambda: self._serialised(self._addressBookChanged), clock=clock
-        )
+        # A burst of NOTs costs one refresh (built on first use: _refreshes).
+        self._refreshCoalescer: Optional[Coalescer] = None
+        self._refreshClock = clock
 
     def close(self) -> None:
         """
@@ -136,7 +135,8 @@ class RosterManager(RosterSync):
         flight, and start no more (their L{Deferred}s still fire).
         """
         self._closed = True
-        self._refreshes.close()
+        if self._refreshCoalescer is not None:
+            self._refreshCoalescer.close()
     def __repr__(self) -> str:
         return f"<RosterManager for {self.ownEmail or '?'}: {self.contacts!r}>"
     # -- adding and removing ----------------------------------------------------

@@ -47,7 +47,25 @@ class RosterSync(RosterBase):
     _lastMembership: Optional[MembershipResult]
     _lastBook: Optional[AddressBookResult]
     _tellAfterRefresh: bool
-    _refreshes: Coalescer
+    _refreshCoalescer: Optional[Coalescer]
+    _refreshClock: Optional[Any]
+
+    @property
+    def _refreshes(self) -> Coalescer:
+        """
+        The coalesced refresh: a burst of C{NOT}s costs one, at most one in
+        flight and one pending. Built at the first refresh asked for (most
+        sessions never get a C{NOT}; issue 13), closed if the roster is.
+        """
+        coalescer = self._refreshCoalescer
+        if coalescer is None:
+            coalescer = self._refreshCoalescer = Coalescer(self._serialisedRefresh, clock=self._refreshClock)
+            if self._closed:
+                coalescer.close()
+        return coalescer
+
+    def _serialisedRefresh(self) -> "Deferred[None]":
+        return self._serialised(self._addressBookChanged)
 
     def rememberSync(self, membership: MembershipResult, addressBook: AddressBookResult) -> None:
         """

@@ -32,7 +32,7 @@ USER_GROUP_TYPE = "C8529CE2-6EAD-434d-881F-341E17DB3FF8"
 EPOCH = "0001-01-01T00:00:00.0000000-08:00"
 
 
-@dataclass
+@dataclass(slots=True)
 class MeContact:
     """
     The account owner's own address-book entry and its settings.
@@ -45,10 +45,11 @@ class MeContact:
     annotations: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(slots=True)
 class ABContact:
     """
-    One (non-Me) contact of the address book.
+    One (non-Me) contact of the address book. Slotted: the delta sync
+    keeps the last answer for the session's lifetime (issue 13).
 
     @ivar contactType: C{Regular}, C{LivePending}, C{Live}, C{Circle}, ...
     @ivar network: 1 for a Passport contact, 32 for a Yahoo! one (found in

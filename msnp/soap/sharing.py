@@ -27,10 +27,11 @@ ROLES = ("Allow", "Block", "Reverse", "Pending")
 _SERVICE_TYPES = ("Messenger", "Invitation", "SocialNetwork", "Space", "Profile")
 
 
-@dataclass
+@dataclass(slots=True)
 class Member:
     """
-    One member of a role list.
+    One member of a role list. Slotted: the delta sync keeps every member
+    of the last answer for the session's lifetime (issue 13).
 
     @ivar membershipId: the service's id of this membership (needed to
         delete a Pending one); L{None} when the server sent no integer id.
