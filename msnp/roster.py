@@ -120,8 +120,8 @@ class RosterManager(RosterSync):
         self._closed = False
         # The last full (or delta-merged) answers of both services: what a
         # refresh asks deltas against (see rememberSync).
-        self._lastMembership: Optional[MembershipResult] = None
-        self._lastBook: Optional[AddressBookResult] = None
+        self._lastMembershipData: Optional[bytes] = None
+        self._lastBookData: Optional[bytes] = None
         # Another place's list command was applied: the next refresh tells
         # the observer even if it fails.
         self._tellAfterRefresh = False

@@ -15,10 +15,12 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from msnp.contacts import ContactList
+from msnp.circles import Circle, CircleInvitation, CircleRole, CircleState, CircleTicket
+from msnp.contacts import ContactList, Group
 from msnp.nsmessages import SessionState
 from msnp.roster import RosterManager
 from msnp.soap.addressbook import ABContact, AddressBookResult, MeContact
+from msnp.soap.circles import CircleListing
 from msnp.soap.sharing import Member, MembershipResult
 from msnp.wire import Command
 
@@ -131,6 +133,39 @@ class LazyRosterRefreshTests(SynchronousTestCase):
         for d, result in zip(self.services.pending, [MembershipResult(), AddressBookResult()]):
             d.callback(result)
         self.assertIsNone(self.successResultOf(done))
+
+    def test_rememberedBaseReadsBackEqual(self) -> None:
+        """
+        The delta-sync base (kept pickled) reads back equal to what was
+        remembered, circles and their hidden ticket included, as new
+        objects each time (a merge may change them in place).
+        """
+        membership = MembershipResult(lastChange="2026-12-03T10:00:00Z")
+        membership.roles["Allow"]["a@example.com"] = Member("a@example.com", 7, "A", cid=-5)
+        membership.deleted["Block"] = {"gone@example.com"}
+        ticket = CircleTicket("<Ticket>secret-circle-ticket</Ticket>")
+        book = AddressBookResult(
+            me=MeContact("me-id", "owner@example.com", "Owner", 3, {"MSN.IM.BLP": "1"}),
+            contacts=[ABContact("id-a", "a@example.com", "A", groupIds=frozenset({"g1"}), annotations={"k": "v"})],
+            groups=[Group("g1", "Friends")],
+            lastChange="2026-12-03T10:00:01Z",
+            circleTicket="<Ticket>secret-circle-ticket</Ticket>",
+            circles=CircleListing(
+                circles={"c1": Circle("c1", "Club", CircleRole.ADMIN, CircleState.ACCEPTED, representativeId="r1")},
+                invitations={"c2": CircleInvitation("c2", "Other", "r2", "x@example.com", "X")},
+                ticket=ticket,
+                representativeIds={"c1": "r1"},
+            ),
+        )
+        self.assertIsNone(self.roster._lastBook)
+        self.roster.rememberSync(membership, book)
+        self.assertEqual(self.roster._lastMembership, membership)
+        readBook = self.roster._lastBook
+        self.assertEqual(readBook, book)
+        self.assertIsNot(readBook, book)
+        assert readBook is not None and readBook.circles is not None and readBook.circles.ticket is not None
+        self.assertEqual(readBook.circles.ticket, ticket)
+        self.assertNotIn("secret-circle-ticket", repr(self.roster))
 
     def test_closedBeforeAnyRefresh(self) -> None:
         """

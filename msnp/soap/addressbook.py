@@ -11,7 +11,7 @@ that id, so the session must keep it (L{msnp.contacts.Contact.contactId}).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import AbstractSet, Mapping, Optional
+from typing import AbstractSet, Any, Mapping, Optional
 from xml.etree.ElementTree import Element
 
 from twisted.internet.defer import Deferred
@@ -47,6 +47,12 @@ class MeContact:
     cid: Optional[int] = None
     annotations: dict[str, str] = field(default_factory=dict)
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # Rebuilt from its fields in order: the roster pickles its
+        # delta-sync base (msnp.rostersync), and this loads several times
+        # faster than the slots' state would.
+        return (type(self), tuple(getattr(self, name) for name in self.__slots__))
+
 
 @dataclass(slots=True)
 class ABContact:
@@ -70,6 +76,12 @@ class ABContact:
     contactType: str = "Regular"
     network: int = NETWORK_PASSPORT
     annotations: dict[str, str] = field(default_factory=dict)
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # Rebuilt from its fields in order: the roster pickles its
+        # delta-sync base (msnp.rostersync), and this loads several times
+        # faster than the slots' state would.
+        return (type(self), tuple(getattr(self, name) for name in self.__slots__))
 
 
 @dataclass
