@@ -111,7 +111,7 @@ class RosterManager(RosterSync):
         if not ownEmail and session is not None:
             ownEmail = str(getattr(session, "account", "") or "")
         self.ownEmail = normalizeEmail(ownEmail)
-        self._lock = DeferredLock()
+        self._lockObject: Optional[DeferredLock] = None
         # Another place's changes are applied on arrival (serverListChanged);
         # each gets a serial number so that a download that started before
         # it cannot take the contact away again (see _reconcile).
