@@ -507,7 +507,7 @@ class MSNClient(LoginServices):
         # Circles after the first CHG (supplement Q.4.3); a failure there
         # leaves the session usable without them.
         try:
-            await session.circleManager.signIn(book.circles)
+            await session.signInCircles(book.circles)
         except Exception as e:
             log.info("Circles of {account} unavailable: {error}", account=self.account, error=str(e))
         session.markSignedIn()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import enum
 import re
+import sys
 from functools import lru_cache
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Optional
@@ -100,9 +101,11 @@ ROLE_LISTS: dict[str, Lists] = {
 def normalizeEmail(email: str) -> str:
     """
     The key an address is stored under: stripped and lower-cased, since
-    Passport names are case-insensitive.
+    Passport names are case-insensitive. Interned: the same address is
+    kept by the contact list, the contact and the delta sync's members and
+    address-book entries, one copy instead of one each (issue 13).
     """
-    return email.strip().lower()
+    return sys.intern(email.strip().lower())
 
 
 @lru_cache(maxsize=4096)

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
+from twisted.internet.protocol import Factory
+
 from msnp.capabilities import advertisedCapabilities
 
 #: The historical Microsoft addresses (all switched off long ago).
@@ -193,8 +195,23 @@ def connectQuietly(endpoint: Any, protocol: Any) -> Any:
 
     @return: a L{Deferred <twisted.internet.defer.Deferred>} firing with C{protocol} once connected.
     """
-    from twisted.internet.protocol import Factory
+    return endpoint.connect(_OneProtocolFactory(protocol))
 
-    factory = Factory.forProtocol(lambda: protocol)
-    factory.noisy = False
-    return endpoint.connect(factory)
+
+class _OneProtocolFactory(Factory):
+    """
+    The factory of L{connectQuietly}: it builds C{protocol} itself, once,
+    and is quiet. One class rather than C{Factory.forProtocol} and a lambda:
+    the protocol keeps its factory for the connection's lifetime, and a
+    session of many in one process should not pay for a closure (issue 13).
+    """
+
+    noisy = False
+
+    def __init__(self, protocol: Any) -> None:
+        self._protocol = protocol
+
+    def buildProtocol(self, addr: Any) -> Any:
+        protocol = self._protocol
+        protocol.factory = self
+        return protocol

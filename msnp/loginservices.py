@@ -13,6 +13,7 @@ readable from start to end, and these the services it calls on.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from twisted.internet.defer import Deferred, FirstError, ensureDeferred, gatherResults
@@ -144,19 +145,19 @@ class LoginServices:
         """
         How one of the session's tickets (by default the contacts ticket)
         is renewed: the login's SSO request again, same account, password
-        and policy.
+        and policy. A partial of L{_renewTicket} rather than a closure: a
+        session keeps two of these for its lifetime (issue 13).
         """
+        return partial(self._renewTicket, httpClient, policy, address)
 
-        def renew() -> "Deferred[str]":
-            log.info("Renewing the {address} ticket of {account}", address=address, account=self.account)
+    def _renewTicket(self, httpClient: Any, policy: str, address: str) -> "Deferred[str]":
+        log.info("Renewing the {address} ticket of {account}", address=address, account=self.account)
 
-            def renewed(tokens: SSOResult) -> str:
-                log.info("{address} ticket of {account} renewed", address=address, account=self.account)
-                return tokens.token(address).ticket
+        def renewed(tokens: SSOResult) -> str:
+            log.info("{address} ticket of {account} renewed", address=address, account=self.account)
+            return tokens.token(address).ticket
 
-            return self._requestTokens(httpClient, policy).addCallback(renewed)
-
-        return renew
+        return self._requestTokens(httpClient, policy).addCallback(renewed)
 
     def _requestTokens(self, httpClient: Any, policy: str) -> "Deferred[SSOResult]":
         """

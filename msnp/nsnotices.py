@@ -58,7 +58,8 @@ class AccountNotices:
         headers = parseMimeHeaders(command.payload or b"")
         contentType = headers.get("Content-Type", "").split(";")[0].strip().lower()
         if contentType == "text/x-msmsgsprofile":
-            self.state.hotmailProfile = headers
+            # Kept as bytes, parsed on read (SessionState.hotmailProfile).
+            self.state.profileHead = (command.payload or b"").replace(b"\r\n", b"\n").split(b"\n\n", 1)[0]
             notifyObserver(self.observer, "profileReceived", self.session, dict(headers))
         elif contentType == "application/x-msmsgssystemmessage":
             log.info("System message for {account}: {headers}", account=self.account, headers=headers)

@@ -30,6 +30,9 @@ from msnp.wire import Command, Direction
 
 log = Logger()
 
+#: The last C{GCF} policy document received, which later equal ones share.
+_lastPolicy: Optional[bytes] = None
+
 #: The port of an C{XFR NS} address written without one (papyon's rule).
 DEFAULT_NS_PORT = 1863
 #: How often one connection may be told to start over (C{XFR ... NS 0}).
@@ -231,9 +234,17 @@ class PreambleProtocol(ClientProtocol):
 
     def handle_GCF(self, command: Command) -> None:
         """
-        The server pushed its client policy (kept, never required).
+        The server pushed its client policy (kept, never required). Every
+        connection of a process gets the same document, so one copy is
+        shared (issue 13: a session of many in one process).
         """
-        self.policy = command.payload
+        global _lastPolicy
+        payload = command.payload
+        if payload is not None and payload == _lastPolicy:
+            payload = _lastPolicy
+        else:
+            _lastPolicy = payload
+        self.policy = payload
 
     def handle_SBS(self, command: Command) -> None:
         """

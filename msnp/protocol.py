@@ -305,6 +305,10 @@ class MSNPProtocol(LineReceiver):
                 isError = command.isError
                 if isError or command.name in request.expect:
                     del self._pending[command.trid]
+                    if not self._pending:
+                        # An emptied dict keeps its grown table (the
+                        # sign-in's pipelined batch): an idle one is new.
+                        self._pending = {}
                     if request.timer is not None and request.timer.active():
                         request.timer.cancel()
                     if isError:

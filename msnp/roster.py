@@ -111,7 +111,7 @@ class RosterManager(RosterSync):
         if not ownEmail and session is not None:
             ownEmail = str(getattr(session, "account", "") or "")
         self.ownEmail = normalizeEmail(ownEmail)
-        self._lock = DeferredLock()
+        self._lockObject: Optional[DeferredLock] = None
         # Another place's changes are applied on arrival (serverListChanged);
         # each gets a serial number so that a download that started before
         # it cannot take the contact away again (see _reconcile).
@@ -120,15 +120,14 @@ class RosterManager(RosterSync):
         self._closed = False
         # The last full (or delta-merged) answers of both services: what a
         # refresh asks deltas against (see rememberSync).
-        self._lastMembership: Optional[MembershipResult] = None
-        self._lastBook: Optional[AddressBookResult] = None
+        self._lastMembershipData: Optional[bytes] = None
+        self._lastBookData: Optional[bytes] = None
         # Another place's list command was applied: the next refresh tells
         # the observer even if it fails.
         self._tellAfterRefresh = False
-        # A burst of NOTs costs one refresh: at most one in flight, one pending.
-        self._refreshes = Coalescer(
-            lambda: self._serialised(self._addressBookChanged), clock=clock
-        )
+        # A burst of NOTs costs one refresh (built on first use: _refreshes).
+        self._refreshCoalescer: Optional[Coalescer] = None
+        self._refreshClock = clock
 
     def close(self) -> None:
         """
@@ -136,7 +135,8 @@ class RosterManager(RosterSync):
         flight, and start no more (their L{Deferred}s still fire).
         """
         self._closed = True
-        self._refreshes.close()
+        if self._refreshCoalescer is not None:
+            self._refreshCoalescer.close()
     def __repr__(self) -> str:
         return f"<RosterManager for {self.ownEmail or '?'}: {self.contacts!r}>"
     # -- adding and removing ----------------------------------------------------

@@ -123,7 +123,18 @@ class RosterBase:
     observer: Optional[object]
     session: Optional[object]
     ownEmail: str
-    _lock: DeferredLock
+    _lockObject: Optional[DeferredLock]
+
+    @property
+    def _lock(self) -> DeferredLock:
+        """
+        What serialises the operations, built by the first one (most
+        sessions never change their list; issue 13).
+        """
+        lock = self._lockObject
+        if lock is None:
+            lock = self._lockObject = DeferredLock()
+        return lock
 
     def _serialised(self, work: Callable[[], Awaitable[_T]]) -> "Deferred[_T]":
         """

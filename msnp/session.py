@@ -2,12 +2,13 @@
 """
 L{Session}: one signed-in account, the long-lived state a user works with.
 
-It is built complete by L{msnp.client.MSNClient.login} once the NS has
-accepted the ticket: its roster (L{msnp.roster.RosterManager}) over the ABCH
-services, its conversations (L{msnp.conversation.ConversationManager}) over
-the NS connection, and itself as that connection's
-L{msnp.notification.INotificationListener}. Every attribute reflects what
-the server confirmed.
+It is built by L{msnp.client.MSNClient.login} once the NS has accepted the
+ticket: its roster (L{msnp.roster.RosterManager}) over the ABCH services,
+and itself as that connection's L{msnp.notification.INotificationListener};
+its conversations (L{msnp.conversation.ConversationManager}), pictures,
+files, circles and offline inbox are built on first use
+(L{msnp.sessionparts}), so an idle session stays small. Every attribute
+reflects what the server confirmed.
 """
 
 from __future__ import annotations
@@ -18,32 +19,27 @@ from twisted.internet.defer import Deferred, ensureDeferred, fail, succeed
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from msnp.circlechat import CircleManager
-from msnp.coalesce import Coalescer
 from msnp.clientlimits import DEFAULT_CLIENT_LIMITS, ClientLimits, permitsInvitation
 from msnp.contacts import ContactList, Place, Profile, Status
-from msnp.conversation import Conversation, ConversationManager
+from msnp.conversation import Conversation
 from msnp.errors import ServiceError
 from msnp.httpclient import HTTPClientOwner
 from msnp.interfaces import notifyObserver
 from msnp.listpayload import ListEntry
-from msnp.offline import UUM_GRACE_PERIOD, OfflineInbox
+from msnp.offline import UUM_GRACE_PERIOD
 from msnp.soap.rsi import RSIService
 from msnp.wire import Command
 from msnp.notification import INotificationListener, NotificationProtocol
-from msnp.reactors import reactorOrDefault
 from msnp.nsmessages import Invitation, SessionState
-from msnp.filetransfer import FileTransfers
-from msnp.emoticons import RichContent
-from msnp.pictures import DisplayPictures, PictureCache
+from msnp.pictures import PictureCache
 from msnp.roaming import RoamingProfileSync
 from msnp.sessioncontacts import SessionContacts
 from msnp.sessionmessaging import SessionMessaging
+from msnp.sessionparts import SessionParts
 from msnp.sessionprofile import SessionProfile
 from msnp.roster import RosterManager
 from msnp.settings import MpopMode, Privacy
 from msnp.soap.addressbook import AddressBookService
-from msnp.soap.circles import CircleService
 from msnp.soap.sharing import SharingService
 
 if TYPE_CHECKING:
@@ -108,7 +104,7 @@ class ContactsTicket:
 
 
 @implementer(INotificationListener)
-class Session(SessionProfile, SessionMessaging, SessionContacts):
+class Session(SessionParts, SessionProfile, SessionMessaging, SessionContacts):
     """
     A signed-in account: its state, its contacts, its conversations.
 
@@ -135,9 +131,9 @@ class Session(SessionProfile, SessionMessaging, SessionContacts):
         uumGracePeriod: float = UUM_GRACE_PERIOD,
     ) -> None:
         """
-        Build the whole session at once: its roster over the two ABCH
-        services, its conversation manager over the NS connection, and
-        itself as that connection's L{INotificationListener}.
+        Build the session: its roster over the two ABCH services, and
+        itself as the NS connection's L{INotificationListener}; the other
+        managers are built on first use (L{msnp.sessionparts.SessionParts}).
 
         @param contactsTicket: the ticket the ABCH services read (and renew).
         @param http: the HTTP client the login took (a claim on the
@@ -177,64 +173,13 @@ class Session(SessionProfile, SessionMessaging, SessionContacts):
             self.contacts, sharing, addressBook, protocol.sendListCommand, observer,
             session=self, ownEmail=self.account, clock=reactor,
         )
-        #: Custom emoticons, winks, voice clips and ink (docs/p2p.md 8).
-        self.rich = RichContent(self.account)
-        for shortcut, image in getattr(client, "customEmoticons", {}).items():
-            # Set on an earlier session of this client (a reconnect).
-            self.rich.setEmoticon(shortcut, image)
-        self.pictures = DisplayPictures(
-            self.account,
-            openConversation=lambda email: self.conversationManager.openConversation(email),
-            clock=reactorOrDefault(reactor),
-            cache=pictureCache,
-            otherPlaces=lambda: len(self.places) > 1,
-            sources=[self.rich],
-        )
-        #: File transfers (L{msnp.filetransfer.FileTransfers}):
-        #: L{msnp.conversation.Conversation.sendFile} and the offers;
-        #: C{files.sessions.maxFileSize} and C{.offerTimeout} are the caps.
-        self.files = FileTransfers(
-            self.pictures.manager, observer, self, reactorOrDefault(reactor),
-            conversationOf=self.pictures.lastConversation.get,
-            otherPlaces=lambda: len(self.places) > 1,
-        )
-        self.conversationManager = ConversationManager(
-            account=self.account,
-            machineGuid=self.machineGuid,
-            displayName=lambda: self.displayName or self.account,
-            requestSwitchboard=protocol.requestSwitchboard,
-            observer=observer,
-            reactor=reactor,
-            requestTimeout=requestTimeout,
-            connectTimeout=requestTimeout,
-            ackTimeout=requestTimeout,
-            setupTimeout=2 * requestTimeout,
-            trace=trace,
-            session=self,
-            p2p=self.pictures,
-            files=self.files,
-            rich=self.rich,
-            limits=limits,
-            permits=self._permitsInvitation,
-            sendOffline=self.sendOfflineMessage,
-            contactNetwork=self._contactNetwork,
-            isKnownOffline=self._isKnownOffline,
-        )
-        self.circleManager = CircleManager(
-            self, protocol, CircleService(sharing, addressBook), addressBook, observer,
-            clock=protocol.clock, requestTimeout=requestTimeout,
-        )
-        # A burst of address-book NOTs re-reads the circles once too.
-        self._circleRefreshes = Coalescer(self._refreshCircles, clock=reactor)
+        # The conversation, picture, file, rich-content and circle managers
+        # and the offline inbox are built on first use (msnp.sessionparts).
+        self._keepPartsOptions(reactor, requestTimeout, trace, limits, pictureCache, sharing)
         self.uumGracePeriod = uumGracePeriod
         self._webTicket = webTicket
         self._announcements: list[bytes] = []
-        self.offlineInbox: Optional[OfflineInbox] = None
         self.rsi = rsi
-        if rsi is not None:
-            self.offlineInbox = OfflineInbox.overRSI(
-                rsi, self._deliverOffline, protocol.clock, report=self._offlineFailed
-            )
         protocol.session = self
         protocol.listener = self
 
@@ -425,19 +370,25 @@ class Session(SessionProfile, SessionMessaging, SessionContacts):
         self._ended_ = True
         self._endReason = reason
         self.roster.close()
-        self._circleRefreshes.close()
+        # Only the parts built so far (msnp.sessionparts): one built later
+        # starts closed.
+        pictures, conversations, inbox, circleRefreshes = self._builtParts()
+        if circleRefreshes is not None:
+            circleRefreshes.close()
         self._contactsTicket.close()
-        self.pictures.close()
+        if pictures is not None:
+            pictures.close()
         if self._webTicket is not None:
             self._webTicket.close()
-        if self.offlineInbox is not None:
-            self.offlineInbox.stop()
+        if inbox is not None:
+            inbox.stop()
         if self.roaming is not None:
             self.roaming.stop()
-        try:
-            self.conversationManager.closeAll()
-        except Exception:
-            log.failure("Error while closing the conversations of {account}", account=self.account)
+        if conversations is not None:
+            try:
+                conversations.closeAll()
+            except Exception:
+                log.failure("Error while closing the conversations of {account}", account=self.account)
         cleanup: Deferred[None] = self._http.close() if self._http is not None else succeed(None)
         cleanup.addErrback(lambda f: log.failure("Error while closing the HTTP pool", f))
         self._cleanedUp = cleanup
@@ -470,9 +421,10 @@ class Session(SessionProfile, SessionMessaging, SessionContacts):
             await self.roaming.change()
         self.roster.close()
         self._circleRefreshes.close()
-        if not self._ended_:
+        conversations = self._builtParts()[1]
+        if not self._ended_ and conversations is not None:
             try:
-                self.conversationManager.closeAll()
+                conversations.closeAll()
             except Exception:
                 log.failure("Error while closing the conversations of {account}", account=self.account)
         await self.protocol.signOut()
@@ -517,4 +469,5 @@ class Session(SessionProfile, SessionMessaging, SessionContacts):
         """
         The open L{msnp.conversation.Conversation}s.
         """
-        return self.conversationManager.conversations
+        conversations = self._builtParts()[1]
+        return conversations.conversations if conversations is not None else []

@@ -34,9 +34,13 @@ class SessionContacts:
 
     if TYPE_CHECKING:
         # Set up by msnp.session.Session, which this class is a base of.
-        circleManager: CircleManager
-        conversationManager: ConversationManager
         roster: RosterManager
+
+        @property
+        def circleManager(self) -> CircleManager: ...
+
+        @property
+        def conversationManager(self) -> ConversationManager: ...
 
     # -- circles (see msnp.circlechat.CircleManager) ----------------------------------------------------
 

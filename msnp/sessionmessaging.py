@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from msnp.contacts import ContactList
     from msnp.notification import NotificationProtocol
     from msnp.offline import OfflineInbox
+    from msnp.soap.rsi import RSIService
 
 log = Logger()
 
@@ -52,17 +53,22 @@ class SessionMessaging:
         _ended_: bool
         _signedIn: bool
         observer: Optional[object]
-        offlineInbox: Optional[OfflineInbox]
         protocol: NotificationProtocol
+        rsi: Optional[RSIService]
         uumGracePeriod: float
 
         @property
         def account(self) -> str: ...
 
         @property
+        def offlineInbox(self) -> Optional[OfflineInbox]: ...
+
+        @property
         def contacts(self) -> ContactList: ...
 
         def _contactNetwork(self, email: str) -> Optional[int]: ...
+
+        def _announceOffline(self, payload: bytes) -> None: ...
 
     # -- what the NS connection tells us (INotificationListener) ----------------------------------
 
@@ -77,11 +83,11 @@ class SessionMessaging:
             if len(self._announcements) < 100:
                 self._announcements.append(payload)
             return
-        if self.offlineInbox is None:
+        if self.rsi is None:
             log.info("Offline messages announced for {account}, but no RSI service to fetch them",
                      account=self.account)
             return
-        self.offlineInbox.announcePayload(payload)
+        self._announceOffline(payload)
 
     def networkMessageReceived(self, message: NetworkMessage) -> None:
         """

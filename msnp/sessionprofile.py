@@ -51,13 +51,17 @@ class SessionProfile:
         _addressBook: AddressBookService
         _ended_: bool
         client: Optional[MSNClient]
-        pictures: DisplayPictures
         protocol: NotificationProtocol
-        rich: RichContent
         roaming: Optional[RoamingProfileSync]
 
         @property
         def account(self) -> str: ...
+
+        @property
+        def pictures(self) -> DisplayPictures: ...
+
+        @property
+        def rich(self) -> RichContent: ...
 
         @property
         def contacts(self) -> ContactList: ...

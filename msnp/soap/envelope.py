@@ -20,6 +20,7 @@ the same time share a single renewal (one SSO request).
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 from xml.etree.ElementTree import Element
@@ -100,7 +101,9 @@ def annotationsOf(holder: Optional[Element]) -> dict[str, str]:
                 value = part.text or ""
         name = (name or "").strip()
         if name:
-            found[name] = value or ""
+            # The names repeat in every contact and every session
+            # (MSN.IM.BLP, ...): one copy each (issue 13).
+            found[sys.intern(name)] = value or ""
     return found
 
 

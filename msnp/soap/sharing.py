@@ -10,7 +10,7 @@ address book instead (L{msnp.soap.addressbook}).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 from xml.etree.ElementTree import Element
 
 from twisted.internet.defer import Deferred, fail
@@ -27,10 +27,11 @@ ROLES = ("Allow", "Block", "Reverse", "Pending")
 _SERVICE_TYPES = ("Messenger", "Invitation", "SocialNetwork", "Space", "Profile")
 
 
-@dataclass
+@dataclass(slots=True)
 class Member:
     """
-    One member of a role list.
+    One member of a role list. Slotted: the delta sync keeps every member
+    of the last answer for the session's lifetime (issue 13).
 
     @ivar membershipId: the service's id of this membership (needed to
         delete a Pending one); L{None} when the server sent no integer id.
@@ -44,6 +45,12 @@ class Member:
     network: int = NETWORK_PASSPORT
     cid: Optional[int] = None
     inviteMessage: Optional[str] = None
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # Rebuilt from its fields in order: the roster pickles its
+        # delta-sync base (msnp.rostersync), and this loads several times
+        # faster than the slots' state would.
+        return (type(self), tuple(getattr(self, name) for name in self.__slots__))
 
 
 @dataclass
