@@ -8,6 +8,7 @@ result; everything else falls back (the scanner answers L{None}).
 
 from __future__ import annotations
 
+import signal
 from typing import Any, Optional
 
 from hypothesis import HealthCheck, given, settings
@@ -116,6 +117,26 @@ class BacktrackingTests(SynchronousTestCase):
     regular expression backtrack exponentially (a UBX held the reactor
     until the test runner gave up); they must be settled at once.
     """
+
+    def setUp(self) -> None:
+        # A relapse would hang rather than fail: an interval timer turns it
+        # into a failure after a generous 30 s (the cases settle in about
+        # 20 ms). The regular expression engine checks for signals while it
+        # backtracks, so the handler's exception interrupts the match.
+        if not hasattr(signal, "setitimer"):
+            return
+
+        def expired(signum: int, frame: Any) -> None:
+            raise self.failureException("the scanner is still matching after 30 s: it backtracks")
+
+        previous = signal.signal(signal.SIGALRM, expired)
+        signal.setitimer(signal.ITIMER_REAL, 30.0)
+
+        def restore() -> None:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+
+        self.addCleanup(restore)
 
     def test_almostMatchingPayloads(self) -> None:
         cases = [
