@@ -39,6 +39,23 @@ class SharedClaimTests(SynchronousTestCase):
         for d in closing:
             self.successResultOf(d)
 
+    def test_oneEndpointPerHost(self) -> None:
+        """
+        The pool's endpoint factory builds one endpoint per scheme, host and
+        port and hands the same one out for every later request there.
+        """
+        import weakref
+
+        from twisted.web.client import URI, BrowserLikePolicyForHTTPS
+
+        from msnp.httpclient import _EndpointFactory
+
+        factory = _EndpointFactory(MemoryReactorClock(), BrowserLikePolicyForHTTPS(), weakref.WeakSet())
+        first = factory.endpointForURI(URI.fromBytes(b"http://127.0.0.1:9/a"))
+        self.assertIs(factory.endpointForURI(URI.fromBytes(b"http://127.0.0.1:9/b?c")), first)
+        self.assertIsNot(factory.endpointForURI(URI.fromBytes(b"http://127.0.0.1:10/a")), first)
+        self.assertIsNot(factory.endpointForURI(URI.fromBytes(b"https://127.0.0.1:9/a")), first)
+
     def test_closedWithTheLastClaim(self) -> None:
         """
         The shared client stays open while any claim is held (closing one
