@@ -78,6 +78,8 @@ class _LoginAttempt:
     timedOut: bool = False
     timer: Any = None
     deferred: "Optional[Deferred[Any]]" = None
+    #: "<step> <seconds>s" of every step done, for the debug log.
+    timings: list[str] = field(default_factory=list)
 
     def checkCancelled(self) -> None:
         """
@@ -269,10 +271,11 @@ class MSNClient(LoginServices):
             attempt.stopTimer()
             error = self._loginError(e, attempt)
             log.info(
-                "Login of {account} failed at {step}: {error}",
+                "Login of {account} failed at {step}: {error} (steps done after {timings})",
                 account=self.account,
                 step=attempt.step,
                 error=str(error) or type(error).__name__,
+                timings=", ".join(attempt.timings) or "none",
             )
             await self._cleanUp(attempt, http)
             raise error from None
@@ -312,7 +315,9 @@ class MSNClient(LoginServices):
 
     def _step(self, attempt: _LoginAttempt, step: str) -> None:
         elapsed = self.reactor.seconds() - attempt.started
-        log.debug("Login of {account}: {step} done after {elapsed:.3f}s", account=self.account, step=step, elapsed=elapsed)
+        # Logged all together once signed in (one event instead of about
+        # fifteen: each costs more than the step's own bookkeeping).
+        attempt.timings.append(f"{step} {elapsed:.3f}s")
         notifyObserver(self.observers, "loginStep", self, step, elapsed)
         attempt.checkCancelled()
 
@@ -458,6 +463,8 @@ class MSNClient(LoginServices):
             log.info("Circles of {account} unavailable: {error}", account=self.account, error=str(e))
         session.markSignedIn()
         self._step(attempt, "online")
+        log.debug("Login of {account}: steps done after {timings}", account=self.account,
+                  timings=", ".join(attempt.timings))
         log.info("{account} signed in as {status}", account=self.account, status=state.status.code)
         notifyObserver(self.observers, "signedIn", session)
         return session
