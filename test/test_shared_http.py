@@ -90,6 +90,20 @@ class SharedSessionsTests(TestCase):
     timeout = 30
 
     @asyncTest
+    async def test_logoutGivesTheClaimBack(self) -> None:
+        """
+        When C{logout()} fires, the session has ended and given its HTTP
+        claim back: the only session's logout leaves no shared pool behind
+        (the next login starts a fresh one), with no polling.
+        """
+        network, endpoints = await startLocalNetwork(self, [(ALICE, "pw-a", "Alice")])
+        alice = await signIn(self, ALICE, "pw-a", endpoints)
+        self.assertIn((id(reactor), None), _shared)
+        await alice.logout()
+        self.assertNotIn((id(reactor), None), _shared)
+        self.assertEqual(await alice.whenEnded(), "logout")
+
+    @asyncTest
     async def test_twoSessionsShareOnePool(self) -> None:
         """
         alice's and bob's sessions share one HTTP client; alice's logout
