@@ -31,7 +31,8 @@ from typing import Any, Iterable, Optional, Protocol
 from OpenSSL import SSL
 from treq.client import HTTPClient
 from twisted.internet.defer import CancelledError, Deferred, gatherResults, succeed
-from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
+from twisted.internet.abstract import isIPAddress, isIPv6Address
+from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP6ClientEndpoint, wrapClientTLS
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.ssl import Certificate, trustRootFromCertificates
 from twisted.internet.task import deferLater
@@ -287,7 +288,16 @@ class _EndpointFactory:
 
     def _newEndpoint(self, uri: Any) -> IStreamClientEndpoint:
         host = uri.host.decode("ascii")
-        endpoint: IStreamClientEndpoint = HostnameEndpoint(self._reactor, host, uri.port)
+        literal = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        endpoint: IStreamClientEndpoint
+        # An address needs no name resolution: HostnameEndpoint would still
+        # ask the resolver, a thread-pool round trip on every connection.
+        if isIPAddress(literal):
+            endpoint = TCP4ClientEndpoint(self._reactor, literal, uri.port)
+        elif isIPv6Address(literal):
+            endpoint = TCP6ClientEndpoint(self._reactor, literal, uri.port)
+        else:
+            endpoint = HostnameEndpoint(self._reactor, host, uri.port)
         if uri.scheme == b"https":
             creator = self._policy.creatorForNetloc(uri.host, uri.port)
             endpoint = wrapClientTLS(creator, endpoint)

@@ -56,6 +56,24 @@ class SharedClaimTests(SynchronousTestCase):
         self.assertIsNot(factory.endpointForURI(URI.fromBytes(b"http://127.0.0.1:10/a")), first)
         self.assertIsNot(factory.endpointForURI(URI.fromBytes(b"https://127.0.0.1:9/a")), first)
 
+    def test_addressesNeedNoResolver(self) -> None:
+        """
+        An IPv4 or IPv6 address is connected to directly (no resolver, no
+        thread); a host name goes through L{HostnameEndpoint}.
+        """
+        import weakref
+
+        from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP6ClientEndpoint
+        from twisted.web.client import URI, BrowserLikePolicyForHTTPS
+
+        from msnp.httpclient import _EndpointFactory
+
+        factory = _EndpointFactory(MemoryReactorClock(), BrowserLikePolicyForHTTPS(), weakref.WeakSet())
+        for url, kind in ((b"http://127.0.0.1:9/", TCP4ClientEndpoint), (b"http://[::1]:9/", TCP6ClientEndpoint),
+                          (b"http://localhost:9/", HostnameEndpoint)):
+            tracked: Any = factory.endpointForURI(URI.fromBytes(url))
+            self.assertIsInstance(tracked._endpoint, kind)
+
     def test_closedWithTheLastClaim(self) -> None:
         """
         The shared client stays open while any claim is held (closing one
