@@ -46,18 +46,15 @@ from msnp.notification import NotificationProtocol
 from msnp.nsmessages import LoginAccepted
 from msnp.pictures import PictureCache, checkPicture
 from msnp.reactors import reactorOrDefault
-from msnp.roaming import chooseSignInProfile
+from msnp.roaming import RoamingProfileSync, chooseSignInProfile
 from msnp.session import ContactsTicket, Session
-from msnp.soap.addressbook import AddressBookService
-from msnp.soap.envelope import ABCHCache
-from msnp.soap.sharing import SharingService
 from msnp.soap.sync import buildContactList
 from msnp.mbi import mbiResponse
 from msnp.namespaces import MBI_KEY_OLD, MESSENGER_WEB
 from msnp.offline import UUM_GRACE_PERIOD
 from msnp.soap.rsi import RSIService
 from msnp.sso import SSOResult
-from msnp.loginservices import LoginServices, _initialPayloads, _unwrapFirstError, httpClientFor
+from msnp.loginservices import EarlyDownloads, LoginServices, _drop, _initialPayloads, _unwrapFirstError, httpClientFor
 from msnp.httpclient import HTTPClientOwner
 
 log = Logger()
@@ -81,6 +78,8 @@ class _LoginAttempt:
     timedOut: bool = False
     timer: Any = None
     deferred: "Optional[Deferred[Any]]" = None
+    #: "<step> <seconds>s" of every step done, for the debug log.
+    timings: list[str] = field(default_factory=list)
 
     def checkCancelled(self) -> None:
         """
@@ -106,14 +105,6 @@ class _LoginAttempt:
 
 def _tcpEndpoint(redirect: NSRedirect) -> str:
     return f"tcp:host={quoteStringArgument(redirect.host)}:port={redirect.port}"
-
-
-def _drop(d: "Deferred[Any]") -> None:
-    """
-    Give up on C{d}: cancel it, leaving no unhandled failure behind.
-    """
-    d.addErrback(lambda _: None)
-    d.cancel()
 
 
 
@@ -280,10 +271,11 @@ class MSNClient(LoginServices):
             attempt.stopTimer()
             error = self._loginError(e, attempt)
             log.info(
-                "Login of {account} failed at {step}: {error}",
+                "Login of {account} failed at {step}: {error} (steps done after {timings})",
                 account=self.account,
                 step=attempt.step,
                 error=str(error) or type(error).__name__,
+                timings=", ".join(attempt.timings) or "none",
             )
             await self._cleanUp(attempt, http)
             raise error from None
@@ -323,7 +315,9 @@ class MSNClient(LoginServices):
 
     def _step(self, attempt: _LoginAttempt, step: str) -> None:
         elapsed = self.reactor.seconds() - attempt.started
-        log.debug("Login of {account}: {step} done after {elapsed:.3f}s", account=self.account, step=step, elapsed=elapsed)
+        # Logged all together once signed in (one event instead of about
+        # fifteen: each costs more than the step's own bookkeeping).
+        attempt.timings.append(f"{step} {elapsed:.3f}s")
         notifyObserver(self.observers, "loginStep", self, step, elapsed)
         attempt.checkCancelled()
 
@@ -375,95 +369,52 @@ class MSNClient(LoginServices):
         policy = MBI_KEY_OLD
         accepted: Optional[LoginAccepted] = None
         ns: Optional[NotificationProtocol] = None
+        downloads: Optional[EarlyDownloads] = None
 
-        for _ in range(self.maxRedirects + 1):
-            ns = await self._connect(attempt, target)
-            result = await ns.negotiate(self._progress(attempt))
-            if isinstance(result, SSOChallenge):
-                if tokens is None:
-                    attempt.step = "SSO"
-                    policy = result.policy or MBI_KEY_OLD
-                    tokens = await self._requestTokens(httpClient, policy)
-                    self._step(attempt, "SSO")
-                try:
-                    response = mbiResponse(tokens.messengerSecret, result.nonce)
-                except ValueError as e:
-                    raise ProtocolError(f"unusable SSO challenge: {e}") from None
-                attempt.step = "USR OK"
-                outcome = await ns.authenticate(tokens.messengerTicket, response)
-                if isinstance(outcome, LoginAccepted):
-                    accepted = outcome
-                    self._step(attempt, "USR OK")
-                    break
-                result = outcome
-            attempt.step = "XFR"
-            log.debug("{account} redirected to {address}", account=self.account, address=result.address)
-            self._step(attempt, "XFR")
-            await ns.close()
-            target = _tcpEndpoint(result)
-        else:
-            raise ProtocolError(f"more than {self.maxRedirects} XFR NS redirects")
-        assert ns is not None and accepted is not None and tokens is not None
-
-        contactsTicket = ContactsTicket(tokens.contactsTicket, self._renewer(httpClient, policy))
-        cache = ABCHCache()
-        sharing = SharingService(
-            httpClient, self.endpoints.sharing, contactsTicket, self.reactor,
-            timeout=self.requestTimeout, cache=cache, renewTicket=contactsTicket.renew,
-        )
-        addressBook = AddressBookService(
-            httpClient, self.endpoints.addressBook, contactsTicket, self.reactor,
-            timeout=self.requestTimeout, cache=cache, renewTicket=contactsTicket.renew,
-        )
-        # Offline messages: RSI with the messenger.msn.com ticket, when
-        # the SSO service issued one.
-        webTicket: Optional[ContactsTicket] = None
-        rsi: Optional[RSIService] = None
-        web = tokens.tokens.get(MESSENGER_WEB)
-        if web is not None and web.ticket:
-            webTicket = ContactsTicket(web.ticket, self._renewer(httpClient, policy, MESSENGER_WEB))
-            rsi = RSIService(
-                httpClient, self.endpoints.rsi, webTicket, self.reactor,
-                timeout=self.requestTimeout, renewTicket=webTicket.renew,
-            )
-        else:
-            log.info("No {address} ticket for {account}: offline messages will not be fetched",
-                     address=MESSENGER_WEB, account=self.account)
-        session = Session(
-            ns, sharing, addressBook, contactsTicket, self.observers, self.reactor,
-            requestTimeout=self.requestTimeout, trace=self.trace, http=http, client=self,
-            pictureCache=self.pictureCache,
-            limits=self.limits,
-            rsi=rsi, webTicket=webTicket, uumGracePeriod=self.uumGracePeriod,
-        )
-        state = ns.state
-
-        # The contact list (memberships and address book side by side)
-        # and, when the tickets name the CID already, the roamed profile
-        # at the same time: the storage service needs no address book.
-        attempt.step = "contacts"
-        early = self._roamingSync(httpClient, tokens, None, quiet=True)
-        roamedEarly = self._loadRoamed(early)
         try:
-            membership, book = await self._downloadLists(sharing, addressBook)
-            synced = buildContactList(membership, book, self.account)
-            session.useContactList(synced.contacts, synced.profile)
-            session.roster.rememberSync(membership, book)
-            self._step(attempt, "contacts")
-
-            # The roamed profile (part of the "profile" step); a storage
-            # failure never fails the login. The address book's CID wins.
-            attempt.step = "profile"
-            roaming = early
-            cid = synced.profile.cid
-            if early is None or (cid is not None and cid != early.cid):
-                _drop(roamedEarly)
-                roaming = self._roamingSync(httpClient, tokens, cid)
-                roamedEarly = self._loadRoamed(roaming)
-            roamed, roamedPicture = await roamedEarly
+            for _ in range(self.maxRedirects + 1):
+                ns = await self._connect(attempt, target)
+                result = await ns.negotiate(self._progress(attempt))
+                if isinstance(result, SSOChallenge):
+                    if tokens is None:
+                        attempt.step = "SSO"
+                        policy = result.policy or MBI_KEY_OLD
+                        tokens = await self._requestTokens(httpClient, policy)
+                        self._step(attempt, "SSO")
+                    try:
+                        response = mbiResponse(tokens.messengerSecret, result.nonce)
+                    except ValueError as e:
+                        raise ProtocolError(f"unusable SSO challenge: {e}") from None
+                    attempt.step = "USR OK"
+                    authenticating = ns.authenticate(tokens.messengerTicket, response)
+                    if downloads is None:
+                        # The contact list and the roamed profile need the
+                        # tickets, not the NS: download them while it checks
+                        # ours (the NS wire is unchanged; its refusal still
+                        # comes first, below).
+                        downloads = self._startDownloads(httpClient, tokens, policy)
+                    outcome = await authenticating
+                    if isinstance(outcome, LoginAccepted):
+                        accepted = outcome
+                        self._step(attempt, "USR OK")
+                        break
+                    result = outcome
+                attempt.step = "XFR"
+                log.debug("{account} redirected to {address}", account=self.account, address=result.address)
+                self._step(attempt, "XFR")
+                await ns.close()
+                target = _tcpEndpoint(result)
+            else:
+                raise ProtocolError(f"more than {self.maxRedirects} XFR NS redirects")
+            assert ns is not None and accepted is not None and tokens is not None and downloads is not None
+            session, synced, book, roaming, roamed, roamedPicture = await self._contactList(
+                attempt, http, httpClient, ns, tokens, policy, downloads
+            )
         except BaseException:
-            _drop(roamedEarly)
+            if downloads is not None:
+                downloads.drop()
             raise
+        state = ns.state
         picture = self.displayPicture if self.displayPicture is not None else roamedPicture
         if roaming is not None:
             session.useRoamingProfile(roaming)
@@ -512,9 +463,64 @@ class MSNClient(LoginServices):
             log.info("Circles of {account} unavailable: {error}", account=self.account, error=str(e))
         session.markSignedIn()
         self._step(attempt, "online")
+        log.debug("Login of {account}: steps done after {timings}", account=self.account,
+                  timings=", ".join(attempt.timings))
         log.info("{account} signed in as {status}", account=self.account, status=state.status.code)
         notifyObserver(self.observers, "signedIn", session)
         return session
+
+    async def _contactList(
+        self, attempt: _LoginAttempt, http: Optional[HTTPClientOwner], httpClient: Any,
+        ns: NotificationProtocol, tokens: SSOResult, policy: str, downloads: EarlyDownloads,
+    ) -> tuple[Session, Any, Any, Optional[RoamingProfileSync], Any, Optional[bytes]]:
+        """
+        After C{USR OK}: the L{Session}, the contact list it starts with
+        (its download began with C{USR SSO S}) and the roamed profile (the
+        "contacts" and "profile" steps).
+        """
+        # Offline messages: RSI with the messenger.msn.com ticket, when
+        # the SSO service issued one.
+        webTicket: Optional[ContactsTicket] = None
+        rsi: Optional[RSIService] = None
+        web = tokens.tokens.get(MESSENGER_WEB)
+        if web is not None and web.ticket:
+            webTicket = ContactsTicket(web.ticket, self._renewer(httpClient, policy, MESSENGER_WEB))
+            rsi = RSIService(
+                httpClient, self.endpoints.rsi, webTicket, self.reactor,
+                timeout=self.requestTimeout, renewTicket=webTicket.renew,
+            )
+        else:
+            log.info("No {address} ticket for {account}: offline messages will not be fetched",
+                     address=MESSENGER_WEB, account=self.account)
+        session = Session(
+            ns, downloads.sharing, downloads.addressBook, downloads.contactsTicket, self.observers, self.reactor,
+            requestTimeout=self.requestTimeout, trace=self.trace, http=http, client=self,
+            pictureCache=self.pictureCache,
+            limits=self.limits,
+            rsi=rsi, webTicket=webTicket, uumGracePeriod=self.uumGracePeriod,
+        )
+
+        # The contact list (memberships and address book side by side)
+        # and, when the tickets name the CID already, the roamed profile
+        # at the same time: the storage service needs no address book.
+        attempt.step = "contacts"
+        membership, book = await downloads.lists
+        synced = buildContactList(membership, book, self.account)
+        session.useContactList(synced.contacts, synced.profile)
+        session.roster.rememberSync(membership, book)
+        self._step(attempt, "contacts")
+
+        # The roamed profile (part of the "profile" step); a storage
+        # failure never fails the login. The address book's CID wins.
+        attempt.step = "profile"
+        early = roaming = downloads.roaming
+        cid = synced.profile.cid
+        if early is None or (cid is not None and cid != early.cid):
+            _drop(downloads.roamed)
+            roaming = self._roamingSync(httpClient, tokens, cid)
+            downloads.roamed = self._loadRoamed(roaming)
+        roamed, roamedPicture = await downloads.roamed
+        return session, synced, book, roaming, roamed, roamedPicture
 
     def _nameRefused(self, failure: Failure) -> None:
         """

@@ -13,6 +13,7 @@ readable from start to end, and these the services it calls on.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
@@ -27,13 +28,53 @@ from msnp.namespaces import CONTACTS, STORAGE
 from msnp.roaming import RoamingProfileSync, cidFromHex
 from msnp.soap.storage import RoamingProfile, StorageService
 from msnp.soap.addressbook import AddressBookResult, AddressBookService
-from msnp.soap.envelope import ABCHFault
+from msnp.soap.envelope import ABCHCache, ABCHFault
 from msnp.soap.sharing import MembershipResult, SharingService
 from msnp.soap.sync import initialListEntries
 from msnp.sso import SSOClient, SSOResult
 from msnp.httpclient import SharedHTTPClient, sharedHTTPClient
+from msnp.session import ContactsTicket
 
 log = Logger()
+
+
+def _drop(d: "Deferred[Any]") -> None:
+    """
+    Give up on C{d}: cancel it, leaving no unhandled failure behind.
+    """
+    d.addErrback(lambda _: None)
+    d.cancel()
+
+
+@dataclass
+class EarlyDownloads:
+    """
+    The contact-list services of a login and the downloads started on them
+    as soon as the SSO tokens are known (L{LoginServices._startDownloads}):
+    they need the contacts and storage tickets, not the NS, so they run
+    while C{USR SSO S} is being answered. The login awaits C{USR OK} first,
+    so an NS refusal still fails it with its own error; L{drop} gives up on
+    downloads nobody will wait for.
+
+    @ivar lists: fires with the memberships and the address book.
+    @ivar roaming: the roamed-profile sync found from the tickets' CID, or
+        L{None}.
+    @ivar roamed: L{LoginServices._loadRoamed} of C{roaming}.
+    """
+
+    contactsTicket: ContactsTicket
+    sharing: SharingService
+    addressBook: AddressBookService
+    lists: "Deferred[tuple[MembershipResult, AddressBookResult]]"
+    roaming: Optional[RoamingProfileSync]
+    roamed: "Deferred[tuple[Optional[RoamingProfile], Optional[bytes]]]"
+
+    def drop(self) -> None:
+        """
+        Cancel both downloads (a failed or abandoned login).
+        """
+        _drop(self.lists)
+        _drop(self.roamed)
 
 
 def httpClientFor(reactor: Any, endpoints: Endpoints) -> SharedHTTPClient:
@@ -166,6 +207,29 @@ class LoginServices:
         """
         sso = SSOClient(httpClient, self.endpoints.sso, self.reactor, timeout=self.requestTimeout)
         return sso.requestTokens(self.account, self._password, policy)
+
+    def _startDownloads(self, httpClient: Any, tokens: SSOResult, policy: str) -> EarlyDownloads:
+        """
+        Build the sharing and address-book services on the contacts ticket
+        and start the list download (memberships and address book side by
+        side) and, when the tickets name the CID, the roamed profile: the
+        same HTTP requests, in the same order, that follow C{USR OK}, only
+        no longer waiting for it (the services take tickets, not the NS
+        session).
+        """
+        contactsTicket = ContactsTicket(tokens.contactsTicket, self._renewer(httpClient, policy))
+        cache = ABCHCache()
+        sharing = SharingService(
+            httpClient, self.endpoints.sharing, contactsTicket, self.reactor,
+            timeout=self.requestTimeout, cache=cache, renewTicket=contactsTicket.renew,
+        )
+        addressBook = AddressBookService(
+            httpClient, self.endpoints.addressBook, contactsTicket, self.reactor,
+            timeout=self.requestTimeout, cache=cache, renewTicket=contactsTicket.renew,
+        )
+        lists = ensureDeferred(self._downloadLists(sharing, addressBook))
+        roaming = self._roamingSync(httpClient, tokens, None, quiet=True)
+        return EarlyDownloads(contactsTicket, sharing, addressBook, lists, roaming, self._loadRoamed(roaming))
 
     async def _downloadLists(
         self, sharing: SharingService, addressBook: AddressBookService

@@ -427,7 +427,14 @@ class Session(SessionParts, SessionProfile, SessionMessaging, SessionContacts):
                 conversations.closeAll()
             except Exception:
                 log.failure("Error while closing the conversations of {account}", account=self.account)
+        # The connection's waiters (signOut) are told before the session
+        # ends (notificationEnded comes right after): wait for the end
+        # too, so that what logout() promises is closed (the HTTP claim
+        # above all) is closed when it fires, not a reactor turn later.
+        ended = self.whenEnded() if self._signedIn and not self._ended_ else None
         await self.protocol.signOut()
+        if ended is not None:
+            await ended
         if self._cleanedUp is not None and not self._cleanedUp.called:
             done: Deferred[None] = Deferred()
 

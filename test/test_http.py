@@ -362,3 +362,39 @@ class LoopbackTests(TestCase):
             return DeferredList([c.lost for c in self.factory.everyConnection])
 
         return silent.received.addCallback(arrived).addCallback(check)
+
+
+class WireURLTests(SynchronousTestCase):
+    """
+    L{msnp.http._wireURL}: what treq would send, computed once per URL.
+    """
+
+    def test_sameAsTreq(self) -> None:
+        """
+        The wire form is treq's own C{to_uri().to_text()}, also for a host
+        and a path that need IDNA and percent-encoding; C{to_uri} of it is
+        itself.
+        """
+        from hyperlink import EncodedURL
+
+        from msnp.http import _wireURL
+
+        for url in ("http://127.0.0.1:9/RST2.srf", "https://login.live.com:443//RST2.srf?a=b c",
+                    "https://b\u00fccher.example/pfad/\u00e4?x=\u00fc"):
+            wire = _wireURL(url)
+            self.assertEqual(wire.to_uri().to_text(), EncodedURL.from_text(url).to_uri().to_text())
+            self.assertIs(wire.to_uri(), wire)
+            self.assertIs(_wireURL(url), wire)
+
+    def test_replacedIsAnOrdinaryURL(self) -> None:
+        """
+        A URL derived from the wire form (treq adds query parameters with
+        C{replace}) is encoded again when sent.
+        """
+        from hyperlink import EncodedURL
+
+        from msnp.http import _WireURL, _wireURL
+
+        derived = _wireURL("http://127.0.0.1/service").replace(query=(("q", "\u00e4"),))
+        self.assertNotIsInstance(derived, _WireURL)
+        self.assertEqual(derived.to_uri().to_text(), EncodedURL.from_text("http://127.0.0.1/service?q=%C3%A4").to_text())

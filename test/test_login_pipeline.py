@@ -22,7 +22,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from msnp.client import MSNClient
 from msnp.endpoints import Endpoints
-from msnp.errors import ServerError
+from msnp.errors import AuthenticationError, ServerError
 from msnp.server.network import LocalNetwork
 from msnp.wire import Command, Direction
 
@@ -93,6 +93,72 @@ class PipelinedLoginTests(SynchronousTestCase):
         for _ in range(5):
             self.http.flush()
         return d
+
+    def requests(self) -> list[str]:
+        """
+        Record the paths of the HTTP requests the client makes from now on.
+        """
+        paths: list[str] = []
+        post = self.http.post
+
+        def recording(url: Any, *args: Any, **kwargs: Any) -> Any:
+            paths.append(str(url).rsplit("/", 1)[-1])
+            return post(url, *args, **kwargs)
+
+        self.http.post = recording  # type: ignore[method-assign]
+        return paths
+
+    def challenged(self) -> "Deferred[Any]":
+        """
+        Run the login up to C{USR SSO S} written (the SSO request done).
+        """
+        client = MSNClient(ALICE, PASSWORD, self.endpoints, reactor=self.reactor, httpClient=self.http)
+        d = client.login()
+        host, port, factory = self.reactor.tcpClients[0][:3]
+        self.protocol = factory.buildProtocol(None)
+        self.transport = StringTransport()
+        self.protocol.makeConnection(self.transport)
+        self.reply("VER 1 MSNP18")
+        self.reply("CVR 2 14.0.8089 14.0.8089 14.0.8089 http://example.invalid http://example.invalid")
+        self.reply(f"USR 3 SSO S MBI_KEY_OLD {NONCE}")
+        self.http.flush()
+        return d
+
+    def test_downloadsStartWithUSR(self) -> None:
+        """
+        The memberships, the address book and the roamed profile are asked
+        for right after C{USR SSO S} is written, before the NS answers it
+        (they need the tickets only); the login still waits for C{USR OK}.
+        """
+        paths = self.requests()
+        d = self.challenged()
+        usr = self.sent()[-1]
+        self.assertEqual((usr.name, usr.arg(1)), ("USR", "S"))
+        self.assertEqual(paths[0], "RST2.srf")
+        self.assertEqual(sorted(paths[1:]), ["SchematizedStore.asmx", "SharingService.asmx", "abservice.asmx"])
+        self.assertNoResult(d)
+        self.transport.clear()
+        self.reply(f"USR {usr.trid} OK {ALICE} 1 0")
+        self.http.flush()
+        self.assertEqual([c.name for c in self.sent()], ["BLP", "ADL", "PRP", "UUX", "UUX", "CHG"])
+        self.assertEqual(len(paths), 4)
+        d.cancel()
+        self.lose()
+        self.failureResultOf(d, CancelledError)
+
+    def test_refusedTicketWinsOverTheDownloads(self) -> None:
+        """
+        A C{911} to C{USR SSO S} fails the login with
+        L{AuthenticationError} although the downloads it started have
+        succeeded meanwhile; nothing is left unhandled or scheduled.
+        """
+        d = self.challenged()
+        usr = self.sent()[-1]
+        self.reply(f"911 {usr.trid}")
+        self.lose()
+        self.failureResultOf(d, AuthenticationError)
+        self.reactor.advance(60)
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
 
     def test_batchWrittenBeforeAnyReply(self) -> None:
         """

@@ -69,3 +69,33 @@ class LoginWireTests(TestCase):
         await signIn(self, ALICE, "pw-a", endpoints)
         self.assertTrue(await pollUntil(lambda: not dispatchFactory.connections(), WAIT))
         self.assertEqual(len(network.onlineSessions(ALICE)), 1)
+
+    @asyncTest
+    async def test_refusedTicketAfterTheDownloadsStarted(self) -> None:
+        """
+        The contact list is requested along with C{USR SSO S}; when the NS
+        refuses the login (a wrong MBI response here: C{911}) the login
+        still fails with L{AuthenticationError}, at C{USR OK}, and leaves
+        no HTTP pool, connection or timer behind.
+        """
+        from twisted.internet import reactor
+
+        import msnp.client
+        from msnp import MSNClient
+        from msnp.errors import AuthenticationError
+        from msnp.httpclient import _shared
+
+        _, endpoints = await self.network()
+        self.patch(msnp.client, "mbiResponse", lambda secret, nonce: "AAAA")
+        steps: list[str] = []
+
+        class Steps:
+            def loginStep(self, client: Any, step: str, elapsed: float) -> None:
+                steps.append(step)
+
+        client = MSNClient(ALICE, "pw-a", endpoints, observer=Steps())
+        with self.assertRaises(AuthenticationError):
+            await client.login()
+        self.assertIn("SSO", steps)
+        self.assertNotIn("USR OK", steps)
+        self.assertTrue(await pollUntil(lambda: (id(reactor), None) not in _shared, WAIT))

@@ -39,6 +39,41 @@ class SharedClaimTests(SynchronousTestCase):
         for d in closing:
             self.successResultOf(d)
 
+    def test_oneEndpointPerHost(self) -> None:
+        """
+        The pool's endpoint factory builds one endpoint per scheme, host and
+        port and hands the same one out for every later request there.
+        """
+        import weakref
+
+        from twisted.web.client import URI, BrowserLikePolicyForHTTPS
+
+        from msnp.httpclient import _EndpointFactory
+
+        factory = _EndpointFactory(MemoryReactorClock(), BrowserLikePolicyForHTTPS(), weakref.WeakSet())
+        first = factory.endpointForURI(URI.fromBytes(b"http://127.0.0.1:9/a"))
+        self.assertIs(factory.endpointForURI(URI.fromBytes(b"http://127.0.0.1:9/b?c")), first)
+        self.assertIsNot(factory.endpointForURI(URI.fromBytes(b"http://127.0.0.1:10/a")), first)
+        self.assertIsNot(factory.endpointForURI(URI.fromBytes(b"https://127.0.0.1:9/a")), first)
+
+    def test_addressesNeedNoResolver(self) -> None:
+        """
+        An IPv4 or IPv6 address is connected to directly (no resolver, no
+        thread); a host name goes through L{HostnameEndpoint}.
+        """
+        import weakref
+
+        from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP6ClientEndpoint
+        from twisted.web.client import URI, BrowserLikePolicyForHTTPS
+
+        from msnp.httpclient import _EndpointFactory
+
+        factory = _EndpointFactory(MemoryReactorClock(), BrowserLikePolicyForHTTPS(), weakref.WeakSet())
+        for url, kind in ((b"http://127.0.0.1:9/", TCP4ClientEndpoint), (b"http://[::1]:9/", TCP6ClientEndpoint),
+                          (b"http://localhost:9/", HostnameEndpoint)):
+            tracked: Any = factory.endpointForURI(URI.fromBytes(url))
+            self.assertIsInstance(tracked._endpoint, kind)
+
     def test_closedWithTheLastClaim(self) -> None:
         """
         The shared client stays open while any claim is held (closing one
@@ -71,6 +106,20 @@ class SharedSessionsTests(TestCase):
     """
 
     timeout = 30
+
+    @asyncTest
+    async def test_logoutGivesTheClaimBack(self) -> None:
+        """
+        When C{logout()} fires, the session has ended and given its HTTP
+        claim back: the only session's logout leaves no shared pool behind
+        (the next login starts a fresh one), with no polling.
+        """
+        network, endpoints = await startLocalNetwork(self, [(ALICE, "pw-a", "Alice")])
+        alice = await signIn(self, ALICE, "pw-a", endpoints)
+        self.assertIn((id(reactor), None), _shared)
+        await alice.logout()
+        self.assertNotIn((id(reactor), None), _shared)
+        self.assertEqual(await alice.whenEnded(), "logout")
 
     @asyncTest
     async def test_twoSessionsShareOnePool(self) -> None:
