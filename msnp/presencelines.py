@@ -22,7 +22,7 @@ from typing import Optional
 
 from msnp.contacts import Status
 from msnp.errors import ProtocolError
-from msnp.nsmessages import AccountReference, PresenceUpdate, _accountAt
+from msnp.nsmessages import AccountReference, PresenceUpdate, _hasNetworkPrefix, parseAccount
 from msnp.wire import decodeParameter
 
 __all__ = ["readOffline", "readPresence", "readUserDataHeader"]
@@ -47,15 +47,17 @@ def _arguments(line: bytes, counts: tuple[int, ...]) -> Optional[list[str]]:
     return args
 
 
-def _account(args: list[str], index: int) -> Optional[tuple[AccountReference, int]]:
+def _account(token: str) -> Optional[AccountReference]:
     """
-    L{msnp.nsmessages._accountAt} of an C{N:address} token, L{None} for
-    the older two-token form or an address it refuses.
+    The account of an C{N:address} token: what
+    L{msnp.nsmessages._accountAt} reads for it (with a network prefix it
+    never looks at the next token), L{None} for the older two-token form
+    or an address it refuses.
     """
-    if not args[index][:1].isdigit():
+    if not _hasNetworkPrefix(token):
         return None
     try:
-        return _accountAt(tuple(args), index)
+        return parseAccount(token)
     except ProtocolError:
         return None
 
@@ -69,13 +71,13 @@ def readPresence(line: bytes) -> Optional[PresenceUpdate]:
     if args is None or line[:4] != b"NLN ":
         return None
     status = _STATUSES.get(args[0])
-    found = _account(args, 1) if status is not None else None
-    if found is None or found[1] != 2:
+    account = _account(args[1]) if status is not None else None
+    if account is None:
         return None
+    assert status is not None
     name, capabilities, raw = args[2], args[3], args[4]
     msnObject = decodeParameter(raw) if raw != "0" else None
-    assert status is not None
-    return PresenceUpdate(found[0], status, decodeParameter(name), capabilities, msnObject)
+    return PresenceUpdate(account, status, decodeParameter(name), capabilities, msnObject)
 
 
 def readOffline(line: bytes) -> Optional[AccountReference]:
@@ -86,8 +88,7 @@ def readOffline(line: bytes) -> Optional[AccountReference]:
     args = _arguments(line, (2, 3))
     if args is None or line[:4] != b"FLN ":
         return None
-    found = _account(args, 0)
-    return None if found is None else found[0]
+    return _account(args[0])
 
 
 def readUserDataHeader(line: bytes) -> Optional[tuple[AccountReference, int]]:
@@ -101,5 +102,5 @@ def readUserDataHeader(line: bytes) -> Optional[tuple[AccountReference, int]]:
     length = args[1]
     if not length.isdigit() or len(length) > _MAX_LENGTH_DIGITS:
         return None
-    found = _account(args[:1], 0)
-    return None if found is None else (found[0], int(length))
+    account = _account(args[0])
+    return None if account is None else (account, int(length))
