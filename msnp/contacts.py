@@ -165,6 +165,10 @@ class Place:
 Endpoint = Place
 
 
+#: The default of L{Contact.groupIds} until it is read (see L{_readGroupIds}).
+_GROUPS_NOT_BUILT: Any = None
+
+
 @dataclass
 class Contact:
     """
@@ -183,7 +187,10 @@ class Contact:
     cid: Optional[int] = None
     contactId: Optional[str] = None
     lists: Lists = Lists(0)
-    groupIds: set[str] = field(default_factory=set)
+    #: The address-book groups the contact is in (a plain C{set}: callers
+    #: may change it). Built when first read: most contacts are in no
+    #: group, and an empty C{set} costs about 200 bytes (issue 13).
+    groupIds: set[str] = field(default=_GROUPS_NOT_BUILT)
     isMessengerUser: bool = False
     status: Status = Status.OFFLINE
     personalMessage: str = ""
@@ -251,6 +258,28 @@ class Contact:
         @raise ValueError: C{guid} holds no GUID at all.
         """
         return self.endpoints.pop(normalizeGuid(guid), None)
+
+
+def _readGroupIds(contact: Contact) -> set[str]:
+    """
+    L{Contact.groupIds}: the set given or assigned, or a new empty one kept
+    from its first reading on, so that a change made through it sticks as
+    it did when every contact was built with its own set.
+    """
+    groups: Optional[set[str]] = getattr(contact, "_groupIds")
+    if groups is None:
+        groups = contact._groupIds = set()  # type: ignore[attr-defined]
+    return groups
+
+
+def _writeGroupIds(contact: Contact, groups: set[str]) -> None:
+    contact._groupIds = groups  # type: ignore[attr-defined]
+
+
+# After @dataclass, which made groupIds an ordinary field of __init__,
+# __eq__ and __repr__ (all three go through the property).
+Contact._groupIds = None  # type: ignore[attr-defined]
+Contact.groupIds = property(_readGroupIds, _writeGroupIds)  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)

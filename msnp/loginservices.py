@@ -14,7 +14,6 @@ readable from start to end, and these the services it calls on.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from twisted.internet.defer import Deferred, FirstError, ensureDeferred, gatherResults
@@ -119,6 +118,24 @@ def _unwrapFirstError(error: BaseException) -> BaseException:
     return error
 
 
+class _Renewer:
+    """
+    L{LoginServices._renewTicket} with its arguments: one slotted object
+    (a partial is three: itself, its bound method and its tuple).
+    """
+
+    __slots__ = ("_login", "_httpClient", "_policy", "_address")
+
+    def __init__(self, login: "LoginServices", httpClient: Any, policy: str, address: str) -> None:
+        self._login = login
+        self._httpClient = httpClient
+        self._policy = policy
+        self._address = address
+
+    def __call__(self) -> "Deferred[str]":
+        return self._login._renewTicket(self._httpClient, self._policy, self._address)
+
+
 class LoginServices:
     """
     The services the login of L{msnp.client.MSNClient} calls on: SSO,
@@ -177,8 +194,10 @@ class LoginServices:
             if not quiet:
                 log.info("No CID known for {account}: no roaming profile", account=self.account)
             return None
+        # ticket.__str__ returns the ticket itself: the getter without a
+        # closure and its cell, kept for the session's life (issue 13).
         service = StorageService(
-            httpClient, self.endpoints.storage, lambda: ticket, self.reactor, timeout=self.requestTimeout
+            httpClient, self.endpoints.storage, ticket.__str__, self.reactor, timeout=self.requestTimeout
         )
         return RoamingProfileSync(service, cid, self.reactor)
 
@@ -186,10 +205,10 @@ class LoginServices:
         """
         How one of the session's tickets (by default the contacts ticket)
         is renewed: the login's SSO request again, same account, password
-        and policy. A partial of L{_renewTicket} rather than a closure: a
+        and policy. A L{_Renewer} rather than a closure or a partial: a
         session keeps two of these for its lifetime (issue 13).
         """
-        return partial(self._renewTicket, httpClient, policy, address)
+        return _Renewer(self, httpClient, policy, address)
 
     def _renewTicket(self, httpClient: Any, policy: str, address: str) -> "Deferred[str]":
         log.info("Renewing the {address} ticket of {account}", address=address, account=self.account)

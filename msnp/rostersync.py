@@ -27,8 +27,8 @@ from msnp.contacts import ROLE_LISTS, Lists, normalizeEmail
 from msnp.listpayload import ListEntry
 from msnp.interfaces import notifyObserver
 from msnp.rosterbase import SCENARIO_CHANGE_ALERT, SCENARIO_PENDING_LIST, RosterBase
-from msnp.soap.addressbook import AddressBookResult
-from msnp.soap.sharing import MembershipResult
+from msnp.soap.addressbook import ABContact, AddressBookResult, MeContact
+from msnp.soap.sharing import Member, MembershipResult
 from msnp.soap.envelope import ABCHFault
 from msnp.soap.sync import applyAddressBookDelta, applyMembershipDelta, buildContactList, mergeMember
 
@@ -37,16 +37,62 @@ __all__ = ["RosterSync"]
 log = Logger()
 
 
+def _sampleBase() -> bytes:
+    """
+    The pickles of a one-contact membership listing and address book: the
+    preset dictionary of L{_pickled}. A session's base is mostly the
+    class paths, field layout, role and annotation names these share, so
+    with it a small list's base is about a third smaller (issue 13: 0.85
+    KiB against 1.2 KiB per session at 3 contacts); at 1,000 contacts it
+    matters little (it helps only the start of the stream). Built from
+    this process's own classes, so it matches the pickles it helps with;
+    the base never leaves the process, so no other dictionary is ever
+    met.
+    """
+    email, guid, stamp = "someone@example.com", "00000000-0000-0000-0000-000000000000", "2026-01-01T00:00:00.0000000Z"
+    member = Member(email=email, membershipId=100, displayName="Someone", network=1, cid=-1234567890123456789)
+    membership = MembershipResult(
+        roles={"Allow": {email: member}, "Block": {}, "Reverse": {email: member}, "Pending": {}},
+        lastChange=stamp, deleted={},
+    )
+    annotations = {"MSN.IM.BLP": "1", "MSN.IM.GTC": "1", "MSN.IM.MBEA": "0", "MSN.IM.MPOP": "1",
+                   "MSN.IM.RoamLiveProperties": "1"}
+    me = MeContact(contactId=guid, email="me@example.com", displayName="Me", cid=1234567890123456789,
+                   annotations=annotations)
+    contact = ABContact(contactId=guid, email=email, displayName="Someone", cid=-1234567890123456789,
+                        groupIds=frozenset(), isMessengerUser=True, contactType="Regular", network=1, annotations={})
+    book = AddressBookResult(me=me, contacts=[contact], groups=[], lastChange=stamp,
+                             deletedContactIds=[], deletedGroupIds=[])
+    return pickle.dumps(membership, pickle.HIGHEST_PROTOCOL) + pickle.dumps(book, pickle.HIGHEST_PROTOCOL)
+
+
+_PRESET: Optional[bytes] = None
+
+
+def _preset() -> bytes:
+    global _PRESET
+    if _PRESET is None:
+        _PRESET = _sampleBase()
+    return _PRESET
+
+
 def _pickled(value: Any) -> Optional[bytes]:
     """
-    C{value} pickled and compressed (zlib level 1: 0.8 ms and a third of
-    the size at 1,000 contacts), or L{None}.
+    C{value} pickled and compressed (zlib level 1, with L{_sampleBase} as
+    preset dictionary: 0.8 ms and a third of the size at 1,000 contacts),
+    or L{None}.
     """
-    return zlib.compress(pickle.dumps(value, pickle.HIGHEST_PROTOCOL), 1) if value is not None else None
+    if value is None:
+        return None
+    compressor = zlib.compressobj(1, zdict=_preset())
+    return compressor.compress(pickle.dumps(value, pickle.HIGHEST_PROTOCOL)) + compressor.flush()
 
 
 def _unpickled(data: Optional[bytes]) -> Any:
-    return pickle.loads(zlib.decompress(data)) if data is not None else None
+    if data is None:
+        return None
+    decompressor = zlib.decompressobj(zdict=_preset())
+    return pickle.loads(decompressor.decompress(data) + decompressor.flush())
 
 
 class RosterSync(RosterBase):

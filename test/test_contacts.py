@@ -397,3 +397,39 @@ class CurrentMediaTests(SynchronousTestCase):
         A backslash-zero inside a value cannot break the field layout.
         """
         self.assertEqual(parseCurrentMedia(formatCurrentMedia("A\\0B", "C")), "AB - C")
+
+
+class GroupIdsTests(SynchronousTestCase):
+    """
+    L{Contact.groupIds} is built when first read (issue 13) but behaves as
+    the per-contact set it always was.
+    """
+
+    def test_defaultIsOwnMutableSet(self) -> None:
+        one, two = Contact("a@example.com"), Contact("b@example.com")
+        self.assertEqual(one.groupIds, set())
+        one.groupIds.add("g1")
+        self.assertEqual(one.groupIds, {"g1"})
+        self.assertEqual(two.groupIds, set())
+        self.assertIs(one.groupIds, one.groupIds)
+
+    def test_givenAndAssigned(self) -> None:
+        given = {"g1"}
+        contact = Contact("a@example.com", groupIds=given)
+        self.assertIs(contact.groupIds, given)
+        contact.groupIds = {"g2"}
+        self.assertEqual(contact.groupIds, {"g2"})
+
+    def test_equalityReprAndCopy(self) -> None:
+        import copy
+
+        lazy = Contact("a@example.com")
+        self.assertEqual(lazy, Contact("a@example.com", groupIds=set()))
+        self.assertNotEqual(lazy, Contact("a@example.com", groupIds={"g"}))
+        self.assertIn("groupIds=set()", repr(Contact("a@example.com")))
+        original = Contact("a@example.com")
+        copied = copy.deepcopy(original)
+        copied.groupIds.add("g")
+        self.assertEqual(original.groupIds, set())
+        grouped = Contact("a@example.com", groupIds={"g"})
+        self.assertEqual(copy.deepcopy(grouped).groupIds, {"g"})

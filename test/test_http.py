@@ -398,3 +398,39 @@ class WireURLTests(SynchronousTestCase):
         derived = _wireURL("http://127.0.0.1/service").replace(query=(("q", "\u00e4"),))
         self.assertNotIsInstance(derived, _WireURL)
         self.assertEqual(derived.to_uri().to_text(), EncodedURL.from_text("http://127.0.0.1/service?q=%C3%A4").to_text())
+class EndpointChoiceTests(SynchronousTestCase):
+    """
+    The pool's endpoints: an IPv4 address is connected to directly (no
+    resolver round trip, issue 13), anything else through
+    L{HostnameEndpoint}; https is TLS over either.
+    """
+
+    def endpointFor(self, uri: bytes) -> Any:
+        import weakref
+
+        from twisted.web.client import URI, BrowserLikePolicyForHTTPS
+
+        from msnp.httpclient import _EndpointFactory
+
+        # (The real reactor: nothing is connected, and HostnameEndpoint wants a
+        # resolver.)
+        factory = _EndpointFactory(reactor, BrowserLikePolicyForHTTPS(), weakref.WeakSet())
+        return factory.endpointForURI(URI.fromBytes(uri))._endpoint
+
+    def test_addressIsDirect(self) -> None:
+        from twisted.internet.endpoints import TCP4ClientEndpoint
+
+        endpoint = self.endpointFor(b"http://127.0.0.1:8080/abservice/abservice.asmx")
+        self.assertIsInstance(endpoint, TCP4ClientEndpoint)
+        self.assertEqual((endpoint._host, endpoint._port, endpoint._timeout), ("127.0.0.1", 8080, 30))
+
+    def test_nameIsResolved(self) -> None:
+        from twisted.internet.endpoints import HostnameEndpoint
+
+        self.assertIsInstance(self.endpointFor(b"http://contacts.example.com/abservice"), HostnameEndpoint)
+
+    def test_httpsWrapsEither(self) -> None:
+        from twisted.internet.endpoints import TCP4ClientEndpoint
+
+        wrapped = self.endpointFor(b"https://127.0.0.1:8443/RST2.srf")
+        self.assertIsInstance(wrapped._wrappedEndpoint, TCP4ClientEndpoint)

@@ -594,3 +594,32 @@ class RenewalEndToEndTests(TestCase):
             await session.addContact("bob@example.com")
         self.assertEqual(session.contacts.snapshot(), before)
         self.assertFalse(alice.onForwardList("bob@example.com"))
+
+
+class SessionRenewerTests(SynchronousTestCase):
+    """
+    The renewer a signed-in session keeps for each ticket asks the login's
+    SSO request again with the same HTTP client, policy and address.
+    """
+
+    def test_renewerCallsRenewTicket(self) -> None:
+        from msnp.client import MSNClient
+        from msnp.endpoints import Endpoints
+        from msnp.namespaces import CONTACTS
+
+        client = MSNClient("someone@example.com", "secret", Endpoints(), reactor=Clock())
+        calls: list[tuple[Any, ...]] = []
+        answer: Deferred[str] = Deferred()
+
+        def renewTicket(httpClient: Any, policy: str, address: str) -> "Deferred[str]":
+            calls.append((httpClient, policy, address))
+            return answer
+
+        client._renewTicket = renewTicket  # type: ignore[method-assign]
+        http = object()
+        renew = client._renewer(http, "MBI_KEY")
+        self.assertEqual(calls, [])
+        self.assertIs(renew(), answer)
+        self.assertIs(client._renewer(http, "MBI_KEY", "messengersecure.live.com")(), answer)
+        self.assertEqual(calls, [(http, "MBI_KEY", CONTACTS), (http, "MBI_KEY", "messengersecure.live.com")])
+        self.assertNotIn("secret", repr(renew))

@@ -87,18 +87,19 @@ def buildContactList(
         if existing is not None:
             existing.groupIds |= set(entry.groupIds)
             continue
-        contacts.add(
-            Contact(
-                email=email,
-                displayName=entry.displayName or email,
-                network=entry.network,
-                cid=entry.cid,
-                contactId=entry.contactId,
-                lists=Lists.FORWARD,
-                groupIds=set(entry.groupIds),
-                isMessengerUser=True,
-            )
+        listed = Contact(
+            email=email,
+            displayName=entry.displayName or email,
+            network=entry.network,
+            cid=entry.cid,
+            contactId=entry.contactId,
+            lists=Lists.FORWARD,
+            isMessengerUser=True,
         )
+        if entry.groupIds:
+            # (Otherwise the contact's empty set is built when first read.)
+            listed.groupIds = set(entry.groupIds)
+        contacts.add(listed)
 
     for role in ROLE_LISTS:
         for email, member in membership.members(role).items():
