@@ -831,3 +831,41 @@ class Client:
 
     def drop(self) -> None:
         self.protocol.connectionLost(Failure(ConnectionLost()))
+
+
+class PendingServices:
+    """
+    Stand-ins for the sharing and address-book clients whose downloads
+    stay pending until the test answers them.
+    """
+
+    def __init__(self) -> None:
+        self.pending: list[Deferred[Any]] = []
+
+    def _call(self, *args: Any, **kwargs: Any) -> "Deferred[Any]":
+        d: Deferred[Any] = Deferred()
+        self.pending.append(d)
+        return d
+
+    findMembership = _call
+    findContactsPaged = _call
+
+    def answerAll(self, membership: Any, addressBook: Any) -> None:
+        """
+        Answer the downloads pending now, in the order they were asked for
+        (the membership, then the address book).
+        """
+        pending, self.pending = self.pending, []
+        for d, result in zip(pending, [membership, addressBook]):
+            d.callback(result)
+
+    def failAll(self) -> None:
+        """
+        Fail the downloads pending now (not those they cause) as an
+        unavailable service would.
+        """
+        from msnp.errors import ServiceError
+
+        pending, self.pending = self.pending, []
+        for d in pending:
+            d.errback(ServiceError("unavailable", status=503))

@@ -19,28 +19,7 @@ from msnp.soap.sharing import Member, MembershipResult
 from msnp.soap.sync import buildContactList
 from msnp.wire import Command
 
-
-class PendingServices:
-    """
-    Sharing and address-book stand-ins whose downloads stay pending until
-    the test answers them.
-    """
-
-    def __init__(self) -> None:
-        self.pending: list[Deferred[object]] = []
-
-    def _call(self, *args: object, **kwargs: object) -> "Deferred[object]":
-        d: Deferred[object] = Deferred()
-        self.pending.append(d)
-        return d
-
-    findMembership = _call
-    findContactsPaged = _call
-
-    def answerAll(self, membership: MembershipResult, addressBook: AddressBookResult) -> None:
-        pending, self.pending = self.pending, []
-        for d, result in zip(pending, [membership, addressBook]):
-            d.callback(result)
+from test.support import PendingServices
 
 OWNER = "owner@example.com"
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import pickle
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -24,7 +24,7 @@ from msnp.soap.circles import CircleListing
 from msnp.soap.sharing import Member, MembershipResult
 from msnp.wire import Command
 
-from test.support import NotificationHarness
+from test.support import NotificationHarness, PendingServices
 
 PROFILE = (
     b"MIME-Version: 1.0\r\nContent-Type: text/x-msmsgsprofile; charset=UTF-8\r\n"
@@ -91,23 +91,6 @@ class SharedPolicyTests(SynchronousTestCase):
         first = self.gcf(b"<Policies>one</Policies>")
         second = self.gcf(b"<Policies>two</Policies>")
         self.assertEqual((first, second), (b"<Policies>one</Policies>", b"<Policies>two</Policies>"))
-
-
-class PendingServices:
-    """
-    Sharing and address-book stand-ins whose downloads stay pending.
-    """
-
-    def __init__(self) -> None:
-        self.pending: list[Deferred[object]] = []
-
-    def _call(self, *args: object, **kwargs: object) -> "Deferred[object]":
-        d: Deferred[object] = Deferred()
-        self.pending.append(d)
-        return d
-
-    findMembership = _call
-    findContactsPaged = _call
 
 
 class LazyRosterRefreshTests(SynchronousTestCase):

@@ -76,16 +76,7 @@ class PipelinedLoginTests(SynchronousTestCase):
         Run the login up to the pipelined batch: VER, CVR/USR SSO I, the
         SSO request, USR OK, both ABCH downloads and the roamed profile.
         """
-        client = MSNClient(ALICE, PASSWORD, self.endpoints, reactor=self.reactor, httpClient=self.http)
-        d = client.login()
-        host, port, factory = self.reactor.tcpClients[0][:3]
-        self.protocol = factory.buildProtocol(None)  # the endpoint's wrapper
-        self.transport = StringTransport()
-        self.protocol.makeConnection(self.transport)
-        self.reply("VER 1 MSNP18")
-        self.reply("CVR 2 14.0.8089 14.0.8089 14.0.8089 http://example.invalid http://example.invalid")
-        self.reply(f"USR 3 SSO S MBI_KEY_OLD {NONCE}")
-        self.http.flush()
+        d = self.challenged()
         usr = self.sent()[-1]
         self.assertEqual((usr.name, usr.arg(0), usr.arg(1)), ("USR", "SSO", "S"))
         self.transport.clear()
@@ -115,7 +106,7 @@ class PipelinedLoginTests(SynchronousTestCase):
         client = MSNClient(ALICE, PASSWORD, self.endpoints, reactor=self.reactor, httpClient=self.http)
         d = client.login()
         host, port, factory = self.reactor.tcpClients[0][:3]
-        self.protocol = factory.buildProtocol(None)
+        self.protocol = factory.buildProtocol(None)  # the endpoint's wrapper
         self.transport = StringTransport()
         self.protocol.makeConnection(self.transport)
         self.reply("VER 1 MSNP18")

@@ -15,13 +15,12 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import succeed
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from msnp.contacts import Contact, ContactList, Lists, Status
 from msnp.listpayload import ListEntry, parseListPayload
 from msnp.endpoints import ClientIdentity, newMachineGuid
-from msnp.errors import ServiceError
 from msnp.roster import RosterManager
 from msnp.soap.addressbook import ABContact, AddressBookResult
 from msnp.soap.sharing import Member, MembershipResult
@@ -31,7 +30,7 @@ from msnp.server.network import LocalNetwork
 from msnp.server.notification import addressBookChangedPayload, notificationPid
 from msnp.wire import Command
 from msnp.xmlsafe import parseXML, textOf
-from test.support import LIST_EVENTS, EventRecorder, Summary
+from test.support import LIST_EVENTS, EventRecorder, Summary, PendingServices
 
 PASSWORD = "secret-pw"
 ALICE = "alice@example.com"
@@ -133,40 +132,6 @@ class NotificationPayloadTests(SynchronousTestCase):
         self.assertEqual(textOf(body, "Service"), "ABCHInternal")
         self.assertEqual(textOf(body, "CID"), str(account.cid))
         self.assertEqual(textOf(body, "HasNewItem"), "false")
-
-
-class PendingServices:
-    """
-    Stand-ins for the sharing and address-book clients whose downloads
-    stay pending until the test ends them.
-    """
-
-    def __init__(self) -> None:
-        self.pending: list[Deferred[Any]] = []
-
-    def _call(self, *args: Any, **kwargs: Any) -> "Deferred[Any]":
-        d: Deferred[Any] = Deferred()
-        self.pending.append(d)
-        return d
-
-    findMembership = _call
-    findContactsPaged = _call
-
-    def answerAll(self, membership: MembershipResult, addressBook: AddressBookResult) -> None:
-        """
-        Answer the downloads pending now, in the order they were asked for.
-        """
-        pending, self.pending = self.pending, []
-        for d, result in zip(pending, [membership, addressBook]):
-            d.callback(result)
-
-    def failAll(self) -> None:
-        """
-        Fail the downloads pending now (not those they cause).
-        """
-        pending, self.pending = self.pending, []
-        for d in pending:
-            d.errback(ServiceError("unavailable", status=503))
 
 
 class OtherPlaceRosterTests(SynchronousTestCase):
