@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import pickle
 import zlib
-from typing import Any, Optional
+from functools import partial
+from typing import Any, Callable, Optional, TypeVar
 
 from twisted.internet.defer import Deferred, ensureDeferred, gatherResults
 from twisted.logger import Logger
@@ -321,34 +322,21 @@ class RosterSync(RosterBase):
 
     async def _membershipNow(self, scenario: str) -> MembershipResult:
         """
-        The memberships as a full download would give them: a delta since
-        the remembered answer merged into it, or a full download when
-        there is none or the service refuses the delta.
+        The memberships as a full download would give them (L{_sinceLast}).
         """
-        base = self._lastMembership
-        if base is not None and base.lastChange:
-            try:
-                delta = await self.sharing.findMembership(scenario=scenario, lastChange=base.lastChange)
-            except ABCHFault as e:
-                log.info("FindMembership refused deltas ({code}); downloading everything", code=e.errorCode)
-            else:
-                return applyMembershipDelta(base, delta)
-        return await self.sharing.findMembership(scenario=scenario)
+        return await _sinceLast(
+            self._lastMembership, partial(self.sharing.findMembership, scenario=scenario),
+            applyMembershipDelta, "FindMembership",
+        )
 
     async def _bookNow(self, scenario: str) -> AddressBookResult:
         """
-        The address book as a full download would give it (see
-        L{_membershipNow}).
+        The address book as a full download would give it (L{_sinceLast}).
         """
-        base = self._lastBook
-        if base is not None and base.lastChange:
-            try:
-                delta = await self.addressBook.findContactsPaged(scenario=scenario, lastChange=base.lastChange)
-            except ABCHFault as e:
-                log.info("ABFindContactsPaged refused deltas ({code}); downloading everything", code=e.errorCode)
-            else:
-                return applyAddressBookDelta(base, delta)
-        return await self.addressBook.findContactsPaged(scenario=scenario)
+        return await _sinceLast(
+            self._lastBook, partial(self.addressBook.findContactsPaged, scenario=scenario),
+            applyAddressBookDelta, "ABFindContactsPaged",
+        )
 
     # -- merging --------------------------------------------------------------------
     def _guessReverse(self, entries: list[ListEntry], added: bool) -> None:
@@ -466,3 +454,28 @@ class RosterSync(RosterBase):
                 groups[groupId].name = group.name
             else:
                 groups[groupId] = group
+
+
+_Result = TypeVar("_Result", MembershipResult, AddressBookResult)
+
+
+async def _sinceLast(
+    base: Optional[_Result],
+    download: Callable[..., "Deferred[_Result]"],
+    merge: Callable[[_Result, _Result], _Result],
+    action: str,
+) -> _Result:
+    """
+    One service's answer as a full download would give it: a delta since
+    the remembered answer C{base} merged into it, or a full download when
+    there is none or the service refuses the delta (C{FullSyncRequired},
+    or any other fault to a delta request).
+    """
+    if base is not None and base.lastChange:
+        try:
+            delta = await download(lastChange=base.lastChange)
+        except ABCHFault as e:
+            log.info("{action} refused deltas ({code}); downloading everything", action=action, code=e.errorCode)
+        else:
+            return merge(base, delta)
+    return await download()
