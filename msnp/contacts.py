@@ -198,8 +198,10 @@ class Contact:
     capabilities: str = "0:0"
     msnObject: Optional[str] = None
     #: The display picture as last announced in C{NLN}/C{ILN}: the
-    #: L{msnp.p2p.msnobject.MSNObject} parsed from L{msnObject} by the NS
-    #: connection, L{None} for none or one that does not parse.
+    #: L{msnp.p2p.msnobject.MSNObject} parsed from L{msnObject}, L{None}
+    #: for none or one that does not parse. Parsed when first read after
+    #: an announcement (L{announceObject}): a presence storm repeats
+    #: fresh objects that nobody may look at (issue 13).
     #: L{msnp.session.Session.fetchDisplayPicture} fetches it.
     picture: Optional[Any] = None
     endpoints: dict[str, Place] = field(default_factory=dict)
@@ -244,6 +246,14 @@ class Contact:
     def onReverseList(self) -> bool:
         return bool(self.lists & Lists.REVERSE)
 
+    def announceObject(self, msnObject: Optional[str]) -> None:
+        """
+        Record the MSN object text a presence line announced; L{picture}
+        is parsed from it when it is next read.
+        """
+        self.msnObject = msnObject
+        self._picture = _UNPARSED  # type: ignore[attr-defined]
+
     def addEndpoint(self, endpoint: Place) -> None:
         """
         Record or replace one place of this contact.
@@ -276,10 +286,46 @@ def _writeGroupIds(contact: Contact, groups: set[str]) -> None:
     contact._groupIds = groups  # type: ignore[attr-defined]
 
 
-# After @dataclass, which made groupIds an ordinary field of __init__,
-# __eq__ and __repr__ (all three go through the property).
+class _Unparsed:
+    """
+    The value of a L{Contact}'s picture between an announcement and its
+    first reading. Copies and pickles of a contact keep this very object
+    (a new one would be taken for a picture).
+    """
+
+    def __repr__(self) -> str:
+        return "<picture not parsed yet>"
+
+    def __reduce__(self) -> str:
+        return "_UNPARSED"
+
+
+_UNPARSED = _Unparsed()
+
+
+def _readPicture(contact: Contact) -> Optional[Any]:
+    """
+    L{Contact.picture}: what was assigned, or the object announced last
+    (L{Contact.announceObject}), parsed now and kept.
+    """
+    picture = getattr(contact, "_picture")
+    if picture is _UNPARSED:
+        from msnp.p2p.msnobject import parsePicture
+
+        picture = contact._picture = parsePicture(contact.msnObject)  # type: ignore[attr-defined]
+    return picture
+
+
+def _writePicture(contact: Contact, picture: Optional[Any]) -> None:
+    contact._picture = picture  # type: ignore[attr-defined]
+
+
+# After @dataclass, which made groupIds and picture ordinary fields of
+# __init__, __eq__ and __repr__ (all three go through the properties).
 Contact._groupIds = None  # type: ignore[attr-defined]
 Contact.groupIds = property(_readGroupIds, _writeGroupIds)  # type: ignore[assignment]
+Contact._picture = None  # type: ignore[attr-defined]
+Contact.picture = property(_readPicture, _writePicture)  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -316,6 +362,13 @@ class ContactList:
         The contact for C{email} (any case), or L{None}.
         """
         return self._contacts.get(normalizeEmail(email))
+
+    def getNormalized(self, email: str) -> Optional[Contact]:
+        """
+        L{get} for an address already normalised (L{normalizeEmail}), as
+        the parsed presence commands carry it: one lookup.
+        """
+        return self._contacts.get(email)
 
     def __contains__(self, email: object) -> bool:
         return isinstance(email, str) and normalizeEmail(email) in self._contacts

@@ -33,7 +33,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from msnp.interfaces import IMessengerObserver
+from msnp.interfaces import EVENTS, IMessengerObserver, declareNoOps
 
 if TYPE_CHECKING:
     from msnp.circlechat import ChatCircle, PendingCircleInvitation
@@ -196,6 +196,11 @@ class ObserverBase:
 
     def transferEnded(self, session: Session, transfer: Transfer) -> None:
         pass
+
+
+# A subclass that leaves an event alone does not listen for it: what only
+# that event needs is not computed (see msnp.interfaces.observes).
+declareNoOps(vars(ObserverBase)[name] for name in sorted(EVENTS) if name in vars(ObserverBase))
 
 
 @implementer(IMessengerObserver)

@@ -372,6 +372,34 @@ class Observers:
         self._observers = () if observer is None else (observer,)
 
 
+#: Event methods known to do nothing (L{msnp.handlers.ObserverBase}'s).
+_NO_OPS: set[object] = set()
+
+
+def declareNoOps(functions: Iterable[object]) -> None:
+    """
+    Record event methods that do nothing, so that an observer inheriting
+    one is not taken to listen for its event (L{observes}).
+    """
+    _NO_OPS.update(functions)
+
+
+def observes(observer: Optional[object], event: str) -> bool:
+    """
+    Whether anyone would act on C{event}: work done only to fill the
+    event (parsing a display picture for C{contactPictureChanged}) can be
+    left for later when nobody listens. An observer without the method,
+    or with a no-op one (L{declareNoOps}), does not listen.
+    """
+    if observer is None:
+        return False
+    for each in observer._observers if isinstance(observer, Observers) else (observer,):
+        method = getattr(each, event, None)
+        if method is not None and getattr(method, "__func__", method) not in _NO_OPS:
+            return True
+    return False
+
+
 def notifyObserver(observer: Optional[object], event: str, *args: Any) -> None:
     """
     Call C{observer.<event>(*args)} if the observer has that method; for an

@@ -425,7 +425,7 @@ def scanUserData(payload: bytes) -> Optional[tuple[str, str, dict[str, Place]]]:
     shape = _USER_DATA.match(text)
     if shape is None or _unusualText(text):
         return None
-    rest = shape.group("rest")
+    psm, media, places, rest = shape.group("psm", "media", "places", "rest")
     if "<PSM" in rest or "<CurrentMedia" in rest or "EndpointData" in rest:
         # The strict parser reads the first of these wherever it is.
         return None
@@ -436,22 +436,29 @@ def scanUserData(payload: bytes) -> Optional[tuple[str, str, dict[str, Place]]]:
             # the common, harmless case).
             _unescape(rest)
         endpoints: dict[str, Place] = {}
-        places = shape.group("places")
         if places:
             # Each place is the fixed frame of _PLACE, so it is cut apart
             # with string methods rather than matched again.
             for place in places.split(_PLACE_END)[:-1]:
                 split = place.index(_CAPABILITIES, _PLACE_ID)
-                capabilities = _unescape(place[split + len(_CAPABILITIES) : -_CAPABILITIES_END]).strip()
-                guid = _guidOf(place[_PLACE_ID:split])
-                if guid is None:
+                capabilities = place[split + len(_CAPABILITIES) : -_CAPABILITIES_END]
+                if "&" in capabilities:
+                    capabilities = _unescape(capabilities)
+                capabilities = capabilities.strip()
+                try:
+                    guid = normalizeGuid(place[_PLACE_ID:split])
+                except ValueError:
                     continue
                 known = endpoints.get(guid)
                 if known is None:
                     endpoints[guid] = Place(guid, capabilities)
                 else:
                     known.capabilities = capabilities
-        return _unescape(shape.group("psm")), _unescape(shape.group("media")), endpoints
+        return (
+            (_unescape(psm) if "&" in psm else psm) if psm else "",
+            (_unescape(media) if "&" in media else media) if media else "",
+            endpoints,
+        )
     except _Unusual:
         return None
 

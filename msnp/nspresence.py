@@ -23,7 +23,7 @@ from twisted.logger import Logger
 from msnp.clientlimits import ClientLimits, RefusalSummary, addPlace, boundPlaces
 from msnp.contacts import Place, Status
 from msnp.errors import ProtocolError, ServiceError
-from msnp.interfaces import notifyObserver
+from msnp.interfaces import notifyObserver, observes
 from msnp.nsmessages import (
     AccountReference,
     PresenceUpdate,
@@ -32,15 +32,19 @@ from msnp.nsmessages import (
     parseOffline,
     parsePresence,
     parseUserData,
+    scanUserData,
     userDataOf,
 )
-from msnp.presencelines import readOffline, readPresence, readUserDataHeader
+from msnp.presencelines import presenceFields, readOffline, readUserDataHeader
 from msnp.p2p.msnobject import parsePicture, pictureIdentity
 from msnp.wire import Command
 
 __all__ = ["PresenceHandlers"]
 
 log = Logger()
+
+#: No C{contactPictureChanged} to send (L{None} is a picture removed).
+_UNCHANGED = object()
 
 
 class PresenceHandlers:
@@ -55,18 +59,16 @@ class PresenceHandlers:
     limits: ClientLimits
     _droppedPlaces: RefusalSummary
 
-    def _isSelf(self, account: AccountReference) -> bool:
-        return account.email == self.state.account
-
-    # What the presence lines set off is all in apply*: the general path
-    # (handle_*) and the line readers (read*Line, taking the common shapes
-    # straight from the bytes; see msnp.presencelines) both end there.
+    # What the presence lines set off is all in _record*: the general path
+    # (handle_* and apply*) and the line readers (read*Line, taking the
+    # common shapes straight from the bytes; see msnp.presencelines) both
+    # end there.
 
     def readNLNLine(self, line: bytes) -> bool:
-        update = readPresence(line)
-        if update is None:
+        fields = presenceFields(line)
+        if fields is None:
             return False
-        self.applyPresence(update)
+        self._recordPresence(*fields)
         return True
 
     def readFLNLine(self, line: bytes) -> bool:
@@ -88,6 +90,11 @@ class PresenceHandlers:
         return True
 
     def _userDataReceived(self, account: AccountReference, payload: bytes) -> None:
+        scanned = scanUserData(payload)
+        if scanned is not None:
+            # The scanner's places are a new dict: the contact may keep it.
+            self._recordUserData(account, *scanned)
+            return
         try:
             data = userDataOf(account, payload)
         except (ProtocolError, ServiceError) as e:
@@ -124,37 +131,58 @@ class PresenceHandlers:
         session has nowhere to keep it), which is why
         L{msnp.roster.RosterManager} holds an address being added.
         """
-        if update.account.email == self.state.account:
+        self._recordPresence(
+            update.account, update.status, update.displayName, update.capabilities, update.msnObject
+        )
+
+    def _recordPresence(
+        self, account: AccountReference, status: Status, displayName: str,
+        capabilities: str, msnObject: Optional[str],
+    ) -> None:
+        """
+        L{applyPresence} on the fields themselves, which is what the line
+        reader has (no L{PresenceUpdate} is built for each line).
+        """
+        state = self.state
+        email = account.email
+        if email == state.account:
             # Another place changed the account's status (MPOP).
-            self.state.status = update.status
-            self.state.displayName = update.displayName
+            state.status = status
+            state.displayName = displayName
             return
-        contact = self.state.contacts.get(update.account.email)
+        contact = state.contacts.getNormalized(email)
         if contact is None:
-            log.debug("Presence of {email}, who is not a contact", email=update.account.email)
+            log.debug("Presence of {email}, who is not a contact", email=email)
             return
-        oldStatus, oldName, oldPicture = contact.status, contact.displayName, contact.picture
-        contact.status = update.status
-        contact.displayName = update.displayName
-        contact.capabilities = update.capabilities
-        # Every NLN repeats the object; only a different text is parsed.
-        pictureMayChange = contact.msnObject != update.msnObject
-        if pictureMayChange:
-            contact.msnObject = update.msnObject
-            contact.picture = parsePicture(update.msnObject)
-        if update.account.endpoint is not None and update.account.endpoint not in contact.endpoints:
+        oldStatus, oldName = contact.status, contact.displayName
+        contact.status = status
+        contact.displayName = displayName
+        contact.capabilities = capabilities
+        # Every NLN repeats the object; only a different text can be a new
+        # picture. Nobody listening for pictures, it is parsed when the
+        # contact's picture is first read.
+        newPicture: Any = _UNCHANGED
+        if contact.msnObject != msnObject:
+            if observes(self.observer, "contactPictureChanged"):
+                oldPicture = contact.picture
+                contact.msnObject = msnObject
+                contact.picture = parsePicture(msnObject)
+                if pictureIdentity(oldPicture) != pictureIdentity(contact.picture):
+                    newPicture = contact.picture
+            else:
+                contact.announceObject(msnObject)
+        endpoint = account.endpoint
+        if endpoint is not None and endpoint not in contact.endpoints:
             dropped = addPlace(
-                contact.endpoints, update.account.endpoint,
-                Place(update.account.endpoint, update.capabilities), self.limits.placesPerContact,
+                contact.endpoints, endpoint, Place(endpoint, capabilities), self.limits.placesPerContact,
             )
             if dropped:
                 self._droppedPlaces.add(f"oldest place of {contact.email}", dropped)
-        if oldStatus is not contact.status:
-            notifyObserver(self.observer, "contactStatusChanged", self.session, contact, contact.status)
-        if oldName != contact.displayName:
-            notifyObserver(self.observer, "contactNameChanged", self.session, contact, contact.displayName)
-        newPicture = contact.picture
-        if pictureMayChange and pictureIdentity(oldPicture) != pictureIdentity(newPicture):
+        if oldStatus is not status:
+            notifyObserver(self.observer, "contactStatusChanged", self.session, contact, status)
+        if oldName != displayName:
+            notifyObserver(self.observer, "contactNameChanged", self.session, contact, displayName)
+        if newPicture is not _UNCHANGED:
             notifyObserver(self.observer, "contactPictureChanged", self.session, contact, newPicture)
 
     def _boundPlaces(self, new: dict[str, Place], known: dict[str, Place], whose: str) -> dict[str, Place]:
@@ -220,29 +248,46 @@ class PresenceHandlers:
         the places) or a contact's; like presence, dropped for an address
         that is not on the list.
         """
-        if self._isSelf(data.account):
-            self.state.personalMessage = data.personalMessage
-            self.state.currentMedia = data.currentMedia
-            if data.endpoints is not None and data.endpoints != self.state.places:
-                before = self.state.places
-                self.state.places = self._boundPlaces(data.endpoints, self.state.places, "our own account")
-                notifyObserver(self.observer, "endpointsChanged", self.session, dict(self.state.places))
+        self._recordUserData(
+            data.account, data.personalMessage, data.currentMedia,
+            None if data.endpoints is None else dict(data.endpoints),
+        )
+
+    def _recordUserData(
+        self, account: AccountReference, personalMessage: str, currentMedia: str,
+        endpoints: Optional[dict[str, Place]],
+    ) -> None:
+        """
+        L{applyUserData} on the fields themselves; C{endpoints} (L{None}:
+        nothing known) is a dict this call may keep.
+        """
+        state = self.state
+        if account.email == state.account:
+            state.personalMessage = personalMessage
+            state.currentMedia = currentMedia
+            if endpoints is not None and endpoints != state.places:
+                before = state.places
+                state.places = self._boundPlaces(endpoints, state.places, "our own account")
+                notifyObserver(self.observer, "endpointsChanged", self.session, dict(state.places))
                 self._announcePlaces(before)
             return
-        contact = self.state.contacts.get(data.account.email)
+        contact = state.contacts.getNormalized(account.email)
         if contact is None:
             return
-        mediaChanged = contact.currentMedia != data.currentMedia
-        changed = mediaChanged or contact.personalMessage != data.personalMessage
+        mediaChanged = contact.currentMedia != currentMedia
+        changed = mediaChanged or contact.personalMessage != personalMessage
         # The "now playing" line is read from the raw value only when that
         # changed: most UBXs repeat it (or leave it empty).
         playingBefore = contact.nowPlaying if mediaChanged else ""
-        contact.personalMessage = data.personalMessage
-        contact.currentMedia = data.currentMedia
-        if data.endpoints is not None:
-            contact.endpoints = self._boundPlaces(data.endpoints, contact.endpoints, contact.email)
+        contact.personalMessage = personalMessage
+        contact.currentMedia = currentMedia
+        if endpoints is not None:
+            if len(endpoints) <= self.limits.placesPerContact:
+                contact.endpoints = endpoints
+            else:
+                contact.endpoints = self._boundPlaces(endpoints, contact.endpoints, contact.email)
         if changed:
-            notifyObserver(self.observer, "contactPersonalMessageChanged", self.session, contact, contact.personalMessage)
+            notifyObserver(self.observer, "contactPersonalMessageChanged", self.session, contact, personalMessage)
         if mediaChanged:
             playing = contact.nowPlaying
             if playing != playingBefore:

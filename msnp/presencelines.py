@@ -18,6 +18,7 @@ generated and hostile lines.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Optional
 
 from msnp.contacts import Status
@@ -25,7 +26,11 @@ from msnp.errors import ProtocolError
 from msnp.nsmessages import AccountReference, PresenceUpdate, _hasNetworkPrefix, parseAccount
 from msnp.wire import decodeParameter
 
-__all__ = ["readOffline", "readPresence", "readUserDataHeader"]
+__all__ = ["presenceFields", "readOffline", "readPresence", "readUserDataHeader"]
+
+#: What L{presenceFields} reads: the account, status, decoded display
+#: name, capabilities and decoded MSN object text (L{None} for C{0}).
+PresenceFields = tuple[AccountReference, Status, str, str, Optional[str]]
 
 _STATUSES: dict[str, Status] = {status.value: status for status in Status}
 #: Longest payload length token taken here (longer ones go the general way,
@@ -33,26 +38,16 @@ _STATUSES: dict[str, Status] = {status.value: status for status in Status}
 _MAX_LENGTH_DIGITS = 9
 
 
-def _arguments(line: bytes, counts: tuple[int, ...]) -> Optional[list[str]]:
-    """
-    The tokens after the command name, when the line is ASCII, has one of
-    C{counts} tokens in all and no doubled or trailing space.
-    """
-    if not line.isascii():
-        return None
-    args = line.decode("ascii").split(" ")
-    if len(args) not in counts or "" in args:
-        return None
-    del args[0]
-    return args
-
-
+@lru_cache(maxsize=4096)
 def _account(token: str) -> Optional[AccountReference]:
     """
     The account of an C{N:address} token: what
     L{msnp.nsmessages._accountAt} reads for it (with a network prefix it
     never looks at the next token), L{None} for the older two-token form
     or an address it refuses.
+
+    Memoised as L{parseAccount} is (a bounded LRU of immutable values):
+    with the prefix test in front of it, a cached answer is one lookup.
     """
     if not _hasNetworkPrefix(token):
         return None
@@ -62,22 +57,36 @@ def _account(token: str) -> Optional[AccountReference]:
         return None
 
 
+def presenceFields(line: bytes) -> Optional[PresenceFields]:
+    """
+    The fields of C{NLN STATUS N:address name capabilities msnobject
+    [icon]}, or L{None} for any other shape: what L{readPresence} puts in
+    a L{PresenceUpdate}, for the caller that applies them at once.
+    """
+    if not line.isascii() or line[:4] != b"NLN ":
+        return None
+    args = line.decode("ascii").split(" ")
+    if not 6 <= len(args) <= 7 or "" in args:
+        return None
+    status = _STATUSES.get(args[1])
+    account = _account(args[2]) if status is not None else None
+    if account is None:
+        return None
+    assert status is not None
+    name, raw = args[3], args[5]
+    return (
+        account, status, decodeParameter(name) if "%" in name else name, args[4],
+        (decodeParameter(raw) if "%" in raw else raw) if raw != "0" else None,
+    )
+
+
 def readPresence(line: bytes) -> Optional[PresenceUpdate]:
     """
     C{NLN STATUS N:address name capabilities msnobject [icon]}, or
     L{None} for any other shape.
     """
-    args = _arguments(line, (6, 7))
-    if args is None or line[:4] != b"NLN ":
-        return None
-    status = _STATUSES.get(args[0])
-    account = _account(args[1]) if status is not None else None
-    if account is None:
-        return None
-    assert status is not None
-    name, capabilities, raw = args[2], args[3], args[4]
-    msnObject = decodeParameter(raw) if raw != "0" else None
-    return PresenceUpdate(account, status, decodeParameter(name), capabilities, msnObject)
+    fields = presenceFields(line)
+    return None if fields is None else PresenceUpdate(*fields)
 
 
 def readOffline(line: bytes) -> Optional[AccountReference]:
@@ -85,10 +94,12 @@ def readOffline(line: bytes) -> Optional[AccountReference]:
     C{FLN N:address[;{guid}] [capabilities]}, or L{None} for any other
     shape.
     """
-    args = _arguments(line, (2, 3))
-    if args is None or line[:4] != b"FLN ":
+    if not line.isascii() or line[:4] != b"FLN ":
         return None
-    return _account(args[0])
+    args = line.decode("ascii").split(" ")
+    if not 2 <= len(args) <= 3 or "" in args:
+        return None
+    return _account(args[1])
 
 
 def readUserDataHeader(line: bytes) -> Optional[tuple[AccountReference, int]]:
@@ -96,11 +107,13 @@ def readUserDataHeader(line: bytes) -> Optional[tuple[AccountReference, int]]:
     The account and payload length of C{UBX N:address length}, or L{None}
     for any other shape.
     """
-    args = _arguments(line, (3,))
-    if args is None or line[:4] != b"UBX ":
+    if not line.isascii() or line[:4] != b"UBX ":
         return None
-    length = args[1]
+    args = line.decode("ascii").split(" ")
+    if len(args) != 3 or "" in args:
+        return None
+    length = args[2]
     if not length.isdigit() or len(length) > _MAX_LENGTH_DIGITS:
         return None
-    account = _account(args[0])
+    account = _account(args[1])
     return None if account is None else (account, int(length))

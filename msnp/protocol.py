@@ -288,9 +288,13 @@ class MSNPProtocol(LineReceiver):
                 deliver(payload)
             except Exception:
                 self.log.failure("Error while handling a payload")
-        # LineReceiver buffers the leftover bytes while it is busy receiving,
+        # What setLineMode does, without going through this class's
+        # dataReceived (its checks were made by the call this one runs
+        # in): LineReceiver, busy receiving, buffers the leftover bytes,
         # so this does not recurse once per payload command.
-        self.setLineMode(rest)
+        self.line_mode = 1
+        if rest and not self._broken and not self._isClosing():
+            LineReceiver.dataReceived(self, rest)
 
     # -- dispatching ----------------------------------------------------------
 
