@@ -416,6 +416,19 @@ def scanUserData(payload: bytes) -> Optional[tuple[str, str, dict[str, Place]]]:
     Whatever it returns is exactly what the strict path returns for the
     same bytes (property-tested in C{test/test_ubx_scanner.py}).
     """
+    fields = scanUserDataFields(payload)
+    if fields is None:
+        return None
+    personalMessage, currentMedia, capabilities = fields
+    return personalMessage, currentMedia, {guid: Place(guid, caps) for guid, caps in capabilities.items()}
+
+
+def scanUserDataFields(payload: bytes) -> Optional[tuple[str, str, dict[str, str]]]:
+    """
+    L{scanUserData} with each place as its capabilities under its
+    normalised GUID, in the payload's order: the caller that already
+    holds equal L{Place}s keeps them instead of building new ones.
+    """
     if len(payload) > 65536:
         return None
     try:
@@ -435,25 +448,22 @@ def scanUserData(payload: bytes) -> Optional[tuple[str, str, dict[str, Place]]]:
             # error for the strict parser (the braces of MachineGuid are
             # the common, harmless case).
             _unescape(rest)
-        endpoints: dict[str, Place] = {}
+        endpoints: dict[str, str] = {}
         if places:
             # Each place is the fixed frame of _PLACE, so it is cut apart
-            # with string methods rather than matched again.
+            # with string methods rather than matched again. A GUID given
+            # twice keeps its first position and its last capabilities,
+            # as the strict path's setdefault does.
             for place in places.split(_PLACE_END)[:-1]:
                 split = place.index(_CAPABILITIES, _PLACE_ID)
                 capabilities = place[split + len(_CAPABILITIES) : -_CAPABILITIES_END]
                 if "&" in capabilities:
                     capabilities = _unescape(capabilities)
-                capabilities = capabilities.strip()
                 try:
                     guid = normalizeGuid(place[_PLACE_ID:split])
                 except ValueError:
                     continue
-                known = endpoints.get(guid)
-                if known is None:
-                    endpoints[guid] = Place(guid, capabilities)
-                else:
-                    known.capabilities = capabilities
+                endpoints[guid] = capabilities.strip()
         return (
             (_unescape(psm) if "&" in psm else psm) if psm else "",
             (_unescape(media) if "&" in media else media) if media else "",

@@ -32,7 +32,7 @@ from msnp.nsmessages import (
     parseOffline,
     parsePresence,
     parseUserData,
-    scanUserData,
+    scanUserDataFields,
     userDataOf,
 )
 from msnp.presencelines import presenceFields, readOffline, readUserDataHeader
@@ -45,6 +45,25 @@ log = Logger()
 
 #: No C{contactPictureChanged} to send (L{None} is a picture removed).
 _UNCHANGED = object()
+
+
+def _placesFor(capabilities: dict[str, str], known: dict[str, Place]) -> dict[str, Place]:
+    """
+    The places of a scanned C{UBX} (capabilities by GUID): those of
+    C{known} that are what a new L{Place} would be are kept rather than
+    built again, and C{known} itself when nothing changed (most C{UBX}s
+    repeat the places and change the personal message).
+    """
+    places: dict[str, Place] = {}
+    for guid, caps in capabilities.items():
+        place = known.get(guid)
+        if (place is None or place.capabilities != caps or place.name or place.idle
+                or place.clientType or place.state):
+            place = Place(guid, caps)
+        places[guid] = place
+    if len(places) == len(known) and all(a is b for a, b in zip(places.values(), known.values())):
+        return known
+    return places
 
 
 class PresenceHandlers:
@@ -90,10 +109,12 @@ class PresenceHandlers:
         return True
 
     def _userDataReceived(self, account: AccountReference, payload: bytes) -> None:
-        scanned = scanUserData(payload)
-        if scanned is not None:
-            # The scanner's places are a new dict: the contact may keep it.
-            self._recordUserData(account, *scanned)
+        fields = scanUserDataFields(payload)
+        if fields is not None:
+            personalMessage, currentMedia, capabilities = fields
+            contact = None if account.email == self.state.account else self.state.contacts.getNormalized(account.email)
+            known = contact.endpoints if contact is not None else {}
+            self._recordUserData(account, personalMessage, currentMedia, _placesFor(capabilities, known))
             return
         try:
             data = userDataOf(account, payload)

@@ -7,12 +7,15 @@ additions to C{twistd msnp} and the console.
 
 from __future__ import annotations
 
+import copy
 import os
+import pickle
 import random
 from typing import Any, Optional
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -256,6 +259,107 @@ class PresenceTests(SynchronousTestCase):
         nln("BSY", encodeParameter(obj.toXml()))
         nln("BSY", "0")
         self.assertEqual([o for _, _, o in observer.named("contactPictureChanged")], [obj, None])
+
+    def _protocolWith(self, observer: object) -> Any:
+        from msnp.endpoints import ClientIdentity
+        from msnp.notification import NotificationProtocol
+
+        protocol = NotificationProtocol("bob@example.com", ClientIdentity(), clock=Clock(), observer=observer)
+        protocol.makeConnection(StringTransport())
+        protocol.state.contacts = ContactList()
+        protocol.state.contacts.add(Contact("alice@example.com"))
+        return protocol
+
+    def _announce(self, protocol: Any, obj: Optional[MSNObject], status: str = "NLN") -> None:
+        from msnp.wire import encodeParameter
+
+        field = "0" if obj is None else encodeParameter(obj.toXml())
+        protocol.dataReceived(f"NLN {status} 1:alice@example.com Alice 2416214052:134349824 {field}\r\n".encode("ascii"))
+
+    def test_pictureParsedWhenRead(self) -> None:
+        """
+        Nobody listening for C{contactPictureChanged} (an
+        L{ObserverBase} subclass that leaves it alone), the announced
+        object is parsed when C{Contact.picture} is read: the same
+        L{MSNObject} as when parsed at once, junk still no picture, and
+        copies of the contact read the same.
+        """
+        from msnp.handlers import ObserverBase
+
+        class StatusOnly(ObserverBase):
+            def __init__(self) -> None:
+                self.statuses: list[Any] = []
+
+            def contactStatusChanged(self, session: Any, contact: Any, status: Any) -> None:
+                self.statuses.append(status)
+
+        observer = StatusOnly()
+        protocol = self._protocolWith(observer)
+        alice = protocol.state.contacts.get("alice@example.com")
+        obj = MSNObject.fromData("alice@example.com", png(100))
+        self._announce(protocol, obj)
+        self.assertEqual(len(observer.statuses), 1)
+        twin = copy.deepcopy(alice)
+        self.assertEqual(alice.picture, obj)
+        self.assertEqual(twin.picture, obj)
+        self.assertEqual(pickle.loads(pickle.dumps(twin)).picture, obj)
+        self.assertEqual(alice.msnObject, obj.toXml())
+
+        protocol.dataReceived(b"NLN NLN 1:alice@example.com Alice 0:0 %3Cjunk\r\n")
+        self.assertEqual(alice.msnObject, "<junk")
+        self.assertIsNone(alice.picture)
+        self._announce(protocol, None)
+        self.assertIsNone(alice.msnObject)
+        self.assertIsNone(alice.picture)
+        # Assigned, the picture is what was assigned.
+        alice.picture = obj
+        self.assertIs(alice.picture, obj)
+
+    def test_listenerAddedLater(self) -> None:
+        """
+        An observer that starts listening for pictures after objects were
+        announced without one hears the next new picture, compared with
+        the last one announced (not with nothing).
+        """
+        from msnp.interfaces import Observers
+
+        observers = Observers()
+        protocol = self._protocolWith(observers)
+        first = MSNObject.fromData("alice@example.com", png(100))
+        second = MSNObject.fromData("alice@example.com", png(200))
+        self._announce(protocol, first)
+        recorder = EventRecorder("bob", clock=Clock())
+        observers.add(recorder)
+        self._announce(protocol, first, "BSY")
+        self.assertEqual(recorder.named("contactPictureChanged"), [])
+        self._announce(protocol, second, "AWY")
+        self.assertEqual([o for _, _, o in recorder.named("contactPictureChanged")], [second])
+
+    def test_observes(self) -> None:
+        """
+        L{observes}: an observer listens for an event when it has a method
+        for it that is not L{ObserverBase}'s no-op; for L{Observers}, when
+        any of them does.
+        """
+        from msnp.handlers import ObserverBase
+        from msnp.interfaces import Observers, observes
+
+        class Pictures(ObserverBase):
+            def contactPictureChanged(self, session: Any, contact: Any, msnObject: Any) -> None:
+                pass
+
+        class Plain:
+            def contactPictureChanged(self, session: Any, contact: Any, msnObject: Any) -> None:
+                pass
+
+        self.assertFalse(observes(None, "contactPictureChanged"))
+        self.assertFalse(observes(ObserverBase(), "contactPictureChanged"))
+        self.assertFalse(observes(object(), "contactPictureChanged"))
+        self.assertTrue(observes(Pictures(), "contactPictureChanged"))
+        self.assertTrue(observes(Plain(), "contactPictureChanged"))
+        self.assertFalse(observes(Observers([ObserverBase(), object()]), "contactPictureChanged"))
+        self.assertTrue(observes(Observers([ObserverBase(), Plain()]), "contactPictureChanged"))
+        self.assertFalse(observes(Observers(), "contactPictureChanged"))
 
 
 class OptionsTests(SynchronousTestCase):

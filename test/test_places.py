@@ -182,3 +182,52 @@ class CidTests(SynchronousTestCase):
         self.assertEqual(cidFromHex("8000000000000000"), -(1 << 63))
         for bad in (None, "", "xyz", "1" * 17):
             self.assertIsNone(cidFromHex(bad))
+
+
+class ScannedPlacesTests(SynchronousTestCase):
+    """
+    L{msnp.nspresence._placesFor}: the places of a scanned C{UBX} keep the
+    contact's equal L{Place}s instead of building new ones.
+    """
+
+    def test_unchangedKeepsTheDict(self) -> None:
+        """
+        The same GUIDs with the same capabilities, in the same order: the
+        contact's own dict comes back.
+        """
+        from msnp.contacts import Place
+        from msnp.nspresence import _placesFor
+
+        known = {GUID_A: Place(GUID_A, "1:0"), GUID_B: Place(GUID_B, "2:0")}
+        self.assertIs(_placesFor({GUID_A: "1:0", GUID_B: "2:0"}, known), known)
+
+    def test_changes(self) -> None:
+        """
+        A new order, new capabilities, a place gone or one with more than
+        a new L{Place} would hold (a name, idle) give a new dict equal to
+        freshly built places; the equal places in it are the known ones.
+        """
+        from msnp.contacts import Place
+        from msnp.nspresence import _placesFor
+
+        a, b = Place(GUID_A, "1:0"), Place(GUID_B, "2:0")
+        cases = [
+            ({GUID_B: "2:0", GUID_A: "1:0"}, {GUID_A: a, GUID_B: b}),
+            ({GUID_A: "1:9", GUID_B: "2:0"}, {GUID_A: a, GUID_B: b}),
+            ({GUID_A: "1:0"}, {GUID_A: a, GUID_B: b}),
+            ({GUID_A: "1:0", GUID_C: "3:0"}, {GUID_A: a, GUID_B: b}),
+            ({GUID_A: "1:0"}, {GUID_A: Place(GUID_A, "1:0", name="home")}),
+            ({GUID_A: "1:0"}, {GUID_A: Place(GUID_A, "1:0", idle=True)}),
+            ({}, {}),
+        ]
+        for capabilities, known in cases:
+            places = _placesFor(capabilities, known)
+            fresh = {guid: Place(guid, caps) for guid, caps in capabilities.items()}
+            self.assertEqual(places, fresh)
+            self.assertEqual(list(places), list(fresh))
+            for guid, place in places.items():
+                old = known.get(guid)
+                if old == fresh[guid]:
+                    self.assertIs(place, old)
+                else:
+                    self.assertIsNot(place, old)
