@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 from twisted.logger import Logger
 
 from msnp.clientlimits import ClientLimits, RefusalSummary, addPlace, boundPlaces
-from msnp.contacts import Place, Status
+from msnp.contacts import Contact, Place, Status
 from msnp.errors import ProtocolError, ServiceError
 from msnp.interfaces import notifyObserver, observes
 from msnp.nsmessages import (
@@ -54,6 +54,13 @@ def _placesFor(capabilities: dict[str, str], known: dict[str, Place]) -> dict[st
     built again, and C{known} itself when nothing changed (most C{UBX}s
     repeat the places and change the personal message).
     """
+    if len(capabilities) == len(known):
+        for (guid, caps), (knownGuid, place) in zip(capabilities.items(), known.items()):
+            if (guid != knownGuid or place.capabilities != caps or place.name or place.idle
+                    or place.clientType or place.state):
+                break
+        else:
+            return known
     places: dict[str, Place] = {}
     for guid, caps in capabilities.items():
         place = known.get(guid)
@@ -61,8 +68,6 @@ def _placesFor(capabilities: dict[str, str], known: dict[str, Place]) -> dict[st
                 or place.clientType or place.state):
             place = Place(guid, caps)
         places[guid] = place
-    if len(places) == len(known) and all(a is b for a, b in zip(places.values(), known.values())):
-        return known
     return places
 
 
@@ -114,7 +119,7 @@ class PresenceHandlers:
             personalMessage, currentMedia, capabilities = fields
             contact = None if account.email == self.state.account else self.state.contacts.getNormalized(account.email)
             known = contact.endpoints if contact is not None else {}
-            self._recordUserData(account, personalMessage, currentMedia, _placesFor(capabilities, known))
+            self._recordUserData(account, personalMessage, currentMedia, _placesFor(capabilities, known), contact)
             return
         try:
             data = userDataOf(account, payload)
@@ -276,11 +281,12 @@ class PresenceHandlers:
 
     def _recordUserData(
         self, account: AccountReference, personalMessage: str, currentMedia: str,
-        endpoints: Optional[dict[str, Place]],
+        endpoints: Optional[dict[str, Place]], contact: Optional[Contact] = None,
     ) -> None:
         """
         L{applyUserData} on the fields themselves; C{endpoints} (L{None}:
-        nothing known) is a dict this call may keep.
+        nothing known) is a dict this call may keep, C{contact} the
+        contact of C{account} if the caller looked it up already.
         """
         state = self.state
         if account.email == state.account:
@@ -292,14 +298,17 @@ class PresenceHandlers:
                 notifyObserver(self.observer, "endpointsChanged", self.session, dict(state.places))
                 self._announcePlaces(before)
             return
-        contact = state.contacts.getNormalized(account.email)
         if contact is None:
-            return
+            contact = state.contacts.getNormalized(account.email)
+            if contact is None:
+                return
         mediaChanged = contact.currentMedia != currentMedia
         changed = mediaChanged or contact.personalMessage != personalMessage
         # The "now playing" line is read from the raw value only when that
-        # changed: most UBXs repeat it (or leave it empty).
-        playingBefore = contact.nowPlaying if mediaChanged else ""
+        # changed (most UBXs repeat it, or leave it empty) and someone
+        # listens for it.
+        tellPlaying = mediaChanged and observes(self.observer, "contactCurrentMediaChanged")
+        playingBefore = contact.nowPlaying if tellPlaying else ""
         contact.personalMessage = personalMessage
         contact.currentMedia = currentMedia
         if endpoints is not None:
@@ -309,7 +318,7 @@ class PresenceHandlers:
                 contact.endpoints = self._boundPlaces(endpoints, contact.endpoints, contact.email)
         if changed:
             notifyObserver(self.observer, "contactPersonalMessageChanged", self.session, contact, personalMessage)
-        if mediaChanged:
+        if tellPlaying:
             playing = contact.nowPlaying
             if playing != playingBefore:
                 notifyObserver(self.observer, "contactCurrentMediaChanged", self.session, contact, playing)

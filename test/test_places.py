@@ -170,6 +170,39 @@ class CurrentMediaTests(SynchronousTestCase):
         self.assertEqual(h.observer.named("contactCurrentMediaChanged")[-1], ("the session", bob, ""))
         self.assertEqual(bob.nowPlaying, "")
 
+    def test_onlyToListeners(self) -> None:
+        """
+        The event reaches an L{ObserverBase} subclass that overrides it,
+        and an observer leaving it alone still sees the personal message
+        event and the raw value.
+        """
+        from msnp.handlers import ObserverBase
+
+        class Listening(ObserverBase):
+            def __init__(self) -> None:
+                self.playing: list[str] = []
+                self.messages: list[str] = []
+
+            def contactCurrentMediaChanged(self, session: object, contact: object, currentMedia: str) -> None:
+                self.playing.append(currentMedia)
+
+            def contactPersonalMessageChanged(self, session: object, contact: object, message: str) -> None:
+                self.messages.append(message)
+
+        class Deaf(Listening):
+            contactCurrentMediaChanged = ObserverBase.contactCurrentMediaChanged  # type: ignore[assignment]
+
+        for observer, heard in ((Listening(), ["Song - Artist"]), (Deaf(), [])):
+            h = NotificationHarness(self)
+            h.protocol.observer = observer
+            media = formatCurrentMedia("Song", "Artist")
+            data = f"<Data><PSM>hi</PSM><CurrentMedia>{media}</CurrentMedia></Data>".encode()
+            h.receive(b"UBX 1:bob@example.com %d\r\n" % len(data) + data)
+            self.assertEqual(observer.playing, heard)
+            self.assertEqual(observer.messages, ["hi"])
+            self.assertEqual(h.contact("bob@example.com").currentMedia, media)
+            self.assertEqual(h.contact("bob@example.com").nowPlaying, "Song - Artist")
+
 
 class CidTests(SynchronousTestCase):
     """
