@@ -111,6 +111,12 @@ class RosterSync(RosterBase):
     _tellAfterRefresh: bool
     _refreshCoalescer: Optional[Coalescer]
     _refreshClock: Optional[Any]
+    #: Whether the address-book delta of the last refresh listed any
+    #: circle, circle invitation or circle representative; L{None} when
+    #: that refresh got no delta (a full download, or none at all). The
+    #: session's circle refresh after a C{NOT} reads it: a delta without
+    #: circles cannot change an account in none.
+    bookDeltaListsCircles: Optional[bool] = None
 
     @property
     def _refreshes(self) -> Coalescer:
@@ -298,6 +304,7 @@ class RosterSync(RosterBase):
         Re-read both services in parallel and reconcile; whether it worked.
         """
         started = self._otherPlaceSerial
+        self.bookDeltaListsCircles = None
         try:
             downloads: list["Deferred[Any]"] = [
                 ensureDeferred(self._membershipNow(scenario)),
@@ -333,9 +340,13 @@ class RosterSync(RosterBase):
         """
         The address book as a full download would give it (L{_sinceLast}).
         """
+        def merge(base: AddressBookResult, delta: AddressBookResult) -> AddressBookResult:
+            self.bookDeltaListsCircles = _listsCircles(delta)
+            return applyAddressBookDelta(base, delta)
+
         return await _sinceLast(
             self._lastBook, partial(self.addressBook.findContactsPaged, scenario=scenario),
-            applyAddressBookDelta, "ABFindContactsPaged",
+            merge, "ABFindContactsPaged",
         )
 
     # -- merging --------------------------------------------------------------------
@@ -454,6 +465,18 @@ class RosterSync(RosterBase):
                 groups[groupId].name = group.name
             else:
                 groups[groupId] = group
+
+
+def _listsCircles(book: AddressBookResult) -> bool:
+    """
+    Whether an address-book answer says anything about circles: a circle
+    or invitation in its C{CircleResult}, or a hidden representative
+    (a contact of type C{Circle}) among its contacts.
+    """
+    listing = book.circles
+    if listing is not None and (listing.circles or listing.invitations or listing.representativeIds):
+        return True
+    return any(contact.contactType == "Circle" for contact in book.contacts)
 
 
 _Result = TypeVar("_Result", MembershipResult, AddressBookResult)

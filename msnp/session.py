@@ -332,9 +332,19 @@ class Session(SessionParts, SessionProfile, SessionMessaging, SessionContacts):
     def addressBookChanged(self) -> None:
         d = self.roster.addressBookChanged()
         d.addErrback(lambda f: log.info("Address book refresh failed: {e}", e=f.getErrorMessage()))
-        self._circleRefreshes.request()
+        # The circles are re-read after the contact list, whose delta may
+        # show there is nothing to re-read (_refreshCircles).
+        d.addCallback(lambda _: self._circleRefreshes.request())
 
     def _refreshCircles(self) -> "Deferred[None]":
+        manager = self._circleManager
+        if self.roster.bookDeltaListsCircles is False and (
+            manager is None or not (manager.circles or manager.invitations)
+        ):
+            # In no circle and invited to none, and the address book's
+            # delta lists none either: the personal book (a megabyte at a
+            # thousand contacts) would bring nothing (issue 13).
+            return succeed(None)
         circles = self.circleManager.refresh()
         circles.addErrback(lambda f: log.info("Circle refresh failed: {e}", e=f.getErrorMessage()))
         return circles

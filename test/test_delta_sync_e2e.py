@@ -68,11 +68,12 @@ class DeltaSyncEndToEndTests(TestCase):
             reactor=reactor,
         )
         self.requests: list[tuple[str, Optional[str], str]] = []
+        self.circleReads: list[tuple[str, Optional[str]]] = []
         abch = self.network.abch
         assert abch is not None
-        # The circles' own refresh after the NOTs (scenario CircleSave)
-        # downloads the personal book as well; only the contact list's
-        # requests are counted.
+        # The circles' own reads of the personal book (scenario
+        # CircleSave) are kept apart, in circleReads: self.requests holds
+        # the contact list's.
         self.scenario = ""
         handle = abch.handle
 
@@ -93,6 +94,7 @@ class DeltaSyncEndToEndTests(TestCase):
     def _counting(self, handler: Any, action: str, flag: str, since: str) -> Any:
         def counted(account: Any, method: Element) -> str:
             if self.scenario == "CircleSave":
+                self.circleReads.append((account.email, deltaRequest(method, flag, since)))
                 answer: str = handler(account, method)
                 return answer
             stamp = deltaRequest(method, flag, since)
@@ -163,6 +165,36 @@ class DeltaSyncEndToEndTests(TestCase):
         self.assertEqual(second.contacts.get("carol@example.com").displayName, "Carol the Renamed")
         self.assertTrue(second.contacts.get("dave@example.com").onForwardList)
         self.assertIsNotNone(second.contacts.groupNamed("Climbing"))
+
+    async def test_noCircleReadWithoutCircles(self) -> None:
+        """
+        An account in no circle, whose address-book delta lists none,
+        does not download its personal book again for the circles after
+        the C{NOT}s (at a thousand contacts that is a megabyte per
+        burst); once the delta lists a circle invitation, it does, and
+        the invitation arrives.
+        """
+        first = await signIn(self, ALICE, PASSWORD, self.endpoints)
+        events = Recorder("second")
+        second = await signIn(self, ALICE, PASSWORD, self.endpoints, events)
+        del self.circleReads[:]
+        await self.changeAtFirstPlace(first)
+        await events.waitFor(lambda: bool(events.named("contactListChanged")), "contactListChanged")
+        # Joins the circle refresh the NOTs queued after the contact list's.
+        await second._circleRefreshes.request()
+        self.assertIs(second.roster.bookDeltaListsCircles, False)
+        self.assertEqual(self.circleReads, [])
+        self.assertEqual(second.circleInvitations, {})
+
+        bob = await signIn(self, "bob@example.com", PASSWORD, self.endpoints)
+        circle = await bob.createCircle("Climbers")
+        await circle.invite(ALICE)
+        await events.waitFor(lambda: circle.circleId in second.circleInvitations, "the invitation")
+        self.assertTrue(second.roster.bookDeltaListsCircles)
+        # Read in full, by each of alice's two places.
+        reads = [stamp for email, stamp in self.circleReads if email == ALICE]
+        self.assertTrue(reads)
+        self.assertEqual(set(reads), {None})
 
     async def test_refusedDeltasFallBackToFullSync(self) -> None:
         """
