@@ -252,7 +252,7 @@ class Contact:
         is parsed from it when it is next read.
         """
         self.msnObject = msnObject
-        self._picture = _UNPARSED  # type: ignore[attr-defined]
+        setattr(self, "_picture", _UNPARSED)
 
     def addEndpoint(self, endpoint: Place) -> None:
         """
@@ -308,23 +308,24 @@ def _readPicture(contact: Contact) -> Optional[Any]:
     L{Contact.picture}: what was assigned, or the object announced last
     (L{Contact.announceObject}), parsed now and kept.
     """
-    picture = getattr(contact, "_picture")
+    picture: Any = getattr(contact, "_picture")
     if picture is _UNPARSED:
         from msnp.p2p.msnobject import parsePicture
 
-        picture = contact._picture = parsePicture(contact.msnObject)  # type: ignore[attr-defined]
+        picture = parsePicture(contact.msnObject)
+        setattr(contact, "_picture", picture)
     return picture
 
 
 def _writePicture(contact: Contact, picture: Optional[Any]) -> None:
-    contact._picture = picture  # type: ignore[attr-defined]
+    setattr(contact, "_picture", picture)
 
 
 # After @dataclass, which made groupIds and picture ordinary fields of
 # __init__, __eq__ and __repr__ (all three go through the properties).
 Contact._groupIds = None  # type: ignore[attr-defined]
 Contact.groupIds = property(_readGroupIds, _writeGroupIds)  # type: ignore[assignment]
-Contact._picture = None  # type: ignore[attr-defined]
+setattr(Contact, "_picture", None)
 Contact.picture = property(_readPicture, _writePicture)  # type: ignore[assignment]
 
 

@@ -63,9 +63,11 @@ def _placesFor(capabilities: dict[str, str], known: dict[str, Place]) -> dict[st
             return known
     places: dict[str, Place] = {}
     for guid, caps in capabilities.items():
-        place = known.get(guid)
-        if (place is None or place.capabilities != caps or place.name or place.idle
-                or place.clientType or place.state):
+        kept = known.get(guid)
+        if (kept is not None and kept.capabilities == caps and not kept.name
+                and not kept.idle and not kept.clientType and not kept.state):
+            place = kept
+        else:
             place = Place(guid, caps)
         places[guid] = place
     return places
