@@ -339,7 +339,15 @@ class MSNClient(LoginServices):
 
         def expire() -> None:
             expired.append(True)
-            connecting.cancel()
+            try:
+                connecting.cancel()
+            except Exception:
+                # Connected, but the protocol failed to start (its
+                # connectionMade raised): the endpoint will never fire and
+                # Twisted refuses to stop a connector that is not connecting.
+                log.failure("Cancelling the connection to {description} failed", description=description)
+            if not connecting.called:
+                connecting.errback(ConnectError(string="the connection never started"))
 
         timer = self.reactor.callLater(self.requestTimeout, expire)
         try:
@@ -402,7 +410,10 @@ class MSNClient(LoginServices):
                 attempt.step = "XFR"
                 log.debug("{account} redirected to {address}", account=self.account, address=result.address)
                 self._step(attempt, "XFR")
-                await ns.close()
+                # The dispatch server is done with: its close runs while the
+                # notification server is dialled (a login waits for two
+                # connections, not three events).
+                ns.close()
                 target = _tcpEndpoint(result)
             else:
                 raise ProtocolError(f"more than {self.maxRedirects} XFR NS redirects")

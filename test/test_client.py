@@ -617,6 +617,44 @@ class InjectedClockTests(SynchronousTestCase):
         self.failureResultOf(d, LoginTimeout)
         self.assertEqual(memory.getDelayedCalls(), [])
 
+    def test_connectionThatNeverStarts(self) -> None:
+        """
+        A connection made whose protocol fails to start (its
+        C{connectionMade} raises) leaves the endpoint's L{Deferred}
+        unfired, and Twisted then refuses to stop the connector: the
+        connection step still fails with L{LoginTimeout} at its deadline,
+        the refusal logged, instead of raising inside a timed call and
+        leaving the login to the overall timeout.
+        """
+        from twisted.internet.error import ConnectionDone, NotConnectingError
+        from twisted.internet.testing import MemoryReactorClock, StringTransport
+
+        from msnp.notification import NotificationProtocol
+
+        memory = MemoryReactorClock()
+        client = MSNClient(
+            ALICE, PASSWORD, Endpoints(dispatch="tcp:127.0.0.1:1863"), reactor=memory,
+            loginTimeout=60, requestTimeout=3,
+        )
+        d = client.login()
+
+        def refuse() -> None:
+            raise NotConnectingError()
+
+        memory.connectors[0].stopConnecting = refuse  # type: ignore[method-assign]
+        self.patch(NotificationProtocol, "connectionMade", lambda self: 1 / 0)
+        wrapper = memory.tcpClients[0][2].buildProtocol(None)
+        self.assertRaises(ZeroDivisionError, wrapper.makeConnection, StringTransport())
+        # What the reactor does with a connection whose start raised.
+        wrapper.connectionLost(Failure(ConnectionDone()))
+        memory.advance(2.9)
+        self.assertNoResult(d)
+        memory.advance(0.1)
+        failure = self.failureResultOf(d, LoginTimeout)
+        self.assertIn("connect", str(failure.value))
+        self.assertEqual(len(self.flushLoggedErrors(NotConnectingError)), 1)
+        self.assertEqual(memory.getDelayedCalls(), [])
+
     def test_offlineInitialStatusRefused(self) -> None:
         """
         Signing in as FLN is refused up front.
