@@ -38,7 +38,8 @@ from xml.etree.ElementTree import Element
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web.error import UnsupportedMethod
-from twisted.web.resource import NoResource, Resource
+from twisted.web.pages import notFound
+from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request
 
 from msnp.server.accounts import Account, AccountStore, AddressBookState, TicketCheck, TicketGrant, TicketState
@@ -163,13 +164,13 @@ class ABCHResource(Resource):
         self._sharing = _ServiceEndpoint(self, "SharingService.asmx", sharingActions)
         self._addressBook = _ServiceEndpoint(self, "abservice.asmx", addressBookActions)
 
-    def getChild(self, path: bytes, request: Request) -> Resource:
+    def getChild(self, path: bytes, request: Request) -> IResource:
         name = path.lower()
         if name == b"sharingservice.asmx":
             return self._sharing
         if name == b"abservice.asmx":
             return self._addressBook
-        return NoResource()
+        return notFound()
 
     # -- plumbing ---------------------------------------------------------------
 

@@ -394,13 +394,6 @@ class Presence:
         self._personal.pop(key, None)
         self.refreshSubject(key)
 
-    def refreshEverything(self) -> None:
-        """
-        Recompute every view (after a change whose reach is not known).
-        """
-        for watcher in self.allSessions():
-            self.refreshWatcher(watcher)
-
     # -- personal data --------------------------------------------------------
 
     def publicData(self, email: str) -> bytes:

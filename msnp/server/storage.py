@@ -32,7 +32,8 @@ from xml.etree.ElementTree import Element
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
-from twisted.web.resource import IResource, NoResource, Resource
+from twisted.web.pages import notFound
+from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request
 
 from msnp.server.accountmodel import Account
@@ -203,7 +204,7 @@ class StorageResource(Resource):
             return self._soap
         if name == b"usertile":
             return self._tiles
-        return NoResource()
+        return notFound()
 
     def now(self) -> float:
         return self.clock.seconds() if self.clock is not None else time.time()
