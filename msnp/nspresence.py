@@ -138,6 +138,29 @@ class PresenceHandlers:
     presenceLineReaders: Mapping[bytes, Callable[[Any, bytes], bool]] = {
         b"NLN ": readNLNLine, b"FLN ": readFLNLine, b"UBX ": readUBXLine,
     }
+    #: The methods each reader goes around: a subclass that overrides one
+    #: of them loses that reader (L{__init_subclass__}), so its override
+    #: sees every such line.
+    _readerBypasses: Mapping[bytes, tuple[str, ...]] = {
+        b"NLN ": ("handle_NLN", "applyPresence"),
+        b"FLN ": ("handle_FLN",),
+        b"UBX ": ("handle_UBX", "applyUserData"),
+    }
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        readers = getattr(cls, "lineReaders", None)
+        if not readers:
+            return
+        kept = {
+            prefix: reader for prefix, reader in readers.items()
+            if not any(
+                getattr(cls, name, None) is not getattr(PresenceHandlers, name)
+                for name in PresenceHandlers._readerBypasses.get(prefix, ())
+            )
+        }
+        if len(kept) != len(readers):
+            cls.lineReaders = kept
 
     def handle_NLN(self, command: Command) -> None:
         """

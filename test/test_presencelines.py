@@ -246,3 +246,58 @@ class StreamEquivalenceTests(SynchronousTestCase):
         with_.dataReceived(stream)
         without.dataReceived(stream)
         self.assertEqual(_contacts(with_), _contacts(without))
+
+
+class OverridingSubclassTests(SynchronousTestCase):
+    """
+    A subclass of L{NotificationProtocol} that overrides a handler the
+    line readers go around gets every such line through its override.
+    """
+
+    def _feed(self, cls: type, stream: bytes) -> Any:
+        protocol = cls("alice@example.com", ClientIdentity(), clock=Clock())
+        protocol.makeConnection(StringTransport())
+        protocol.state.contacts.add(Contact("bob@example.com"))
+        protocol.dataReceived(stream)
+        return protocol
+
+    def test_handlerOverrides(self) -> None:
+        """
+        Overriding C{handle_NLN}, C{handle_FLN} or C{handle_UBX} drops
+        that reader only; the others still read their lines.
+        """
+        seen: list[str] = []
+
+        class Custom(NotificationProtocol):
+            def handle_NLN(self, command: Command) -> None:
+                seen.append(command.name)
+                NotificationProtocol.handle_NLN(self, command)
+
+        self.assertEqual(sorted(Custom.lineReaders), [b"FLN ", b"UBX "])
+        self.assertEqual(sorted(NotificationProtocol.lineReaders), [b"FLN ", b"NLN ", b"UBX "])
+        payload = b"<Data><PSM>hi</PSM></Data>"
+        protocol = self._feed(Custom, b"NLN BSY 1:bob@example.com Bob 0 0\r\nUBX 1:bob@example.com %d\r\n%s"
+                              % (len(payload), payload))
+        self.assertEqual(seen, ["NLN"])
+        bob = protocol.state.contacts.get("bob@example.com")
+        self.assertEqual((bob.status, bob.personalMessage), (Status.BUSY, "hi"))
+
+    def test_applyOverrides(self) -> None:
+        """
+        Overriding C{applyPresence} or C{applyUserData}, which the NLN and
+        UBX readers go around, drops those readers too.
+        """
+        applied: list[Any] = []
+
+        class Custom(NotificationProtocol):
+            def applyPresence(self, update: Any) -> None:
+                applied.append(update.displayName)
+
+            def applyUserData(self, data: Any) -> None:
+                applied.append(data.personalMessage)
+
+        self.assertEqual(list(Custom.lineReaders), [b"FLN "])
+        payload = b"<Data><PSM>hi</PSM></Data>"
+        self._feed(Custom, b"NLN BSY 1:bob@example.com Bob 0 0\r\nUBX 1:bob@example.com %d\r\n%s"
+                   % (len(payload), payload))
+        self.assertEqual(applied, ["Bob", "hi"])
