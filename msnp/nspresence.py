@@ -160,7 +160,7 @@ class PresenceHandlers:
             )
         }
         if len(kept) != len(readers):
-            cls.lineReaders = kept
+            setattr(cls, "lineReaders", kept)  # MSNPProtocol.lineReaders, once mixed in
 
     def handle_NLN(self, command: Command) -> None:
         """
