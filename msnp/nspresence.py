@@ -140,7 +140,7 @@ class PresenceHandlers:
     }
     #: The methods each reader goes around: a subclass that overrides one
     #: of them loses that reader (L{__init_subclass__}), so its override
-    #: sees every such line.
+    #: sees every such line, unless it declares C{lineReaders} itself.
     _readerBypasses: Mapping[bytes, tuple[str, ...]] = {
         b"NLN ": ("handle_NLN", "applyPresence"),
         b"FLN ": ("handle_FLN",),
@@ -150,7 +150,8 @@ class PresenceHandlers:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         readers = getattr(cls, "lineReaders", None)
-        if not readers:
+        if not readers or "lineReaders" in cls.__dict__:
+            # A class that declares its readers has chosen them.
             return
         kept = {
             prefix: reader for prefix, reader in readers.items()

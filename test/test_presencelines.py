@@ -301,3 +301,16 @@ class OverridingSubclassTests(SynchronousTestCase):
         self._feed(Custom, b"NLN BSY 1:bob@example.com Bob 0 0\r\nUBX 1:bob@example.com %d\r\n%s"
                    % (len(payload), payload))
         self.assertEqual(applied, ["Bob", "hi"])
+
+    def test_declaredReadersKept(self) -> None:
+        """
+        A subclass that declares C{lineReaders} itself keeps what it
+        declared, overrides or not.
+        """
+        class Custom(NotificationProtocol):
+            lineReaders = NotificationProtocol.lineReaders
+
+            def handle_NLN(self, command: Command) -> None:
+                pass
+
+        self.assertEqual(sorted(Custom.lineReaders), [b"FLN ", b"NLN ", b"UBX "])
