@@ -23,7 +23,7 @@ from zope.interface import Interface
 
 from msnp.clientlimits import DEFAULT_CLIENT_LIMITS, ClientLimits, InvitationRate, RefusalSummary
 from msnp.contacts import NETWORK_YAHOO, normalizeEmail
-from msnp.conversationlink import Connector, ConversationState, SwitchboardLink, _Outgoing, tcpConnector
+from msnp.conversationlink import Connector, ConversationState, IP2PReceiver, SwitchboardLink, _Outgoing, tcpConnector
 from msnp.errors import ContactOffline, MessageNotDelivered
 from msnp.interfaces import notifyObserver
 from msnp.mime import MessageFormat, buildNudgePayload, buildTextPayloads, buildTypingPayload
@@ -36,25 +36,6 @@ if TYPE_CHECKING:
     from msnp.richcontent import Ink, VoiceClip, Wink
 
 log = Logger()
-
-class IP2PReceiver(Interface):
-    """
-    Where a conversation hands what belongs to the P2P layer (display
-    pictures, L{msnp.pictures}): the payloads of type
-    C{application/x-msnmsgrp2p} and the end of a switchboard.
-    """
-
-    def p2pReceived(conversation: "Conversation", sender: str, payload: bytes) -> None:
-        """
-        A whole C{application/x-msnmsgrp2p} payload from C{sender} (the
-        C{MSG} line's account). Must not raise.
-        """
-
-    def p2pSwitchboardClosed(conversation: "Conversation", peers: frozenset[str]) -> None:
-        """
-        The switchboard of C{conversation} is gone; C{peers} were on it.
-        Must not raise.
-        """
 
 
 # -- conversations ------------------------------------------------------------

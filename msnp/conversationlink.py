@@ -30,6 +30,7 @@ from twisted.internet.defer import (
 )
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import Interface
 
 from msnp.contacts import normalizeEmail, normalizeGuid
 from msnp.errors import (
@@ -49,6 +50,27 @@ if TYPE_CHECKING:
     from msnp.conversation import Conversation, ConversationManager
 
 log = Logger()
+
+
+class IP2PReceiver(Interface):
+    """
+    Where a conversation hands what belongs to the P2P layer (display
+    pictures, L{msnp.pictures}): the payloads of type
+    C{application/x-msnmsgrp2p} and the end of a switchboard.
+    """
+
+    def p2pReceived(conversation: "Conversation", sender: str, payload: bytes) -> None:
+        """
+        A whole C{application/x-msnmsgrp2p} payload from C{sender} (the
+        C{MSG} line's account). Must not raise.
+        """
+
+    def p2pSwitchboardClosed(conversation: "Conversation", peers: frozenset[str]) -> None:
+        """
+        The switchboard of C{conversation} is gone; C{peers} were on it.
+        Must not raise.
+        """
+
 
 def _endpointKey(guid: str) -> str:
     """

@@ -11,7 +11,7 @@ L{DisplayPictures} is the session's P2P side. It is, at once:
     chunk);
   - the manager's L{IObjectSource}: it serves the one picture the session
     publishes, to every contact who asks;
-  - the conversations' L{msnp.conversation.IP2PReceiver}: every
+  - the conversations' L{msnp.conversationlink.IP2PReceiver}: every
     C{application/x-msnmsgrp2p} payload goes to the manager, and a closed
     one-to-one switchboard fails that peer's running fetches with
     L{msnp.p2p.errors.TransferInterrupted} (the next fetch opens a new one);
@@ -40,7 +40,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from msnp.conversation import Conversation, IP2PReceiver
+from msnp.conversation import Conversation
+from msnp.conversationlink import IP2PReceiver
 from msnp.p2p.errors import TransferError
 from msnp.p2p.msnobject import TYPE_DISPLAY_PICTURE, MSNObject, friendlyName
 from msnp.p2p.session import MAX_OBJECT_SIZE, IObjectSource, IP2PTransport, P2PManager

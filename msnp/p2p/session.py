@@ -34,7 +34,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import Deferred, fail, maybeDeferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -250,9 +250,9 @@ class P2PManager:
         """
         peer = obj.creator.lower()
         if obj.size > self.maxObjectSize:
-            return _failed(TransferError(f"object of {obj.size} bytes exceeds the cap of {self.maxObjectSize}"))
+            return fail(TransferError(f"object of {obj.size} bytes exceeds the cap of {self.maxObjectSize}"))
         if obj.size == 0 or peer == self.account:
-            return _failed(TransferError("nothing to fetch: empty object or our own"))
+            return fail(TransferError("nothing to fetch: empty object or our own"))
         sessionId = self._newSessionId(peer)
         invite = slp.buildInvite(
             peer, self.account, eufGuid=slp.EUF_MSN_OBJECT, sessionId=sessionId,
@@ -595,9 +595,3 @@ class P2PManager:
         log.info("P2P message to {peer} not delivered: {why}", peer=peer, why=failure.getErrorMessage())
         if item.owner is not None and not item.owner.done:
             self._finish(item.owner, TransferInterrupted(f"could not send to {peer}: {failure.getErrorMessage()}"))
-
-
-def _failed(error: TransferError) -> "Deferred[bytes]":
-    d: Deferred[bytes] = Deferred()
-    d.errback(Failure(error))
-    return d
