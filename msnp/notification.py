@@ -58,6 +58,7 @@ from msnp.nsmessages import (
 from msnp.nsnotices import AccountNotices
 from msnp.nspresence import PresenceHandlers
 from msnp.protocol import DEFAULT_REQUEST_TIMEOUT, abortTransport
+from msnp.ubxscan import UserDataTails
 from msnp.uum import NetworkMessage
 from msnp.uun import (
     NotificationBody,
@@ -174,6 +175,7 @@ class NotificationProtocol(PresenceHandlers, AccountNotices, PreambleProtocol):
         PreambleProtocol.__init__(self, account, identity, clock, requestTimeout, trace)
         self.limits = limits
         self._droppedPlaces = RefusalSummary("places beyond ClientLimits.placesPerContact")
+        self._userDataTails = UserDataTails()
         self.state = SessionState(normalizeEmail(account), normalizeGuid(identity.machineGuid))
         self.observer = observer
         self.listener: Optional[INotificationListener] = None

@@ -32,9 +32,9 @@ from msnp.nsmessages import (
     parseOffline,
     parsePresence,
     parseUserData,
-    scanUserDataFields,
     userDataOf,
 )
+from msnp.ubxscan import UserDataTails, scanUserDataFields
 from msnp.presencelines import presenceFields, readOffline, readUserDataHeader
 from msnp.p2p.msnobject import parsePicture, pictureIdentity
 from msnp.wire import Command
@@ -84,6 +84,7 @@ class PresenceHandlers:
     session: Optional[object]
     limits: ClientLimits
     _droppedPlaces: RefusalSummary
+    _userDataTails: UserDataTails
 
     # What the presence lines set off is all in _record*: the general path
     # (handle_* and apply*) and the line readers (read*Line, taking the
@@ -116,10 +117,14 @@ class PresenceHandlers:
         return True
 
     def _userDataReceived(self, account: AccountReference, payload: bytes) -> None:
-        fields = scanUserDataFields(payload)
+        state = self.state
+        contact = None if account.email == state.account else state.contacts.getNormalized(account.email)
+        if contact is not None:
+            fields = self._userDataTails.scan(contact.email, payload, len(state.contacts))
+        else:
+            fields = scanUserDataFields(payload)
         if fields is not None:
             personalMessage, currentMedia, capabilities = fields
-            contact = None if account.email == self.state.account else self.state.contacts.getNormalized(account.email)
             known = contact.endpoints if contact is not None else {}
             self._recordUserData(account, personalMessage, currentMedia, _placesFor(capabilities, known), contact)
             return

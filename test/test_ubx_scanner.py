@@ -17,6 +17,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from msnp.errors import ProtocolError
 from msnp.nsmessages import AccountReference, _parseUserDataXML, parseUserData, scanUserData
+from msnp.ubxscan import UserDataTails, scanUserDataFields
 from msnp.wire import Command
 from msnp.xmlsafe import XMLError
 
@@ -108,6 +109,104 @@ class ScannerTests(SynchronousTestCase):
             return
         data = parseUserData(command)
         self.assertEqual((data.personalMessage, data.currentMedia, data.endpoints, data.private), expected)
+
+
+#: One thing the scanner must refuse in otherwise plain text.
+_lone = st.sampled_from(["a & b", "]]>", "x]]>y", "&#0;", "&#xFFFE;", "&bogus;", "\r", "\x01", "\ufffe", "<", "&#x7B;"])
+
+
+@st.composite
+def _heads(draw: Any) -> bytes:
+    """
+    What comes before a payload's places: C{<Data>}, the personal message
+    and the media in their usual and unusual spellings, sometimes with a
+    hostile byte or two.
+    """
+    def element(name: str) -> Any:
+        return st.one_of(st.sampled_from(["", f"<{name}/>", f"<{name} />", f"<{name}>"]),
+                         st.one_of(_text, _lone).map(lambda text: f"<{name}>{text}</{name}>"))
+    head = f"<Data>{draw(element('PSM'))}{draw(element('CurrentMedia'))}".encode("utf-8")
+    if draw(st.integers(0, 4)) == 0:
+        cut = draw(st.integers(0, len(head)))
+        head = head[:cut] + draw(st.binary(max_size=2)) + head[cut:]
+    return head
+
+
+@st.composite
+def _tails(draw: Any) -> bytes:
+    """
+    What comes after: places, flat elements and anything else, then
+    C{</Data>}.
+    """
+    common = st.one_of(
+        _benign.map(lambda caps: f'<EndpointData id="{{AB12-CD}}"><Capabilities>{caps}:48</Capabilities></EndpointData>'),
+        st.sampled_from(["<MachineGuid>&#x7B;AB&#x7D;</MachineGuid>", "<DDP></DDP>", "<Scene/>", "<ColorScheme>-3</ColorScheme>"]),
+    )
+    items = draw(st.lists(st.one_of(common, common, _item()), max_size=5))
+    tail = ("".join(items) + "</Data>").encode("utf-8")
+    if draw(st.integers(0, 5)) == 0:
+        cut = draw(st.integers(0, len(tail)))
+        tail = tail[:cut] + draw(st.binary(max_size=2)) + tail[cut:]
+    return tail
+
+
+class TailMemoTests(SynchronousTestCase):
+    """
+    L{UserDataTails}: a contact's remembered tail spares reading it again,
+    and the answer is always what the scanner reads from the whole payload.
+    """
+
+    COMMON_TAIL = (b'<EndpointData id="{ab12-cd}"><Capabilities>2789003324:48</Capabilities></EndpointData>'
+                   b"<MachineGuid>&#x7B;AB&#x7D;</MachineGuid><DDP></DDP><Scene></Scene></Data>")
+
+    @SETTINGS
+    @given(st.lists(_heads(), min_size=1, max_size=4), st.lists(_tails(), min_size=1, max_size=3),
+           st.lists(st.tuples(st.integers(0, 3), st.integers(0, 2), st.integers(0, 1)), min_size=1, max_size=12))
+    def test_sameAnswerAsTheScanner(self, heads: list[bytes], tails: list[bytes],
+                                    order: list[tuple[int, int, int]]) -> None:
+        """
+        Payloads made of a few heads and tails in any order, from two
+        contacts: each answer is the scanner's for the whole payload (which
+        the test above holds to the strict parser).
+        """
+        memo = UserDataTails(storm=0)
+        for headIndex, tailIndex, who in order:
+            payload = heads[headIndex % len(heads)] + tails[tailIndex % len(tails)]
+            self.assertEqual(memo.scan(("bob", "carol")[who], payload, 2), scanUserDataFields(payload), payload)
+
+    def test_repeatedTailNotReadAgain(self) -> None:
+        """
+        A payload ending with the remembered tail has only its head read:
+        the places are the remembered capabilities, the very dict.
+        """
+        memo = UserDataTails(storm=0)
+        first = memo.scan("bob", b"<Data><PSM>one</PSM>" + self.COMMON_TAIL, 1)
+        second = memo.scan("bob", b"<Data><PSM>two &amp; more</PSM><CurrentMedia/>" + self.COMMON_TAIL, 1)
+        assert first is not None and second is not None
+        self.assertEqual(first, ("one", "", {"{AB12-CD}": "2789003324:48"}))
+        self.assertEqual(second[:2], ("two & more", ""))
+        self.assertIs(second[2], first[2])
+        # A head the scanner refuses is refused with a remembered tail too.
+        self.assertIsNone(memo.scan("bob", b"<Data><PSM>a & b</PSM>" + self.COMMON_TAIL, 1))
+        self.assertIsNone(memo.scan("bob", b"<Data> <PSM>x</PSM>" + self.COMMON_TAIL, 1))
+        # A tail remembered for bob says nothing about carol's payloads.
+        self.assertIsNone(memo.scan("carol", b"<Data><PSM>x</PSM>" + self.COMMON_TAIL[:-7] + b"<Q></Data>", 1))
+
+    def test_remembersOnlyAfterAStorm(self) -> None:
+        """
+        Nothing is remembered until C{storm} payloads were read, and the
+        tails are forgotten when they outnumber twice the contacts.
+        """
+        memo = UserDataTails(storm=3)
+        for n in range(2):
+            memo.scan(f"c{n}", b"<Data><PSM>x</PSM>" + self.COMMON_TAIL, 1)
+        self.assertIsNone(memo._tails)
+        memo.scan("c2", b"<Data><PSM>x</PSM>" + self.COMMON_TAIL, 1)
+        self.assertEqual(memo._tails and list(memo._tails), ["c2"])
+        for n in range(3, 30):
+            memo.scan(f"c{n}", b"<Data><PSM>x</PSM>" + self.COMMON_TAIL, 1)
+        assert memo._tails is not None
+        self.assertLessEqual(len(memo._tails), 2 * 1 + 16 + 1)
 
 
 class BacktrackingTests(SynchronousTestCase):
