@@ -272,6 +272,20 @@ class MSNPProtocol(LineReceiver):
         if self._broken:
             return
         needed = self._payloadLength - self._payloadReceived
+        if not self._payloadReceived and len(data) >= needed:
+            # The usual case, the whole payload in this read: no chunks.
+            deliver = self._payloadDeliver
+            self._payloadDeliver = None
+            self._payloadLength = 0
+            if deliver is not None:
+                try:
+                    deliver(data[:needed] if len(data) > needed else data)
+                except Exception:
+                    self.log.failure("Error while handling a payload")
+            self.line_mode = 1
+            if len(data) > needed and not self._broken and not self._isClosing():
+                LineReceiver.dataReceived(self, data[needed:])
+            return
         chunk, rest = data[:needed], data[needed:]
         deliver = self._payloadDeliver
         if deliver is not None:
