@@ -54,7 +54,15 @@ def _placesFor(capabilities: dict[str, str], known: dict[str, Place]) -> dict[st
     built again, and C{known} itself when nothing changed (most C{UBX}s
     repeat the places and change the personal message).
     """
-    if len(capabilities) == len(known):
+    count = len(capabilities)
+    if count == 1 and len(known) == 1:
+        # One place, the usual case: no iterators.
+        for guid, caps in capabilities.items():
+            place = known.get(guid)
+            if (place is not None and place.capabilities == caps and not place.name and not place.idle
+                    and not place.clientType and not place.state):
+                return known
+    elif count == len(known):
         for (guid, caps), (knownGuid, place) in zip(capabilities.items(), known.items()):
             if (guid != knownGuid or place.capabilities != caps or place.name or place.idle
                     or place.clientType or place.state):
