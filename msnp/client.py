@@ -339,15 +339,7 @@ class MSNClient(LoginServices):
 
         def expire() -> None:
             expired.append(True)
-            try:
-                connecting.cancel()
-            except Exception:
-                # Connected, but the protocol failed to start (its
-                # connectionMade raised): the endpoint will never fire and
-                # Twisted refuses to stop a connector that is not connecting.
-                log.failure("Cancelling the connection to {description} failed", description=description)
-            if not connecting.called:
-                connecting.errback(ConnectError(string="the connection never started"))
+            connecting.cancel()  # never raises (connectQuietly)
 
         timer = self.reactor.callLater(self.requestTimeout, expire)
         try:

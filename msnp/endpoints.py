@@ -16,9 +16,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
+from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Factory
+from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from msnp.capabilities import advertisedCapabilities
+
+_log = Logger()
 
 #: The historical Microsoft addresses (all switched off long ago).
 HISTORICAL_DISPATCH = "tcp:messenger.hotmail.com:1863"
@@ -193,9 +198,41 @@ def connectQuietly(endpoint: Any, protocol: Any) -> Any:
     does not log "Starting factory" / "Stopping factory" for every
     connection (a long-running client otherwise fills its log with them).
 
+    Cancelling it never raises. Twisted refuses to stop a connector that
+    is no longer connecting (C{NotConnectingError}): that is where a
+    connection stays whose protocol raised in C{connectionMade}, and where
+    the endpoint's L{Deferred} will never fire. Cancelled then, this one
+    fails with C{CancelledError} all the same, so a timeout on it (a login
+    step, a switchboard being opened) ends instead of raising inside a
+    timed call and leaving its waiters waiting.
+
     @return: a L{Deferred <twisted.internet.defer.Deferred>} firing with C{protocol} once connected.
     """
-    return endpoint.connect(_OneProtocolFactory(protocol))
+    connecting = endpoint.connect(_OneProtocolFactory(protocol))
+
+    def cancel(outer: "Deferred[Any]") -> None:
+        try:
+            connecting.cancel()
+        except Exception as e:
+            _log.info("Connection attempt could not be stopped ({error}); giving it up", error=repr(e))
+        # Deferred.cancel fails the outer one if this left it waiting.
+
+    outer: "Deferred[Any]" = Deferred(cancel)
+
+    def passOn(result: Any) -> None:
+        if not outer.called:
+            if isinstance(result, Failure):
+                outer.errback(result)
+            else:
+                outer.callback(result)
+        elif not isinstance(result, Failure):
+            # Connected after the attempt was given up: nobody owns it.
+            transport = getattr(result, "transport", None)
+            if transport is not None:
+                transport.abortConnection()
+
+    connecting.addBoth(passOn)
+    return outer
 
 
 class _OneProtocolFactory(Factory):
