@@ -136,16 +136,27 @@ def scanUserDataFields(payload: bytes) -> Optional[tuple[str, str, dict[str, str
 _Scanned = tuple[str, str, dict[str, str], bytes]
 
 
-def _scan(payload: bytes) -> Optional[_Scanned]:
-    if len(payload) > _MAX_PAYLOAD:
-        return None
+def _matched(data: bytes, pattern: "re.Pattern[str]") -> Optional[tuple[str, "re.Match[str]"]]:
+    """
+    C{data} as text and C{pattern}'s match of it, or L{None} when it is not
+    UTF-8, does not match, or holds what the structure lets through but
+    expat refuses (L{_unusualText}).
+    """
     try:
-        text = payload.decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         return None
-    shape = _USER_DATA.match(text)
+    shape = pattern.match(text)
     if shape is None or _unusualText(text):
         return None
+    return text, shape
+
+
+def _scan(payload: bytes) -> Optional[_Scanned]:
+    matched = None if len(payload) > _MAX_PAYLOAD else _matched(payload, _USER_DATA)
+    if matched is None:
+        return None
+    text, shape = matched
     psm, media, places, rest = shape.group("psm", "media", "places", "rest")
     if "<PSM" in rest or "<CurrentMedia" in rest or "EndpointData" in rest:
         # The strict parser reads the first of these wherever it is.
@@ -172,8 +183,7 @@ def _scan(payload: bytes) -> Optional[_Scanned]:
                 except ValueError:
                     continue
                 endpoints[guid] = capabilities.strip()
-        head = (_unescape(psm) if "&" in psm else psm) if psm else ""
-        playing = (_unescape(media) if "&" in media else media) if media else ""
+        head, playing = _unescape(psm), _unescape(media)
     except _Unusual:
         return None
     start = shape.start("places")
@@ -197,19 +207,12 @@ def _scanHead(head: bytes) -> Optional[tuple[str, str]]:
     The personal message and current media of a payload's head, the part
     L{_HEAD} matches, or L{None}.
     """
-    try:
-        text = head.decode("utf-8")
-    except UnicodeDecodeError:
+    matched = _matched(head, _HEAD)
+    if matched is None:
         return None
-    shape = _HEAD.match(text)
-    if shape is None or _unusualText(text):
-        return None
-    psm, media = shape.group("psm", "media")
+    psm, media = matched[1].group("psm", "media")
     try:
-        return (
-            (_unescape(psm) if "&" in psm else psm) if psm else "",
-            (_unescape(media) if "&" in media else media) if media else "",
-        )
+        return _unescape(psm), _unescape(media)
     except _Unusual:
         return None
 
