@@ -47,6 +47,14 @@ log = Logger()
 _UNCHANGED = object()
 
 
+def _isPlace(place: Optional[Place], capabilities: str) -> bool:
+    """
+    Whether C{place} is what C{Place(guid, capabilities)} would be.
+    """
+    return (place is not None and place.capabilities == capabilities and not place.name
+            and not place.idle and not place.clientType and not place.state)
+
+
 def _placesFor(capabilities: dict[str, str], known: dict[str, Place]) -> dict[str, Place]:
     """
     The places of a scanned C{UBX} (capabilities by GUID): those of
@@ -58,26 +66,18 @@ def _placesFor(capabilities: dict[str, str], known: dict[str, Place]) -> dict[st
     if count == 1 and len(known) == 1:
         # One place, the usual case: no iterators.
         for guid, caps in capabilities.items():
-            place = known.get(guid)
-            if (place is not None and place.capabilities == caps and not place.name and not place.idle
-                    and not place.clientType and not place.state):
+            if _isPlace(known.get(guid), caps):
                 return known
     elif count == len(known):
         for (guid, caps), (knownGuid, place) in zip(capabilities.items(), known.items()):
-            if (guid != knownGuid or place.capabilities != caps or place.name or place.idle
-                    or place.clientType or place.state):
+            if guid != knownGuid or not _isPlace(place, caps):
                 break
         else:
             return known
     places: dict[str, Place] = {}
     for guid, caps in capabilities.items():
         kept = known.get(guid)
-        if (kept is not None and kept.capabilities == caps and not kept.name
-                and not kept.idle and not kept.clientType and not kept.state):
-            place = kept
-        else:
-            place = Place(guid, caps)
-        places[guid] = place
+        places[guid] = kept if kept is not None and _isPlace(kept, caps) else Place(guid, caps)
     return places
 
 

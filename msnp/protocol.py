@@ -272,32 +272,22 @@ class MSNPProtocol(LineReceiver):
         if self._broken:
             return
         needed = self._payloadLength - self._payloadReceived
+        deliver = self._payloadDeliver
         if not self._payloadReceived and len(data) >= needed:
             # The usual case, the whole payload in this read: no chunks.
-            deliver = self._payloadDeliver
-            self._payloadDeliver = None
-            self._payloadLength = 0
+            payload = data[:needed] if len(data) > needed else data
+        else:
+            chunk = data[:needed]
             if deliver is not None:
-                try:
-                    deliver(data[:needed] if len(data) > needed else data)
-                except Exception:
-                    self.log.failure("Error while handling a payload")
-            self.line_mode = 1
-            if len(data) > needed and not self._broken and not self._isClosing():
-                LineReceiver.dataReceived(self, data[needed:])
-            return
-        chunk, rest = data[:needed], data[needed:]
-        deliver = self._payloadDeliver
-        if deliver is not None:
-            self._payloadChunks.append(chunk)
-        self._payloadReceived += len(chunk)
-        if self._payloadReceived < self._payloadLength:
-            return
-        chunks = self._payloadChunks
-        self._payloadDeliver, self._payloadChunks = None, []
+                self._payloadChunks.append(chunk)
+            self._payloadReceived += len(chunk)
+            if self._payloadReceived < self._payloadLength:
+                return
+            chunks, self._payloadChunks = self._payloadChunks, []
+            payload = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        self._payloadDeliver = None
         self._payloadReceived = self._payloadLength = 0
         if deliver is not None:
-            payload = chunks[0] if len(chunks) == 1 else b"".join(chunks)
             try:
                 deliver(payload)
             except Exception:
@@ -307,8 +297,8 @@ class MSNPProtocol(LineReceiver):
         # in): LineReceiver, busy receiving, buffers the leftover bytes,
         # so this does not recurse once per payload command.
         self.line_mode = 1
-        if rest and not self._broken and not self._isClosing():
-            LineReceiver.dataReceived(self, rest)
+        if len(data) > needed and not self._broken and not self._isClosing():
+            LineReceiver.dataReceived(self, data[needed:])
 
     # -- dispatching ----------------------------------------------------------
 
