@@ -26,6 +26,10 @@ __all__ = ["UserDataTails", "scanUserData", "scanUserDataFields"]
 #: Longest payload the scanner reads (longer ones go to the strict parser,
 #: which has its own caps).
 _MAX_PAYLOAD = 65536
+#: Longest tail L{UserDataTails} remembers. A client's tail is a few
+#: hundred bytes (about 1 KB with eight places); a server or peer that
+#: pads it must not make a session keep up to 64 KiB per contact.
+_MAX_TAIL = 4096
 
 # The structure is matched with character data as a run of anything but
 # "<" and the characters expat refuses or changes (a CR, which it folds,
@@ -237,6 +241,7 @@ class UserDataTails:
     once it has read L{storm} payloads (a small contact list signing in
     does not pay for it), and it forgets them all when it holds more than
     twice as many tails as it has contacts (addresses no longer listed).
+    A tail longer than 4 KiB is read every time, never remembered.
     """
 
     __slots__ = ("_tails", "_seen", "storm")
@@ -274,5 +279,8 @@ class UserDataTails:
             tails = self._tails = {}
         elif len(tails) > 2 * contacts + 16 and email not in tails:
             tails.clear()
-        tails[email] = (tail, capabilities)
+        if len(tail) <= _MAX_TAIL:
+            tails[email] = (tail, capabilities)
+        else:
+            tails.pop(email, None)
         return personalMessage, currentMedia, capabilities

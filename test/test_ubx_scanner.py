@@ -209,6 +209,19 @@ class TailMemoTests(SynchronousTestCase):
         self.assertLessEqual(len(memo._tails), 2 * 1 + 16 + 1)
 
 
+    def test_longTailNotRemembered(self) -> None:
+        """
+        A padded tail is read, but not kept: a hostile peer cannot make a
+        session hold a large payload per contact.
+        """
+        memo = UserDataTails(storm=0)
+        memo.scan("bob", b"<Data><PSM>x</PSM>" + self.COMMON_TAIL, 1)
+        padded = self.COMMON_TAIL[:-7] + b"<DDP>" + b"a" * 8000 + b"</DDP></Data>"
+        payload = b"<Data><PSM>y</PSM>" + padded
+        self.assertEqual(memo.scan("bob", payload, 1), scanUserDataFields(payload))
+        self.assertEqual(memo._tails, {})
+
+
 class BacktrackingTests(SynchronousTestCase):
     """
     Payloads that almost match the scanner's shape. With a run of text
