@@ -380,7 +380,7 @@ class HostileListingTests(SynchronousTestCase):
         "<Content><Handle><Id>00000000-0000-0000-0009-0123456789ab</Id></Handle></Content>",
         "<PersonalInfo><MembershipInfo><CirclePersonalMembership><Role>Admin</Role><State>9</State>"
         "</CirclePersonalMembership></MembershipInfo></PersonalInfo>",
-        "<CircleTicket>x</CircleTicket>", "<Contacts>", "</Contacts>", "<Contact><contactInfo><contactType>Circle"
+        "<CircleTicket>t=SECRET-ticket&amp;p=</CircleTicket>", "<Contacts>", "</Contacts>", "<Contact><contactInfo><contactType>Circle"
         "</contactType><NetworkInfo><DomainTag>00000000-0000-0000-0009-0123456789ab</DomainTag>"
         "<RelationshipState>1</RelationshipState></NetworkInfo></contactInfo></Contact>",
         "<Deleted>true</Deleted>", "<Contact><contactInfo><contactType>Me</contactType></contactInfo></Contact>",
@@ -400,7 +400,7 @@ class HostileListingTests(SynchronousTestCase):
             return
         try:
             listing = soap.parseCircleListing(document)
-            self.assertNotIn("<CircleTicket", repr(listing))
+            self.assertNotIn("SECRET-ticket", repr(listing))
         except ServiceError:
             pass
         try:
